@@ -1,0 +1,309 @@
+//! `gi_open`'s JSON configuration: parsed strictly (an unknown or missing field is an error
+//! that names it), checked once, and resolved per domain so that every later call finds its
+//! OAuth client and region without parsing anything.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::account::domain_of;
+use crate::error::{Error, Result};
+use crate::phone::RegionRules;
+
+/// A secret from the configuration. Its `Debug` never shows the value, so no log line or
+/// panic message can carry it by accident.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    client_id: String,
+    client_secret: Secret,
+    redirect_uri: String,
+    data_dir: PathBuf,
+    #[serde(default = "default_region")]
+    default_region: String,
+    #[serde(default = "default_sync_interval")]
+    sync_interval_secs: u64,
+    #[serde(default)]
+    google: RawGoogle,
+    #[serde(default)]
+    domains: HashMap<String, RawDomain>,
+    /// Not in the contract's example: the first delay of the exponential backoff after a 429
+    /// or 5xx without `Retry-After`. Google recommends about a second; tests shorten it.
+    #[serde(default = "default_retry_base_ms")]
+    retry_base_ms: u64,
+}
+
+fn default_region() -> String {
+    "US".into()
+}
+fn default_sync_interval() -> u64 {
+    600
+}
+fn default_retry_base_ms() -> u64 {
+    1000
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGoogle {
+    #[serde(default = "default_auth_url")]
+    auth_url: String,
+    #[serde(default = "default_token_url")]
+    token_url: String,
+    #[serde(default = "default_revoke_url")]
+    revoke_url: String,
+    #[serde(default = "default_people_url")]
+    people_url: String,
+}
+
+impl Default for RawGoogle {
+    fn default() -> RawGoogle {
+        RawGoogle {
+            auth_url: default_auth_url(),
+            token_url: default_token_url(),
+            revoke_url: default_revoke_url(),
+            people_url: default_people_url(),
+        }
+    }
+}
+
+fn default_auth_url() -> String {
+    "https://accounts.google.com/o/oauth2/v2/auth".into()
+}
+fn default_token_url() -> String {
+    "https://oauth2.googleapis.com/token".into()
+}
+fn default_revoke_url() -> String {
+    "https://oauth2.googleapis.com/revoke".into()
+}
+fn default_people_url() -> String {
+    "https://people.googleapis.com".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDomain {
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    redirect_uri: Option<String>,
+    region: Option<String>,
+}
+
+/// Google's endpoints, checked to be absolute URLs that are https (or http on loopback).
+#[derive(Clone, Debug)]
+pub struct GoogleEndpoints {
+    pub auth_url: Url,
+    pub token_url: Url,
+    pub revoke_url: Url,
+    pub people_url: Url,
+}
+
+/// Everything a call for one domain needs: its OAuth client and the region its numbers are
+/// read in. Domains without an entry share the top-level settings.
+#[derive(Debug)]
+pub struct DomainSettings {
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub redirect_uri: Url,
+    pub region: RegionRules,
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub sync_interval: Duration,
+    pub retry_base: Duration,
+    pub google: GoogleEndpoints,
+    default_settings: Arc<DomainSettings>,
+    domains: HashMap<String, Arc<DomainSettings>>,
+}
+
+impl Config {
+    /// Parses and checks the configuration, and creates `data_dir` (mode 0700) if needed.
+    pub fn parse(json: &str) -> Result<Config> {
+        let raw: RawConfig =
+            serde_json::from_str(json).map_err(|e| Error::config(format!("configuration: {e}")))?;
+
+        let google = GoogleEndpoints {
+            auth_url: parse_endpoint("google.auth_url", &raw.google.auth_url)?,
+            token_url: parse_endpoint("google.token_url", &raw.google.token_url)?,
+            revoke_url: parse_endpoint("google.revoke_url", &raw.google.revoke_url)?,
+            people_url: parse_endpoint("google.people_url", &raw.google.people_url)?,
+        };
+        if raw.sync_interval_secs == 0 {
+            return Err(Error::config(
+                "configuration: sync_interval_secs must be at least 1 (the default is 600)",
+            ));
+        }
+
+        let default_settings = Arc::new(DomainSettings {
+            client_id: non_empty("client_id", raw.client_id)?,
+            client_secret: non_empty_secret("client_secret", raw.client_secret)?,
+            redirect_uri: parse_endpoint("redirect_uri", &raw.redirect_uri)?,
+            region: parse_region("default_region", &raw.default_region)?,
+        });
+
+        let mut domains = HashMap::new();
+        for (domain, over) in raw.domains {
+            let field = |name: &str| format!("domains.{domain}.{name}");
+            if domain.is_empty() || domain.contains('/') {
+                return Err(Error::config(format!(
+                    "configuration: domains: \"{domain}\" is not a domain; use the part of the account before '/'"
+                )));
+            }
+            let settings = DomainSettings {
+                client_id: match over.client_id {
+                    Some(id) => non_empty(&field("client_id"), id)?,
+                    None => default_settings.client_id.clone(),
+                },
+                client_secret: match over.client_secret {
+                    Some(secret) => non_empty_secret(&field("client_secret"), secret)?,
+                    None => default_settings.client_secret.clone(),
+                },
+                redirect_uri: match over.redirect_uri {
+                    Some(uri) => parse_endpoint(&field("redirect_uri"), &uri)?,
+                    None => default_settings.redirect_uri.clone(),
+                },
+                region: match over.region {
+                    Some(region) => parse_region(&field("region"), &region)?,
+                    None => default_settings.region.clone(),
+                },
+            };
+            domains.insert(domain, Arc::new(settings));
+        }
+
+        create_data_dir(&raw.data_dir)?;
+
+        Ok(Config {
+            data_dir: raw.data_dir,
+            sync_interval: Duration::from_secs(raw.sync_interval_secs),
+            retry_base: Duration::from_millis(raw.retry_base_ms),
+            google,
+            default_settings,
+            domains,
+        })
+    }
+
+    /// The OAuth client and region for an account, from its domain's entry or the top level.
+    pub fn settings_for(&self, account: &str) -> &Arc<DomainSettings> {
+        self.domains
+            .get(domain_of(account))
+            .unwrap_or(&self.default_settings)
+    }
+}
+
+fn non_empty(field: &str, value: String) -> Result<String> {
+    if value.trim().is_empty() {
+        return Err(Error::config(format!(
+            "configuration: {field} is empty; copy it from the Google Cloud console (APIs & Services > Credentials)"
+        )));
+    }
+    Ok(value)
+}
+
+fn non_empty_secret(field: &str, value: Secret) -> Result<Secret> {
+    if value.expose().trim().is_empty() {
+        return Err(Error::config(format!(
+            "configuration: {field} is empty; copy it from the Google Cloud console (APIs & Services > Credentials)"
+        )));
+    }
+    Ok(value)
+}
+
+fn parse_region(field: &str, region: &str) -> Result<RegionRules> {
+    RegionRules::new(region).ok_or_else(|| {
+        Error::config(format!(
+            "configuration: {field} \"{region}\" is not an ISO 3166 country code known to the number metadata (e.g. \"US\", \"GB\", \"DE\")"
+        ))
+    })
+}
+
+/// An endpoint must be an absolute https URL; plain http only to a loopback host, where the
+/// host simulator and tests run their fake Google. Anything else would send tokens in clear.
+fn parse_endpoint(field: &str, value: &str) -> Result<Url> {
+    let url = Url::parse(value).map_err(|e| {
+        Error::config(format!(
+            "configuration: {field} \"{value}\" is not a valid absolute URL ({e})"
+        ))
+    })?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(Error::config(format!(
+                "configuration: {field} must use https (plain http is allowed only for 127.0.0.1, [::1] or localhost)"
+            )))
+        }
+        other => {
+            return Err(Error::config(format!(
+                "configuration: {field} has scheme \"{other}\"; use an https URL"
+            )))
+        }
+    }
+    if url.host().is_none() {
+        return Err(Error::config(format!(
+            "configuration: {field} \"{value}\" has no host"
+        )));
+    }
+    Ok(url)
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+fn create_data_dir(dir: &PathBuf) -> Result<()> {
+    if dir.as_os_str().is_empty() {
+        return Err(Error::config(
+            "configuration: data_dir is empty; give a directory the PBX may write, e.g. /var/lib/pbx/google",
+        ));
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            Error::config(format!(
+                "configuration: data_dir \"{}\" cannot be created ({e}); create it or choose a writable directory",
+                dir.display()
+            ))
+        })?;
+    // Prove now that the directory is writable, rather than failing on the first token.
+    let probe = dir.join(".write-test");
+    fs::write(&probe, b"")
+        .and_then(|()| fs::remove_file(&probe))
+        .map_err(|e| {
+            Error::config(format!(
+                "configuration: data_dir \"{}\" is not writable ({e}); give the PBX user write access",
+                dir.display()
+            ))
+        })
+}

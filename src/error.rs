@@ -1,0 +1,84 @@
+//! The one error type of the core. Each error carries the kind the C boundary maps to a
+//! numbered result, and a message written for the PBX administrator who will read it in
+//! `gi_last_error`: what went wrong and what to do. Messages never contain a token, a client
+//! secret or an authorization code; callers build them from fixed text and identifiers only.
+
+use std::fmt;
+
+/// What went wrong, in the terms of the contract's result codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    InvalidArgument,
+    BufferTooSmall,
+    State,
+    Denied,
+    Google,
+    Network,
+    Storage,
+    Config,
+    Internal,
+}
+
+#[derive(Debug, Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid_argument(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::InvalidArgument, message)
+    }
+
+    pub fn config(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Config, message)
+    }
+
+    pub fn storage(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Storage, message)
+    }
+
+    pub fn google(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Google, message)
+    }
+
+    pub fn network(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Network, message)
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        // Statements only ever carry values as bound parameters, so the text of a SQLite
+        // error names the failure, never a stored token.
+        Error::storage(format!(
+            "the plugin's database failed ({e}); check that data_dir is writable and the disk is not full"
+        ))
+    }
+}

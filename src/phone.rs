@@ -1,0 +1,725 @@
+//! Phone numbers as the host contract reads them (contract: "Words" -> number, and "Lookup").
+//!
+//! Numbers are compared in E.164. Two readers share one set of rules, [`RegionRules`], built once
+//! per region when the plugin opens:
+//! - [`RegionRules::normalise_stored`] runs at sync time, once per number stored in Google
+//!   Contacts. It may allocate and may call the `phonenumber` parser.
+//! - [`RegionRules::read_incoming`] runs on every call. It works over bytes in a stack buffer and
+//!   touches neither the heap, nor a regex, nor the parser.
+//!
+//! Both start with the same byte-level reading (`RegionRules::read`), so a number written the
+//! same way on both sides always meets itself. The `phonenumber` parser only gets the stored text
+//! that reading declines (extensions, labels, letters, "(0)", Brazilian carrier codes).
+
+use phonenumber::country::{Id, Source};
+use phonenumber::metadata::DATABASE;
+use phonenumber::{Metadata, Type};
+
+/// Digits the stack buffer holds: an E.164 number (15) behind a two-digit international prefix.
+const MAX_DIGITS: usize = 17;
+/// The shortest E.164 numbers in use have 7 digits (Saint Helena's +290 XXXX, for one).
+const E164_MIN_DIGITS: usize = 7;
+/// E.164 allows at most 15 digits, country code included.
+const E164_MAX_DIGITS: usize = 15;
+
+/// International prefixes other than 00 that this reader knows: 0011 (Australia), 011 (NANP),
+/// 010 (Japan), 810 (Russia, Kazakhstan). Each counts only in the regions whose metadata says it
+/// is theirs: in Great Britain "0113 496 0000" is Leeds, in Italy "011 ..." is Turin, and in
+/// India "011 ..." is Delhi. Longest first, so "0011" is not taken for "00" followed by "11".
+const OTHER_INTERNATIONAL_PREFIXES: [&str; 4] = ["0011", "011", "010", "810"];
+
+/// The contract names 00 as an international prefix everywhere, whatever the region's metadata.
+const EVERYWHERE_INTERNATIONAL_PREFIX: &str = "00";
+
+/// The kinds of number someone may call from (fixed lines and mobiles): how long a national
+/// significant number of these is decides whether leading digits that spell the country code
+/// are the country code ("44 20 7946 0958" in GB) or part of the number (Italy's mobile
+/// "393 123 4567").
+const SUBSCRIBER_KINDS: [Type; 2] = [Type::FixedLine, Type::Mobile];
+
+/// Every kind of number one can reach from outside; `Type::Unknown` is the general description.
+const REACHABLE_KINDS: [Type; 11] = [
+    Type::Unknown,
+    Type::FixedLine,
+    Type::Mobile,
+    Type::TollFree,
+    Type::PremiumRate,
+    Type::SharedCost,
+    Type::PersonalNumber,
+    Type::Voip,
+    Type::Pager,
+    Type::Uan,
+    Type::Voicemail,
+];
+
+/// An E.164 number as an integer: its digits without '+' (at most 15 digits; E.164 never starts
+/// with 0, so no digit is lost).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct E164(pub u64);
+
+impl E164 {
+    /// Writes `+<digits>` into `buf` and returns it as &str, without allocating. A value of 20
+    /// digits (never built here: E.164 has at most 15) loses its first digit.
+    pub fn write<'a>(&self, buf: &'a mut [u8; 20]) -> &'a str {
+        let mut rest = self.0;
+        let mut start = buf.len();
+        loop {
+            start -= 1;
+            buf[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 || start == 1 {
+                break;
+            }
+        }
+        start -= 1;
+        buf[start] = b'+';
+        let buf: &'a [u8; 20] = buf;
+        // Only ASCII was written, so this never falls back.
+        std::str::from_utf8(&buf[start..]).unwrap_or("")
+    }
+
+    /// The number as `+<digits>`, for paths where an allocation does not matter.
+    pub fn to_string_e164(&self) -> String {
+        let mut buf = [0; 20];
+        self.write(&mut buf).to_owned()
+    }
+}
+
+/// A national significant number (the digits after the country code, leading zeros kept, as for
+/// Italy's "06..."), encoded as an integer with a leading sentinel digit 1 so leading zeros
+/// survive: Italy's "0612345678" is 10612345678.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NationalKey(pub u64);
+
+impl NationalKey {
+    /// `digits` are ASCII digits, at most [`MAX_DIGITS`] of them, so the key fits a u64.
+    fn from_digits(digits: &[u8]) -> NationalKey {
+        NationalKey(10u64.pow(digits.len() as u32) + decimal(digits))
+    }
+}
+
+/// A number stored in Google Contacts, normalised at sync time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StoredNumber {
+    pub e164: E164,
+    pub national: NationalKey,
+}
+
+impl StoredNumber {
+    fn from_reading(number: IncomingNumber) -> Option<StoredNumber> {
+        let national = match number.national {
+            Some(national) => national,
+            None => national_key_of(number.e164)?,
+        };
+        Some(StoredNumber {
+            e164: number.e164,
+            national,
+        })
+    }
+}
+
+/// An incoming caller number, read at lookup time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IncomingNumber {
+    pub e164: E164,
+    /// Some only when the input carried no country code (no '+', no international prefix): then
+    /// the lookup may fall back to a match on the national significant number if exactly one
+    /// contact fits.
+    pub national: Option<NationalKey>,
+}
+
+/// Rules for reading numbers in one region, built once when the plugin opens (this is where the
+/// phonenumber metadata is loaded, so no lookup pays for it).
+#[derive(Clone, Debug)]
+pub struct RegionRules {
+    /// Upper-case ISO 3166 alpha-2 code.
+    region: String,
+    /// The same, as the parser wants it for stored numbers.
+    id: Id,
+    country_code: u16,
+    /// The country code as ASCII digits, to spot it at the head of a number dialled without '+'.
+    country_code_digits: Box<[u8]>,
+    /// The trunk (national) prefix as ASCII digits: "0" in most of Europe, "1" in NANP, "8" in
+    /// Russia, "06" in Hungary; None where there is none (Italy).
+    trunk_prefix: Option<Box<[u8]>>,
+    /// The international prefixes of this region, longest first; "00" is always among them.
+    international_prefixes: Vec<&'static str>,
+    /// Lengths a national significant number of any reachable kind may have here.
+    possible_lengths: Lengths,
+    /// Lengths a fixed-line or mobile national significant number may have here.
+    subscriber_lengths: Lengths,
+}
+
+impl RegionRules {
+    /// None when `region` is not an ISO 3166 alpha-2 code the metadata knows ("US", "GB",
+    /// "DE"...; case-insensitive).
+    pub fn new(region: &str) -> Option<RegionRules> {
+        if region.len() != 2 || !region.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return None;
+        }
+        let region = region.to_ascii_uppercase();
+        let id: Id = region.parse().ok()?;
+        let meta = DATABASE.by_id(region.as_str())?;
+        let country_code = meta.country_code();
+
+        let trunk_prefix = meta
+            .national_prefix()
+            .filter(|prefix| !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_digit()))
+            .map(|prefix| prefix.as_bytes().into());
+
+        // The metadata's international prefix is a regex; test it here, once, against the few
+        // prefixes the reader knows, so that a lookup only compares bytes.
+        let mut international_prefixes: Vec<&'static str> = OTHER_INTERNATIONAL_PREFIXES
+            .into_iter()
+            .filter(|prefix| {
+                meta.international_prefix().is_some_and(|regex| {
+                    regex
+                        .find(prefix)
+                        .is_some_and(|found| found.start() == 0 && found.end() == prefix.len())
+                })
+            })
+            .collect();
+        international_prefixes.push(EVERYWHERE_INTERNATIONAL_PREFIX);
+
+        let possible_lengths = Lengths::of(meta, &REACHABLE_KINDS);
+        let subscriber_lengths = Lengths::of(meta, &SUBSCRIBER_KINDS);
+        Some(RegionRules {
+            region,
+            id,
+            country_code,
+            country_code_digits: country_code.to_string().into_bytes().into(),
+            trunk_prefix,
+            international_prefixes,
+            possible_lengths,
+            subscriber_lengths: if subscriber_lengths.is_empty() {
+                possible_lengths
+            } else {
+                subscriber_lengths
+            },
+        })
+    }
+
+    /// The upper-case ISO 3166 alpha-2 code.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The region's country calling code (1 for US, 44 for GB).
+    pub fn country_code(&self) -> u16 {
+        self.country_code
+    }
+
+    /// Sync-time normalisation of a number stored in Google Contacts. `canonical` is Google's
+    /// `canonicalForm` (E.164 like "+12125550199") when present and is preferred; otherwise
+    /// `value` is read in this region: first as [`read_incoming`](Self::read_incoming) reads it,
+    /// so both sides agree, then by `phonenumber::parse` for text that reading declines
+    /// ("+1 212-555-0199 ext. 5", "+44 (0)20 7946 0958", a Brazilian carrier code).
+    /// Returns None for text that is not a number at all.
+    pub fn normalise_stored(&self, value: &str, canonical: Option<&str>) -> Option<StoredNumber> {
+        if let Some(stored) = canonical.and_then(stored_from_canonical) {
+            return Some(stored);
+        }
+        let read = Dialled::lex(value)
+            .and_then(|dialled| self.read(&dialled))
+            .and_then(StoredNumber::from_reading);
+        read.or_else(|| self.parse_with_metadata(value))
+    }
+
+    /// Lookup-time reading of an incoming number: no allocation, no regex, no parser. Returns
+    /// None for input that is not a phone number ("anonymous",
+    /// "sip:anonymous@anonymous.invalid", empty, letters).
+    pub fn read_incoming(&self, input: &str) -> Option<IncomingNumber> {
+        self.read(&Dialled::lex(input)?)
+    }
+
+    /// The reading both sides share: '+', then the international prefixes, then national.
+    fn read(&self, dialled: &Dialled) -> Option<IncomingNumber> {
+        let digits = dialled.digits();
+        if dialled.plus {
+            return international(digits);
+        }
+        let after_prefix = self
+            .international_prefixes
+            .iter()
+            .find_map(|prefix| digits.strip_prefix(prefix.as_bytes()));
+        if let Some(rest) = after_prefix {
+            // As in libphonenumber: no country code starts with 0, so "00 0..." is not an
+            // international number, and what it is depends on the national rules below.
+            if rest.first().is_some_and(|&digit| digit != b'0') {
+                return international(rest);
+            }
+        }
+        self.read_national(digits)
+    }
+
+    /// Digits dialled without '+' or an international prefix.
+    fn read_national(&self, digits: &[u8]) -> Option<IncomingNumber> {
+        // "020 7946 0958", "1 212 555 1234": the trunk prefix, when what follows it has a length
+        // a number here can have. NANP's "1" is thus taken only from 11-digit numbers.
+        if let Some(trunk) = &self.trunk_prefix {
+            if let Some(rest) = digits.strip_prefix(&trunk[..]) {
+                if self.possible_lengths.contains(rest.len()) {
+                    return self.national_number(rest);
+                }
+            }
+        }
+        // "44 20 7946 0958" in GB, as many SIP trunks send E.164 without its '+': the country
+        // code, but only when the digits are too long for a subscriber number here and fit one
+        // once it is gone. Italy's mobile "393 123 4567" and Brazil's area code 55 stay national.
+        if let Some(rest) = digits.strip_prefix(&self.country_code_digits[..]) {
+            if !self.subscriber_lengths.contains(digits.len())
+                && self.subscriber_lengths.contains(rest.len())
+            {
+                return international(digits);
+            }
+        }
+        // Regions without a trunk prefix (Italy) keep every digit, leading zeros included. A
+        // length no number here can have (a US local number without its area code) is refused:
+        // there is no E.164 number to make of it.
+        //
+        // Brazil's carrier selection codes (0 + two-digit carrier + area code, "0 21 11 ...")
+        // are left out on purpose: the codes live in a metadata regex this reader may not run,
+        // and such digits fit no Brazilian length, so they end here as None. At sync the parser
+        // reads them, and incoming calls from a Brazilian trunk come as E.164 or "0 + area code".
+        if self.possible_lengths.contains(digits.len()) {
+            return self.national_number(digits);
+        }
+        None
+    }
+
+    /// A national significant number of this region, with its E.164 form.
+    fn national_number(&self, nsn: &[u8]) -> Option<IncomingNumber> {
+        let total = self.country_code_digits.len() + nsn.len();
+        if nsn.is_empty() || !(E164_MIN_DIGITS..=E164_MAX_DIGITS).contains(&total) {
+            return None;
+        }
+        let e164 = u64::from(self.country_code) * 10u64.pow(nsn.len() as u32) + decimal(nsn);
+        Some(IncomingNumber {
+            e164: E164(e164),
+            national: Some(NationalKey::from_digits(nsn)),
+        })
+    }
+
+    /// Stored text the byte reader declines, handed to the `phonenumber` parser.
+    fn parse_with_metadata(&self, value: &str) -> Option<StoredNumber> {
+        let number = phonenumber::parse(Some(self.id), value).ok()?;
+        let code = number.code().value();
+        let national = number.national();
+        let nsn = format!(
+            "{}{}",
+            "0".repeat(usize::from(national.zeros())),
+            national.value()
+        );
+        if number.code().source() == Source::Number {
+            // phonenumber 0.3 takes leading digits that spell the region's country code for
+            // it whenever they are there ("393 123 4567" in Italy becomes +39 31234567): put
+            // the digits back together and let this module's rule decide.
+            let dialled = Dialled::from_digits(format!("{code}{nsn}").as_bytes())?;
+            return self.read(&dialled).and_then(StoredNumber::from_reading);
+        }
+        // The parser checks no length (0.3 ships the general lengths empty), so a local number
+        // without its area code, or "0044 ..." where 00 is no prefix to it (US), would come out
+        // as a number that exists nowhere: check the length against the metadata here.
+        let lengths = if code == self.country_code {
+            self.possible_lengths
+        } else {
+            lengths_of_country_code(code)
+        };
+        if !lengths.contains(nsn.len()) {
+            return None;
+        }
+        let e164 = international(format!("{code}{nsn}").as_bytes())?.e164;
+        Some(StoredNumber {
+            e164,
+            national: NationalKey::from_digits(nsn.as_bytes()),
+        })
+    }
+}
+
+/// Google's `canonicalForm`: "+" and the E.164 digits, nothing else.
+fn stored_from_canonical(canonical: &str) -> Option<StoredNumber> {
+    let dialled = Dialled::lex(canonical)?;
+    if !dialled.plus {
+        return None;
+    }
+    StoredNumber::from_reading(international(dialled.digits())?)
+}
+
+/// Digits that carry their country code: they are the E.164 number.
+fn international(digits: &[u8]) -> Option<IncomingNumber> {
+    if !(E164_MIN_DIGITS..=E164_MAX_DIGITS).contains(&digits.len()) || digits[0] == b'0' {
+        return None;
+    }
+    Some(IncomingNumber {
+        e164: E164(decimal(digits)),
+        national: None,
+    })
+}
+
+/// The national significant number of an E.164 number: what follows its country code. None when
+/// the metadata knows no country code at its head.
+fn national_key_of(e164: E164) -> Option<NationalKey> {
+    let mut buf = [0; 20];
+    let text = e164.write(&mut buf);
+    let digits = &text.as_bytes()[1..];
+    // Country codes are prefix-free (ITU-T E.164), so the first one the metadata knows is it.
+    (1..=3)
+        .filter(|&len| len < digits.len())
+        .find(|&len| {
+            DATABASE
+                .by_code(&(decimal(&digits[..len]) as u16))
+                .is_some()
+        })
+        .map(|len| NationalKey::from_digits(&digits[len..]))
+}
+
+/// Lengths a national significant number may have under a country code, over all its regions.
+fn lengths_of_country_code(code: u16) -> Lengths {
+    let mut lengths = Lengths(0);
+    for meta in DATABASE.by_code(&code).unwrap_or_default() {
+        lengths.0 |= Lengths::of(meta, &REACHABLE_KINDS).0;
+    }
+    lengths
+}
+
+/// The value of ASCII digits; at most [`MAX_DIGITS`] of them, so it cannot overflow.
+fn decimal(digits: &[u8]) -> u64 {
+    digits
+        .iter()
+        .fold(0, |value, &digit| value * 10 + u64::from(digit - b'0'))
+}
+
+/// A set of lengths of national significant numbers, one bit per length.
+#[derive(Clone, Copy, Debug)]
+struct Lengths(u32);
+
+impl Lengths {
+    fn of(meta: &Metadata, kinds: &[Type]) -> Lengths {
+        let mut bits = 0u32;
+        for &kind in kinds {
+            if let Some(descriptor) = meta.descriptors().get(kind) {
+                for &len in descriptor.possible_length() {
+                    bits |= 1u32.checked_shl(u32::from(len)).unwrap_or(0);
+                }
+            }
+        }
+        Lengths(bits)
+    }
+
+    fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Metadata without length data restricts nothing.
+    fn contains(self, len: usize) -> bool {
+        self.is_empty() || (len < 32 && self.0 & (1 << len) != 0)
+    }
+}
+
+/// The digits of a number as written, and whether a '+' led them.
+#[derive(Clone, Copy)]
+struct Dialled {
+    digits: [u8; MAX_DIGITS],
+    len: usize,
+    plus: bool,
+}
+
+impl Dialled {
+    /// Reads a SIP From user part, a tel: or sip: URI, or typed text: `+12125551234`,
+    /// `(212) 555-1234`, `tel:+1-212-555-1234`, `"Alice" <sip:+12125551234@host;user=phone>`.
+    /// None when anything but digits, one leading '+' and visual separators is left.
+    fn lex(input: &str) -> Option<Dialled> {
+        let mut text = input.as_bytes().trim_ascii();
+        // `"Alice" <sip:...>`: the URI is inside the last angle brackets; the display name before
+        // them may hold anything.
+        if let Some(open) = text.iter().rposition(|&b| b == b'<') {
+            text = &text[open + 1..];
+            let close = text.iter().position(|&b| b == b'>').unwrap_or(text.len());
+            text = text[..close].trim_ascii();
+        }
+        for scheme in [&b"sips:"[..], b"sip:", b"tel:"] {
+            if text.len() >= scheme.len() && text[..scheme.len()].eq_ignore_ascii_case(scheme) {
+                text = &text[scheme.len()..];
+                break;
+            }
+        }
+        // The user part ends at '@' (the host), ';' (URI or tel parameters) or '?' (headers).
+        let end = text
+            .iter()
+            .position(|&b| matches!(b, b'@' | b';' | b'?'))
+            .unwrap_or(text.len());
+        text = &text[..end];
+
+        let mut dialled = Dialled {
+            digits: [0; MAX_DIGITS],
+            len: 0,
+            plus: false,
+        };
+        for (at, &byte) in text.iter().enumerate() {
+            match byte {
+                b'0'..=b'9' => dialled.push(byte)?,
+                b'+' if dialled.len == 0 && !dialled.plus => dialled.plus = true,
+                // "+44 (0)20 ...": a trunk prefix shown for callers inside the country. Whether
+                // that 0 is dialled from abroad depends on the country (Italy keeps it), which
+                // this reader cannot know without a parser; it leaves such text to the parser.
+                b'(' if text[at + 1..].starts_with(b"0)") => return None,
+                // Spaces, RFC 3966 visual separators, and the slash of "030/1234567".
+                b' ' | b'\t' | b'-' | b'.' | b'(' | b')' | b'/' => {}
+                _ => return None,
+            }
+        }
+        (dialled.len > 0).then_some(dialled)
+    }
+
+    /// Bare ASCII digits, national (no '+').
+    fn from_digits(digits: &[u8]) -> Option<Dialled> {
+        let mut dialled = Dialled {
+            digits: [0; MAX_DIGITS],
+            len: 0,
+            plus: false,
+        };
+        for &digit in digits {
+            if !digit.is_ascii_digit() {
+                return None;
+            }
+            dialled.push(digit)?;
+        }
+        (dialled.len > 0).then_some(dialled)
+    }
+
+    /// None once the buffer is full: more than [`MAX_DIGITS`] digits are no phone number.
+    fn push(&mut self, digit: u8) -> Option<()> {
+        *self.digits.get_mut(self.len)? = digit;
+        self.len += 1;
+        Some(())
+    }
+
+    fn digits(&self) -> &[u8] {
+        &self.digits[..self.len]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(region: &str) -> RegionRules {
+        RegionRules::new(region).unwrap_or_else(|| panic!("no rules for {region}"))
+    }
+
+    fn key(nsn: &str) -> NationalKey {
+        NationalKey::from_digits(nsn.as_bytes())
+    }
+
+    /// (region, incoming text, expected E.164, expected national significant number when the
+    /// input carried no country code). Fictional numbers where a regulator sets some aside:
+    /// NANP 555-01xx, Ofcom's drama ranges (020 7946 0xxx, 0113 496 0xxx, 07700 900xxx),
+    /// ACMA's (0491 570 xxx, 02 5550 xxxx).
+    #[rustfmt::skip]
+    const TABLE: &[(&str, &str, Option<&str>, Option<&str>)] = &[
+        // United States (NANP).
+        ("US", "+12125550100", Some("+12125550100"), None),
+        ("US", "12125550101", Some("+12125550101"), Some("2125550101")),
+        ("US", "2125550102", Some("+12125550102"), Some("2125550102")),
+        ("US", "(212) 555-0103", Some("+12125550103"), Some("2125550103")),
+        ("US", "1-212-555-0104", Some("+12125550104"), Some("2125550104")),
+        ("US", "212.555.0105", Some("+12125550105"), Some("2125550105")),
+        ("US", "tel:+1-212-555-0106", Some("+12125550106"), None),
+        ("US", "TEL:+12125550107", Some("+12125550107"), None),
+        ("US", "sip:+12125550108@pbx.example.com;user=phone", Some("+12125550108"), None),
+        ("US", "sips:+12125550109@pbx.example.com", Some("+12125550109"), None),
+        ("US", "sip:+12125550110@pbx.example.com:5060;transport=tcp", Some("+12125550110"), None),
+        ("US", "\"Alice Example\" <sip:+12125550111@pbx.example.com>", Some("+12125550111"), None),
+        ("US", "<sip:2125550112@192.0.2.10:5060>", Some("+12125550112"), Some("2125550112")),
+        ("US", "  +1 (212) 555-0113  ", Some("+12125550113"), None),
+        ("US", "011 44 20 7946 0958", Some("+442079460958"), None),
+        ("US", "0044 20 7946 0958", Some("+442079460958"), None),
+        ("US", "anonymous", None, None),
+        ("US", "sip:anonymous@anonymous.invalid", None, None),
+        ("US", "\"Anonymous\" <sip:anonymous@anonymous.invalid>", None, None),
+        ("US", "Restricted", None, None),
+        ("US", "", None, None),
+        ("US", "   ", None, None),
+        ("US", "+", None, None),
+        ("US", "12345", None, None),
+        ("US", "+12345", None, None),
+        ("US", "555-0199", None, None), // a local number without its area code
+        ("US", "1-800-FLOWERS", None, None),
+        ("US", "+1 212-555-0114 ext. 5", None, None),
+        ("US", "*67 212 555 0115", None, None),
+        ("US", "+1 212 555 0116 0116 0116", None, None), // 18 digits
+        ("US", "+0442079460958", None, None), // no country code starts with 0
+        // Canada shares NANP's country code and trunk prefix.
+        ("CA", "1 416 555 0123", Some("+14165550123"), Some("4165550123")),
+        // Great Britain.
+        ("GB", "020 7946 0958", Some("+442079460958"), Some("2079460958")),
+        ("GB", "+44 20 7946 0959", Some("+442079460959"), None),
+        ("GB", "0044 20 7946 0960", Some("+442079460960"), None),
+        ("GB", "0113 496 0000", Some("+441134960000"), Some("1134960000")), // Leeds, not 011
+        ("GB", "07700 900123", Some("+447700900123"), Some("7700900123")),
+        ("GB", "sip:07700900456@trunk.example.net", Some("+447700900456"), Some("7700900456")),
+        ("GB", "442079460961", Some("+442079460961"), None), // E.164 without its '+'
+        ("GB", "+44 (0)20 7946 0962", None, None), // left to the parser at sync
+        // Germany.
+        ("DE", "030 12345678", Some("+493012345678"), Some("3012345678")),
+        ("DE", "+49 30 12345678", Some("+493012345678"), None),
+        ("DE", "0049 30 12345678", Some("+493012345678"), None),
+        ("DE", "0170 1234567", Some("+491701234567"), Some("1701234567")),
+        ("DE", "030/1234567", Some("+49301234567"), Some("301234567")),
+        // France.
+        ("FR", "01 23 45 67 89", Some("+33123456789"), Some("123456789")),
+        ("FR", "+33 1 23 45 67 89", Some("+33123456789"), None),
+        ("FR", "06.12.34.56.78", Some("+33612345678"), Some("612345678")),
+        ("FR", "0033 6 12 34 56 78", Some("+33612345678"), None),
+        // India: "011" is Delhi's area code behind the trunk prefix, not an international prefix.
+        ("IN", "098765 43210", Some("+919876543210"), Some("9876543210")),
+        ("IN", "+91 98765 43210", Some("+919876543210"), None),
+        ("IN", "919876543210", Some("+919876543210"), None),
+        ("IN", "011 2345 6789", Some("+911123456789"), Some("1123456789")),
+        // Brazil.
+        ("BR", "(11) 91234-5678", Some("+5511912345678"), Some("11912345678")),
+        ("BR", "011 91234 5678", Some("+5511912345678"), Some("11912345678")),
+        ("BR", "+55 11 91234-5678", Some("+5511912345678"), None),
+        ("BR", "(55) 3222-1234", Some("+555532221234"), Some("5532221234")), // area code 55
+        ("BR", "0 21 11 91234-5678", None, None), // carrier selection code: left to the parser
+        // Australia: 0011 is its international prefix, and 00 is read too.
+        ("AU", "0491 570 156", Some("+61491570156"), Some("491570156")),
+        ("AU", "+61 491 570 157", Some("+61491570157"), None),
+        ("AU", "0011 44 20 7946 0958", Some("+442079460958"), None),
+        ("AU", "0044 20 7946 0958", Some("+442079460958"), None),
+        ("AU", "(02) 5550 1234", Some("+61255501234"), Some("255501234")),
+        ("AU", "000", None, None),
+        // Italy: no trunk prefix, the leading 0 belongs to the number, and 011 is Turin.
+        ("IT", "011 123 4567", Some("+390111234567"), Some("0111234567")),
+        ("IT", "06 1234 5678", Some("+390612345678"), Some("0612345678")),
+        ("IT", "+39 06 1234 5678", Some("+390612345678"), None),
+        ("IT", "393 123 4567", Some("+393931234567"), Some("3931234567")), // a mobile
+        // Other international prefixes, where the metadata has them.
+        ("JP", "010 44 20 7946 0958", Some("+442079460958"), None),
+        ("RU", "8 10 44 20 7946 0958", Some("+442079460958"), None),
+        ("RU", "8 495 123-45-67", Some("+74951234567"), Some("4951234567")),
+    ];
+
+    #[test]
+    fn table_reads_incoming_numbers() {
+        assert!(TABLE.len() >= 40);
+        for &(region, input, e164, national) in TABLE {
+            let got = rules(region).read_incoming(input);
+            let want = e164.map(|e164| (e164.to_owned(), national.map(key)));
+            assert_eq!(
+                got.map(|number| (number.e164.to_string_e164(), number.national)),
+                want,
+                "{region} {input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn table_stored_and_incoming_agree() {
+        // The same text must give the same E.164 number at sync and at lookup, or a contact
+        // would not be found by the number it was saved with.
+        let mut compared = 0;
+        for &(region, input, _, _) in TABLE {
+            let rules = rules(region);
+            let (Some(incoming), Some(stored)) = (
+                rules.read_incoming(input),
+                rules.normalise_stored(input, None),
+            ) else {
+                continue;
+            };
+            compared += 1;
+            assert_eq!(incoming.e164, stored.e164, "{region} {input:?}");
+            if let Some(national) = incoming.national {
+                assert_eq!(national, stored.national, "{region} {input:?}");
+            }
+        }
+        assert!(compared >= 40, "only {compared} rows compared");
+    }
+
+    #[test]
+    fn stored_prefers_canonical_form() {
+        let us = rules("US");
+        let with_canonical = us.normalise_stored("(212) 555-0199", Some("+12125550199"));
+        assert_eq!(
+            with_canonical,
+            Some(StoredNumber {
+                e164: E164(12125550199),
+                national: key("2125550199"),
+            })
+        );
+        // Google's canonical form wins over a value this region would read otherwise.
+        let other = us.normalise_stored("555-0199", Some("+12125550199"));
+        assert_eq!(other.map(|n| n.e164), Some(E164(12125550199)));
+        // A canonical form that is not E.164 is ignored, and the value read instead.
+        let bad = us.normalise_stored("(212) 555-0199", Some("212-555-0199"));
+        assert_eq!(bad.map(|n| n.e164), Some(E164(12125550199)));
+        // Italian leading zero kept in the national key of a canonical form.
+        let it = rules("IT").normalise_stored("06 1234 5678", Some("+390612345678"));
+        assert_eq!(it.map(|n| n.national), Some(key("0612345678")));
+        assert_eq!(it.map(|n| n.national), Some(NationalKey(10612345678)));
+    }
+
+    #[test]
+    fn stored_without_canonical_form() {
+        // (region, value, expected E.164 and national significant number)
+        #[rustfmt::skip]
+        let cases = [
+            ("US", "(212) 555-0199", Some(("+12125550199", "2125550199"))),
+            ("DE", "030 12345678", Some(("+493012345678", "3012345678"))),
+            // Declined by the byte reader, read by the parser:
+            ("GB", "+44 (0)20 7946 0958", Some(("+442079460958", "2079460958"))),
+            ("DE", "+49 (0)30 12345678", Some(("+493012345678", "3012345678"))),
+            ("US", "+1 212-555-0199 ext. 5", Some(("+12125550199", "2125550199"))),
+            ("US", "cell: 212-555-0199", Some(("+12125550199", "2125550199"))),
+            ("US", "1-800-FLOWERS", Some(("+18003569377", "8003569377"))),
+            ("BR", "0 21 11 91234-5678", Some(("+5511912345678", "11912345678"))),
+            // The parser took "39" for the country code; this module's rule puts it back.
+            ("IT", "393 123 4567 ext 2", Some(("+393931234567", "3931234567"))),
+            ("IT", "+39 06 1234 5678", Some(("+390612345678", "0612345678"))),
+            // The parser reads letters as a keypad ("cell" is 2355): too long, so refused.
+            ("US", "212-555-0199 (cell)", None),
+            // 00 is not the US prefix for the parser: +1 0044..., no such length, so refused.
+            ("US", "0044 20 7946 0958 ext 1", None),
+            ("US", "anonymous", None),
+            ("US", "", None),
+            ("US", "555-0199", None),
+        ];
+        for (region, value, want) in cases {
+            let got = rules(region).normalise_stored(value, None);
+            assert_eq!(
+                got.map(|n| (n.e164.to_string_e164(), n.national)),
+                want.map(|(e164, nsn)| (e164.to_owned(), key(nsn))),
+                "{region} {value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn region_rules_know_their_region() {
+        let us = rules("us");
+        assert_eq!((us.region(), us.country_code()), ("US", 1));
+        assert_eq!(rules("Gb").country_code(), 44);
+        assert_eq!(rules("IT").trunk_prefix, None);
+        assert_eq!(rules("GB").international_prefixes, ["00"]);
+        assert_eq!(rules("US").international_prefixes, ["011", "00"]);
+        assert_eq!(rules("AU").international_prefixes, ["0011", "00"]);
+        for bad in ["", "U", "USA", "XX", "001", "1A", "ÜS"] {
+            assert!(RegionRules::new(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn e164_writes_without_allocating() {
+        let mut buf = [0; 20];
+        assert_eq!(E164(12125550199).write(&mut buf), "+12125550199");
+        assert_eq!(E164(442079460958).to_string_e164(), "+442079460958");
+        assert_eq!(E164(0).to_string_e164(), "+0");
+        assert_eq!(E164(u64::MAX).write(&mut buf), "+8446744073709551615");
+    }
+
+    #[test]
+    fn national_key_keeps_leading_zeros() {
+        assert_eq!(key("0612345678"), NationalKey(10612345678));
+        assert_ne!(key("0612345678"), key("612345678"));
+    }
+}
