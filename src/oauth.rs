@@ -1,0 +1,260 @@
+//! OAuth 2.0 with Google (web-server flow, offline access, PKCE): the authorization URL, the
+//! code exchange, refreshing access tokens, and revocation. Stateless: the plugin keeps the
+//! states and tokens in the store; this module only speaks to Google.
+
+use std::time::Duration;
+
+use oauth2::basic::{BasicClient, BasicErrorResponse, BasicTokenResponse};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
+    EndpointSet, HttpClientError, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, TokenResponse, TokenUrl,
+};
+
+use crate::config::{DomainSettings, GoogleEndpoints};
+use crate::error::{Error, ErrorKind, Result};
+
+/// The one scope the plugin asks for: read-only access to the user's contacts.
+pub const CONTACTS_SCOPE: &str = "https://www.googleapis.com/auth/contacts.readonly";
+
+type GoogleClient =
+    BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+/// Tokens as Google granted them. No `Debug`: they must never be printed.
+pub struct GrantedTokens {
+    pub access_token: String,
+    /// Seconds since the epoch when the access token stops working, when Google said.
+    pub expires_at: Option<i64>,
+    /// Present on a code exchange; absent on a refresh (Google does not resend it).
+    pub refresh_token: Option<String>,
+}
+
+/// A fresh authorization request: the URL for the consent popup and the PKCE verifier to keep
+/// until Google's redirect comes back.
+pub struct AuthorizationRequest {
+    pub url: String,
+    pub pkce_verifier: String,
+}
+
+/// Builds the HTTP client every call to Google uses. Redirects are not followed: a token
+/// endpoint that redirects is misconfigured, and following it could leak a code elsewhere.
+pub fn http_client() -> Result<reqwest::blocking::Client> {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .user_agent(concat!(
+            "vodia-google-integration/",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .build()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("cannot build the HTTP client: {e}"),
+            )
+        })
+}
+
+fn client(settings: &DomainSettings, endpoints: &GoogleEndpoints) -> GoogleClient {
+    BasicClient::new(ClientId::new(settings.client_id.clone()))
+        .set_client_secret(ClientSecret::new(
+            settings.client_secret.expose().to_owned(),
+        ))
+        .set_auth_uri(AuthUrl::from_url(endpoints.auth_url.clone()))
+        .set_token_uri(TokenUrl::from_url(endpoints.token_url.clone()))
+        .set_redirect_uri(RedirectUrl::from_url(settings.redirect_uri.clone()))
+        // Google documents the secret in the form body; it also accepts Basic auth.
+        .set_auth_type(AuthType::RequestBody)
+}
+
+/// Google's consent URL with every parameter the contract lists, for the given state.
+pub fn authorization_request(
+    settings: &DomainSettings,
+    endpoints: &GoogleEndpoints,
+    state: String,
+) -> AuthorizationRequest {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = client(settings, endpoints)
+        .authorize_url(|| CsrfToken::new(state))
+        .add_scope(Scope::new(CONTACTS_SCOPE.into()))
+        // A refresh token, so syncs go on without the user; `prompt=consent` makes Google
+        // send one even when this user granted access before.
+        .add_extra_param("access_type", "offline")
+        .add_extra_param("prompt", "consent")
+        .add_extra_param("include_granted_scopes", "true")
+        .set_pkce_challenge(challenge)
+        .url();
+    AuthorizationRequest {
+        url: url.into(),
+        pkce_verifier: verifier.secret().clone(),
+    }
+}
+
+pub fn exchange_code(
+    http: &reqwest::blocking::Client,
+    settings: &DomainSettings,
+    endpoints: &GoogleEndpoints,
+    code: &str,
+    pkce_verifier: &str,
+    now: i64,
+) -> Result<GrantedTokens> {
+    let reply = client(settings, endpoints)
+        .exchange_code(AuthorizationCode::new(code.to_owned()))
+        .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
+        .request(http)
+        .map_err(|e| token_error(e, "exchanging the authorization code", settings))?;
+    Ok(granted(&reply, now))
+}
+
+/// Why a refresh failed, sorted by what the sync does next.
+pub enum RefreshFailure {
+    /// `invalid_grant`: the user revoked access, the token expired, or the consent screen is
+    /// in "Testing". Only reconnecting helps.
+    GrantDead(Error),
+    /// Google could not be reached: worth retrying.
+    Unreachable(Error),
+    /// Any other refusal (bad client credentials, a broken reply).
+    Refused(Error),
+}
+
+pub fn refresh(
+    http: &reqwest::blocking::Client,
+    settings: &DomainSettings,
+    endpoints: &GoogleEndpoints,
+    refresh_token: &str,
+    now: i64,
+) -> std::result::Result<GrantedTokens, RefreshFailure> {
+    let reply = client(settings, endpoints)
+        .exchange_refresh_token(&RefreshToken::new(refresh_token.to_owned()))
+        .request(http)
+        .map_err(|e| {
+            let grant_dead = matches!(&e, RequestTokenError::ServerResponse(r)
+                if r.error().to_string() == "invalid_grant");
+            let error = token_error(e, "refreshing the access token", settings);
+            if grant_dead {
+                RefreshFailure::GrantDead(error)
+            } else if error.kind() == ErrorKind::Network {
+                RefreshFailure::Unreachable(error)
+            } else {
+                RefreshFailure::Refused(error)
+            }
+        })?;
+    Ok(granted(&reply, now))
+}
+
+/// Revokes a token (and with it the whole grant) at Google's revocation endpoint. Sent by
+/// hand rather than with `oauth2`'s `revoke_token`, which refuses plain-http endpoints and so
+/// cannot reach the loopback fake Google of the tests and the host simulator.
+pub fn revoke(
+    http: &reqwest::blocking::Client,
+    endpoints: &GoogleEndpoints,
+    token: &str,
+) -> Result<()> {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("token", token)
+        .finish();
+    let reply = http
+        .post(endpoints.revoke_url.clone())
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body)
+        .send()
+        .map_err(|e| {
+            Error::network(format!(
+                "cannot reach Google's revocation endpoint {}: {}",
+                endpoints.revoke_url,
+                error_chain(&e)
+            ))
+        })?;
+    let status = reply.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let text = reply.text().unwrap_or_default();
+    let google_error = serde_json::from_str::<BasicErrorResponse>(&text)
+        .map(|e| e.error().to_string())
+        .unwrap_or_else(|_| format!("HTTP {}", status.as_u16()));
+    Err(Error::google(format!(
+        "Google did not revoke the grant ({google_error}); the user can remove access at https://myaccount.google.com/permissions"
+    )))
+}
+
+fn granted(reply: &BasicTokenResponse, now: i64) -> GrantedTokens {
+    GrantedTokens {
+        access_token: reply.access_token().secret().clone(),
+        expires_at: reply
+            .expires_in()
+            .map(|d| now.saturating_add(d.as_secs().min(i64::MAX as u64) as i64)),
+        refresh_token: reply.refresh_token().map(|t| t.secret().clone()),
+    }
+}
+
+/// Turns a token-endpoint failure into an error an administrator can act on. Google's
+/// `error` and `error_description` are quoted; the request itself (code, secret) never is.
+fn token_error(
+    e: RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorResponse>,
+    doing: &str,
+    settings: &DomainSettings,
+) -> Error {
+    match e {
+        RequestTokenError::ServerResponse(reply) => {
+            let code = reply.error().to_string();
+            let description = reply
+                .error_description()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default();
+            let advice = match code.as_str() {
+                "invalid_grant" => {
+                    "the code was already used or expired, or the grant was revoked; click \"Get auth code\" again. If tokens die after 7 days, the OAuth consent screen is still in \"Testing\": publish it"
+                        .to_string()
+                }
+                "invalid_client" | "unauthorized_client" => format!(
+                    "check the client ID \"{}\" and its client secret in the Google Cloud console (APIs & Services > Credentials)",
+                    settings.client_id
+                ),
+                "redirect_uri_mismatch" => format!(
+                    "add \"{}\" to the client's authorized redirect URIs in the Google Cloud console",
+                    settings.redirect_uri
+                ),
+                _ => "see Google's message".to_string(),
+            };
+            Error::google(format!(
+                "Google refused {doing} ({code}{description}); {advice}"
+            ))
+        }
+        RequestTokenError::Request(e) => Error::network(format!(
+            "cannot reach Google's token endpoint while {doing}: {}; check the PBX's internet access and DNS",
+            error_chain(&e)
+        )),
+        RequestTokenError::Parse(e, _) => Error::google(format!(
+            "Google's token endpoint answered with something that is not a token reply while {doing} ({e})"
+        )),
+        RequestTokenError::Other(text) => Error::google(format!(
+            "Google's token endpoint failed while {doing}: {}",
+            first_line(&text)
+        )),
+    }
+}
+
+/// An error with its causes, "a: b: c", so a message shows the root cause (refused, timed out).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn first_line(text: &str) -> &str {
+    let line = text.lines().next().unwrap_or("");
+    &line[..line.floor_char_boundary(200)]
+}

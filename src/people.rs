@@ -1,0 +1,365 @@
+//! The People API's `people/me/connections`, as the sync uses it: one page at a time, with
+//! Google's failures sorted into what the sync does about them, and Google's person shape
+//! turned into the plugin's `Contact` with its numbers normalised.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::contact::{Contact, ContactNumber};
+use crate::error::Error;
+use crate::oauth::error_chain;
+use crate::phone::RegionRules;
+
+/// Fields the sync asks for: what caller ID shows, plus metadata for deletions.
+pub const PERSON_FIELDS: &str = "names,phoneNumbers,organizations,metadata";
+/// The largest page the API serves.
+pub const PAGE_SIZE: u32 = 1000;
+
+/// Why a page could not be had, sorted by what the sync does next.
+#[derive(Debug)]
+pub enum PeopleError {
+    /// 401: the access token is expired or revoked; refresh it once and retry.
+    Unauthorized,
+    /// The stored sync token is too old (400 FAILED_PRECONDITION / EXPIRED_SYNC_TOKEN, or 410):
+    /// start one clean full sync.
+    ExpiredSyncToken,
+    /// 403: the People API is disabled for the client, or the grant lacks the contacts scope.
+    /// An administrator must act; retrying does not help.
+    Forbidden(String),
+    /// 429, 5xx, a network failure or a broken reply: worth retrying after a pause.
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Any other refusal (4xx): retrying the same request will not help.
+    Refused(String),
+}
+
+/// One page of connections.
+pub struct Page {
+    pub people: Vec<Person>,
+    pub next_page_token: Option<String>,
+    pub next_sync_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawPage {
+    #[serde(default)]
+    connections: Vec<Person>,
+    next_page_token: Option<String>,
+    next_sync_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Person {
+    resource_name: String,
+    #[serde(default)]
+    metadata: PersonMetadata,
+    #[serde(default)]
+    names: Vec<Name>,
+    #[serde(default)]
+    phone_numbers: Vec<PhoneNumber>,
+    #[serde(default)]
+    organizations: Vec<Organization>,
+}
+
+#[derive(Deserialize, Default)]
+struct PersonMetadata {
+    #[serde(default)]
+    deleted: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct FieldMetadata {
+    #[serde(default)]
+    primary: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Name {
+    display_name: Option<String>,
+    #[serde(default)]
+    metadata: FieldMetadata,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PhoneNumber {
+    value: Option<String>,
+    canonical_form: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Organization {
+    name: Option<String>,
+    #[serde(default)]
+    metadata: FieldMetadata,
+}
+
+/// What one person of a reply does to the stored contacts.
+pub enum Change {
+    Upsert(Contact),
+    Delete(String),
+}
+
+impl Person {
+    /// The change this person makes, with every number normalised in `region` (Google's
+    /// `canonicalForm` first). Numbers that are not numbers at all are dropped.
+    pub fn into_change(self, region: &RegionRules) -> Change {
+        if self.metadata.deleted {
+            return Change::Delete(self.resource_name);
+        }
+        let mut numbers: Vec<ContactNumber> = Vec::with_capacity(self.phone_numbers.len());
+        for phone in &self.phone_numbers {
+            let Some(value) = phone.value.as_deref() else {
+                continue;
+            };
+            let Some(stored) = region.normalise_stored(value, phone.canonical_form.as_deref())
+            else {
+                continue;
+            };
+            if numbers.iter().any(|n| n.e164 == stored.e164) {
+                continue; // the same number twice on one contact adds nothing
+            }
+            numbers.push(ContactNumber {
+                e164: stored.e164,
+                national: stored.national,
+                label: phone.kind.clone().unwrap_or_default(),
+            });
+        }
+        let company = primary(&self.organizations, |o| &o.metadata)
+            .and_then(|o| o.name.clone())
+            .unwrap_or_default();
+        let display = primary(&self.names, |n| &n.metadata)
+            .and_then(|n| n.display_name.clone())
+            .filter(|n| !n.trim().is_empty());
+        // The phone must show something: the name, else the company, else the number.
+        let name = display
+            .or_else(|| Some(company.clone()).filter(|c| !c.trim().is_empty()))
+            .or_else(|| numbers.first().map(|n| n.e164.to_string_e164()))
+            .unwrap_or_default();
+        Change::Upsert(Contact {
+            resource_name: self.resource_name,
+            name,
+            company,
+            numbers,
+        })
+    }
+}
+
+/// The field Google marks primary, else the first.
+fn primary<T>(items: &[T], metadata: impl Fn(&T) -> &FieldMetadata) -> Option<&T> {
+    items
+        .iter()
+        .find(|item| metadata(item).primary)
+        .or_else(|| items.first())
+}
+
+/// Fetches one page of the signed-in user's connections.
+pub fn fetch_page(
+    http: &reqwest::blocking::Client,
+    people_url: &Url,
+    access_token: &str,
+    sync_token: Option<&str>,
+    page_token: Option<&str>,
+) -> Result<Page, PeopleError> {
+    let mut url = people_url.clone();
+    url.set_path(&format!(
+        "{}/v1/people/me/connections",
+        people_url.path().trim_end_matches('/')
+    ));
+    {
+        let mut query = url.query_pairs_mut();
+        query
+            .append_pair("personFields", PERSON_FIELDS)
+            .append_pair("pageSize", &PAGE_SIZE.to_string())
+            .append_pair("requestSyncToken", "true");
+        if let Some(token) = sync_token {
+            query.append_pair("syncToken", token);
+        }
+        if let Some(token) = page_token {
+            query.append_pair("pageToken", token);
+        }
+    }
+    let reply = http
+        .get(url)
+        .bearer_auth(access_token)
+        .send()
+        .map_err(|e| PeopleError::Transient {
+            message: format!(
+                "cannot reach the People API at {people_url}: {}",
+                error_chain(&e)
+            ),
+            retry_after: None,
+        })?;
+    let status = reply.status().as_u16();
+    let retry_after = reply
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = reply.text().map_err(|e| PeopleError::Transient {
+        message: format!("the People API's reply was cut off: {}", error_chain(&e)),
+        retry_after: None,
+    })?;
+    if status == 200 {
+        return parse_page(&body);
+    }
+    Err(classify_failure(status, &body, retry_after))
+}
+
+fn parse_page(body: &str) -> Result<Page, PeopleError> {
+    let raw: RawPage = serde_json::from_str(body).map_err(|e| PeopleError::Transient {
+        message: format!(
+            "the People API sent a reply that is not the expected JSON ({e}); nothing was changed"
+        ),
+        retry_after: None,
+    })?;
+    Ok(Page {
+        people: raw.connections,
+        next_page_token: raw.next_page_token.filter(|t| !t.is_empty()),
+        next_sync_token: raw.next_sync_token.filter(|t| !t.is_empty()),
+    })
+}
+
+/// Google's JSON error: `{"error":{"code","message","status","details":[{"reason"}]}}`.
+#[derive(Deserialize, Default)]
+struct GoogleErrorBody {
+    #[serde(default)]
+    error: GoogleError,
+}
+
+#[derive(Deserialize, Default)]
+struct GoogleError {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    details: Vec<GoogleErrorDetail>,
+}
+
+#[derive(Deserialize)]
+struct GoogleErrorDetail {
+    reason: Option<String>,
+}
+
+fn classify_failure(status: u16, body: &str, retry_after: Option<Duration>) -> PeopleError {
+    let parsed: GoogleErrorBody = serde_json::from_str(body).unwrap_or_default();
+    let error = parsed.error;
+    let reasons: Vec<&str> = error
+        .details
+        .iter()
+        .filter_map(|d| d.reason.as_deref())
+        .collect();
+    let google_says = if error.message.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        format!("HTTP {status} {}: {}", error.status, error.message)
+    };
+    match status {
+        401 => PeopleError::Unauthorized,
+        410 => PeopleError::ExpiredSyncToken,
+        400 if reasons.contains(&"EXPIRED_SYNC_TOKEN") => PeopleError::ExpiredSyncToken,
+        403 if reasons.contains(&"SERVICE_DISABLED") || error.message.contains("has not been used") => {
+            PeopleError::Forbidden(format!(
+                "the People API is not enabled for this Google Cloud project: enable \"Google People API\" under APIs & Services > Library in the Google Cloud console, then press Sync now ({google_says})"
+            ))
+        }
+        403 if reasons.contains(&"ACCESS_TOKEN_SCOPE_INSUFFICIENT") => PeopleError::Forbidden(format!(
+            "the Google user did not grant access to contacts: click \"Get auth code\" again and tick \"See and download your contacts\" ({google_says})"
+        )),
+        403 => PeopleError::Forbidden(format!(
+            "Google denied access to the contacts: check that the People API is enabled and that the user may share contacts ({google_says})"
+        )),
+        429 | 500..=599 => PeopleError::Transient {
+            message: format!("the People API is busy or failing ({google_says})"),
+            retry_after,
+        },
+        _ => PeopleError::Refused(format!("the People API refused the request ({google_says})")),
+    }
+}
+
+impl PeopleError {
+    pub fn message(&self) -> String {
+        match self {
+            PeopleError::Unauthorized => {
+                "Google rejected the access token (HTTP 401) even after a refresh".into()
+            }
+            PeopleError::ExpiredSyncToken => "Google expired the sync token".into(),
+            PeopleError::Forbidden(m) | PeopleError::Refused(m) => m.clone(),
+            PeopleError::Transient { message, .. } => message.clone(),
+        }
+    }
+}
+
+impl From<Error> for PeopleError {
+    fn from(e: Error) -> PeopleError {
+        PeopleError::Refused(e.message().to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expired_sync_token_is_recognised_by_its_reason() {
+        let body = r#"{"error":{"code":400,"message":"Sync token is expired. Clear local cache and retry call without the sync token.","status":"FAILED_PRECONDITION","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"EXPIRED_SYNC_TOKEN","domain":"people.googleapis.com"}]}}"#;
+        assert!(matches!(
+            classify_failure(400, body, None),
+            PeopleError::ExpiredSyncToken
+        ));
+        // Another 400 is not an expired token, whatever its status text.
+        let other = r#"{"error":{"code":400,"message":"Invalid personFields mask path","status":"INVALID_ARGUMENT"}}"#;
+        assert!(matches!(
+            classify_failure(400, other, None),
+            PeopleError::Refused(_)
+        ));
+        assert!(matches!(
+            classify_failure(410, "", None),
+            PeopleError::ExpiredSyncToken
+        ));
+    }
+
+    #[test]
+    fn failures_are_sorted_by_what_to_do() {
+        assert!(matches!(
+            classify_failure(401, "{}", None),
+            PeopleError::Unauthorized
+        ));
+        let disabled = r#"{"error":{"code":403,"message":"People API has not been used in project 1 before or it is disabled.","status":"PERMISSION_DENIED","details":[{"reason":"SERVICE_DISABLED"}]}}"#;
+        match classify_failure(403, disabled, None) {
+            PeopleError::Forbidden(m) => assert!(m.contains("not enabled"), "{m}"),
+            _ => panic!("403 SERVICE_DISABLED must be Forbidden"),
+        }
+        match classify_failure(429, "not json", Some(Duration::from_secs(7))) {
+            PeopleError::Transient { retry_after, .. } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(7)))
+            }
+            _ => panic!("429 must be transient"),
+        }
+        assert!(matches!(
+            classify_failure(503, "", None),
+            PeopleError::Transient { .. }
+        ));
+    }
+
+    #[test]
+    fn a_reply_with_a_field_of_the_wrong_type_is_an_error_not_an_empty_page() {
+        assert!(parse_page(r#"{"connections":"oops"}"#).is_err());
+        assert!(
+            parse_page(r#"{"connections":[{"resourceName":"people/c1","names":"x"}]}"#).is_err()
+        );
+        assert!(parse_page(r#"{"connections":[{"resourceName":"people/c1""#).is_err());
+        assert!(parse_page(r#"{"totalPeople":0}"#).is_ok());
+    }
+}

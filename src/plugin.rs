@@ -1,0 +1,446 @@
+//! The plugin as the host sees it, in safe Rust: open, connect an account, report its
+//! status, disconnect it, sync it and look up callers. `src/ffi` maps each method to a C
+//! function; tests and benchmarks may also call it directly.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use parking_lot::RwLock;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::account;
+use crate::config::Config;
+use crate::error::{Error, ErrorKind, Result};
+use crate::index::{AccountIndex, ContactIndex, ContactMatch};
+use crate::oauth;
+use crate::store::{PendingAuth, Store, StoredAccount, Tokens};
+use crate::sync::SyncWorker;
+
+/// How long a state from `auth_url` may wait for Google's redirect.
+pub const STATE_LIFETIME_SECS: i64 = 600;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Disconnected,
+    Connected,
+    Issue,
+}
+
+/// What the plugin knows of a connected account, kept in memory so that status calls never
+/// touch the database. The store holds the same facts for restarts.
+#[derive(Clone, Debug)]
+pub struct AccountState {
+    pub connection_id: i64,
+    pub issue: Option<String>,
+    pub syncing: bool,
+    pub last_sync: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+impl From<StoredAccount> for AccountState {
+    fn from(stored: StoredAccount) -> AccountState {
+        AccountState {
+            connection_id: stored.connection_id,
+            issue: stored.issue,
+            syncing: false,
+            last_sync: stored.last_sync,
+            last_error: stored.last_error,
+        }
+    }
+}
+
+/// What every part of the plugin shares: the sync worker's threads hold it too.
+pub struct Core {
+    pub config: Config,
+    pub store: Store,
+    pub http: reqwest::blocking::Client,
+    pub index: ContactIndex,
+    pub accounts: RwLock<HashMap<String, AccountState>>,
+}
+
+impl Core {
+    /// The connection an account has now, if it is connected.
+    pub fn connection_id(&self, account: &str) -> Option<i64> {
+        self.accounts.read().get(account).map(|s| s.connection_id)
+    }
+
+    /// Updates the in-memory state of an account, if it still has that connection (a
+    /// disable or reconnect meanwhile makes the update moot).
+    pub fn update_state(
+        &self,
+        account: &str,
+        connection_id: i64,
+        f: impl FnOnce(&mut AccountState),
+    ) {
+        if let Some(state) = self.accounts.write().get_mut(account) {
+            if state.connection_id == connection_id {
+                f(state);
+            }
+        }
+    }
+
+    /// Records a problem an administrator must act on (the yellow !).
+    pub fn record_issue(&self, account: &str, connection_id: i64, reason: &str) {
+        log::warn!("account {account}: {reason}");
+        if let Err(e) = self
+            .store
+            .set_health(account, connection_id, Some(reason), Some(reason))
+        {
+            log::error!("account {account}: cannot store its status: {e}");
+        }
+        self.update_state(account, connection_id, |s| {
+            s.issue = Some(reason.to_owned());
+            s.last_error = Some(reason.to_owned());
+        });
+    }
+}
+
+pub struct Plugin {
+    core: Arc<Core>,
+    worker: SyncWorker,
+}
+
+/// The status of one account, as `gi_status_json` reports it.
+#[derive(Serialize)]
+pub struct StatusReport<'a> {
+    pub account: &'a str,
+    pub status: &'static str,
+    pub reason: Option<String>,
+    pub syncing: bool,
+    pub contacts: usize,
+    pub numbers: usize,
+    pub last_sync: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl Plugin {
+    /// Opens the plugin: parses the configuration, opens the store, and rebuilds the caller-ID
+    /// index from it before returning, so lookups answer at once, with or without Google.
+    pub fn open(config_json: &str) -> Result<Plugin> {
+        let config = Config::parse(config_json)?;
+        let store = Store::open(&config.data_dir)?;
+        let http = oauth::http_client()?;
+
+        let accounts: HashMap<String, AccountState> = store
+            .accounts()?
+            .into_iter()
+            .map(|stored| (stored.account.clone(), AccountState::from(stored)))
+            .collect();
+        let index = ContactIndex::default();
+        index.replace_all(
+            store
+                .all_contacts()?
+                .into_iter()
+                .map(|(account, contacts)| (account, AccountIndex::build(&contacts))),
+        );
+        let schedule: Vec<(String, Option<i64>)> = accounts
+            .iter()
+            .map(|(account, state)| (account.clone(), state.last_sync))
+            .collect();
+        log::info!(
+            "opened with {} connected account(s) from {}",
+            accounts.len(),
+            config.data_dir.display()
+        );
+
+        let core = Arc::new(Core {
+            config,
+            store,
+            http,
+            index,
+            accounts: RwLock::new(accounts),
+        });
+        let worker = SyncWorker::start(core.clone(), schedule);
+        Ok(Plugin { core, worker })
+    }
+
+    /// Google's consent URL for `account`, with a fresh single-use state bound to it.
+    pub fn auth_url(&self, account: &str) -> Result<String> {
+        account::validate(account)?;
+        let state = random_token();
+        let settings = self.core.config.settings_for(account);
+        let request =
+            oauth::authorization_request(settings, &self.core.config.google, state.clone());
+        self.core.store.insert_pending(
+            &state_hash(&state),
+            &PendingAuth {
+                account: account.to_owned(),
+                pkce_verifier: request.pkce_verifier,
+                created_at: unix_now(),
+            },
+        )?;
+        log::info!("account {account}: authorization URL issued (valid {STATE_LIFETIME_SECS} s)");
+        Ok(request.url)
+    }
+
+    /// Handles Google's redirect: checks the state, exchanges the code, stores the tokens and
+    /// starts the first sync. Returns the account that is now connected.
+    pub fn complete(&self, callback_query: &str) -> Result<String> {
+        let callback = Callback::parse(callback_query)?;
+        let now = unix_now();
+        let state = callback.state.ok_or_else(|| {
+            Error::new(
+                ErrorKind::State,
+                "Google's redirect carries no state; pass the raw query string that arrived at redirect_uri",
+            )
+        })?;
+        let pending = self
+            .core
+            .store
+            .take_pending(&state_hash(&state), now - STATE_LIFETIME_SECS)?
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::State,
+                    "the authorization state is unknown, already used or expired; click \"Get auth code\" again and finish within 10 minutes",
+                )
+            })?;
+        let account = pending.account;
+        if now - pending.created_at > STATE_LIFETIME_SECS {
+            return Err(Error::new(
+                ErrorKind::State,
+                format!("the authorization for {account} took longer than 10 minutes; click \"Get auth code\" again"),
+            ));
+        }
+        if let Some(error) = callback.error {
+            return Err(if error == "access_denied" {
+                log::info!("account {account}: the Google user declined access");
+                Error::new(
+                    ErrorKind::Denied,
+                    format!("the Google user declined access for {account}; click \"Get auth code\" again and choose Allow"),
+                )
+            } else {
+                Error::google(format!(
+                    "Google did not authorize {account} ({error}); check the OAuth client and consent screen in the Google Cloud console"
+                ))
+            });
+        }
+        let code = callback.code.ok_or_else(|| {
+            Error::invalid_argument(
+                "Google's redirect carries neither a code nor an error; pass the raw query string that arrived at redirect_uri",
+            )
+        })?;
+        if let Some(scope) = &callback.scope {
+            if !scope.split(' ').any(|s| s == oauth::CONTACTS_SCOPE) {
+                return Err(Error::new(
+                    ErrorKind::Denied,
+                    format!("the Google user did not allow access to contacts for {account}; click \"Get auth code\" again and tick \"See and download your contacts\""),
+                ));
+            }
+        }
+
+        let settings = self.core.config.settings_for(&account);
+        let granted = oauth::exchange_code(
+            &self.core.http,
+            settings,
+            &self.core.config.google,
+            &code,
+            &pending.pkce_verifier,
+            now,
+        )?;
+        let refresh_token = granted.refresh_token.ok_or_else(|| {
+            Error::google(format!(
+                "Google granted access for {account} without a refresh token, so syncing could not continue; click \"Get auth code\" again"
+            ))
+        })?;
+        let stored = self.core.store.connect_account(
+            &account,
+            &Tokens {
+                refresh_token,
+                access_token: Some(granted.access_token),
+                access_expires_at: granted.expires_at,
+            },
+            now,
+        )?;
+        self.core
+            .accounts
+            .write()
+            .insert(account.clone(), AccountState::from(stored));
+        log::info!("account {account}: connected to Google");
+        self.worker.request(&account);
+        Ok(account)
+    }
+
+    pub fn status(&self, account: &str) -> Status {
+        match self.core.accounts.read().get(account) {
+            None => Status::Disconnected,
+            Some(state) if state.issue.is_some() => Status::Issue,
+            Some(_) => Status::Connected,
+        }
+    }
+
+    pub fn status_report<'a>(&self, account: &'a str) -> Result<StatusReport<'a>> {
+        account::validate(account)?;
+        let state = self.core.accounts.read().get(account).cloned();
+        let (contacts, numbers) = match &state {
+            Some(_) => self.core.index.counts(account),
+            None => (0, 0),
+        };
+        Ok(match state {
+            None => StatusReport {
+                account,
+                status: "disconnected",
+                reason: None,
+                syncing: false,
+                contacts,
+                numbers,
+                last_sync: None,
+                last_error: None,
+            },
+            Some(state) => StatusReport {
+                account,
+                status: if state.issue.is_some() {
+                    "issue"
+                } else {
+                    "connected"
+                },
+                reason: state.issue,
+                syncing: state.syncing,
+                contacts,
+                numbers,
+                last_sync: state.last_sync.map(rfc3339),
+                last_error: state.last_error,
+            },
+        })
+    }
+
+    pub fn status_json(&self, account: &str) -> Result<String> {
+        let report = self.status_report(account)?;
+        serde_json::to_string(&report)
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot write the status: {e}")))
+    }
+
+    /// Revokes the account's grant at Google and erases everything the plugin kept of it,
+    /// whether or not Google answered.
+    pub fn disable(&self, account: &str) -> Result<()> {
+        account::validate(account)?;
+        let Some(connection_id) = self.core.connection_id(account) else {
+            log::info!("account {account}: disable asked, but it is not connected");
+            return Ok(());
+        };
+        self.worker.forget(account);
+        if let Some(tokens) = self.core.store.tokens(account, connection_id)? {
+            match oauth::revoke(
+                &self.core.http,
+                &self.core.config.google,
+                &tokens.refresh_token,
+            ) {
+                Ok(()) => log::info!("account {account}: access revoked at Google"),
+                Err(e) => log::warn!(
+                    "account {account}: {e}; the local tokens and contacts are erased anyway"
+                ),
+            }
+        }
+        self.core.accounts.write().remove(account);
+        self.core.store.delete_account(account)?;
+        self.core.index.remove(account);
+        log::info!("account {account}: disabled; its tokens and contacts are erased");
+        Ok(())
+    }
+
+    /// Starts a sync of the account in the background and returns at once.
+    pub fn sync_now(&self, account: &str) -> Result<()> {
+        account::validate(account)?;
+        if self.core.connection_id(account).is_none() {
+            return Err(Error::invalid_argument(format!(
+                "account {account} is not connected to Google; connect it with \"Get auth code\" first"
+            )));
+        }
+        self.worker.request(account);
+        Ok(())
+    }
+
+    /// Who is calling `account` from `number`: reads the number in the account's region and
+    /// asks the index. `copy_out` receives the match while it is borrowed from the index.
+    pub fn lookup<R>(
+        &self,
+        account: &str,
+        number: &str,
+        copy_out: impl FnOnce(ContactMatch<'_>) -> R,
+    ) -> Option<R> {
+        let region = &self.core.config.settings_for(account).region;
+        let incoming = region.read_incoming(number)?;
+        self.core.index.lookup(account, &incoming, copy_out)
+    }
+
+    /// Stops the sync worker (waiting for a sync in flight to stop at its next step) and
+    /// checkpoints the database. Dropping the plugin does the same.
+    pub fn close(self) {}
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        self.worker.stop();
+        if let Err(e) = self.core.store.checkpoint() {
+            log::warn!("closing: {e}");
+        }
+        log::info!("closed");
+    }
+}
+
+/// The parts of Google's redirect query the plugin reads.
+struct Callback {
+    state: Option<String>,
+    code: Option<String>,
+    error: Option<String>,
+    scope: Option<String>,
+}
+
+impl Callback {
+    fn parse(query: &str) -> Result<Callback> {
+        let query = query.strip_prefix('?').unwrap_or(query);
+        let mut callback = Callback {
+            state: None,
+            code: None,
+            error: None,
+            scope: None,
+        };
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            let slot = match key.as_ref() {
+                "state" => &mut callback.state,
+                "code" => &mut callback.code,
+                "error" => &mut callback.error,
+                "scope" => &mut callback.scope,
+                _ => continue,
+            };
+            if slot.is_some() {
+                // Two states (or codes) cannot both be Google's: refuse rather than guess.
+                return Err(Error::new(
+                    ErrorKind::State,
+                    format!("Google's redirect carries \"{key}\" twice; pass the query string exactly as it arrived"),
+                ));
+            }
+            *slot = Some(value.into_owned());
+        }
+        Ok(callback)
+    }
+}
+
+/// 256 random bits, URL-safe: unguessable, and carrying nothing but chance.
+fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// States are stored hashed: a copy of the database does not reveal states still pending.
+fn state_hash(state: &str) -> Vec<u8> {
+    Sha256::digest(state.as_bytes()).to_vec()
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}

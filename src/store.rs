@@ -1,0 +1,499 @@
+//! The plugin's SQLite database under `data_dir`: pending authorizations, tokens, sync state
+//! and contacts. One connection behind a mutex serves every writer; lookups never come here
+//! (they read the in-memory index). Every change that belongs together is one transaction, so
+//! a process killed at any instant leaves the last complete state.
+
+use std::path::Path;
+
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::contact::{Contact, ContactNumber};
+use crate::error::{Error, Result};
+use crate::phone::{NationalKey, E164};
+
+pub const DATABASE_FILE: &str = "google-integration.sqlite3";
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many have run.
+/// Append, never edit: a released database has run the earlier ones.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first release.
+    "CREATE TABLE pending_auth (
+        state_hash    BLOB PRIMARY KEY,
+        account       TEXT NOT NULL,
+        pkce_verifier TEXT NOT NULL,
+        created_at    INTEGER NOT NULL
+     );
+     CREATE TABLE accounts (
+        account           TEXT PRIMARY KEY,
+        connection_id     INTEGER NOT NULL,
+        refresh_token     TEXT NOT NULL,
+        access_token      TEXT,
+        access_expires_at INTEGER,
+        connected_at      INTEGER NOT NULL,
+        status            TEXT NOT NULL CHECK (status IN ('connected', 'issue')),
+        reason            TEXT,
+        last_sync         INTEGER,
+        last_error        TEXT,
+        sync_token        TEXT
+     );
+     CREATE TABLE contacts (
+        id            INTEGER PRIMARY KEY,
+        account       TEXT NOT NULL,
+        resource_name TEXT NOT NULL,
+        name          TEXT NOT NULL,
+        company       TEXT NOT NULL,
+        UNIQUE (account, resource_name)
+     );
+     CREATE TABLE numbers (
+        contact_id INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+        e164       INTEGER NOT NULL,
+        national   INTEGER NOT NULL,
+        label      TEXT NOT NULL
+     );
+     CREATE INDEX numbers_by_contact ON numbers(contact_id);",
+];
+
+/// What the database remembers of a connected account besides its tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredAccount {
+    pub account: String,
+    /// Changes on every (re)connect, so that a sync started for an older connection cannot
+    /// write into a newer one, or into an account disabled meanwhile.
+    pub connection_id: i64,
+    pub issue: Option<String>,
+    pub last_sync: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// The OAuth tokens of one account. No `Debug`: they must never be printed.
+pub struct Tokens {
+    pub refresh_token: String,
+    pub access_token: Option<String>,
+    pub access_expires_at: Option<i64>,
+}
+
+/// A state handed out by `gi_auth_url`, waiting for Google's redirect.
+pub struct PendingAuth {
+    pub account: String,
+    pub pkce_verifier: String,
+    pub created_at: i64,
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        let path = data_dir.join(DATABASE_FILE);
+        let mut conn = Connection::open(&path).map_err(|e| {
+            Error::storage(format!(
+                "cannot open the database {} ({e}); check the permissions of data_dir",
+                path.display()
+            ))
+        })?;
+        // WAL lets the single writer commit without blocking readers of the file; secure_delete
+        // overwrites deleted rows, so an erased token leaves no bytes behind in the file.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "secure_delete", "ON")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        restrict_permissions(data_dir);
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    // ---- pending authorizations -------------------------------------------------------
+
+    pub fn insert_pending(&self, state_hash: &[u8], pending: &PendingAuth) -> Result<()> {
+        self.conn.lock().execute(
+            "INSERT INTO pending_auth (state_hash, account, pkce_verifier, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![state_hash, pending.account, pending.pkce_verifier, pending.created_at],
+        )?;
+        Ok(())
+    }
+
+    /// Removes and returns the pending authorization for a state: a state can be spent once.
+    /// Also drops every pending authorization created before `expired_before`.
+    pub fn take_pending(
+        &self,
+        state_hash: &[u8],
+        expired_before: i64,
+    ) -> Result<Option<PendingAuth>> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        let pending = tx
+            .query_row(
+                "SELECT account, pkce_verifier, created_at FROM pending_auth WHERE state_hash = ?1",
+                [state_hash],
+                |row| {
+                    Ok(PendingAuth {
+                        account: row.get(0)?,
+                        pkce_verifier: row.get(1)?,
+                        created_at: row.get(2)?,
+                    })
+                },
+            )
+            .optional()?;
+        tx.execute(
+            "DELETE FROM pending_auth WHERE state_hash = ?1",
+            [state_hash],
+        )?;
+        tx.execute(
+            "DELETE FROM pending_auth WHERE created_at < ?1",
+            [expired_before],
+        )?;
+        tx.commit()?;
+        Ok(pending)
+    }
+
+    // ---- accounts and tokens ----------------------------------------------------------
+
+    /// Stores a new connection's tokens, replacing an older connection's. The sync token is
+    /// dropped (the new grant may be another Google user), so the next sync is a full one;
+    /// the old contacts keep answering until it lands.
+    pub fn connect_account(
+        &self,
+        account: &str,
+        tokens: &Tokens,
+        now: i64,
+    ) -> Result<StoredAccount> {
+        let connection_id: i64 = rand::random::<i64>() & i64::MAX;
+        self.conn.lock().execute(
+            "INSERT INTO accounts (account, connection_id, refresh_token, access_token, access_expires_at,
+                                   connected_at, status, reason, last_error, sync_token)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'connected', NULL, NULL, NULL)
+             ON CONFLICT (account) DO UPDATE SET
+                connection_id = excluded.connection_id, refresh_token = excluded.refresh_token,
+                access_token = excluded.access_token, access_expires_at = excluded.access_expires_at,
+                connected_at = excluded.connected_at, status = 'connected', reason = NULL,
+                last_error = NULL, sync_token = NULL",
+            params![
+                account,
+                connection_id,
+                tokens.refresh_token,
+                tokens.access_token,
+                tokens.access_expires_at,
+                now
+            ],
+        )?;
+        self.account(account)?
+            .ok_or_else(|| Error::storage("the account vanished while it was being stored"))
+    }
+
+    pub fn account(&self, account: &str) -> Result<Option<StoredAccount>> {
+        let conn = self.conn.lock();
+        let found = conn
+            .query_row(
+                "SELECT account, connection_id, status, reason, last_sync, last_error FROM accounts WHERE account = ?1",
+                [account],
+                stored_account_from_row,
+            )
+            .optional()?;
+        Ok(found)
+    }
+
+    pub fn accounts(&self) -> Result<Vec<StoredAccount>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare(
+            "SELECT account, connection_id, status, reason, last_sync, last_error FROM accounts ORDER BY account",
+        )?;
+        let rows = stmt.query_map([], stored_account_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    pub fn tokens(&self, account: &str, connection_id: i64) -> Result<Option<Tokens>> {
+        let conn = self.conn.lock();
+        let tokens = conn
+            .query_row(
+                "SELECT refresh_token, access_token, access_expires_at FROM accounts
+                 WHERE account = ?1 AND connection_id = ?2",
+                params![account, connection_id],
+                |row| {
+                    Ok(Tokens {
+                        refresh_token: row.get(0)?,
+                        access_token: row.get(1)?,
+                        access_expires_at: row.get(2)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(tokens)
+    }
+
+    /// Stores a refreshed access token. The refresh token is kept: Google does not resend it.
+    pub fn update_access_token(
+        &self,
+        account: &str,
+        connection_id: i64,
+        access_token: &str,
+        expires_at: Option<i64>,
+    ) -> Result<()> {
+        self.conn.lock().execute(
+            "UPDATE accounts SET access_token = ?3, access_expires_at = ?4
+             WHERE account = ?1 AND connection_id = ?2",
+            params![account, connection_id, access_token, expires_at],
+        )?;
+        Ok(())
+    }
+
+    /// Records the outcome of an exchange with Google: `issue` is the reason for a yellow !,
+    /// or None for connected; `last_error` is the latest failure, kept after recovery.
+    pub fn set_health(
+        &self,
+        account: &str,
+        connection_id: i64,
+        issue: Option<&str>,
+        last_error: Option<&str>,
+    ) -> Result<()> {
+        self.conn.lock().execute(
+            "UPDATE accounts SET status = ?3, reason = ?4, last_error = ?5
+             WHERE account = ?1 AND connection_id = ?2",
+            params![
+                account,
+                connection_id,
+                if issue.is_some() {
+                    "issue"
+                } else {
+                    "connected"
+                },
+                issue,
+                last_error
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Erases everything of an account: tokens, sync token, contacts and its pending states,
+    /// then checkpoints and truncates the WAL so that no copy of a token stays in any file.
+    pub fn delete_account(&self, account: &str) -> Result<bool> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        delete_contacts(&tx, account)?;
+        tx.execute("DELETE FROM pending_auth WHERE account = ?1", [account])?;
+        let removed = tx.execute("DELETE FROM accounts WHERE account = ?1", [account])?;
+        tx.commit()?;
+        checkpoint(&conn)?;
+        Ok(removed > 0)
+    }
+
+    // ---- sync ---------------------------------------------------------------------------
+
+    pub fn sync_token(&self, account: &str, connection_id: i64) -> Result<Option<String>> {
+        let conn = self.conn.lock();
+        let token = conn
+            .query_row(
+                "SELECT sync_token FROM accounts WHERE account = ?1 AND connection_id = ?2",
+                params![account, connection_id],
+                |row| row.get::<_, Option<String>>(0),
+            )
+            .optional()?;
+        Ok(token.flatten())
+    }
+
+    /// Lands a whole sync in one transaction: `replace_all` (a full sync) first removes every
+    /// contact of the account; then `upserts` replace contacts by resource name, `deletions`
+    /// remove them, and the new sync token and sync time are stored. Returns false, changing
+    /// nothing, when the account was disabled or reconnected since the sync started. The
+    /// `after_commit` callback runs while the database is still locked, so that the in-memory
+    /// index is swapped in the same order as the commits (a disable cannot slip in between).
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit_sync<R>(
+        &self,
+        account: &str,
+        connection_id: i64,
+        replace_all: bool,
+        upserts: &[Contact],
+        deletions: &[String],
+        sync_token: Option<&str>,
+        now: i64,
+        after_commit: impl FnOnce(&Connection) -> Result<R>,
+    ) -> Result<Option<R>> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        let current = tx.execute(
+            "UPDATE accounts SET sync_token = ?3, last_sync = ?4, status = 'connected', reason = NULL
+             WHERE account = ?1 AND connection_id = ?2",
+            params![account, connection_id, sync_token, now],
+        )?;
+        if current == 0 {
+            return Ok(None); // dropped with the transaction: nothing changes
+        }
+        if replace_all {
+            delete_contacts(&tx, account)?;
+        }
+        {
+            let mut find = tx.prepare_cached(
+                "SELECT id FROM contacts WHERE account = ?1 AND resource_name = ?2",
+            )?;
+            let mut remove_numbers =
+                tx.prepare_cached("DELETE FROM numbers WHERE contact_id = ?1")?;
+            let mut remove_contact = tx.prepare_cached("DELETE FROM contacts WHERE id = ?1")?;
+            let mut insert_contact = tx.prepare_cached(
+                "INSERT INTO contacts (account, resource_name, name, company) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut insert_number = tx.prepare_cached(
+                "INSERT INTO numbers (contact_id, e164, national, label) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut remove = |resource_name: &str| -> Result<()> {
+                let existing: Option<i64> = find
+                    .query_row(params![account, resource_name], |row| row.get(0))
+                    .optional()?;
+                if let Some(id) = existing {
+                    remove_numbers.execute([id])?;
+                    remove_contact.execute([id])?;
+                }
+                Ok(())
+            };
+            for resource_name in deletions {
+                remove(resource_name)?;
+            }
+            for contact in upserts {
+                if !replace_all {
+                    remove(&contact.resource_name)?;
+                }
+                insert_contact.execute(params![
+                    account,
+                    contact.resource_name,
+                    contact.name,
+                    contact.company
+                ])?;
+                let id = tx.last_insert_rowid();
+                for number in &contact.numbers {
+                    insert_number.execute(params![
+                        id,
+                        number.e164.0 as i64,
+                        number.national.0 as i64,
+                        number.label
+                    ])?;
+                }
+            }
+        }
+        tx.commit()?;
+        after_commit(&conn).map(Some)
+    }
+
+    /// Reads every stored contact of every account, for rebuilding the index at open.
+    pub fn all_contacts(&self) -> Result<Vec<(String, Vec<Contact>)>> {
+        let conn = self.conn.lock();
+        load_contacts(&conn, None)
+    }
+
+    pub fn contacts_of(conn: &Connection, account: &str) -> Result<Vec<Contact>> {
+        Ok(load_contacts(conn, Some(account))?
+            .pop()
+            .map(|(_, contacts)| contacts)
+            .unwrap_or_default())
+    }
+
+    /// Checkpoints the WAL into the database file and empties it. Called on close too.
+    pub fn checkpoint(&self) -> Result<()> {
+        checkpoint(&self.conn.lock())
+    }
+}
+
+fn stored_account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredAccount> {
+    let status: String = row.get(2)?;
+    let reason: Option<String> = row.get(3)?;
+    Ok(StoredAccount {
+        account: row.get(0)?,
+        connection_id: row.get(1)?,
+        issue: if status == "issue" {
+            Some(reason.unwrap_or_else(|| "a problem with Google needs attention".into()))
+        } else {
+            None
+        },
+        last_sync: row.get(4)?,
+        last_error: row.get(5)?,
+    })
+}
+
+fn delete_contacts(tx: &Transaction<'_>, account: &str) -> Result<()> {
+    tx.execute(
+        "DELETE FROM numbers WHERE contact_id IN (SELECT id FROM contacts WHERE account = ?1)",
+        [account],
+    )?;
+    tx.execute("DELETE FROM contacts WHERE account = ?1", [account])?;
+    Ok(())
+}
+
+/// Loads contacts with their numbers, grouped by account, in one ordered scan.
+fn load_contacts(conn: &Connection, only: Option<&str>) -> Result<Vec<(String, Vec<Contact>)>> {
+    let sql =
+        "SELECT c.account, c.id, c.resource_name, c.name, c.company, n.e164, n.national, n.label
+               FROM contacts c LEFT JOIN numbers n ON n.contact_id = c.id
+               WHERE ?1 IS NULL OR c.account = ?1
+               ORDER BY c.account, c.id";
+    let mut stmt = conn.prepare(sql)?;
+    let mut rows = stmt.query([only])?;
+    let mut out: Vec<(String, Vec<Contact>)> = Vec::new();
+    let mut last_id: Option<i64> = None;
+    while let Some(row) = rows.next()? {
+        let account: String = row.get(0)?;
+        let id: i64 = row.get(1)?;
+        if out.last().map(|(a, _)| a != &account).unwrap_or(true) {
+            out.push((account, Vec::new()));
+            last_id = None;
+        }
+        let contacts = &mut out.last_mut().expect("pushed above").1;
+        if last_id != Some(id) {
+            contacts.push(Contact {
+                resource_name: row.get(2)?,
+                name: row.get(3)?,
+                company: row.get(4)?,
+                numbers: Vec::new(),
+            });
+            last_id = Some(id);
+        }
+        let e164: Option<i64> = row.get(5)?;
+        if let Some(e164) = e164 {
+            let national: i64 = row.get(6)?;
+            contacts
+                .last_mut()
+                .expect("pushed above")
+                .numbers
+                .push(ContactNumber {
+                    e164: E164(e164 as u64),
+                    national: NationalKey(national as u64),
+                    label: row.get(7)?,
+                });
+        }
+    }
+    Ok(out)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: usize =
+        conn.pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0))? as usize;
+    if version > MIGRATIONS.len() {
+        return Err(Error::storage(format!(
+            "the database has schema version {version}, newer than this plugin knows ({}); install the newer plugin again or move data_dir aside",
+            MIGRATIONS.len()
+        )));
+    }
+    for (done, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", (done + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn checkpoint(conn: &Connection) -> Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}
+
+/// Tokens live in these files: only the PBX user may read them.
+fn restrict_permissions(data_dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm"] {
+        let path = data_dir.join(format!("{DATABASE_FILE}{suffix}"));
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+}
