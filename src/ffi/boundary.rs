@@ -1,0 +1,184 @@
+//! What every exported function shares: the panic boundary, the thread's last error, and the
+//! checks of pointers, strings and buffers from the host. The only raw pointers of the crate
+//! are read here and in `ffi/mod.rs`.
+
+use std::cell::RefCell;
+use std::ffi::CStr;
+use std::os::raw::c_char;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+
+use super::types::{GiPlugin, GiResult, GiStatus};
+use crate::account;
+use crate::error::{Error, ErrorKind};
+use crate::plugin::Plugin;
+
+thread_local! {
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+pub fn set_last_error(message: &str) {
+    LAST_ERROR.with(|last| {
+        let mut last = last.borrow_mut();
+        last.clear();
+        last.push_str(message);
+    });
+}
+
+pub fn with_last_error<R>(f: impl FnOnce(&str) -> R) -> R {
+    LAST_ERROR.with(|last| f(&last.borrow()))
+}
+
+/// Records the error for `gi_last_error` and returns its result code.
+pub fn fail(error: &Error) -> GiResult {
+    set_last_error(error.message());
+    error.kind().into()
+}
+
+/// The value a function returns when its body panicked.
+pub trait PanicValue {
+    fn on_panic() -> Self;
+}
+
+impl PanicValue for GiResult {
+    fn on_panic() -> Self {
+        GiResult::GI_ERR_INTERNAL
+    }
+}
+impl PanicValue for GiStatus {
+    fn on_panic() -> Self {
+        GiStatus::GI_STATUS_ISSUE
+    }
+}
+impl PanicValue for *mut GiPlugin {
+    fn on_panic() -> Self {
+        ptr::null_mut()
+    }
+}
+impl PanicValue for usize {
+    fn on_panic() -> Self {
+        0
+    }
+}
+impl PanicValue for () {
+    fn on_panic() -> Self {}
+}
+
+/// Runs an exported function's body; a panic becomes the function's failure value and a
+/// last error, and never unwinds into the PBX.
+pub fn guard<T: PanicValue>(function: &str, body: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(_) => {
+            // The payload is not quoted: the boundary cannot vouch that it holds no secret.
+            let message = format!(
+                "internal error in {function} (a bug in the plugin); the PBX may go on. Please report it with the plugin's log"
+            );
+            log::error!("{message}");
+            set_last_error(&message);
+            T::on_panic()
+        }
+    }
+}
+
+/// Wraps the body of an exported function in the panic boundary.
+macro_rules! ffi_boundary {
+    ($function:literal, $body:block) => {
+        $crate::ffi::boundary::guard($function, move || $body)
+    };
+}
+pub(crate) use ffi_boundary;
+
+/// Unwraps a `Result<T, Error>` inside a boundary body, or returns the failure's code.
+macro_rules! try_ffi {
+    ($result:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(error) => return $crate::ffi::boundary::fail(&error),
+        }
+    };
+}
+pub(crate) use try_ffi;
+
+pub fn plugin<'a>(p: *const GiPlugin) -> Result<&'a Plugin, Error> {
+    // SAFETY: the host passes NULL or a pointer from gi_open that it has not closed.
+    unsafe { p.as_ref() }.map(|p| &p.plugin).ok_or_else(|| {
+        Error::invalid_argument("the plugin is NULL; pass the pointer gi_open returned")
+    })
+}
+
+/// A NUL-terminated UTF-8 string from the host, borrowed for the call.
+pub fn string<'a>(s: *const c_char, what: &str) -> Result<&'a str, Error> {
+    if s.is_null() {
+        return Err(Error::invalid_argument(format!("{what} is NULL")));
+    }
+    // SAFETY: the host passes a NUL-terminated string that lives for the call.
+    let bytes = unsafe { CStr::from_ptr(s) }.to_bytes();
+    std::str::from_utf8(bytes).map_err(|e| {
+        Error::invalid_argument(format!(
+            "{what} is not valid UTF-8 (bad byte at offset {})",
+            e.valid_up_to()
+        ))
+    })
+}
+
+/// An account string from the host, checked as the contract defines accounts.
+pub fn account<'a>(s: *const c_char) -> Result<&'a str, Error> {
+    let account = string(s, "account")?;
+    account::validate(account)?;
+    Ok(account)
+}
+
+/// Writes `value` with the buffer protocol: the length (without NUL) into `*len_out`, and
+/// the string only when `cap` exceeds it; otherwise nothing and `GI_ERR_BUFFER_TOO_SMALL`.
+pub fn write_string(
+    value: &str,
+    buf: *mut c_char,
+    cap: usize,
+    len_out: *mut usize,
+) -> Result<(), Error> {
+    if !len_out.is_null() {
+        // SAFETY: a non-NULL len_out points to a size_t the host owns.
+        unsafe { *len_out = value.len() };
+    }
+    if buf.is_null() || cap <= value.len() {
+        return Err(Error::new(
+            ErrorKind::BufferTooSmall,
+            format!(
+                "the buffer holds {cap} bytes but {} are needed (with the NUL); *len_out has the length",
+                value.len() + 1
+            ),
+        ));
+    }
+    // SAFETY: buf has room for cap > value.len() bytes.
+    unsafe {
+        ptr::copy_nonoverlapping(value.as_ptr(), buf.cast::<u8>(), value.len());
+        *buf.add(value.len()) = 0;
+    }
+    Ok(())
+}
+
+/// Writes as much of `value` as fits in `cap` bytes with its NUL, cut at a character
+/// boundary; nothing when `buf` is NULL or `cap` is 0.
+pub fn write_truncated(value: &str, buf: *mut c_char, cap: usize) {
+    if buf.is_null() || cap == 0 {
+        return;
+    }
+    let fitting = &value[..value.floor_char_boundary(cap - 1)];
+    // SAFETY: buf has room for cap bytes, and fitting.len() < cap.
+    unsafe {
+        ptr::copy_nonoverlapping(fitting.as_ptr(), buf.cast::<u8>(), fitting.len());
+        *buf.add(fitting.len()) = 0;
+    }
+}
+
+/// Copies `value` into a fixed field of `GiContact`, cut at a character boundary.
+pub fn fill_field(field: &mut [c_char], value: &str) {
+    let fitting = &value[..value.floor_char_boundary(field.len().saturating_sub(1))];
+    for (slot, byte) in field.iter_mut().zip(fitting.bytes()) {
+        *slot = byte as c_char;
+    }
+    if let Some(end) = field.get_mut(fitting.len()) {
+        *end = 0;
+    }
+}

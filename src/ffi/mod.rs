@@ -1,0 +1,215 @@
+//! The C ABI of `../shared/contract.md`. Each function checks its arguments through
+//! `boundary`, calls the safe core (`plugin`), and maps the outcome to a result code; its
+//! body runs inside one panic boundary so no panic reaches the PBX.
+
+// The exported functions take raw pointers by nature of the C ABI; each checks them (or
+// documents the host's promise) before use, so they are not marked `unsafe` for Rust callers.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+mod boundary;
+mod logger;
+pub mod types;
+
+use std::os::raw::{c_char, c_int, c_void};
+use std::ptr;
+
+use boundary::{ffi_boundary, try_ffi};
+pub use types::{GiContact, GiPlugin, GiResult, GiStatus};
+
+use crate::error::Error;
+use crate::plugin::Plugin;
+
+/// Opens the plugin with the JSON configuration of the contract. Returns NULL on failure;
+/// gi_last_error says why. Contacts stored by an earlier run answer lookups at once.
+#[no_mangle]
+pub extern "C" fn gi_open(config_json: *const c_char) -> *mut GiPlugin {
+    ffi_boundary!("gi_open", {
+        let opened = boundary::string(config_json, "config_json").and_then(Plugin::open);
+        match opened {
+            Ok(plugin) => Box::into_raw(Box::new(GiPlugin { plugin })),
+            Err(error) => {
+                log::error!("gi_open failed: {error}");
+                boundary::fail(&error);
+                ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// Stops the sync workers and closes the database. NULL is a no-op. The pointer is invalid
+/// afterwards.
+#[no_mangle]
+pub extern "C" fn gi_close(plugin: *mut GiPlugin) {
+    ffi_boundary!("gi_close", {
+        if !plugin.is_null() {
+            // SAFETY: the pointer came from gi_open, and the host closes it once.
+            drop(unsafe { Box::from_raw(plugin) });
+        }
+    })
+}
+
+/// Copies this thread's last failure message into `buf` (cut to fit, NUL-terminated) and
+/// returns its full length without the NUL, so a host can size a buffer. `buf` may be NULL.
+#[no_mangle]
+pub extern "C" fn gi_last_error(buf: *mut c_char, cap: usize) -> usize {
+    ffi_boundary!("gi_last_error", {
+        boundary::with_last_error(|message| {
+            boundary::write_truncated(message, buf, cap);
+            message.len()
+        })
+    })
+}
+
+/// The plugin's version, a static string such as "0.1.0".
+#[no_mangle]
+pub extern "C" fn gi_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// Google's authorization URL for `account`, for the consent popup.
+#[no_mangle]
+pub extern "C" fn gi_auth_url(
+    plugin: *mut GiPlugin,
+    account: *const c_char,
+    buf: *mut c_char,
+    cap: usize,
+    len_out: *mut usize,
+) -> GiResult {
+    ffi_boundary!("gi_auth_url", {
+        let plugin = try_ffi!(boundary::plugin(plugin));
+        let account = try_ffi!(boundary::account(account));
+        let url = try_ffi!(plugin.auth_url(account));
+        try_ffi!(boundary::write_string(&url, buf, cap, len_out));
+        GiResult::GI_OK
+    })
+}
+
+/// Completes a connection with the raw query string Google redirected to `redirect_uri`
+/// with. Writes the connected account into `account_buf` (optional, cut to fit).
+#[no_mangle]
+pub extern "C" fn gi_complete(
+    plugin: *mut GiPlugin,
+    callback_query: *const c_char,
+    account_buf: *mut c_char,
+    account_cap: usize,
+) -> GiResult {
+    ffi_boundary!("gi_complete", {
+        let plugin = try_ffi!(boundary::plugin(plugin));
+        let query = try_ffi!(boundary::string(callback_query, "callback_query"));
+        match plugin.complete(query) {
+            Ok(account) => {
+                boundary::write_truncated(&account, account_buf, account_cap);
+                GiResult::GI_OK
+            }
+            Err(error) => {
+                log::warn!("gi_complete failed: {error}");
+                boundary::fail(&error)
+            }
+        }
+    })
+}
+
+/// The account's status. A NULL plugin or a bad account is disconnected.
+#[no_mangle]
+pub extern "C" fn gi_status(plugin: *mut GiPlugin, account: *const c_char) -> GiStatus {
+    ffi_boundary!("gi_status", {
+        let checked = boundary::plugin(plugin)
+            .and_then(|plugin| boundary::account(account).map(|account| (plugin, account)));
+        match checked {
+            Ok((plugin, account)) => plugin.status(account).into(),
+            Err(error) => {
+                boundary::fail(&error);
+                GiStatus::GI_STATUS_DISCONNECTED
+            }
+        }
+    })
+}
+
+/// The account's status as one JSON object (see the contract for its fields).
+#[no_mangle]
+pub extern "C" fn gi_status_json(
+    plugin: *mut GiPlugin,
+    account: *const c_char,
+    buf: *mut c_char,
+    cap: usize,
+    len_out: *mut usize,
+) -> GiResult {
+    ffi_boundary!("gi_status_json", {
+        let plugin = try_ffi!(boundary::plugin(plugin));
+        let account = try_ffi!(boundary::account(account));
+        let json = try_ffi!(plugin.status_json(account));
+        try_ffi!(boundary::write_string(&json, buf, cap, len_out));
+        GiResult::GI_OK
+    })
+}
+
+/// Revokes the account's access at Google and erases its tokens and contacts, whether or
+/// not Google answered. An account that is not connected is GI_OK.
+#[no_mangle]
+pub extern "C" fn gi_disable(plugin: *mut GiPlugin, account: *const c_char) -> GiResult {
+    ffi_boundary!("gi_disable", {
+        let plugin = try_ffi!(boundary::plugin(plugin));
+        let account = try_ffi!(boundary::account(account));
+        try_ffi!(plugin.disable(account));
+        GiResult::GI_OK
+    })
+}
+
+/// Starts a sync of the account in the background and returns at once.
+#[no_mangle]
+pub extern "C" fn gi_sync_now(plugin: *mut GiPlugin, account: *const c_char) -> GiResult {
+    ffi_boundary!("gi_sync_now", {
+        let plugin = try_ffi!(boundary::plugin(plugin));
+        let account = try_ffi!(boundary::account(account));
+        try_ffi!(plugin.sync_now(account));
+        GiResult::GI_OK
+    })
+}
+
+/// Who is calling `account` from `number`. Answers from memory, never waiting for the
+/// network, a sync or the database. GI_NOT_FOUND leaves `*out` zeroed and sets no error.
+#[no_mangle]
+pub extern "C" fn gi_lookup_contact(
+    plugin: *mut GiPlugin,
+    account: *const c_char,
+    number: *const c_char,
+    out: *mut GiContact,
+) -> GiResult {
+    ffi_boundary!("gi_lookup_contact", {
+        // SAFETY: a non-NULL out points to a GiContact the host owns for the call.
+        let Some(out) = (unsafe { out.as_mut() }) else {
+            return boundary::fail(&Error::invalid_argument(
+                "out is NULL; pass a GiContact to fill",
+            ));
+        };
+        // SAFETY: GiContact is plain bytes; all zeroes is a valid (empty) contact.
+        *out = unsafe { std::mem::zeroed() };
+        let plugin = try_ffi!(boundary::plugin(plugin));
+        let account = try_ffi!(boundary::account(account));
+        let number = try_ffi!(boundary::string(number, "number"));
+        let found = plugin.lookup(account, number, |hit| {
+            boundary::fill_field(&mut out.name, hit.name);
+            boundary::fill_field(&mut out.company, hit.company);
+            boundary::fill_field(&mut out.label, hit.label);
+            let mut digits = [0u8; 20];
+            boundary::fill_field(&mut out.number, hit.number.write(&mut digits));
+            boundary::fill_field(&mut out.account, hit.account);
+        });
+        match found {
+            Some(()) => GiResult::GI_OK,
+            None => GiResult::GI_NOT_FOUND,
+        }
+    })
+}
+
+/// Routes the plugin's log to `cb` (levels: 1 error, 2 warn, 3 info, 4 debug, 5 trace).
+/// NULL stops logging. `user` is handed back to every call and never read.
+#[no_mangle]
+pub extern "C" fn gi_set_logger(
+    cb: Option<unsafe extern "C" fn(level: c_int, message: *const c_char, user: *mut c_void)>,
+    user: *mut c_void,
+) {
+    ffi_boundary!("gi_set_logger", {
+        logger::set(cb, user);
+    })
+}
