@@ -122,15 +122,22 @@ pub struct Api {
 /// The file name of the plugin on this platform.
 pub const LIBRARY_FILE: &str = "libgoogle_integration.so";
 
-/// Where a workspace build puts the plugin: next to this executable's target directory.
+/// Where a workspace build puts the plugin: in this executable's target directory
+/// (`target/<profile>/`), or in its `deps/`, where cargo leaves a plugin it built only as a
+/// dependency of the tests. The newer of the two wins, so a test never loads a stale build.
 pub fn default_library_path() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
-    // target/<profile>/host-sim, or target/<profile>/deps/<test> for tests.
     let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
     if dir.ends_with("deps") {
         dir.pop();
     }
-    dir.join(LIBRARY_FILE)
+    let candidates = [dir.join(LIBRARY_FILE), dir.join("deps").join(LIBRARY_FILE)];
+    candidates
+        .iter()
+        .filter_map(|path| Some((std::fs::metadata(path).ok()?.modified().ok()?, path)))
+        .max_by_key(|(modified, _)| *modified)
+        .map(|(_, path)| path.clone())
+        .unwrap_or_else(|| candidates[0].clone())
 }
 
 impl Api {

@@ -1,0 +1,542 @@
+//! The HTTP/1.1 server (one request per connection, `Connection: close`), routing and faults.
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------------
+// HTTP plumbing
+// ---------------------------------------------------------------------------------------------
+
+pub(super) struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    pub(super) fn json(status: u16, v: &Value) -> Reply {
+        let mut body = serde_json::to_string_pretty(v).unwrap_or_default();
+        body.push('\n');
+        Reply {
+            status,
+            headers: vec![
+                (
+                    "Content-Type".into(),
+                    "application/json; charset=UTF-8".into(),
+                ),
+                ("Vary".into(), "Origin, X-Origin, Referer".into()),
+            ],
+            body: body.into_bytes(),
+        }
+    }
+
+    /// OAuth endpoints' JSON, with their no-cache headers.
+    pub(super) fn oauth(status: u16, v: &Value) -> Reply {
+        Reply::json(status, v)
+            .header(
+                "Cache-Control",
+                "no-cache, no-store, max-age=0, must-revalidate",
+            )
+            .header("Pragma", "no-cache")
+            .header("Expires", "Mon, 01 Jan 1990 00:00:00 GMT")
+    }
+
+    pub(super) fn html(status: u16, body: String) -> Reply {
+        Reply {
+            status,
+            headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())],
+            body: body.into_bytes(),
+        }
+    }
+
+    pub(super) fn redirect(location: &str) -> Reply {
+        Reply::html(
+            302,
+            format!(
+                "<HTML><HEAD><TITLE>Moved Temporarily</TITLE></HEAD><BODY>The document has moved <A HREF=\"{}\">here</A>.</BODY></HTML>\n",
+                html_escape(location)
+            ),
+        )
+        .header("Location", location)
+    }
+
+    pub(super) fn header(mut self, k: &str, v: &str) -> Reply {
+        self.headers.push((k.to_string(), v.to_string()));
+        self
+    }
+}
+
+/// A request as read off the wire.
+pub(super) struct RawRequest {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// One request per connection: read it, answer with `Connection: close`, close.
+pub(super) fn handle_connection(shared: &Shared, stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let _ = stream.set_nodelay(true);
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half);
+    let mut out = stream;
+    let (reply, head_only) = match read_request(&mut reader, &mut out) {
+        Ok(Some(raw)) => {
+            let head_only = raw.method == "HEAD";
+            (serve(shared, raw), head_only)
+        }
+        Ok(None) => return,
+        Err((status, message)) => (
+            Reply {
+                status,
+                headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
+                body: message.into_bytes(),
+            },
+            false,
+        ),
+    };
+    let _ = write_reply(&mut out, &reply, head_only);
+    let _ = out.flush();
+    let _ = out.shutdown(Shutdown::Write);
+}
+
+pub(super) fn read_line(r: &mut impl BufRead) -> Result<Option<String>, (u16, String)> {
+    let mut buf = Vec::new();
+    let n = r
+        .by_ref()
+        .take(16 * 1024)
+        .read_until(b'\n', &mut buf)
+        .map_err(|e| (400, format!("read error: {e}")))?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if !buf.ends_with(b"\n") {
+        return Err((400, "line too long or truncated".into()));
+    }
+    while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        buf.pop();
+    }
+    Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
+}
+
+pub(super) fn read_request(
+    r: &mut impl BufRead,
+    out: &mut impl Write,
+) -> Result<Option<RawRequest>, (u16, String)> {
+    let line = loop {
+        match read_line(r)? {
+            None => return Ok(None),
+            Some(l) if l.is_empty() => continue,
+            Some(l) => break l,
+        }
+    };
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err((400, "bad request line".into()));
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Err((505, "HTTP/1.x only".into()));
+    }
+    let mut headers = Vec::new();
+    loop {
+        let Some(l) = read_line(r)? else {
+            return Err((400, "truncated headers".into()));
+        };
+        if l.is_empty() {
+            break;
+        }
+        if headers.len() >= 200 {
+            return Err((431, "too many headers".into()));
+        }
+        let Some((k, v)) = l.split_once(':') else {
+            return Err((400, "bad header line".into()));
+        };
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    if first_ci(&headers, "expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+        let _ = out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+        let _ = out.flush();
+    }
+    let too_large = || (413, "body too large".to_string());
+    let io = |e: std::io::Error| (400, format!("read error: {e}"));
+    let mut body = Vec::new();
+    if first_ci(&headers, "transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    {
+        loop {
+            let size_line = read_line(r)?.ok_or_else(|| (400, "truncated chunk".to_string()))?;
+            let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+                .map_err(|_| (400, "bad chunk size".to_string()))?;
+            if size == 0 {
+                while read_line(r)?.is_some_and(|l| !l.is_empty()) {}
+                break;
+            }
+            if body.len() + size > MAX_BODY {
+                return Err(too_large());
+            }
+            let start = body.len();
+            body.resize(start + size, 0);
+            r.read_exact(&mut body[start..]).map_err(io)?;
+            read_line(r)?;
+        }
+    } else if let Some(len) = first_ci(&headers, "content-length") {
+        let len: usize = len
+            .parse()
+            .map_err(|_| (400, "bad Content-Length".to_string()))?;
+        if len > MAX_BODY {
+            return Err(too_large());
+        }
+        body.resize(len, 0);
+        r.read_exact(&mut body).map_err(io)?;
+    }
+    Ok(Some(RawRequest {
+        method: method.to_string(),
+        target: target.to_string(),
+        headers,
+        body,
+    }))
+}
+
+pub(super) fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        302 => "Found",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        410 => "Gone",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Status",
+    }
+}
+
+pub(super) fn write_reply(
+    out: &mut impl Write,
+    reply: &Reply,
+    head_only: bool,
+) -> std::io::Result<()> {
+    let mut head = format!("HTTP/1.1 {} {}\r\n", reply.status, reason(reply.status));
+    for (k, v) in &reply.headers {
+        let _ = write!(head, "{k}: {v}\r\n");
+    }
+    let _ = write!(
+        head,
+        "Date: {}\r\nServer: ESF\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        http_date(SystemTime::now()),
+        reply.body.len()
+    );
+    out.write_all(head.as_bytes())?;
+    if !head_only {
+        out.write_all(&reply.body)?;
+    }
+    Ok(())
+}
+
+pub(super) fn serve(shared: &Shared, raw: RawRequest) -> Reply {
+    let received = Instant::now();
+    let received_at = SystemTime::now();
+    let body = String::from_utf8_lossy(&raw.body).into_owned();
+    // An absolute-form target ("http://host/path?q") is accepted too.
+    let target = match raw.target.find("://") {
+        Some(i) => {
+            let rest = &raw.target[i + 3..];
+            rest.find('/').map_or("/", |j| &rest[j..]).to_string()
+        }
+        None => raw.target.clone(),
+    };
+    let (path, query_str) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (target.clone(), String::new()),
+    };
+    let headers = raw.headers;
+    let content_type = first_ci(&headers, "content-type")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let form: Vec<(String, String)> = if content_type.starts_with("application/json") {
+        match serde_json::from_str::<Value>(&body) {
+            Ok(Value::Object(m)) => m
+                .into_iter()
+                .filter_map(|(k, v)| match v {
+                    Value::String(s) => Some((k, s)),
+                    Value::Number(n) => Some((k, n.to_string())),
+                    Value::Bool(b) => Some((k, b.to_string())),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    } else if content_type.is_empty()
+        || content_type.starts_with("application/x-www-form-urlencoded")
+    {
+        parse_query(&body)
+    } else {
+        Vec::new()
+    };
+    let endpoint = match path.as_str() {
+        TOKEN_PATH => Some(Endpoint::Token),
+        REVOKE_PATH => Some(Endpoint::Revoke),
+        p if p.starts_with("/v1/") => Some(Endpoint::People),
+        _ => None,
+    };
+    let request = Request {
+        method: raw.method,
+        path,
+        query: parse_query(&query_str),
+        form,
+        headers,
+        body,
+        received,
+        received_at,
+        endpoint,
+        status: 0,
+    };
+    let index = {
+        let mut st = shared.state.lock();
+        st.requests.push(request.clone());
+        st.requests.len() - 1
+    };
+
+    let reply = route(shared, &request);
+
+    let mut st = shared.state.lock();
+    // The list may have been cleared meanwhile; only update our own entry.
+    if let Some(r) = st.requests.get_mut(index) {
+        if r.received == received && r.path == request.path {
+            r.status = reply.status;
+        }
+    }
+    reply
+}
+
+pub(super) fn route(shared: &Shared, rq: &Request) -> Reply {
+    let fault = rq.endpoint.and_then(|e| shared.state.lock().take_fault(e));
+    match (rq.endpoint, fault) {
+        (Some(endpoint), Some(fault)) => apply_fault(shared, endpoint, fault, rq),
+        _ => normal(shared, rq),
+    }
+}
+
+pub(super) fn normal(shared: &Shared, rq: &Request) -> Reply {
+    let mut st = shared.state.lock();
+    match (rq.method.as_str(), rq.path.as_str()) {
+        ("GET", AUTH_PATH) => consent_page(&st, &rq.query),
+        ("POST", DECISION_PATH) => decision(&mut st, &rq.form),
+        (_, TOKEN_PATH) => token_endpoint(&mut st, rq),
+        (_, REVOKE_PATH) => revoke_endpoint(&mut st, rq),
+        (_, CONNECTIONS_PATH) => people_endpoint(&mut st, rq),
+        _ => not_found(&rq.path),
+    }
+}
+
+pub(super) fn apply_fault(
+    shared: &Shared,
+    endpoint: Endpoint,
+    fault: Fault,
+    rq: &Request,
+) -> Reply {
+    match fault {
+        Fault::Delay(d) => {
+            shared.sleep(d);
+            normal(shared, rq)
+        }
+        Fault::TruncatedJson => {
+            let mut r = normal(shared, rq);
+            let half = r.body.len() / 2;
+            r.body.truncate(half);
+            r
+        }
+        Fault::WrongType => {
+            let mut r = normal(shared, rq);
+            let mut v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            match endpoint {
+                Endpoint::People => v["connections"] = json!("oops"),
+                Endpoint::Token => {
+                    if v.get("access_token").is_some() {
+                        v["access_token"] = json!(12345);
+                    } else {
+                        v["error"] = json!(400);
+                    }
+                }
+                Endpoint::Revoke => v = json!("oops"),
+            }
+            let status = r.status;
+            r = Reply::json(status, &v);
+            r
+        }
+        Fault::Status(code) => status_fault(endpoint, code),
+        Fault::PeopleDisabled => people_disabled(),
+        Fault::RateLimited { retry_after_secs } => {
+            let r = if endpoint == Endpoint::People {
+                api_error(
+                    429,
+                    "RESOURCE_EXHAUSTED",
+                    &format!(
+                        "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute per user' of service '{PEOPLE_SERVICE}' for consumer 'project_number:{PROJECT_NUMBER}'."
+                    ),
+                    vec![
+                        error_info(
+                            "RATE_LIMIT_EXCEEDED",
+                            "googleapis.com",
+                            json!({
+                                "quota_metric": "people.googleapis.com/read_requests",
+                                "quota_limit": "ReadRequestsPerMinutePerUser",
+                                "quota_limit_value": "90",
+                                "quota_location": "global",
+                                "service": PEOPLE_SERVICE,
+                                "consumer": format!("projects/{PROJECT_NUMBER}"),
+                            }),
+                        ),
+                        help_link(
+                            "Request a higher quota limit.",
+                            "https://cloud.google.com/docs/quota#requesting_higher_quota",
+                        ),
+                    ],
+                )
+            } else {
+                Reply::oauth(
+                    429,
+                    &json!({"error": "rate_limit_exceeded", "error_description": "Rate Limit Exceeded"}),
+                )
+            };
+            r.header("Retry-After", &retry_after_secs.to_string())
+        }
+        Fault::ExpiredSyncToken => expired_sync_token(),
+        Fault::Gone => api_error_value(
+            410,
+            json!({
+                "code": 410,
+                "message": EXPIRED_SYNC_TOKEN_MESSAGE,
+                "errors": [{
+                    "message": EXPIRED_SYNC_TOKEN_MESSAGE,
+                    "domain": "global",
+                    "reason": "expiredSyncToken",
+                }],
+                "status": "FAILED_PRECONDITION",
+                "details": [error_info("EXPIRED_SYNC_TOKEN", PEOPLE_SERVICE, people_metadata())],
+            }),
+        ),
+        Fault::InvalidGrant => {
+            oauth_error(400, "invalid_grant", "Token has been expired or revoked.")
+        }
+    }
+}
+
+pub(super) fn status_fault(endpoint: Endpoint, code: u16) -> Reply {
+    if code == 502 {
+        return google_html_error(
+            502,
+            "Server Error",
+            "The server encountered a temporary error and could not complete your request.<p>Please try again in 30 seconds.",
+        );
+    }
+    if code < 400 {
+        return Reply::json(code, &json!({}));
+    }
+    if endpoint != Endpoint::People {
+        let (error, description) = match code {
+            400 => ("invalid_request", "Bad Request"),
+            401 => ("invalid_client", "Unauthorized"),
+            403 => ("access_denied", "Forbidden"),
+            429 => ("rate_limit_exceeded", "Rate Limit Exceeded"),
+            500 => ("internal_failure", "Backend Error"),
+            503 => ("temporarily_unavailable", "Service Unavailable"),
+            _ => ("unknown_error", "Unknown Error"),
+        };
+        return oauth_error(code, error, description);
+    }
+    match code {
+        400 => api_error(
+            400,
+            "INVALID_ARGUMENT",
+            "Request contains an invalid argument.",
+            vec![],
+        ),
+        401 => unauthenticated(true),
+        403 => api_error(
+            403,
+            "PERMISSION_DENIED",
+            "Request had insufficient authentication scopes.",
+            vec![error_info(
+                "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+                "googleapis.com",
+                people_metadata(),
+            )],
+        ),
+        404 => api_error(404, "NOT_FOUND", "Requested entity was not found.", vec![]),
+        409 => api_error(409, "ABORTED", "The operation was aborted.", vec![]),
+        429 => api_error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "Resource has been exhausted (e.g. check quota).",
+            vec![],
+        ),
+        500 => api_error(500, "INTERNAL", "Internal error encountered.", vec![]),
+        501 => api_error(
+            501,
+            "UNIMPLEMENTED",
+            "Operation is not implemented, or supported, or enabled.",
+            vec![],
+        ),
+        503 => api_error(
+            503,
+            "UNAVAILABLE",
+            "The service is currently unavailable.",
+            vec![],
+        ),
+        504 => api_error(
+            504,
+            "DEADLINE_EXCEEDED",
+            "The request timed out. Please try again.",
+            vec![],
+        ),
+        c => api_error(c, "UNKNOWN", "Unknown Error.", vec![]),
+    }
+}
+
+pub(super) fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+    for stream in listener.incoming() {
+        if shared.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let Ok(stream) = stream else {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        let Ok(handle) = stream.try_clone() else {
+            continue;
+        };
+        let mut conns = shared.conns.lock();
+        conns.threads.retain(|t| !t.is_finished());
+        let id = conns.next;
+        conns.next += 1;
+        conns.open.insert(id, handle);
+        let s = Arc::clone(shared);
+        let spawned = std::thread::Builder::new()
+            .name("fake-google-conn".into())
+            .spawn(move || {
+                let _ = catch_unwind(AssertUnwindSafe(|| handle_connection(&s, stream)));
+                s.conns.lock().open.remove(&id);
+            });
+        match spawned {
+            Ok(t) => conns.threads.push(t),
+            Err(_) => {
+                conns.open.remove(&id);
+            }
+        }
+    }
+}

@@ -1,0 +1,1060 @@
+//! A fake Google for tests: the OAuth 2.0 web-server flow (authorization page, token and
+//! revocation endpoints) and the People API's `people.connections.list`, served over plain
+//! HTTP on loopback only.
+//!
+//! It answers with the shapes Google uses, errors included, so that a client tested against it
+//! meets the same bodies, status codes and quirks it will meet in production:
+//!
+//! * OAuth errors are `{"error": "...", "error_description": "..."}` (400 `invalid_grant`,
+//!   401 `invalid_client`, `unsupported_grant_type`, `redirect_uri_mismatch`, ...).
+//! * API errors are `{"error": {"code", "message", "status", "details": [ErrorInfo...]}}`.
+//! * Empty repeated fields are left out (a user without contacts gets no `connections` key).
+//! * The authorization code contains a `/` (`4/0...`) and the callback query leaves `/` and `:`
+//!   unescaped, as Google's redirect does; it also carries `authuser=0&prompt=consent`.
+//! * A refresh token is issued only with `access_type=offline`, and only on a user's first
+//!   consent for a client unless `prompt=consent` is asked for; refreshing never sends a new one.
+//! * Revoking any token of a grant (refresh or access) ends the user's authorization of that
+//!   client: every refresh and access token of that user and client dies.
+//! * `nextSyncToken` is sent only on the last page and only with `requestSyncToken=true`;
+//!   page tokens require the other parameters to match the first call.
+//!
+//! Where Google is lenient the fake is stricter on purpose, to catch client mistakes: the
+//! authorization request must carry `state`, PKCE with `code_challenge_method=S256` and the
+//! `contacts.readonly` scope; the People API takes the access token only from the
+//! `Authorization: Bearer` header.
+//!
+//! Nothing but loopback addresses is ever bound, and the fake never connects anywhere.
+//!
+//! The HTTP server is a small std one (`http.rs`): one request per connection, answered with
+//! `Connection: close`, a thread per connection. Dropping [`FakeGoogle`] closes the listener and
+//! cuts open connections, so a client then meets "connection refused" at once rather than a
+//! hang on a pooled keep-alive connection. Layout: `oauth.rs` (consent page, token, revoke),
+//! `people.rs` (API errors, `people.connections.list`), `tests.rs`.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read as _, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use parking_lot::Mutex;
+use rand::Rng as _;
+use serde_json::{json, Map, Value};
+use sha2::{Digest as _, Sha256};
+
+mod http;
+mod oauth;
+mod people;
+#[cfg(test)]
+mod tests;
+
+use http::*;
+use oauth::*;
+use people::*;
+
+/// The scope the plugin must ask for.
+pub const CONTACTS_READONLY: &str = "https://www.googleapis.com/auth/contacts.readonly";
+const CONTACTS_FULL: &str = "https://www.googleapis.com/auth/contacts";
+/// The Google Cloud project number that error messages name.
+pub const PROJECT_NUMBER: &str = "487325908013";
+const PEOPLE_SERVICE: &str = "people.googleapis.com";
+const LIST_METHOD: &str = "google.people.v1.PeopleService.ListConnections";
+
+/// Path of the authorization (consent) page.
+pub const AUTH_PATH: &str = "/o/oauth2/v2/auth";
+/// Path the consent page's form posts to.
+pub const DECISION_PATH: &str = "/o/oauth2/v2/auth/decision";
+/// Path of the token endpoint.
+pub const TOKEN_PATH: &str = "/token";
+/// Path of the revocation endpoint.
+pub const REVOKE_PATH: &str = "/revoke";
+/// Path of `people.connections.list`, under [`FakeGoogle::people_url`].
+pub const CONNECTIONS_PATH: &str = "/v1/people/me/connections";
+
+const MAX_BODY: usize = 1 << 20;
+const MAX_PAGE_SIZE: usize = 1000;
+const DEFAULT_PAGE_SIZE: usize = 100;
+/// Google keeps at most this many live refresh tokens per user and client; the oldest dies.
+const REFRESH_TOKENS_PER_USER_CLIENT: usize = 100;
+
+const UNAUTHENTICATED_MESSAGE: &str = "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.";
+const MISSING_CREDENTIALS_MESSAGE: &str = "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.";
+const EXPIRED_SYNC_TOKEN_MESSAGE: &str =
+    "Sync token is expired. Clear local cache and retry call without the sync token.";
+
+const SCOPES_KNOWN: &[&str] = &[
+    CONTACTS_READONLY,
+    CONTACTS_FULL,
+    "https://www.googleapis.com/auth/contacts.other.readonly",
+    "https://www.googleapis.com/auth/directory.readonly",
+    "https://www.googleapis.com/auth/userinfo.email",
+    "https://www.googleapis.com/auth/userinfo.profile",
+    "openid",
+];
+
+const AUTH_PARAMS: &[&str] = &[
+    "client_id",
+    "redirect_uri",
+    "response_type",
+    "scope",
+    "state",
+    "access_type",
+    "prompt",
+    "include_granted_scopes",
+    "login_hint",
+    "code_challenge",
+    "code_challenge_method",
+    "hd",
+    "nonce",
+    "enable_granular_consent",
+    "authuser",
+];
+
+const PERSON_FIELDS: &[&str] = &[
+    "addresses",
+    "ageRanges",
+    "biographies",
+    "birthdays",
+    "calendarUrls",
+    "clientData",
+    "coverPhotos",
+    "emailAddresses",
+    "events",
+    "externalIds",
+    "genders",
+    "imClients",
+    "interests",
+    "locales",
+    "locations",
+    "memberships",
+    "metadata",
+    "miscKeywords",
+    "names",
+    "nicknames",
+    "occupations",
+    "organizations",
+    "phoneNumbers",
+    "photos",
+    "relations",
+    "sipAddresses",
+    "skills",
+    "urls",
+    "userDefined",
+];
+
+// ---------------------------------------------------------------------------------------------
+// Public types
+// ---------------------------------------------------------------------------------------------
+
+/// A registered OAuth client (a "Web application" client in the Google Cloud console).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub id: String,
+    pub secret: String,
+    pub redirect_uris: Vec<String>,
+}
+
+impl Client {
+    /// A client with one or more registered redirect URIs.
+    pub fn new(id: &str, secret: &str, redirect_uris: &[&str]) -> Client {
+        Client {
+            id: id.to_string(),
+            secret: secret.to_string(),
+            redirect_uris: redirect_uris.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+/// A contact of a user, as the fake stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Person {
+    /// `people/c<digits>`.
+    pub resource_name: String,
+    pub given: String,
+    pub family: String,
+    /// May be "" (no name at all when `given` and `family` are empty too).
+    pub display: String,
+    pub company: Option<String>,
+    pub phones: Vec<Phone>,
+}
+
+impl Person {
+    /// A person whose display name is "given family".
+    pub fn new(resource_name: &str, given: &str, family: &str) -> Person {
+        Person {
+            resource_name: resource_name.to_string(),
+            given: given.to_string(),
+            family: family.to_string(),
+            display: format!("{given} {family}").trim().to_string(),
+            company: None,
+            phones: Vec::new(),
+        }
+    }
+
+    /// Replaces the display name.
+    pub fn with_display(mut self, display: &str) -> Person {
+        self.display = display.to_string();
+        self
+    }
+
+    /// Sets the organization.
+    pub fn with_company(mut self, company: &str) -> Person {
+        self.company = Some(company.to_string());
+        self
+    }
+
+    /// Adds a phone number without a canonical form.
+    pub fn with_phone(mut self, value: &str, kind: &str) -> Person {
+        self.phones.push(Phone::new(value, kind));
+        self
+    }
+
+    /// Adds a phone number with Google's `canonicalForm` (E.164).
+    pub fn with_phone_canonical(mut self, value: &str, canonical: &str, kind: &str) -> Person {
+        self.phones.push(Phone {
+            value: value.to_string(),
+            canonical: Some(canonical.to_string()),
+            kind: kind.to_string(),
+        });
+        self
+    }
+}
+
+/// A phone number of a [`Person`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Phone {
+    /// As the user typed it.
+    pub value: String,
+    /// Google's E.164 `canonicalForm`, present when Google could parse the number.
+    pub canonical: Option<String>,
+    /// "mobile", "work", "home", "main", "homeFax", "workFax", "pager", "other", a custom label, or "".
+    pub kind: String,
+}
+
+impl Phone {
+    pub fn new(value: &str, kind: &str) -> Phone {
+        Phone {
+            value: value.to_string(),
+            canonical: None,
+            kind: kind.to_string(),
+        }
+    }
+}
+
+/// A misbehaviour of an endpoint, queued with [`FakeGoogle::inject`] and consumed one per
+/// request, first in first out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Google-shaped error body for that status. On the People API: 400 `INVALID_ARGUMENT`,
+    /// 401 `UNAUTHENTICATED`, 403 `PERMISSION_DENIED` (`ACCESS_TOKEN_SCOPE_INSUFFICIENT`),
+    /// 404 `NOT_FOUND`, 429 `RESOURCE_EXHAUSTED`, 500 `INTERNAL`, 502 (Google's HTML page),
+    /// 503 `UNAVAILABLE`, 504 `DEADLINE_EXCEEDED`. On the OAuth endpoints an OAuth error body.
+    Status(u16),
+    /// 403 `PERMISSION_DENIED` with reason `SERVICE_DISABLED`, as when the People API is not
+    /// enabled for the project.
+    PeopleDisabled,
+    /// 429 `RESOURCE_EXHAUSTED` with a `Retry-After` header.
+    RateLimited { retry_after_secs: u64 },
+    /// 400 `FAILED_PRECONDITION` with an ErrorInfo of reason `EXPIRED_SYNC_TOKEN`.
+    ExpiredSyncToken,
+    /// 410, the older form of an expired sync token (also names `EXPIRED_SYNC_TOKEN`).
+    Gone,
+    /// The request is handled (with its side effects), and the reply's body is cut in half.
+    TruncatedJson,
+    /// The request is handled, and the reply is valid JSON with a field of the wrong type
+    /// (`"connections": "oops"`; on the token endpoint `"access_token": 12345`; on the
+    /// revocation endpoint the JSON string `"oops"`).
+    WrongType,
+    /// Sleeps, then answers normally.
+    Delay(Duration),
+    /// 400 `{"error":"invalid_grant","error_description":"Token has been expired or revoked."}`.
+    InvalidGrant,
+}
+
+/// The endpoints faults can be injected into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Token,
+    Revoke,
+    People,
+}
+
+/// One HTTP request the fake received.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    /// Path without the query.
+    pub path: String,
+    /// Decoded query parameters, in order.
+    pub query: Vec<(String, String)>,
+    /// Decoded form fields of the body (`application/x-www-form-urlencoded`, or the string
+    /// fields of a JSON object body).
+    pub form: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    /// When it was received (monotonic, for timing assertions).
+    pub received: Instant,
+    /// When it was received (wall clock).
+    pub received_at: SystemTime,
+    /// Which fault queue applies to it, if any.
+    pub endpoint: Option<Endpoint>,
+    /// The status the fake answered with (0 while it is being handled).
+    pub status: u16,
+}
+
+impl Request {
+    /// The first query parameter of that name.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        first(&self.query, name)
+    }
+
+    /// The first form field of that name.
+    pub fn form_param(&self, name: &str) -> Option<&str> {
+        first(&self.form, name)
+    }
+
+    /// The first header of that name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// State
+// ---------------------------------------------------------------------------------------------
+
+struct User {
+    display_name: String,
+    /// resource name -> latest state (None: deleted, kept as a tombstone for incremental sync).
+    contacts: BTreeMap<String, Entry>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    person: Option<Person>,
+    seq: u64,
+    updated: SystemTime,
+}
+
+struct CodeGrant {
+    client_id: String,
+    redirect_uri: String,
+    email: String,
+    scope: String,
+    challenge: String,
+    issued: Instant,
+    used: bool,
+    issue_refresh: bool,
+}
+
+struct Grant {
+    email: String,
+    client_id: String,
+    scope: String,
+    refresh_token: Option<String>,
+    alive: bool,
+}
+
+struct AccessToken {
+    grant: u64,
+    expires: Instant,
+    expired: bool,
+}
+
+struct SyncToken {
+    email: String,
+    seq: u64,
+    expired: bool,
+}
+
+struct Item {
+    resource_name: String,
+    person: Option<Person>,
+    updated: SystemTime,
+}
+
+struct Snapshot {
+    email: String,
+    items: Vec<Item>,
+    seq: u64,
+    person_fields: Vec<String>,
+    sync_token: Option<String>,
+    request_sync: bool,
+}
+
+struct State {
+    clients: BTreeMap<String, Client>,
+    users: BTreeMap<String, User>,
+    /// Global change counter; every contact change gets the next value.
+    seq: u64,
+    codes: HashMap<String, CodeGrant>,
+    grants: BTreeMap<u64, Grant>,
+    next_grant: u64,
+    refresh_tokens: HashMap<String, u64>,
+    access_tokens: HashMap<String, AccessToken>,
+    sync_tokens: HashMap<String, SyncToken>,
+    page_tokens: HashMap<String, (Arc<Snapshot>, usize)>,
+    faults: HashMap<Endpoint, VecDeque<Fault>>,
+    sticky: HashMap<Endpoint, Fault>,
+    requests: Vec<Request>,
+    revoked: Vec<String>,
+    page_size_cap: Option<usize>,
+    access_lifetime: Duration,
+    code_lifetime: Duration,
+}
+
+impl State {
+    fn new() -> State {
+        State {
+            clients: BTreeMap::new(),
+            users: BTreeMap::new(),
+            seq: 0,
+            codes: HashMap::new(),
+            grants: BTreeMap::new(),
+            next_grant: 1,
+            refresh_tokens: HashMap::new(),
+            access_tokens: HashMap::new(),
+            sync_tokens: HashMap::new(),
+            page_tokens: HashMap::new(),
+            faults: HashMap::new(),
+            sticky: HashMap::new(),
+            requests: Vec::new(),
+            revoked: Vec::new(),
+            page_size_cap: None,
+            access_lifetime: Duration::from_secs(3599),
+            code_lifetime: Duration::from_secs(600),
+        }
+    }
+
+    fn user_mut(&mut self, email: &str) -> &mut User {
+        self.users.entry(email.to_string()).or_insert_with(|| User {
+            display_name: email.to_string(),
+            contacts: BTreeMap::new(),
+        })
+    }
+
+    fn record_change(&mut self, email: &str, resource_name: &str, person: Option<Person>) {
+        self.seq += 1;
+        let seq = self.seq;
+        self.user_mut(email).contacts.insert(
+            resource_name.to_string(),
+            Entry {
+                person,
+                seq,
+                updated: SystemTime::now(),
+            },
+        );
+    }
+
+    fn take_fault(&mut self, endpoint: Endpoint) -> Option<Fault> {
+        if let Some(f) = self.faults.get_mut(&endpoint).and_then(VecDeque::pop_front) {
+            return Some(f);
+        }
+        self.sticky.get(&endpoint).cloned()
+    }
+
+    fn kill_grants(&mut self, email: &str, client_id: Option<&str>) {
+        for g in self.grants.values_mut() {
+            let client_matches = match client_id {
+                None => true,
+                Some(c) => c == g.client_id,
+            };
+            if g.email == email && client_matches {
+                g.alive = false;
+            }
+        }
+    }
+
+    fn new_grant(&mut self, email: &str, client_id: &str, scope: &str, refresh: bool) -> u64 {
+        let id = self.next_grant;
+        self.next_grant += 1;
+        let refresh_token = refresh.then(|| format!("1//0{}", random_token(100)));
+        if let Some(rt) = &refresh_token {
+            self.refresh_tokens.insert(rt.clone(), id);
+            let live: Vec<u64> = self
+                .grants
+                .iter()
+                .filter(|(_, g)| {
+                    g.alive
+                        && g.refresh_token.is_some()
+                        && g.email == email
+                        && g.client_id == client_id
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            if live.len() >= REFRESH_TOKENS_PER_USER_CLIENT {
+                for old in &live[..=live.len() - REFRESH_TOKENS_PER_USER_CLIENT] {
+                    if let Some(g) = self.grants.get_mut(old) {
+                        g.alive = false;
+                    }
+                }
+            }
+        }
+        self.grants.insert(
+            id,
+            Grant {
+                email: email.to_string(),
+                client_id: client_id.to_string(),
+                scope: scope.to_string(),
+                refresh_token,
+                alive: true,
+            },
+        );
+        id
+    }
+
+    fn new_access_token(&mut self, grant: u64) -> String {
+        let token = format!("ya29.a0{}", random_token(150));
+        self.access_tokens.insert(
+            token.clone(),
+            AccessToken {
+                grant,
+                expires: Instant::now() + self.access_lifetime,
+                expired: false,
+            },
+        );
+        token
+    }
+
+    /// The live grant behind an access token.
+    fn access_grant(&self, token: &str) -> Option<&Grant> {
+        let at = self.access_tokens.get(token)?;
+        if at.expired || Instant::now() >= at.expires {
+            return None;
+        }
+        self.grants.get(&at.grant).filter(|g| g.alive)
+    }
+
+    fn new_sync_token(&mut self, email: &str, seq: u64) -> String {
+        let token = format!("EAEY{}", random_token(40));
+        self.sync_tokens.insert(
+            token.clone(),
+            SyncToken {
+                email: email.to_string(),
+                seq,
+                expired: false,
+            },
+        );
+        token
+    }
+}
+
+#[derive(Default)]
+struct Conns {
+    next: u64,
+    /// Clones of the open connections' sockets, to cut them on drop.
+    open: HashMap<u64, TcpStream>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    stop: AtomicBool,
+    addr: SocketAddr,
+    conns: Mutex<Conns>,
+}
+
+impl Shared {
+    fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn sleep(&self, d: Duration) {
+        let end = Instant::now() + d;
+        while !self.stop.load(Ordering::SeqCst) {
+            let now = Instant::now();
+            if now >= end {
+                break;
+            }
+            std::thread::sleep((end - now).min(Duration::from_millis(20)));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// FakeGoogle
+// ---------------------------------------------------------------------------------------------
+
+/// The fake Google server. Dropping it stops its threads, closes the port and cuts every open
+/// connection, so a client then meets "connection refused" at once.
+pub struct FakeGoogle {
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for FakeGoogle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeGoogle")
+            .field("addr", &self.shared.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeGoogle {
+    /// Starts on 127.0.0.1 with an ephemeral port. Panics if that fails.
+    pub fn start() -> FakeGoogle {
+        FakeGoogle::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .expect("fake Google: cannot listen on 127.0.0.1")
+    }
+
+    /// Starts on that address, which must be a loopback one (127.0.0.0/8 or ::1).
+    pub fn start_on(addr: SocketAddr) -> std::io::Result<FakeGoogle> {
+        if !addr.ip().is_loopback() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("fake Google listens on loopback only, not on {addr}"),
+            ));
+        }
+        let listener = TcpListener::bind(addr)?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::new()),
+            stop: AtomicBool::new(false),
+            addr: listener.local_addr()?,
+            conns: Mutex::new(Conns::default()),
+        });
+        let for_thread = Arc::clone(&shared);
+        let accept = std::thread::Builder::new()
+            .name("fake-google-accept".into())
+            .spawn(move || accept_loop(&listener, &for_thread))?;
+        Ok(FakeGoogle {
+            shared,
+            accept: Some(accept),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        self.shared.base_url()
+    }
+
+    /// The authorization endpoint (`{base}/o/oauth2/v2/auth`).
+    pub fn auth_url(&self) -> String {
+        format!("{}{AUTH_PATH}", self.base_url())
+    }
+
+    /// The token endpoint (`{base}/token`).
+    pub fn token_url(&self) -> String {
+        format!("{}{TOKEN_PATH}", self.base_url())
+    }
+
+    /// The revocation endpoint (`{base}/revoke`).
+    pub fn revoke_url(&self) -> String {
+        format!("{}{REVOKE_PATH}", self.base_url())
+    }
+
+    /// The People API base; the API is at `{people_url}/v1/people/me/connections`.
+    pub fn people_url(&self) -> String {
+        self.base_url()
+    }
+
+    /// The `google` object of the plugin's configuration, pointing at this fake.
+    pub fn config_json(&self) -> Value {
+        json!({
+            "auth_url": self.auth_url(),
+            "token_url": self.token_url(),
+            "revoke_url": self.revoke_url(),
+            "people_url": self.people_url(),
+        })
+    }
+
+    /// Registers (or replaces) an OAuth client.
+    pub fn add_client(&self, client: Client) {
+        self.shared
+            .state
+            .lock()
+            .clients
+            .insert(client.id.clone(), client);
+    }
+
+    /// Adds a Google account (or renames an existing one) that can consent.
+    pub fn add_user(&self, email: &str, display_name: &str) {
+        let mut st = self.shared.state.lock();
+        st.user_mut(email).display_name = display_name.to_string();
+    }
+
+    /// The accounts, as (email, display name), sorted by email.
+    pub fn users(&self) -> Vec<(String, String)> {
+        let st = self.shared.state.lock();
+        st.users
+            .iter()
+            .map(|(e, u)| (e.clone(), u.display_name.clone()))
+            .collect()
+    }
+
+    /// Replaces the user's contacts (adding the user if unknown). People added, changed or
+    /// missing compared to before are changes that incremental sync reports.
+    pub fn set_contacts(&self, email: &str, people: Vec<Person>) {
+        let mut st = self.shared.state.lock();
+        let mut new: BTreeMap<String, Person> = BTreeMap::new();
+        for p in people {
+            new.insert(p.resource_name.clone(), p);
+        }
+        let old: Vec<(String, Option<Person>)> = st
+            .user_mut(email)
+            .contacts
+            .iter()
+            .map(|(k, e)| (k.clone(), e.person.clone()))
+            .collect();
+        for (name, person) in &old {
+            if person.is_some() && !new.contains_key(name) {
+                st.record_change(email, name, None);
+            }
+        }
+        for (name, person) in new {
+            let unchanged = old
+                .iter()
+                .any(|(n, p)| *n == name && p.as_ref() == Some(&person));
+            if !unchanged {
+                st.record_change(email, &name, Some(person));
+            }
+        }
+    }
+
+    /// Adds or changes one contact.
+    pub fn upsert_contact(&self, email: &str, person: Person) {
+        let mut st = self.shared.state.lock();
+        let name = person.resource_name.clone();
+        st.record_change(email, &name, Some(person));
+    }
+
+    /// Deletes one contact; incremental sync reports it with `metadata.deleted = true`.
+    pub fn delete_contact(&self, email: &str, resource_name: &str) {
+        let mut st = self.shared.state.lock();
+        let live = st
+            .users
+            .get(email)
+            .and_then(|u| u.contacts.get(resource_name))
+            .is_some_and(|e| e.person.is_some());
+        if live {
+            st.record_change(email, resource_name, None);
+        }
+    }
+
+    /// The user's current contacts, oldest change first.
+    pub fn contacts(&self, email: &str) -> Vec<Person> {
+        let st = self.shared.state.lock();
+        let Some(u) = st.users.get(email) else {
+            return Vec::new();
+        };
+        let mut live: Vec<&Entry> = u.contacts.values().filter(|e| e.person.is_some()).collect();
+        live.sort_by_key(|e| e.seq);
+        live.into_iter().filter_map(|e| e.person.clone()).collect()
+    }
+
+    /// Makes every page at most `n` items long, whatever `pageSize` asks for (0: no cap).
+    pub fn set_page_size_cap(&self, n: usize) {
+        self.shared.state.lock().page_size_cap = (n > 0).then_some(n);
+    }
+
+    /// How long new access tokens live (default 3599 s, which `expires_in` reports).
+    pub fn set_access_token_lifetime(&self, d: Duration) {
+        self.shared.state.lock().access_lifetime = d;
+    }
+
+    /// How long authorization codes can be exchanged (default 10 minutes).
+    pub fn set_code_lifetime(&self, d: Duration) {
+        self.shared.state.lock().code_lifetime = d;
+    }
+
+    /// Programmatic consent: validates `auth_url` as Google would and returns the raw query
+    /// Google would redirect with: `state=...&code=...&scope=...&authuser=0&prompt=consent`.
+    pub fn approve(&self, auth_url: &str, email: &str) -> Result<String, String> {
+        let pairs = self.auth_pairs(auth_url)?;
+        let mut st = self.shared.state.lock();
+        approve_locked(&mut st, &pairs, email).map(|(_, q)| q)
+    }
+
+    /// Programmatic refusal: same checks; returns `state=...&error=access_denied`.
+    pub fn deny(&self, auth_url: &str) -> Result<String, String> {
+        let pairs = self.auth_pairs(auth_url)?;
+        let st = self.shared.state.lock();
+        deny_locked(&st, &pairs).map(|(_, q)| q)
+    }
+
+    /// The user removes the app's access: all of that user's refresh and access tokens die.
+    pub fn revoke_grants(&self, email: &str) {
+        self.shared.state.lock().kill_grants(email, None);
+    }
+
+    /// Every access token issued so far now gets 401 `UNAUTHENTICATED`.
+    pub fn expire_access_tokens(&self) {
+        for t in self.shared.state.lock().access_tokens.values_mut() {
+            t.expired = true;
+        }
+    }
+
+    /// Every sync token issued so far for that user now gets the expired-sync-token error.
+    pub fn expire_sync_tokens(&self, email: &str) {
+        for t in self.shared.state.lock().sync_tokens.values_mut() {
+            if t.email == email {
+                t.expired = true;
+            }
+        }
+    }
+
+    /// Queues a fault for the next request to that endpoint.
+    pub fn inject(&self, endpoint: Endpoint, fault: Fault) {
+        self.shared
+            .state
+            .lock()
+            .faults
+            .entry(endpoint)
+            .or_default()
+            .push_back(fault);
+    }
+
+    /// A fault applied to every request of that endpoint while its queue is empty (None: off).
+    pub fn set_sticky_fault(&self, endpoint: Endpoint, fault: Option<Fault>) {
+        let mut st = self.shared.state.lock();
+        match fault {
+            Some(f) => st.sticky.insert(endpoint, f),
+            None => st.sticky.remove(&endpoint),
+        };
+    }
+
+    /// Faults still queued for that endpoint.
+    pub fn pending_faults(&self, endpoint: Endpoint) -> usize {
+        self.shared
+            .state
+            .lock()
+            .faults
+            .get(&endpoint)
+            .map_or(0, VecDeque::len)
+    }
+
+    /// Drops queued and sticky faults.
+    pub fn clear_faults(&self) {
+        let mut st = self.shared.state.lock();
+        st.faults.clear();
+        st.sticky.clear();
+    }
+
+    /// Every request received so far, in order of arrival.
+    pub fn requests(&self) -> Vec<Request> {
+        self.shared.state.lock().requests.clone()
+    }
+
+    /// The requests received so far at one endpoint.
+    pub fn requests_to(&self, endpoint: Endpoint) -> Vec<Request> {
+        let st = self.shared.state.lock();
+        st.requests
+            .iter()
+            .filter(|r| r.endpoint == Some(endpoint))
+            .cloned()
+            .collect()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        self.shared.state.lock().requests.clear();
+    }
+
+    /// Tokens successfully revoked at the revocation endpoint, in order.
+    pub fn revoked_tokens(&self) -> Vec<String> {
+        self.shared.state.lock().revoked.clone()
+    }
+
+    /// How many of the user's refresh tokens still work.
+    pub fn live_refresh_tokens(&self, email: &str) -> usize {
+        let st = self.shared.state.lock();
+        st.grants
+            .values()
+            .filter(|g| g.alive && g.email == email && g.refresh_token.is_some())
+            .count()
+    }
+
+    /// How many of the user's access tokens still work.
+    pub fn live_access_tokens(&self, email: &str) -> usize {
+        let st = self.shared.state.lock();
+        st.access_tokens
+            .keys()
+            .filter(|t| st.access_grant(t).is_some_and(|g| g.email == email))
+            .count()
+    }
+
+    fn auth_pairs(&self, auth_url: &str) -> Result<Vec<(String, String)>, String> {
+        let url = url::Url::parse(auth_url).map_err(|e| format!("not a URL: {e}"))?;
+        let host_ok = match url.host_str() {
+            Some("localhost") => true,
+            Some(h) => {
+                h.trim_start_matches('[').trim_end_matches(']') == self.shared.addr.ip().to_string()
+            }
+            None => false,
+        };
+        if url.scheme() != "http"
+            || !host_ok
+            || url.port() != Some(self.shared.addr.port())
+            || url.path() != AUTH_PATH
+        {
+            return Err(format!(
+                "{auth_url} is not this fake Google's authorization endpoint {}",
+                self.auth_url()
+            ));
+        }
+        Ok(url.query_pairs().into_owned().collect())
+    }
+}
+
+impl Drop for FakeGoogle {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop; it sees `stop` and returns, closing the listener.
+        let woke = TcpStream::connect_timeout(&self.shared.addr, Duration::from_secs(2)).is_ok();
+        if let Some(h) = self.accept.take() {
+            if woke {
+                let _ = h.join();
+            }
+        }
+        let threads = {
+            let mut conns = self.shared.conns.lock();
+            for s in conns.open.values() {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+            std::mem::take(&mut conns.threads)
+        };
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+fn first<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn first_ci<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn parse_query(q: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(q.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn form_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// Percent-encodes as Google's redirects do: `/` and `:` stay, a space is `%20`.
+fn google_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' | b':' => {
+                out.push(b as char)
+            }
+            _ => {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+    out
+}
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn pkce_shaped(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// `BASE64URL-NOPAD(SHA256(verifier))`, the S256 code challenge.
+pub fn s256(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+fn random_token(n: usize) -> String {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+/// An IMF-fixdate, as in HTTP's `Date` header.
+fn http_date(t: SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let days = secs / 86_400;
+    let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(0));
+    let rem = secs % 86_400;
+    format!(
+        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+        DAYS[usize::try_from(days % 7).unwrap_or(0)],
+        MONTHS[usize::try_from(m - 1).unwrap_or(0)],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (y, m, day) = civil_from_days(i64::try_from(secs / 86_400).unwrap_or(0));
+    let rem = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}

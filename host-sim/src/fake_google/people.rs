@@ -1,0 +1,527 @@
+//! Google API error bodies and the People API's `people.connections.list`.
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------------
+// Error bodies
+// ---------------------------------------------------------------------------------------------
+
+pub(super) fn oauth_error(status: u16, error: &str, description: &str) -> Reply {
+    Reply::oauth(
+        status,
+        &json!({"error": error, "error_description": description}),
+    )
+}
+
+pub(super) fn api_error_value(code: u16, error: Value) -> Reply {
+    Reply::json(code, &json!({ "error": error }))
+}
+
+pub(super) fn api_error(code: u16, status: &str, message: &str, details: Vec<Value>) -> Reply {
+    let mut err = json!({"code": code, "message": message, "status": status});
+    if !details.is_empty() {
+        err["details"] = Value::Array(details);
+    }
+    api_error_value(code, err)
+}
+
+pub(super) fn error_info(reason: &str, domain: &str, metadata: Value) -> Value {
+    json!({
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": reason,
+        "domain": domain,
+        "metadata": metadata,
+    })
+}
+
+pub(super) fn help_link(description: &str, url: &str) -> Value {
+    json!({
+        "@type": "type.googleapis.com/google.rpc.Help",
+        "links": [{"description": description, "url": url}],
+    })
+}
+
+pub(super) fn people_metadata() -> Value {
+    json!({"service": PEOPLE_SERVICE, "method": LIST_METHOD})
+}
+
+pub(super) fn unauthenticated(had_credentials: bool) -> Reply {
+    let (message, reason, www) = if had_credentials {
+        (
+            UNAUTHENTICATED_MESSAGE,
+            "ACCESS_TOKEN_TYPE_UNSUPPORTED",
+            "Bearer realm=\"https://accounts.google.com/\", error=\"invalid_token\"",
+        )
+    } else {
+        (
+            MISSING_CREDENTIALS_MESSAGE,
+            "CREDENTIALS_MISSING",
+            "Bearer realm=\"https://accounts.google.com/\"",
+        )
+    };
+    api_error(
+        401,
+        "UNAUTHENTICATED",
+        message,
+        vec![error_info(reason, "googleapis.com", people_metadata())],
+    )
+    .header("WWW-Authenticate", www)
+}
+
+pub(super) fn people_disabled() -> Reply {
+    let activation = format!(
+        "https://console.developers.google.com/apis/api/{PEOPLE_SERVICE}/overview?project={PROJECT_NUMBER}"
+    );
+    api_error(
+        403,
+        "PERMISSION_DENIED",
+        &format!(
+            "People API has not been used in project {PROJECT_NUMBER} before or it is disabled. Enable it by visiting {activation} then retry. If you enabled this API recently, wait a few minutes for the action to propagate to our systems and retry."
+        ),
+        vec![
+            error_info(
+                "SERVICE_DISABLED",
+                "googleapis.com",
+                json!({
+                    "activationUrl": activation,
+                    "consumer": format!("projects/{PROJECT_NUMBER}"),
+                    "containerInfo": PROJECT_NUMBER,
+                    "service": PEOPLE_SERVICE,
+                    "serviceTitle": "People API",
+                }),
+            ),
+            json!({
+                "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+                "locale": "en-US",
+                "message": format!("People API has not been used in project {PROJECT_NUMBER} before or it is disabled. Enable it by visiting {activation} then retry. If you enabled this API recently, wait a few minutes for the action to propagate to our systems and retry."),
+            }),
+            help_link("Google developers console API activation", &activation),
+        ],
+    )
+}
+
+pub(super) fn expired_sync_token() -> Reply {
+    api_error(
+        400,
+        "FAILED_PRECONDITION",
+        EXPIRED_SYNC_TOKEN_MESSAGE,
+        vec![error_info(
+            "EXPIRED_SYNC_TOKEN",
+            PEOPLE_SERVICE,
+            people_metadata(),
+        )],
+    )
+}
+
+pub(super) fn invalid_argument(message: &str) -> Reply {
+    api_error(400, "INVALID_ARGUMENT", message, vec![])
+}
+
+pub(super) fn invalid_argument_field(message: &str, field: &str) -> Reply {
+    api_error(
+        400,
+        "INVALID_ARGUMENT",
+        message,
+        vec![json!({
+            "@type": "type.googleapis.com/google.rpc.BadRequest",
+            "fieldViolations": [{"field": field, "description": message}],
+        })],
+    )
+}
+
+pub(super) fn google_html_error(code: u16, title: &str, text: &str) -> Reply {
+    Reply::html(
+        code,
+        format!(
+            "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error {code} ({title})!!1</title>\n  <p><b>{code}.</b> <ins>That’s an error.</ins>\n  <p>{text}  <ins>That’s all we know.</ins>\n"
+        ),
+    )
+}
+
+pub(super) fn not_found(path: &str) -> Reply {
+    google_html_error(
+        404,
+        "Not Found",
+        &format!(
+            "The requested URL <code>{}</code> was not found on this server.",
+            html_escape(path)
+        ),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// People API
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Default)]
+pub(super) struct Fields {
+    names: bool,
+    phones: bool,
+    organizations: bool,
+    metadata: bool,
+}
+
+pub(super) fn canonical_param(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "personFields" | "person_fields" => "personFields",
+        "pageSize" | "page_size" => "pageSize",
+        "pageToken" | "page_token" => "pageToken",
+        "requestSyncToken" | "request_sync_token" => "requestSyncToken",
+        "syncToken" | "sync_token" => "syncToken",
+        "sortOrder" | "sort_order" => "sortOrder",
+        "sources" => "sources",
+        "requestMask.includeField" | "request_mask.include_field" => "requestMask",
+        "key" | "alt" | "fields" | "prettyPrint" | "quotaUser" | "$.xgafv" | "callback"
+        | "uploadType" | "upload_protocol" => "ignored",
+        _ => return None,
+    })
+}
+
+pub(super) fn snake_to_camel(s: &str) -> String {
+    let mut out = String::new();
+    let mut upper = false;
+    for c in s.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+pub(super) fn people_endpoint(st: &mut State, rq: &Request) -> Reply {
+    if rq.method != "GET" {
+        return not_found(&rq.path);
+    }
+    // Authentication.
+    let Some(auth) = rq.header("authorization") else {
+        return unauthenticated(false);
+    };
+    let token = match auth.split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
+        _ => return unauthenticated(true),
+    };
+    let Some(grant) = st.access_grant(token) else {
+        return unauthenticated(true);
+    };
+    if !grant
+        .scope
+        .split(' ')
+        .any(|s| s == CONTACTS_READONLY || s == CONTACTS_FULL)
+    {
+        return status_fault(Endpoint::People, 403);
+    }
+    let email = grant.email.clone();
+
+    // Parameters.
+    let mut person_fields: Vec<String> = Vec::new();
+    let mut params: HashMap<&'static str, String> = HashMap::new();
+    for (k, v) in &rq.query {
+        let Some(c) = canonical_param(k) else {
+            let msg = format!(
+                "Invalid JSON payload received. Unknown name \"{k}\": Cannot bind query parameter. Field '{k}' could not be found in request message."
+            );
+            return invalid_argument_field(&msg, k);
+        };
+        if c == "personFields" {
+            for f in v.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+                let f = snake_to_camel(f.strip_prefix("person.").unwrap_or(f));
+                if !PERSON_FIELDS.contains(&f.as_str()) {
+                    return invalid_argument(&format!(
+                        "Invalid personFields mask path: \"{f}\". Valid paths are documented at https://developers.google.com/people/api/rest/v1/people/get."
+                    ));
+                }
+                if !person_fields.contains(&f) {
+                    person_fields.push(f);
+                }
+            }
+        } else {
+            params.entry(c).or_insert_with(|| v.clone());
+        }
+    }
+    if person_fields.is_empty() {
+        return invalid_argument(
+            "personFields mask is required. Please specify one or more valid paths. Valid paths are documented at https://developers.google.com/people/api/rest/v1/people.connections/list.",
+        );
+    }
+    person_fields.sort();
+    let page_size = match params.get("pageSize").map(|s| s.parse::<i64>()) {
+        None => DEFAULT_PAGE_SIZE,
+        Some(Err(_)) => {
+            let v = &params["pageSize"];
+            return invalid_argument_field(
+                &format!("Invalid value at 'page_size' (TYPE_INT32), \"{v}\""),
+                "page_size",
+            );
+        }
+        Some(Ok(n)) if n < 0 => {
+            return invalid_argument("Page size must be greater than or equal to 0.");
+        }
+        Some(Ok(0)) => DEFAULT_PAGE_SIZE,
+        Some(Ok(n)) if n > MAX_PAGE_SIZE as i64 => {
+            return invalid_argument("Page size must be less than or equal to 1000.");
+        }
+        Some(Ok(n)) => usize::try_from(n).unwrap_or(DEFAULT_PAGE_SIZE),
+    };
+    let request_sync = match params.get("requestSyncToken").map(String::as_str) {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(v) => {
+            return invalid_argument_field(
+                &format!("Invalid value at 'request_sync_token' (TYPE_BOOL), \"{v}\""),
+                "request_sync_token",
+            );
+        }
+    };
+    let sort = params
+        .get("sortOrder")
+        .cloned()
+        .unwrap_or_else(|| "LAST_MODIFIED_ASCENDING".into());
+    if ![
+        "LAST_MODIFIED_ASCENDING",
+        "LAST_MODIFIED_DESCENDING",
+        "FIRST_NAME_ASCENDING",
+        "LAST_NAME_ASCENDING",
+    ]
+    .contains(&sort.as_str())
+    {
+        return invalid_argument_field(
+            &format!(
+                "Invalid value at 'sort_order' (type.googleapis.com/google.people.v1.ListConnectionsRequest.SortOrder), \"{sort}\""
+            ),
+            "sort_order",
+        );
+    }
+    let sync_token = params.get("syncToken").filter(|s| !s.is_empty()).cloned();
+    let fields = Fields {
+        names: person_fields.iter().any(|f| f == "names"),
+        phones: person_fields.iter().any(|f| f == "phoneNumbers"),
+        organizations: person_fields.iter().any(|f| f == "organizations"),
+        metadata: person_fields.iter().any(|f| f == "metadata"),
+    };
+
+    // The snapshot to page through.
+    let (snapshot, offset) = if let Some(pt) = params.get("pageToken").filter(|s| !s.is_empty()) {
+        let Some((snap, offset)) = st.page_tokens.get(pt).cloned() else {
+            return invalid_argument("Request contains an invalid argument.");
+        };
+        if snap.email != email {
+            return invalid_argument("Request contains an invalid argument.");
+        }
+        if snap.person_fields != person_fields
+            || snap.sync_token != sync_token
+            || snap.request_sync != request_sync
+        {
+            return invalid_argument(
+                "Parameters other than page_size and page_token must match the call that returned the page token.",
+            );
+        }
+        (snap, offset)
+    } else {
+        let Some(user) = st.users.get(&email) else {
+            return invalid_argument("Request contains an invalid argument.");
+        };
+        let items: Vec<(&String, &Entry)> = if let Some(t) = &sync_token {
+            let Some(info) = st.sync_tokens.get(t).filter(|i| i.email == email) else {
+                return invalid_argument("Request contains an invalid argument.");
+            };
+            if info.expired {
+                return expired_sync_token();
+            }
+            let since = info.seq;
+            let mut v: Vec<_> = user
+                .contacts
+                .iter()
+                .filter(|(_, e)| e.seq > since)
+                .collect();
+            v.sort_by_key(|(_, e)| e.seq);
+            v
+        } else {
+            let mut v: Vec<_> = user
+                .contacts
+                .iter()
+                .filter(|(_, e)| e.person.is_some())
+                .collect();
+            match sort.as_str() {
+                "LAST_MODIFIED_DESCENDING" => v.sort_by_key(|(_, e)| std::cmp::Reverse(e.seq)),
+                "FIRST_NAME_ASCENDING" => v.sort_by_key(|(_, e)| {
+                    e.person
+                        .as_ref()
+                        .map(|p| (p.given.to_lowercase(), p.family.to_lowercase()))
+                }),
+                "LAST_NAME_ASCENDING" => v.sort_by_key(|(_, e)| {
+                    e.person
+                        .as_ref()
+                        .map(|p| (p.family.to_lowercase(), p.given.to_lowercase()))
+                }),
+                _ => v.sort_by_key(|(_, e)| e.seq),
+            }
+            v
+        };
+        let snap = Snapshot {
+            email: email.clone(),
+            items: items
+                .into_iter()
+                .map(|(name, e)| Item {
+                    resource_name: name.clone(),
+                    person: e.person.clone(),
+                    updated: e.updated,
+                })
+                .collect(),
+            seq: st.seq,
+            person_fields: person_fields.clone(),
+            sync_token: sync_token.clone(),
+            request_sync,
+        };
+        (Arc::new(snap), 0)
+    };
+
+    let size = st.page_size_cap.map_or(page_size, |cap| page_size.min(cap));
+    let end = (offset + size).min(snapshot.items.len());
+    let start = offset.min(end);
+    let mut body = Map::new();
+    let connections: Vec<Value> = snapshot.items[start..end]
+        .iter()
+        .map(|item| render_item(item, &fields))
+        .collect();
+    if !connections.is_empty() {
+        body.insert("connections".into(), Value::Array(connections));
+    }
+    if end < snapshot.items.len() {
+        let pt = random_token(60);
+        st.page_tokens
+            .insert(pt.clone(), (Arc::clone(&snapshot), end));
+        body.insert("nextPageToken".into(), json!(pt));
+    } else if snapshot.request_sync {
+        let t = st.new_sync_token(&email, snapshot.seq);
+        body.insert("nextSyncToken".into(), json!(t));
+    }
+    body.insert("totalPeople".into(), json!(snapshot.items.len()));
+    body.insert("totalItems".into(), json!(snapshot.items.len()));
+    Reply::json(200, &Value::Object(body))
+}
+
+pub(super) fn digest(data: &str) -> [u8; 32] {
+    Sha256::digest(data.as_bytes()).into()
+}
+
+pub(super) fn render_item(item: &Item, fields: &Fields) -> Value {
+    let hash = digest(&format!("{}|{:?}", item.resource_name, item.person));
+    let etag = format!(
+        "%{}",
+        base64::engine::general_purpose::STANDARD.encode(&hash[..18])
+    );
+    let Some(p) = &item.person else {
+        return json!({
+            "resourceName": item.resource_name,
+            "etag": etag,
+            "metadata": {"deleted": true},
+        });
+    };
+    let source_id: String = digest(&item.resource_name)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let source = json!({"type": "CONTACT", "id": source_id});
+    let mut v = Map::new();
+    v.insert("resourceName".into(), json!(p.resource_name));
+    v.insert("etag".into(), json!(etag));
+    if fields.metadata {
+        v.insert(
+            "metadata".into(),
+            json!({
+                "sources": [{
+                    "type": "CONTACT",
+                    "id": source_id,
+                    "etag": format!("#{}", base64::engine::general_purpose::STANDARD.encode(&hash[18..27])),
+                    "updateTime": rfc3339(item.updated),
+                }],
+                "objectType": "PERSON",
+            }),
+        );
+    }
+    if fields.names && !(p.display.is_empty() && p.given.is_empty() && p.family.is_empty()) {
+        let display = if p.display.is_empty() {
+            format!("{} {}", p.given, p.family).trim().to_string()
+        } else {
+            p.display.clone()
+        };
+        let last_first = match (p.family.is_empty(), p.given.is_empty()) {
+            (false, false) => format!("{}, {}", p.family, p.given),
+            _ => display.clone(),
+        };
+        let mut n = Map::new();
+        n.insert(
+            "metadata".into(),
+            json!({"primary": true, "source": source}),
+        );
+        n.insert("displayName".into(), json!(display));
+        if !p.family.is_empty() {
+            n.insert("familyName".into(), json!(p.family));
+        }
+        if !p.given.is_empty() {
+            n.insert("givenName".into(), json!(p.given));
+        }
+        n.insert("displayNameLastFirst".into(), json!(last_first));
+        n.insert("unstructuredName".into(), json!(display));
+        v.insert("names".into(), json!([n]));
+    }
+    if fields.phones && !p.phones.is_empty() {
+        let phones: Vec<Value> = p
+            .phones
+            .iter()
+            .enumerate()
+            .map(|(i, ph)| {
+                let mut m = Map::new();
+                let meta = if i == 0 {
+                    json!({"primary": true, "source": source})
+                } else {
+                    json!({"source": source})
+                };
+                m.insert("metadata".into(), meta);
+                m.insert("value".into(), json!(ph.value));
+                if let Some(c) = &ph.canonical {
+                    m.insert("canonicalForm".into(), json!(c));
+                }
+                if !ph.kind.is_empty() {
+                    m.insert("type".into(), json!(ph.kind));
+                    m.insert("formattedType".into(), json!(formatted_type(&ph.kind)));
+                }
+                Value::Object(m)
+            })
+            .collect();
+        v.insert("phoneNumbers".into(), Value::Array(phones));
+    }
+    if fields.organizations {
+        if let Some(c) = p.company.as_ref().filter(|c| !c.is_empty()) {
+            v.insert(
+                "organizations".into(),
+                json!([{"metadata": {"primary": true, "source": source}, "name": c}]),
+            );
+        }
+    }
+    Value::Object(v)
+}
+
+pub(super) fn formatted_type(kind: &str) -> String {
+    match kind {
+        "mobile" => "Mobile",
+        "work" => "Work",
+        "home" => "Home",
+        "main" => "Main",
+        "homeFax" => "Home Fax",
+        "workFax" => "Work Fax",
+        "otherFax" => "Other Fax",
+        "pager" => "Pager",
+        "workMobile" => "Work Mobile",
+        "workPager" => "Work Pager",
+        "googleVoice" => "Google Voice",
+        "other" => "Other",
+        custom => custom,
+    }
+    .to_string()
+}

@@ -1,0 +1,1137 @@
+//! Tests that drive the fake over HTTP.
+
+use super::*;
+use std::net::TcpStream;
+
+const CLIENT_ID: &str = "1234.apps.googleusercontent.com";
+const SECRET: &str = "GOCSPX-secret";
+const REDIRECT: &str = "https://pbx.example.com/google/callback";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-more-entropy";
+const ALICE: &str = "alice@example.com";
+
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        first_ci(&self.headers, name)
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// A minimal HTTP/1.1 client (loopback only), so that the tests need no extra crate.
+fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Resp {
+    let u = url::Url::parse(url).unwrap();
+    let host = u.host_str().unwrap();
+    assert!(host == "127.0.0.1" || host == "localhost", "{url}");
+    let mut s = TcpStream::connect(("127.0.0.1", u.port().unwrap())).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let target = match u.query() {
+        Some(q) => format!("{}?{q}", u.path()),
+        None => u.path().to_string(),
+    };
+    let mut head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {host}:{}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        u.port().unwrap(),
+        body.len()
+    );
+    for (k, v) in headers {
+        let _ = write!(head, "{k}: {v}\r\n");
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("no header end");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut body = raw[split + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    if first_ci(&headers, "transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let nl = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let n = usize::from_str_radix(
+                String::from_utf8_lossy(&rest[..nl])
+                    .split(';')
+                    .next()
+                    .unwrap()
+                    .trim(),
+                16,
+            )
+            .unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[nl + 2..nl + 2 + n]);
+            rest = &rest[nl + 4 + n..];
+        }
+        body = out;
+    }
+    Resp {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+fn get(url: &str, headers: &[(&str, &str)]) -> Resp {
+    http("GET", url, headers, "")
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+fn post_form(url: &str, pairs: &[(&str, &str)], headers: &[(&str, &str)]) -> Resp {
+    let mut h = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    h.extend_from_slice(headers);
+    http("POST", url, &h, &form(pairs))
+}
+
+fn setup() -> FakeGoogle {
+    let g = FakeGoogle::start();
+    g.add_client(Client::new(CLIENT_ID, SECRET, &[REDIRECT]));
+    g.add_user(ALICE, "Alice Example");
+    g
+}
+
+fn auth_url_with(g: &FakeGoogle, overrides: &[(&str, Option<&str>)]) -> String {
+    let challenge = s256(VERIFIER);
+    let mut params: Vec<(&str, Option<String>)> = vec![
+        ("response_type", Some("code".into())),
+        ("client_id", Some(CLIENT_ID.into())),
+        ("redirect_uri", Some(REDIRECT.into())),
+        ("scope", Some(CONTACTS_READONLY.into())),
+        ("access_type", Some("offline".into())),
+        ("prompt", Some("consent".into())),
+        ("include_granted_scopes", Some("true".into())),
+        ("code_challenge", Some(challenge)),
+        ("code_challenge_method", Some("S256".into())),
+        ("state", Some("st+ate/=1".into())),
+    ];
+    for (k, v) in overrides {
+        match params.iter_mut().find(|(pk, _)| pk == k) {
+            Some(p) => p.1 = v.map(str::to_string),
+            None => params.push((k, v.map(str::to_string))),
+        }
+    }
+    let mut u = url::Url::parse(&g.auth_url()).unwrap();
+    for (k, v) in params {
+        if let Some(v) = v {
+            u.query_pairs_mut().append_pair(k, &v);
+        }
+    }
+    u.to_string()
+}
+
+fn auth_url(g: &FakeGoogle) -> String {
+    auth_url_with(g, &[])
+}
+
+fn callback_param(query: &str, name: &str) -> Option<String> {
+    parse_query(query)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+fn approve_code(g: &FakeGoogle) -> String {
+    let q = g.approve(&auth_url(g), ALICE).unwrap();
+    callback_param(&q, "code").unwrap()
+}
+
+fn exchange(g: &FakeGoogle, code: &str, verifier: &str) -> Resp {
+    post_form(
+        &g.token_url(),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", CLIENT_ID),
+            ("client_secret", SECRET),
+            ("code_verifier", verifier),
+        ],
+        &[],
+    )
+}
+
+/// Connects Alice; returns (access token, refresh token).
+fn connect(g: &FakeGoogle) -> (String, String) {
+    let r = exchange(g, &approve_code(g), VERIFIER);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    (
+        v["access_token"].as_str().unwrap().to_string(),
+        v["refresh_token"].as_str().unwrap().to_string(),
+    )
+}
+
+fn refresh_with(g: &FakeGoogle, rt: &str) -> Resp {
+    post_form(
+        &g.token_url(),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("client_id", CLIENT_ID),
+            ("client_secret", SECRET),
+        ],
+        &[],
+    )
+}
+
+fn list(g: &FakeGoogle, access: &str, query: &str) -> Resp {
+    get(
+        &format!("{}{CONNECTIONS_PATH}?{query}", g.people_url()),
+        &[("Authorization", &format!("Bearer {access}"))],
+    )
+}
+
+const FULL: &str =
+    "personFields=names,phoneNumbers,organizations&pageSize=1000&requestSyncToken=true";
+
+fn assert_oauth_error(r: &Resp, status: u16, error: &str, description: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        json!({"error": error, "error_description": description})
+    );
+}
+
+fn person(n: u32) -> Person {
+    Person::new(&format!("people/c{n}"), &format!("Given{n}"), "Family").with_phone_canonical(
+        &format!("(212) 555-{n:04}"),
+        &format!("+1212555{n:04}"),
+        "mobile",
+    )
+}
+
+#[test]
+fn code_flow_with_pkce() {
+    let g = setup();
+    let q = g.approve(&auth_url(&g), ALICE).unwrap();
+    assert!(q.starts_with("state=st%2Bate/%3D1&code=4/0A"), "{q}");
+    assert!(q.contains("&scope=https://www.googleapis.com/auth/contacts.readonly"));
+    assert_eq!(callback_param(&q, "state").unwrap(), "st+ate/=1");
+    let code = callback_param(&q, "code").unwrap();
+
+    let r = exchange(&g, &code, VERIFIER);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
+    assert!(r.header("cache-control").unwrap().contains("no-store"));
+    let v = r.json();
+    assert!(v["access_token"].as_str().unwrap().starts_with("ya29."));
+    assert!(v["refresh_token"].as_str().unwrap().starts_with("1//"));
+    assert_eq!(v["expires_in"], 3599);
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["scope"], CONTACTS_READONLY);
+    assert_eq!(g.live_refresh_tokens(ALICE), 1);
+
+    // A code is single-use.
+    assert_oauth_error(
+        &exchange(&g, &code, VERIFIER),
+        400,
+        "invalid_grant",
+        "Bad Request",
+    );
+    // A wrong verifier is refused (and spends the code).
+    let code2 = approve_code(&g);
+    let wrong = "x".repeat(43);
+    assert_oauth_error(
+        &exchange(&g, &code2, &wrong),
+        400,
+        "invalid_grant",
+        "Bad Request",
+    );
+    assert_oauth_error(
+        &exchange(&g, &code2, VERIFIER),
+        400,
+        "invalid_grant",
+        "Bad Request",
+    );
+    // A missing verifier.
+    let code3 = approve_code(&g);
+    assert_oauth_error(
+        &exchange(&g, &code3, ""),
+        400,
+        "invalid_grant",
+        "Missing code verifier.",
+    );
+    // A different redirect_uri.
+    let code4 = approve_code(&g);
+    let r = post_form(
+        &g.token_url(),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code4),
+            ("redirect_uri", "https://evil.example/cb"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", SECRET),
+            ("code_verifier", VERIFIER),
+        ],
+        &[],
+    );
+    assert_oauth_error(&r, 400, "redirect_uri_mismatch", "Bad Request");
+    // An expired code.
+    g.set_code_lifetime(Duration::ZERO);
+    let code5 = approve_code(&g);
+    std::thread::sleep(Duration::from_millis(5));
+    assert_oauth_error(
+        &exchange(&g, &code5, VERIFIER),
+        400,
+        "invalid_grant",
+        "Bad Request",
+    );
+    // Garbage.
+    assert_oauth_error(
+        &exchange(&g, "4/0Anope", VERIFIER),
+        400,
+        "invalid_grant",
+        "Bad Request",
+    );
+}
+
+#[test]
+fn client_authentication_in_body_or_basic() {
+    let g = setup();
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{SECRET}"))
+    );
+    let code = approve_code(&g);
+    let r = post_form(
+        &g.token_url(),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+        &[("Authorization", &basic)],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rt = r.json()["refresh_token"].as_str().unwrap().to_string();
+    // Refresh with Basic auth too.
+    let r = post_form(
+        &g.token_url(),
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+        &[("Authorization", &basic)],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Wrong secret, in the body and in Basic.
+    let bad = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt.as_str()),
+        ("client_id", CLIENT_ID),
+        ("client_secret", "wrong"),
+    ];
+    assert_oauth_error(
+        &post_form(&g.token_url(), &bad, &[]),
+        401,
+        "invalid_client",
+        "Unauthorized",
+    );
+    let bad_basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:wrong"))
+    );
+    let r = post_form(
+        &g.token_url(),
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+        &[("Authorization", &bad_basic)],
+    );
+    assert_oauth_error(&r, 401, "invalid_client", "Unauthorized");
+    // Unknown client, missing secret, missing client.
+    let r = post_form(
+        &g.token_url(),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt),
+            ("client_id", "nobody.apps.googleusercontent.com"),
+            ("client_secret", SECRET),
+        ],
+        &[],
+    );
+    assert_oauth_error(&r, 401, "invalid_client", "The OAuth client was not found.");
+    let r = post_form(
+        &g.token_url(),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt),
+            ("client_id", CLIENT_ID),
+        ],
+        &[],
+    );
+    assert_oauth_error(&r, 400, "invalid_request", "client_secret is missing.");
+    let r = post_form(&g.token_url(), &[("grant_type", "refresh_token")], &[]);
+    assert_oauth_error(
+        &r,
+        400,
+        "invalid_request",
+        "Could not determine client ID from request.",
+    );
+    // Grant types.
+    let r = post_form(&g.token_url(), &[("grant_type", "password")], &[]);
+    assert_oauth_error(
+        &r,
+        400,
+        "unsupported_grant_type",
+        "Invalid grant_type: password",
+    );
+    let r = post_form(&g.token_url(), &[("client_id", CLIENT_ID)], &[]);
+    assert_oauth_error(&r, 400, "unsupported_grant_type", "Invalid grant_type: ");
+    let r = post_form(
+        &g.token_url(),
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", SECRET),
+        ],
+        &[],
+    );
+    assert_oauth_error(
+        &r,
+        400,
+        "invalid_request",
+        "Missing required parameter: code",
+    );
+}
+
+#[test]
+fn refresh_gives_a_new_access_token_and_no_refresh_token() {
+    let g = setup();
+    g.set_contacts(ALICE, vec![person(1)]);
+    let (access, rt) = connect(&g);
+    assert_eq!(list(&g, &access, FULL).status, 200);
+    g.expire_access_tokens();
+    let r = list(&g, &access, FULL);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"]["status"], "UNAUTHENTICATED");
+    assert!(r
+        .header("www-authenticate")
+        .unwrap()
+        .contains("invalid_token"));
+
+    let r = refresh_with(&g, &rt);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert!(v.get("refresh_token").is_none(), "{v}");
+    assert_eq!(v["expires_in"], 3599);
+    assert_eq!(v["token_type"], "Bearer");
+    let access2 = v["access_token"].as_str().unwrap();
+    assert_ne!(access2, access);
+    assert_eq!(list(&g, access2, FULL).status, 200);
+    // The old refresh token keeps working.
+    assert_eq!(refresh_with(&g, &rt).status, 200);
+    assert_oauth_error(
+        &post_form(
+            &g.token_url(),
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", CLIENT_ID),
+                ("client_secret", SECRET),
+            ],
+            &[],
+        ),
+        400,
+        "invalid_request",
+        "Missing required parameter: refresh_token",
+    );
+    // Access tokens really expire.
+    g.set_access_token_lifetime(Duration::ZERO);
+    let v = refresh_with(&g, &rt).json();
+    assert_eq!(v["expires_in"], 0);
+    assert_eq!(
+        list(&g, v["access_token"].as_str().unwrap(), FULL).status,
+        401
+    );
+}
+
+#[test]
+fn revoke_kills_the_grant() {
+    let g = setup();
+    let (access, rt) = connect(&g);
+    let r = post_form(&g.revoke_url(), &[("token", &rt)], &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json(), json!({}));
+    assert_eq!(g.revoked_tokens(), vec![rt.clone()]);
+    assert_eq!(g.live_refresh_tokens(ALICE), 0);
+    assert_eq!(g.live_access_tokens(ALICE), 0);
+    assert_oauth_error(
+        &refresh_with(&g, &rt),
+        400,
+        "invalid_grant",
+        "Token has been expired or revoked.",
+    );
+    assert_eq!(list(&g, &access, FULL).status, 401);
+    // Revoking again, or an unknown token.
+    assert_oauth_error(
+        &post_form(&g.revoke_url(), &[("token", &rt)], &[]),
+        400,
+        "invalid_token",
+        "Bad Request",
+    );
+    assert_oauth_error(
+        &post_form(&g.revoke_url(), &[("token", "1//0nope")], &[]),
+        400,
+        "invalid_token",
+        "Bad Request",
+    );
+    // Revoking an access token ends the refresh token too.
+    let (access, rt) = connect(&g);
+    assert_eq!(
+        post_form(&g.revoke_url(), &[("token", &access)], &[]).status,
+        200
+    );
+    assert_eq!(refresh_with(&g, &rt).json()["error"], "invalid_grant");
+    // The user removing access.
+    let (_, rt) = connect(&g);
+    assert_eq!(g.live_refresh_tokens(ALICE), 1);
+    g.revoke_grants(ALICE);
+    assert_eq!(g.live_refresh_tokens(ALICE), 0);
+    assert_oauth_error(
+        &refresh_with(&g, &rt),
+        400,
+        "invalid_grant",
+        "Token has been expired or revoked.",
+    );
+    let revoke_requests = g.requests_to(Endpoint::Revoke);
+    assert_eq!(revoke_requests.len(), 4);
+    assert_eq!(revoke_requests[0].method, "POST");
+    assert_eq!(
+        revoke_requests[0].form_param("token"),
+        Some(g.revoked_tokens()[0].as_str())
+    );
+    assert_eq!(revoke_requests[0].status, 200);
+    assert_eq!(revoke_requests[1].status, 400);
+}
+
+#[test]
+fn refresh_token_only_offline_and_on_consent() {
+    let g = setup();
+    let online = auth_url_with(&g, &[("access_type", None)]);
+    let code = callback_param(&g.approve(&online, ALICE).unwrap(), "code").unwrap();
+    let v = exchange(&g, &code, VERIFIER).json();
+    assert!(v.get("refresh_token").is_none(), "{v}");
+    // First offline consent gives one; a second without prompt=consent does not.
+    connect(&g);
+    let no_prompt = auth_url_with(&g, &[("prompt", None)]);
+    let code = callback_param(&g.approve(&no_prompt, ALICE).unwrap(), "code").unwrap();
+    let v = exchange(&g, &code, VERIFIER).json();
+    assert!(v.get("refresh_token").is_none(), "{v}");
+    connect(&g);
+    assert_eq!(g.live_refresh_tokens(ALICE), 2);
+}
+
+#[test]
+fn paging_and_sync_tokens() {
+    let g = setup();
+    g.set_contacts(ALICE, (1..=5).map(person).collect());
+    g.set_page_size_cap(2);
+    let (access, _) = connect(&g);
+
+    let mut seen = Vec::new();
+    let mut page_token: Option<String> = None;
+    let mut pages = 0;
+    let sync_token = loop {
+        let q = match &page_token {
+            Some(t) => format!("{FULL}&pageToken={t}"),
+            None => FULL.to_string(),
+        };
+        let r = list(&g, &access, &q);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        pages += 1;
+        assert_eq!(v["totalPeople"], 5);
+        assert_eq!(v["totalItems"], 5);
+        for p in v["connections"].as_array().unwrap() {
+            seen.push(p["resourceName"].as_str().unwrap().to_string());
+        }
+        if let Some(t) = v["nextPageToken"].as_str() {
+            assert!(
+                v.get("nextSyncToken").is_none(),
+                "sync token before the last page"
+            );
+            page_token = Some(t.to_string());
+        } else {
+            break v["nextSyncToken"].as_str().unwrap().to_string();
+        }
+    };
+    assert_eq!(pages, 3);
+    let expected: Vec<String> = (1..=5).map(|n| format!("people/c{n}")).collect();
+    assert_eq!(seen, expected);
+
+    // A person's shape.
+    g.set_page_size_cap(0);
+    let v = list(
+        &g,
+        &access,
+        "personFields=names,phoneNumbers,organizations,metadata",
+    )
+    .json();
+    assert!(v.get("nextSyncToken").is_none(), "not asked for");
+    let p = &v["connections"][0];
+    assert_eq!(p["resourceName"], "people/c1");
+    assert!(p["etag"].as_str().unwrap().starts_with('%'));
+    assert_eq!(p["metadata"]["sources"][0]["type"], "CONTACT");
+    assert_eq!(p["names"][0]["displayName"], "Given1 Family");
+    assert_eq!(p["names"][0]["givenName"], "Given1");
+    assert_eq!(p["names"][0]["familyName"], "Family");
+    assert_eq!(p["names"][0]["metadata"]["primary"], true);
+    assert_eq!(p["phoneNumbers"][0]["value"], "(212) 555-0001");
+    assert_eq!(p["phoneNumbers"][0]["canonicalForm"], "+12125550001");
+    assert_eq!(p["phoneNumbers"][0]["type"], "mobile");
+    assert_eq!(p["phoneNumbers"][0]["formattedType"], "Mobile");
+    assert!(p.get("organizations").is_none());
+    // Only the requested fields.
+    let v = list(&g, &access, "personFields=names").json();
+    assert!(v["connections"][0].get("phoneNumbers").is_none());
+    assert!(v["connections"][0].get("metadata").is_none());
+
+    // One change and one deletion.
+    g.upsert_contact(
+        ALICE,
+        Person::new("people/c2", "Bob", "Builder")
+            .with_company("Acme")
+            .with_phone("+49 30 1234567", "work"),
+    );
+    g.delete_contact(ALICE, "people/c4");
+    let r = list(&g, &access, &format!("{FULL}&syncToken={sync_token}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    let c = v["connections"].as_array().unwrap();
+    assert_eq!(c.len(), 2, "{v}");
+    assert_eq!(c[0]["resourceName"], "people/c2");
+    assert_eq!(c[0]["names"][0]["displayName"], "Bob Builder");
+    assert_eq!(c[0]["organizations"][0]["name"], "Acme");
+    assert!(c[0]["phoneNumbers"][0].get("canonicalForm").is_none());
+    assert_eq!(c[1]["resourceName"], "people/c4");
+    assert_eq!(c[1]["metadata"]["deleted"], true);
+    assert!(c[1].get("names").is_none());
+    let sync2 = v["nextSyncToken"].as_str().unwrap().to_string();
+
+    // Nothing changed since: no "connections" at all, as Google.
+    let v = list(&g, &access, &format!("{FULL}&syncToken={sync2}")).json();
+    assert!(v.get("connections").is_none(), "{v}");
+    assert!(v["nextSyncToken"].is_string());
+    // The older token still works and still sees both changes.
+    let v = list(&g, &access, &format!("{FULL}&syncToken={sync_token}")).json();
+    assert_eq!(v["connections"].as_array().unwrap().len(), 2);
+
+    // set_contacts records only real changes.
+    let mut now: Vec<Person> = g.contacts(ALICE);
+    assert_eq!(now.len(), 4);
+    now.retain(|p| p.resource_name != "people/c1");
+    now.push(Person::new("people/c9", "", "").with_display(""));
+    g.set_contacts(ALICE, now);
+    let v = list(&g, &access, &format!("{FULL}&syncToken={sync2}")).json();
+    let names: Vec<&str> = v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["resourceName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["people/c1", "people/c9"]);
+    assert!(v["connections"][1].get("names").is_none(), "no name at all");
+
+    // Page tokens must be used with the same parameters.
+    g.set_page_size_cap(1);
+    let v = list(&g, &access, FULL).json();
+    let pt = v["nextPageToken"].as_str().unwrap();
+    let r = list(&g, &access, &format!("personFields=names&pageToken={pt}"));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["status"], "INVALID_ARGUMENT");
+    let r = list(&g, &access, &format!("{FULL}&pageToken=bogus"));
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn expired_and_bad_sync_tokens() {
+    let g = setup();
+    g.set_contacts(ALICE, vec![person(1)]);
+    let (access, _) = connect(&g);
+    let v = list(&g, &access, FULL).json();
+    let token = v["nextSyncToken"].as_str().unwrap().to_string();
+    g.expire_sync_tokens(ALICE);
+    let r = list(&g, &access, &format!("{FULL}&syncToken={token}"));
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json(),
+        json!({"error": {
+            "code": 400,
+            "message": "Sync token is expired. Clear local cache and retry call without the sync token.",
+            "status": "FAILED_PRECONDITION",
+            "details": [{
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "EXPIRED_SYNC_TOKEN",
+                "domain": "people.googleapis.com",
+                "metadata": {
+                    "service": "people.googleapis.com",
+                    "method": "google.people.v1.PeopleService.ListConnections",
+                },
+            }],
+        }})
+    );
+    // A full sync gives a fresh token that works.
+    let v = list(&g, &access, FULL).json();
+    let fresh = v["nextSyncToken"].as_str().unwrap();
+    assert_eq!(
+        list(&g, &access, &format!("{FULL}&syncToken={fresh}")).status,
+        200
+    );
+    // A made-up token.
+    let r = list(&g, &access, &format!("{FULL}&syncToken=EAEYbogus"));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["status"], "INVALID_ARGUMENT");
+}
+
+#[test]
+fn people_request_validation() {
+    let g = setup();
+    let (access, _) = connect(&g);
+    // No contacts at all: no "connections" key.
+    let v = list(&g, &access, FULL).json();
+    assert!(v.get("connections").is_none());
+    assert!(v["nextSyncToken"].is_string());
+
+    let r = get(&format!("{}{CONNECTIONS_PATH}?{FULL}", g.people_url()), &[]);
+    assert_eq!(r.status, 401);
+    let v = r.json();
+    assert_eq!(v["error"]["code"], 401);
+    assert_eq!(v["error"]["status"], "UNAUTHENTICATED");
+    assert_eq!(v["error"]["details"][0]["reason"], "CREDENTIALS_MISSING");
+    assert_eq!(list(&g, "ya29.bogus", FULL).status, 401);
+
+    let r = list(&g, &access, "pageSize=10");
+    assert_eq!(r.status, 400);
+    let v = r.json();
+    assert_eq!(v["error"]["status"], "INVALID_ARGUMENT");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("personFields mask is required"));
+    assert_eq!(list(&g, &access, "personFields=names,bogus").status, 400);
+    assert_eq!(
+        list(&g, &access, "personFields=names&pageSize=1001").status,
+        400
+    );
+    assert_eq!(
+        list(&g, &access, "personFields=names&pageSize=abc").status,
+        400
+    );
+    assert_eq!(
+        list(&g, &access, "personFields=names&requestSyncToken=yes").status,
+        400
+    );
+    let r = list(&g, &access, "personFields=names&page_sise=10");
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("Unknown name"));
+    // Repeated personFields and snake_case are accepted, as by Google.
+    assert_eq!(
+        list(&g, &access, "personFields=names&personFields=phone_numbers").status,
+        200
+    );
+    // Unknown paths.
+    assert_eq!(
+        get(&format!("{}/v1/people/me", g.people_url()), &[]).status,
+        404
+    );
+}
+
+#[test]
+fn every_fault() {
+    let g = setup();
+    g.set_contacts(ALICE, vec![person(1), person(2)]);
+    let (access, rt) = connect(&g);
+    let people = |f: Fault| {
+        g.inject(Endpoint::People, f);
+        list(&g, &access, FULL)
+    };
+
+    let r = people(Fault::Status(500));
+    assert_eq!(r.status, 500);
+    assert_eq!(r.json()["error"]["status"], "INTERNAL");
+    let r = people(Fault::Status(503));
+    assert_eq!(
+        (r.status, r.json()["error"]["status"].clone()),
+        (503, json!("UNAVAILABLE"))
+    );
+    let r = people(Fault::Status(401));
+    assert_eq!(r.json()["error"]["status"], "UNAUTHENTICATED");
+    let r = people(Fault::Status(403));
+    assert_eq!(r.json()["error"]["status"], "PERMISSION_DENIED");
+    assert_eq!(
+        r.json()["error"]["details"][0]["reason"],
+        "ACCESS_TOKEN_SCOPE_INSUFFICIENT"
+    );
+    let r = people(Fault::Status(502));
+    assert_eq!(r.status, 502);
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+
+    let r = people(Fault::PeopleDisabled);
+    assert_eq!(r.status, 403);
+    let v = r.json();
+    assert_eq!(v["error"]["status"], "PERMISSION_DENIED");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("People API has not been used in project"));
+    assert_eq!(v["error"]["details"][0]["reason"], "SERVICE_DISABLED");
+
+    let r = people(Fault::RateLimited {
+        retry_after_secs: 7,
+    });
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("7"));
+    assert_eq!(r.json()["error"]["status"], "RESOURCE_EXHAUSTED");
+
+    let r = people(Fault::ExpiredSyncToken);
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["error"]["details"][0]["reason"],
+        "EXPIRED_SYNC_TOKEN"
+    );
+    let r = people(Fault::Gone);
+    assert_eq!(r.status, 410);
+    assert_eq!(
+        r.json()["error"]["details"][0]["reason"],
+        "EXPIRED_SYNC_TOKEN"
+    );
+
+    let r = people(Fault::TruncatedJson);
+    assert_eq!(r.status, 200);
+    assert!(serde_json::from_str::<Value>(&r.body).is_err());
+    assert!(r.body.starts_with("{\n  \"connections\""));
+
+    let r = people(Fault::WrongType);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["connections"], "oops");
+
+    let t0 = Instant::now();
+    let r = people(Fault::Delay(Duration::from_millis(300)));
+    assert!(t0.elapsed() >= Duration::from_millis(300));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["connections"].as_array().unwrap().len(), 2);
+
+    // FIFO, one per request, then normal again.
+    g.inject(Endpoint::People, Fault::Status(500));
+    g.inject(Endpoint::People, Fault::Status(503));
+    assert_eq!(g.pending_faults(Endpoint::People), 2);
+    assert_eq!(list(&g, &access, FULL).status, 500);
+    assert_eq!(list(&g, &access, FULL).status, 503);
+    assert_eq!(list(&g, &access, FULL).status, 200);
+    assert_eq!(g.pending_faults(Endpoint::People), 0);
+
+    // Sticky faults, and clearing.
+    g.set_sticky_fault(Endpoint::People, Some(Fault::Status(503)));
+    assert_eq!(list(&g, &access, FULL).status, 503);
+    assert_eq!(list(&g, &access, FULL).status, 503);
+    g.inject(Endpoint::People, Fault::Status(500));
+    g.clear_faults();
+    assert_eq!(list(&g, &access, FULL).status, 200);
+
+    // Token endpoint faults.
+    g.inject(Endpoint::Token, Fault::InvalidGrant);
+    assert_oauth_error(
+        &refresh_with(&g, &rt),
+        400,
+        "invalid_grant",
+        "Token has been expired or revoked.",
+    );
+    g.inject(Endpoint::Token, Fault::Status(503));
+    let r = refresh_with(&g, &rt);
+    assert_eq!(r.status, 503);
+    assert!(r.json()["error"].is_string());
+    g.inject(Endpoint::Token, Fault::WrongType);
+    assert_eq!(refresh_with(&g, &rt).json()["access_token"], 12345);
+    g.inject(Endpoint::Token, Fault::TruncatedJson);
+    let r = refresh_with(&g, &rt);
+    assert!(serde_json::from_str::<Value>(&r.body).is_err());
+    g.inject(
+        Endpoint::Token,
+        Fault::RateLimited {
+            retry_after_secs: 3,
+        },
+    );
+    let r = refresh_with(&g, &rt);
+    assert_eq!((r.status, r.header("retry-after")), (429, Some("3")));
+    assert_eq!(refresh_with(&g, &rt).status, 200);
+
+    // Revoke endpoint faults: the grant survives a failed revocation.
+    g.inject(Endpoint::Revoke, Fault::Status(500));
+    assert_eq!(
+        post_form(&g.revoke_url(), &[("token", &rt)], &[]).status,
+        500
+    );
+    assert_eq!(refresh_with(&g, &rt).status, 200);
+    assert!(g.revoked_tokens().is_empty());
+}
+
+#[test]
+fn approve_validates_like_google() {
+    let g = setup();
+    let err = |o: &[(&str, Option<&str>)]| g.approve(&auth_url_with(&g, o), ALICE).unwrap_err();
+    assert!(err(&[("redirect_uri", Some("https://evil.example/cb"))])
+        .starts_with("Error 400: redirect_uri_mismatch"));
+    assert!(err(&[("client_id", Some("nobody"))]).starts_with("Error 401: invalid_client"));
+    assert!(err(&[("client_id", None)]).starts_with("Error 400: invalid_request"));
+    assert!(err(&[("response_type", Some("token"))]).contains("unsupported_response_type"));
+    assert!(err(&[("scope", None)]).contains("Missing required parameter: scope"));
+    assert!(err(&[("scope", Some("openid email"))]).contains("invalid_scope"));
+    assert!(
+        err(&[("scope", Some("https://www.googleapis.com/auth/bogus"))])
+            .contains("invalid=[https://www.googleapis.com/auth/bogus]")
+    );
+    assert!(err(&[("code_challenge", None)]).contains("code_challenge"));
+    assert!(err(&[("code_challenge_method", None)]).contains("S256"));
+    assert!(err(&[("code_challenge_method", Some("plain"))]).contains("S256"));
+    assert!(err(&[("code_challenge", Some("short"))]).contains("code_challenge"));
+    assert!(err(&[("state", None)]).contains("state"));
+    assert!(err(&[("access_type", Some("forever"))]).contains("access_type"));
+    assert!(err(&[("bogus", Some("1"))]).contains("Parameter not allowed"));
+    assert!(g
+        .approve(&auth_url(&g), "nobody@example.com")
+        .unwrap_err()
+        .contains("unknown"));
+    assert!(g
+        .approve(&auth_url(&g).replace("/o/oauth2/v2/auth", "/auth"), ALICE)
+        .is_err());
+    // Wider scopes are fine when contacts.readonly is there.
+    let scope = format!("openid email {CONTACTS_READONLY}");
+    let q = g
+        .approve(&auth_url_with(&g, &[("scope", Some(&scope))]), ALICE)
+        .unwrap();
+    assert_eq!(
+        callback_param(&q, "scope").unwrap(),
+        format!("openid https://www.googleapis.com/auth/userinfo.email {CONTACTS_READONLY}")
+    );
+
+    assert_eq!(
+        g.deny(&auth_url(&g)).unwrap(),
+        "state=st%2Bate/%3D1&error=access_denied"
+    );
+    assert!(g
+        .deny(&auth_url_with(&g, &[("redirect_uri", Some("https://x/"))]))
+        .is_err());
+}
+
+#[test]
+fn consent_page_over_http() {
+    let g = setup();
+    g.add_user("bob@example.com", "Bob <B>");
+    assert_eq!(
+        g.users(),
+        vec![
+            (ALICE.to_string(), "Alice Example".to_string()),
+            ("bob@example.com".to_string(), "Bob <B>".to_string()),
+        ]
+    );
+    let url = auth_url(&g);
+    let r = get(&url, &[]);
+    assert_eq!(r.status, 200);
+    for id in [
+        "id=\"user-alice@example.com\"",
+        "id=\"user-bob@example.com\"",
+        "id=\"allow\"",
+        "id=\"deny\"",
+    ] {
+        assert!(r.body.contains(id), "{id} missing from {}", r.body);
+    }
+    assert!(r.body.contains("Bob &lt;B&gt;"));
+    let q = url.split_once('?').unwrap().1;
+    let q_decoded = parse_query(q)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .count();
+    assert!(q_decoded > 5);
+    let raw_q: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(parse_query(q))
+        .finish();
+
+    // Allow as Bob: a 302 to the redirect URI with the callback query.
+    let r = post_form(
+        &format!("{}{DECISION_PATH}", g.base_url()),
+        &[
+            ("q", &raw_q),
+            ("email", "bob@example.com"),
+            ("decision", "allow"),
+        ],
+        &[],
+    );
+    assert_eq!(r.status, 302, "{}", r.body);
+    let loc = r.header("location").unwrap();
+    assert!(
+        loc.starts_with(&format!("{REDIRECT}?state=st%2Bate/%3D1&code=4/0A")),
+        "{loc}"
+    );
+    let code = callback_param(loc.split_once('?').unwrap().1, "code").unwrap();
+    assert_eq!(exchange(&g, &code, VERIFIER).status, 200);
+    assert_eq!(g.live_refresh_tokens("bob@example.com"), 1);
+
+    // Deny.
+    let r = post_form(
+        &format!("{}{DECISION_PATH}", g.base_url()),
+        &[("q", &raw_q), ("decision", "deny")],
+        &[],
+    );
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.header("location").unwrap(),
+        format!("{REDIRECT}?state=st%2Bate/%3D1&error=access_denied")
+    );
+
+    // A bad request shows Google's error page, not a redirect.
+    let r = get(
+        &auth_url_with(&g, &[("redirect_uri", Some("https://evil.example/cb"))]),
+        &[],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.header("location").is_none());
+    assert!(r.body.contains("Error 400: redirect_uri_mismatch"));
+    let r = get(&auth_url_with(&g, &[("client_id", Some("nobody"))]), &[]);
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("Error 401: invalid_client"));
+    assert_eq!(get(&format!("{}/nowhere", g.base_url()), &[]).status, 404);
+}
+
+#[test]
+fn requests_are_recorded() {
+    let g = setup();
+    let (access, _) = connect(&g);
+    list(&g, &access, FULL);
+    let reqs = g.requests();
+    assert_eq!(reqs.len(), 2);
+    let t = &reqs[0];
+    assert_eq!(
+        (t.method.as_str(), t.path.as_str(), t.endpoint),
+        ("POST", TOKEN_PATH, Some(Endpoint::Token))
+    );
+    assert_eq!(t.form_param("grant_type"), Some("authorization_code"));
+    assert_eq!(t.form_param("code_verifier"), Some(VERIFIER));
+    assert!(t
+        .header("Content-Type")
+        .unwrap()
+        .contains("form-urlencoded"));
+    assert_eq!(t.status, 200);
+    let p = &reqs[1];
+    assert_eq!(p.path, CONNECTIONS_PATH);
+    assert_eq!(p.query_param("pageSize"), Some("1000"));
+    assert_eq!(
+        p.header("authorization"),
+        Some(format!("Bearer {access}").as_str())
+    );
+    assert!(p.received >= t.received);
+    assert_eq!(g.requests_to(Endpoint::People).len(), 1);
+    g.clear_requests();
+    assert!(g.requests().is_empty());
+}
+
+#[test]
+fn concurrent_requests_and_shutdown() {
+    let g = setup();
+    g.set_contacts(ALICE, vec![person(1)]);
+    let (access, _) = connect(&g);
+    // A slow reply does not hold up the others.
+    g.inject(Endpoint::People, Fault::Delay(Duration::from_secs(2)));
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        let slow = s.spawn(|| list(&g, &access, FULL).status);
+        std::thread::sleep(Duration::from_millis(100));
+        let fast: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| list(&g, &access, FULL).status))
+            .collect();
+        for f in fast {
+            assert_eq!(f.join().unwrap(), 200);
+        }
+        assert!(t0.elapsed() < Duration::from_millis(1500));
+        assert_eq!(slow.join().unwrap(), 200);
+    });
+    let addr = g.addr();
+    assert!(addr.ip().is_loopback());
+    assert_eq!(g.base_url(), format!("http://{addr}"));
+    // Dropping it during a long delay returns quickly and closes the port.
+    g.inject(Endpoint::People, Fault::Delay(Duration::from_secs(60)));
+    let url = format!("{}{CONNECTIONS_PATH}?{FULL}", g.people_url());
+    let bearer = format!("Bearer {access}");
+    let pending = std::thread::spawn(move || {
+        let u = url::Url::parse(&url).unwrap();
+        let mut s = TcpStream::connect(("127.0.0.1", u.port().unwrap())).unwrap();
+        let _ = write!(
+            s,
+            "GET {}?{} HTTP/1.1\r\nHost: x\r\nAuthorization: {bearer}\r\nConnection: close\r\n\r\n",
+            u.path(),
+            u.query().unwrap()
+        );
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink);
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = Instant::now();
+    drop(g);
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    pending.join().unwrap();
+    assert!(TcpStream::connect(addr).is_err());
+}
+
+#[test]
+fn only_loopback() {
+    let e = FakeGoogle::start_on("0.0.0.0:0".parse().unwrap()).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    let g = FakeGoogle::start_on("127.0.0.1:0".parse().unwrap()).unwrap();
+    assert!(g.base_url().starts_with("http://127.0.0.1:"));
+    assert_eq!(g.config_json()["token_url"], g.token_url());
+}
+
+#[test]
+fn fake_google_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<FakeGoogle>();
+    check::<Request>();
+    check::<Fault>();
+}
+
+#[test]
+fn helpers() {
+    assert_eq!(
+        s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    );
+    assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+    assert_eq!(
+        rfc3339(UNIX_EPOCH + Duration::from_millis(1_709_210_096_123)),
+        "2024-02-29T12:34:56.123Z"
+    );
+    assert_eq!(google_encode("a b/c:d+e=&"), "a%20b/c:d%2Be%3D%26");
+    assert_eq!(
+        http_date(UNIX_EPOCH + Duration::from_secs(784_111_777)),
+        "Sun, 06 Nov 1994 08:49:37 GMT"
+    );
+}
