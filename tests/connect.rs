@@ -1,0 +1,378 @@
+//! Connecting, status and disconnecting, through the C ABI against the fake Google.
+
+mod common;
+
+use common::*;
+use host_sim::fake_google::{Client, Endpoint, Fault};
+use host_sim::plugin::{GiResult, GiStatus};
+
+const ACCOUNT: &str = "example.com/40";
+
+#[test]
+fn auth_url_carries_every_parameter_and_a_fresh_state() {
+    let h = Harness::new();
+    let plugin = h.open();
+    let url = plugin.auth_url(ACCOUNT).unwrap();
+    assert!(url.starts_with(&h.fake.auth_url()), "{url}");
+    for (name, expected) in [
+        ("response_type", "code"),
+        ("client_id", CLIENT_ID),
+        ("redirect_uri", REDIRECT_URI),
+        ("access_type", "offline"),
+        ("prompt", "consent"),
+        ("include_granted_scopes", "true"),
+        ("code_challenge_method", "S256"),
+    ] {
+        assert_eq!(
+            param(&url, name).as_deref(),
+            Some(expected),
+            "{name} in {url}"
+        );
+    }
+    let scope = param(&url, "scope").unwrap();
+    assert!(scope
+        .split(' ')
+        .any(|s| s == "https://www.googleapis.com/auth/contacts.readonly"));
+    let challenge = param(&url, "code_challenge").unwrap();
+    assert_eq!(
+        challenge.len(),
+        43,
+        "an S256 challenge is 43 base64url characters"
+    );
+    let state = param(&url, "state").unwrap();
+    assert!(
+        state.len() >= 43,
+        "the state carries at least 256 random bits"
+    );
+    assert!(
+        !state.contains("example.com"),
+        "the state must not reveal the account"
+    );
+
+    let again = plugin.auth_url(ACCOUNT).unwrap();
+    assert_ne!(param(&again, "state"), Some(state));
+    assert_ne!(param(&again, "code_challenge"), Some(challenge));
+}
+
+#[test]
+fn connecting_exchanges_the_code_with_pkce_and_the_secret() {
+    let h = Harness::new();
+    let plugin = h.open();
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_DISCONNECTED);
+    let account = h.connect(&plugin, ACCOUNT, ALICE);
+    assert_eq!(account, ACCOUNT);
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_CONNECTED);
+
+    let exchange = h
+        .fake
+        .requests_to(Endpoint::Token)
+        .into_iter()
+        .find(|r| r.form_param("grant_type") == Some("authorization_code"))
+        .expect("a code exchange");
+    assert_eq!(exchange.form_param("client_secret"), Some(CLIENT_SECRET));
+    assert!(exchange.form_param("code_verifier").is_some());
+    assert_eq!(
+        exchange.status, 200,
+        "the fake verified PKCE and the secret"
+    );
+
+    let status = plugin.status_value(ACCOUNT);
+    assert_eq!(status["account"], ACCOUNT);
+    assert_eq!(status["status"], "connected");
+    assert_eq!(status["reason"], serde_json::Value::Null);
+    for field in ["syncing", "contacts", "numbers", "last_sync", "last_error"] {
+        assert!(status.get(field).is_some(), "{field} missing from {status}");
+    }
+}
+
+#[test]
+fn a_replayed_state_is_refused_and_changes_nothing() {
+    let h = Harness::new();
+    let plugin = h.open();
+    let url = plugin.auth_url(ACCOUNT).unwrap();
+    let callback = h.fake.approve(&url, ALICE).unwrap();
+    plugin.complete(&callback).unwrap();
+    let err = plugin.complete(&callback).unwrap_err();
+    assert_eq!(err.code, GiResult::GI_ERR_STATE, "{err}");
+    assert!(err.message.contains("Get auth code"), "{err}");
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_CONNECTED);
+}
+
+#[test]
+fn a_forged_or_foreign_state_is_refused() {
+    let h = Harness::new();
+    let plugin = h.open();
+    let url = plugin.auth_url(ACCOUNT).unwrap();
+    let callback = h.fake.approve(&url, ALICE).unwrap();
+    let state = param(&callback, "state").unwrap();
+    let mut forged_state = state.clone();
+    forged_state.replace_range(0..1, if state.starts_with('A') { "B" } else { "A" });
+    let forged = callback.replace(&state, &forged_state);
+    assert_eq!(
+        plugin.complete(&forged).unwrap_err().code,
+        GiResult::GI_ERR_STATE
+    );
+    let missing = callback.replace(&format!("state={state}"), "");
+    assert_eq!(
+        plugin.complete(&missing).unwrap_err().code,
+        GiResult::GI_ERR_STATE
+    );
+
+    // A state issued by another PBX (another data_dir) means nothing here.
+    let other = Harness::new();
+    let other_plugin = other.open();
+    let foreign_url = other_plugin.auth_url(ACCOUNT).unwrap();
+    let foreign_state = param(&foreign_url, "state").unwrap();
+    let foreign = format!("state={foreign_state}&code=4/whatever");
+    assert_eq!(
+        plugin.complete(&foreign).unwrap_err().code,
+        GiResult::GI_ERR_STATE
+    );
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_DISCONNECTED);
+
+    // The genuine callback still works: the forgeries did not spend it.
+    assert_eq!(plugin.complete(&callback).unwrap(), ACCOUNT);
+}
+
+#[test]
+fn an_expired_state_is_refused() {
+    let h = Harness::new();
+    let plugin = h.open();
+    let url = plugin.auth_url(ACCOUNT).unwrap();
+    let callback = h.fake.approve(&url, ALICE).unwrap();
+    drop(plugin);
+    // Age the pending authorization by 11 minutes, as if the user had walked away.
+    read_db(&h, |db| {
+        db.execute("UPDATE pending_auth SET created_at = created_at - 660", [])
+            .unwrap()
+    });
+    let plugin = h.open();
+    let err = plugin.complete(&callback).unwrap_err();
+    assert_eq!(err.code, GiResult::GI_ERR_STATE, "{err}");
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_DISCONNECTED);
+}
+
+#[test]
+fn the_state_survives_a_restart() {
+    let h = Harness::new();
+    let url = {
+        let plugin = h.open();
+        plugin.auth_url(ACCOUNT).unwrap()
+    };
+    let callback = h.fake.approve(&url, ALICE).unwrap();
+    let plugin = h.open();
+    assert_eq!(plugin.complete(&callback).unwrap(), ACCOUNT);
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_CONNECTED);
+}
+
+#[test]
+fn denied_consent_is_reported_and_leaves_the_connection_alone() {
+    let h = Harness::new();
+    let plugin = h.open();
+    let url = plugin.auth_url(ACCOUNT).unwrap();
+    let denied = h.fake.deny(&url).unwrap();
+    let err = plugin.complete(&denied).unwrap_err();
+    assert_eq!(err.code, GiResult::GI_ERR_DENIED, "{err}");
+    assert!(err.message.contains("Allow"), "{err}");
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_DISCONNECTED);
+
+    // Connected first, a later denial does not disconnect.
+    h.connect(&plugin, ACCOUNT, ALICE);
+    let url = plugin.auth_url(ACCOUNT).unwrap();
+    let denied = h.fake.deny(&url).unwrap();
+    assert_eq!(
+        plugin.complete(&denied).unwrap_err().code,
+        GiResult::GI_ERR_DENIED
+    );
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_CONNECTED);
+}
+
+#[test]
+fn consent_without_the_contacts_scope_is_a_denial() {
+    let h = Harness::new();
+    let plugin = h.open();
+    let url = plugin.auth_url(ACCOUNT).unwrap();
+    let callback = h.fake.approve(&url, ALICE).unwrap();
+    let scope = param(&callback, "scope").unwrap();
+    let narrowed = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("state", &param(&callback, "state").unwrap())
+        .append_pair("code", &param(&callback, "code").unwrap())
+        .append_pair("scope", "openid email")
+        .finish();
+    assert!(scope.contains("contacts.readonly"));
+    let err = plugin.complete(&narrowed).unwrap_err();
+    assert_eq!(err.code, GiResult::GI_ERR_DENIED, "{err}");
+    assert!(err.message.contains("contacts"), "{err}");
+}
+
+#[test]
+fn a_token_endpoint_refusal_is_a_google_error_with_googles_description() {
+    let h = Harness::new();
+    let plugin = h.open();
+    h.connect(&plugin, ACCOUNT, ALICE);
+    let url = plugin.auth_url(ACCOUNT).unwrap();
+    let callback = h.fake.approve(&url, BOB).unwrap();
+    h.fake.inject(Endpoint::Token, Fault::InvalidGrant);
+    let err = plugin.complete(&callback).unwrap_err();
+    assert_eq!(err.code, GiResult::GI_ERR_GOOGLE, "{err}");
+    assert!(err.message.contains("invalid_grant"), "{err}");
+    assert!(
+        err.message.contains("Token has been expired or revoked."),
+        "{err}"
+    );
+    assert_eq!(
+        plugin.status(ACCOUNT),
+        GiStatus::GI_STATUS_CONNECTED,
+        "the old connection stays"
+    );
+}
+
+#[test]
+fn a_wrong_client_secret_names_the_client() {
+    let h = Harness::new();
+    let mut config = h.config();
+    config["client_secret"] = "GOCSPX-not-the-secret".into();
+    let plugin = h.open_with(&config);
+    let url = plugin.auth_url(ACCOUNT).unwrap();
+    let callback = h.fake.approve(&url, ALICE).unwrap();
+    let err = plugin.complete(&callback).unwrap_err();
+    assert_eq!(err.code, GiResult::GI_ERR_GOOGLE, "{err}");
+    assert!(
+        err.message.contains("invalid_client") && err.message.contains(CLIENT_ID),
+        "{err}"
+    );
+}
+
+#[test]
+fn google_unreachable_during_the_exchange_is_a_network_error() {
+    let h = Harness::new();
+    let plugin = h.open();
+    let url = plugin.auth_url(ACCOUNT).unwrap();
+    let callback = h.fake.approve(&url, ALICE).unwrap();
+    let Harness { fake, dir: _dir } = h;
+    drop(fake);
+    let err = plugin.complete(&callback).unwrap_err();
+    assert_eq!(err.code, GiResult::GI_ERR_NETWORK, "{err}");
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_DISCONNECTED);
+}
+
+#[test]
+fn the_connection_survives_a_restart_without_google() {
+    let h = Harness::new();
+    {
+        let plugin = h.open();
+        h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    }
+    let config = h.config();
+    let Harness { fake, dir: _dir } = h;
+    drop(fake);
+    let plugin = common::Harness::open_config(&config);
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_CONNECTED);
+    assert_eq!(plugin.status_value(ACCOUNT)["status"], "connected");
+}
+
+#[test]
+fn a_domain_uses_its_own_oauth_client() {
+    let h = Harness::new();
+    let acme_redirect = "http://127.0.0.1:8081/acme/callback";
+    h.fake.add_client(Client::new(
+        "acme-client.apps.googleusercontent.com",
+        "acme-secret",
+        &[acme_redirect],
+    ));
+    let mut config = h.config();
+    config["domains"] = serde_json::json!({
+        "acme.de": { "client_id": "acme-client.apps.googleusercontent.com",
+                     "client_secret": "acme-secret", "redirect_uri": acme_redirect, "region": "DE" }
+    });
+    let plugin = h.open_with(&config);
+    let url = plugin.auth_url("acme.de/40").unwrap();
+    assert_eq!(
+        param(&url, "client_id").as_deref(),
+        Some("acme-client.apps.googleusercontent.com")
+    );
+    assert_eq!(param(&url, "redirect_uri").as_deref(), Some(acme_redirect));
+    assert_eq!(h.connect(&plugin, "acme.de/40", ALICE), "acme.de/40");
+    // Other domains keep the top-level client.
+    let url = plugin.auth_url("other.com").unwrap();
+    assert_eq!(param(&url, "client_id").as_deref(), Some(CLIENT_ID));
+}
+
+#[test]
+fn disable_revokes_at_google_and_disconnects() {
+    let h = Harness::new();
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    assert_eq!(h.fake.live_refresh_tokens(ALICE), 1);
+    plugin.disable(ACCOUNT).unwrap();
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_DISCONNECTED);
+    let revocations = h.fake.requests_to(Endpoint::Revoke);
+    assert_eq!(revocations.len(), 1);
+    assert_eq!(revocations[0].method, "POST");
+    assert!(
+        revocations[0]
+            .form_param("token")
+            .is_some_and(|t| t.starts_with("1//")),
+        "the refresh token is revoked"
+    );
+    assert_eq!(h.fake.live_refresh_tokens(ALICE), 0);
+    assert_eq!(plugin.status_value(ACCOUNT)["status"], "disconnected");
+    // Not connected: disabling again is fine.
+    plugin.disable(ACCOUNT).unwrap();
+    plugin.disable("never.connected").unwrap();
+}
+
+#[test]
+fn disable_erases_even_when_google_is_down() {
+    let h = Harness::new();
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    let Harness { fake, dir } = h;
+    drop(fake);
+    plugin.disable(ACCOUNT).unwrap();
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_DISCONNECTED);
+    drop(plugin);
+    // Read with the plugin closed (see common::read_db).
+    let db =
+        rusqlite::Connection::open(dir.path().join("data/google-integration.sqlite3")).unwrap();
+    let left: i64 = db
+        .query_row("SELECT count(*) FROM accounts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[test]
+fn after_disable_and_close_no_byte_of_a_token_is_left_under_data_dir() {
+    let h = Harness::new();
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    drop(plugin);
+    let (refresh, access) = stored_tokens(&h);
+    let plugin = h.open();
+    // Before: the tokens are there to be found (the check below can fail).
+    let before = files_under(&h.data_dir().join("data"));
+    assert!(before.iter().any(|(_, bytes)| contains(bytes, &refresh)));
+    plugin.disable(ACCOUNT).unwrap();
+    drop(plugin);
+    for (path, bytes) in files_under(&h.data_dir().join("data")) {
+        for secret in [&refresh, &access] {
+            assert!(
+                !contains(&bytes, secret),
+                "{} still holds a token",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn data_dir_is_created_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = Harness::new();
+    let _plugin = h.open();
+    let mode = std::fs::metadata(h.data_dir().join("data"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+}

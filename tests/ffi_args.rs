@@ -1,0 +1,370 @@
+//! Every bad input the contract names, through the raw C ABI: NULL pointers, invalid UTF-8,
+//! bad accounts, buffers too small, and configurations that must fail naming their field.
+
+mod common;
+
+use std::ffi::{c_char, CString};
+use std::ptr;
+
+use common::*;
+use host_sim::plugin::{GiContact, GiResult, GiStatus, Plugin};
+use serde_json::json;
+
+fn cstr(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+#[test]
+fn version_is_a_static_semver_string() {
+    let version = api().version();
+    assert_eq!(version.split('.').count(), 3, "{version}");
+}
+
+#[test]
+fn null_pointers_are_invalid_arguments() {
+    let h = Harness::new();
+    let plugin = h.open();
+    let api = api();
+    let p = plugin.raw();
+    let account = cstr("example.com/40");
+    let mut buf = [0 as c_char; 64];
+    let mut len = 0usize;
+    let mut contact = GiContact::default();
+    unsafe {
+        assert!((api.gi_open)(ptr::null()).is_null());
+        assert!(api.last_error().contains("config_json"));
+        assert_eq!(
+            (api.gi_auth_url)(
+                ptr::null_mut(),
+                account.as_ptr(),
+                buf.as_mut_ptr(),
+                64,
+                &mut len
+            ),
+            GiResult::GI_ERR_INVALID_ARGUMENT
+        );
+        assert!(
+            api.last_error().contains("plugin is NULL"),
+            "{}",
+            api.last_error()
+        );
+        assert_eq!(
+            (api.gi_auth_url)(p, ptr::null(), buf.as_mut_ptr(), 64, &mut len),
+            GiResult::GI_ERR_INVALID_ARGUMENT
+        );
+        assert!(api.last_error().contains("account is NULL"));
+        assert_eq!(
+            (api.gi_complete)(p, ptr::null(), ptr::null_mut(), 0),
+            GiResult::GI_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            (api.gi_complete)(ptr::null_mut(), account.as_ptr(), ptr::null_mut(), 0),
+            GiResult::GI_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            (api.gi_status)(ptr::null_mut(), account.as_ptr()),
+            GiStatus::GI_STATUS_DISCONNECTED
+        );
+        assert_eq!(
+            (api.gi_status)(p, ptr::null()),
+            GiStatus::GI_STATUS_DISCONNECTED
+        );
+        assert_eq!(
+            (api.gi_status_json)(p, ptr::null(), buf.as_mut_ptr(), 64, &mut len),
+            GiResult::GI_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            (api.gi_status_json)(
+                ptr::null_mut(),
+                account.as_ptr(),
+                buf.as_mut_ptr(),
+                64,
+                &mut len
+            ),
+            GiResult::GI_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            (api.gi_disable)(ptr::null_mut(), account.as_ptr()),
+            GiResult::GI_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            (api.gi_disable)(p, ptr::null()),
+            GiResult::GI_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            (api.gi_sync_now)(ptr::null_mut(), account.as_ptr()),
+            GiResult::GI_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            (api.gi_sync_now)(p, ptr::null()),
+            GiResult::GI_ERR_INVALID_ARGUMENT
+        );
+        let number = cstr("+12125550199");
+        assert_eq!(
+            (api.gi_lookup_contact)(p, account.as_ptr(), number.as_ptr(), ptr::null_mut()),
+            GiResult::GI_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            (api.gi_lookup_contact)(
+                ptr::null_mut(),
+                account.as_ptr(),
+                number.as_ptr(),
+                &mut contact
+            ),
+            GiResult::GI_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            (api.gi_lookup_contact)(p, ptr::null(), number.as_ptr(), &mut contact),
+            GiResult::GI_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            (api.gi_lookup_contact)(p, account.as_ptr(), ptr::null(), &mut contact),
+            GiResult::GI_ERR_INVALID_ARGUMENT
+        );
+        assert!(contact.is_zeroed());
+        (api.gi_close)(ptr::null_mut());
+        (api.gi_set_logger)(None, ptr::null_mut());
+    }
+}
+
+#[test]
+fn bad_accounts_and_bad_utf8_are_invalid_arguments() {
+    let h = Harness::new();
+    let plugin = h.open();
+    let api = api();
+    let long = "a".repeat(256);
+    for bad in [
+        long.as_str(),
+        "",
+        "example.com/\n40",
+        "tab\tin",
+        "del\u{7f}",
+    ] {
+        let err = plugin.auth_url(bad).unwrap_err();
+        assert_eq!(err.code, GiResult::GI_ERR_INVALID_ARGUMENT, "{bad:?}");
+        assert_eq!(
+            plugin.disable(bad).unwrap_err().code,
+            GiResult::GI_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            plugin.sync_now(bad).unwrap_err().code,
+            GiResult::GI_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            plugin.lookup(bad, "+12125550199").unwrap_err().code,
+            GiResult::GI_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(plugin.status(bad), GiStatus::GI_STATUS_DISCONNECTED);
+    }
+    assert!(
+        plugin.auth_url(&"a".repeat(255)).is_ok(),
+        "255 bytes is allowed"
+    );
+    assert!(plugin.auth_url(&long).unwrap_err().message.contains("255"));
+
+    let bad_utf8: &[u8] = b"example.com/\xff\xfe\0";
+    let number_bad_utf8: &[u8] = b"+1212\xc3\x28\0";
+    let good = cstr("example.com/40");
+    let number = cstr("+12125550199");
+    let mut contact = GiContact::default();
+    unsafe {
+        assert_eq!(
+            (api.gi_status)(plugin.raw(), bad_utf8.as_ptr().cast()),
+            GiStatus::GI_STATUS_DISCONNECTED
+        );
+        assert_eq!(
+            (api.gi_disable)(plugin.raw(), bad_utf8.as_ptr().cast()),
+            GiResult::GI_ERR_INVALID_ARGUMENT
+        );
+        assert!(api.last_error().contains("UTF-8"), "{}", api.last_error());
+        assert_eq!(
+            (api.gi_lookup_contact)(
+                plugin.raw(),
+                bad_utf8.as_ptr().cast(),
+                number.as_ptr(),
+                &mut contact
+            ),
+            GiResult::GI_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            (api.gi_lookup_contact)(
+                plugin.raw(),
+                good.as_ptr(),
+                number_bad_utf8.as_ptr().cast(),
+                &mut contact
+            ),
+            GiResult::GI_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            (api.gi_complete)(plugin.raw(), bad_utf8.as_ptr().cast(), ptr::null_mut(), 0),
+            GiResult::GI_ERR_INVALID_ARGUMENT
+        );
+    }
+}
+
+#[test]
+fn the_buffer_protocol_reports_the_length_and_writes_nothing_when_short() {
+    let h = Harness::new();
+    let plugin = h.open();
+    let api = api();
+    let account = cstr("example.com/40");
+    let mut len = 0usize;
+    unsafe {
+        assert_eq!(
+            (api.gi_status_json)(plugin.raw(), account.as_ptr(), ptr::null_mut(), 0, &mut len),
+            GiResult::GI_ERR_BUFFER_TOO_SMALL
+        );
+        assert!(len > 10);
+        // Exactly the length is one byte short (no room for the NUL): nothing is written.
+        let mut buf = vec![b'#' as c_char; len];
+        let mut len2 = 0usize;
+        assert_eq!(
+            (api.gi_status_json)(
+                plugin.raw(),
+                account.as_ptr(),
+                buf.as_mut_ptr(),
+                len,
+                &mut len2
+            ),
+            GiResult::GI_ERR_BUFFER_TOO_SMALL
+        );
+        assert_eq!(len2, len);
+        assert!(
+            buf.iter().all(|&b| b == b'#' as c_char),
+            "nothing written when too small"
+        );
+        let mut buf = vec![0 as c_char; len + 1];
+        assert_eq!(
+            (api.gi_status_json)(
+                plugin.raw(),
+                account.as_ptr(),
+                buf.as_mut_ptr(),
+                len + 1,
+                &mut len2
+            ),
+            GiResult::GI_OK
+        );
+        assert_eq!(buf[len], 0);
+        let text: Vec<u8> = buf[..len].iter().map(|&b| b as u8).collect();
+        serde_json::from_slice::<serde_json::Value>(&text).expect("a whole JSON object");
+    }
+}
+
+#[test]
+fn gi_complete_cuts_the_account_to_fit_and_last_error_is_per_thread() {
+    let h = Harness::new();
+    let plugin = h.open();
+    let api = api();
+    let url = plugin.auth_url("example.com/40").unwrap();
+    let callback = cstr(&h.fake.approve(&url, ALICE).unwrap());
+    let mut small = [b'#' as c_char; 8];
+    unsafe {
+        assert_eq!(
+            (api.gi_complete)(
+                plugin.raw(),
+                callback.as_ptr(),
+                small.as_mut_ptr(),
+                small.len()
+            ),
+            GiResult::GI_OK
+        );
+    }
+    let written: Vec<u8> = small
+        .iter()
+        .take_while(|&&b| b != 0)
+        .map(|&b| b as u8)
+        .collect();
+    assert_eq!(written, b"example");
+
+    // A failure on one thread does not show up as another thread's last error.
+    assert_eq!(
+        plugin.disable("bad\naccount").unwrap_err().code,
+        GiResult::GI_ERR_INVALID_ARGUMENT
+    );
+    let mine = api.last_error();
+    let theirs = std::thread::scope(|s| s.spawn(|| api.last_error()).join().unwrap());
+    assert!(mine.contains("control character"), "{mine}");
+    assert_eq!(theirs, "");
+}
+
+fn open_error(config: serde_json::Value) -> String {
+    match Plugin::open(api(), &config.to_string()) {
+        Ok(_) => panic!("gi_open accepted {config}"),
+        Err(e) => e.message,
+    }
+}
+
+#[test]
+fn bad_configuration_fails_naming_the_field() {
+    let h = Harness::new();
+    let base = h.config();
+    for field in ["client_id", "client_secret", "redirect_uri", "data_dir"] {
+        let mut config = base.clone();
+        config.as_object_mut().unwrap().remove(field);
+        assert!(open_error(config).contains(field), "missing {field}");
+    }
+    let mut config = base.clone();
+    config["colour"] = json!("blue");
+    assert!(open_error(config).contains("colour"));
+    let mut config = base.clone();
+    config["google"]["token_url"] = json!("http://oauth2.example.com/token");
+    let message = open_error(config);
+    assert!(
+        message.contains("google.token_url") && message.contains("https"),
+        "{message}"
+    );
+    let mut config = base.clone();
+    config["google"]["people_url"] = json!("not a url");
+    assert!(open_error(config).contains("google.people_url"));
+    let mut config = base.clone();
+    config["redirect_uri"] = json!("ftp://pbx.example.com/cb");
+    assert!(open_error(config).contains("redirect_uri"));
+    let mut config = base.clone();
+    config["default_region"] = json!("XX");
+    assert!(open_error(config).contains("default_region"));
+    let mut config = base.clone();
+    config["domains"] = json!({"acme.de": {"region": "ZZ"}});
+    assert!(open_error(config).contains("domains.acme.de.region"));
+    let mut config = base.clone();
+    config["domains"] = json!({"acme.de": {"client_secret": "x", "colour": 1}});
+    assert!(open_error(config).contains("colour"));
+    let mut config = base.clone();
+    config["client_id"] = json!("");
+    assert!(open_error(config).contains("client_id"));
+    let mut config = base.clone();
+    config["sync_interval_secs"] = json!(0);
+    assert!(open_error(config).contains("sync_interval_secs"));
+    let mut config = base.clone();
+    config["data_dir"] = json!("/proc/self/not-here");
+    assert!(open_error(config).contains("data_dir"));
+    let blocker = h.data_dir().join("a-file");
+    std::fs::write(&blocker, b"").unwrap();
+    let mut config = base.clone();
+    config["data_dir"] = json!(blocker.join("sub"));
+    assert!(open_error(config).contains("data_dir"));
+    assert!(open_error(json!("not an object")).contains("configuration"));
+    match Plugin::open(api(), "{ not json") {
+        Ok(_) => panic!("accepted broken JSON"),
+        Err(e) => assert!(e.message.contains("configuration"), "{}", e.message),
+    }
+}
+
+#[test]
+fn defaults_and_loopback_http_are_accepted() {
+    let h = Harness::new();
+    let minimal = json!({
+        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+        "redirect_uri": "https://pbx.example.com/google/callback",
+        "data_dir": h.data_dir().join("minimal"),
+    });
+    let plugin = Plugin::open(api(), &minimal.to_string()).expect("defaults suffice");
+    let url = plugin.auth_url("example.com").unwrap();
+    assert!(
+        url.starts_with("https://accounts.google.com/o/oauth2/v2/auth?"),
+        "{url}"
+    );
+    drop(plugin);
+    let mut config = h.config();
+    config["google"]["token_url"] = json!("http://localhost:1/token");
+    Plugin::open(api(), &config.to_string()).expect("http on localhost is allowed");
+}

@@ -1,0 +1,527 @@
+//! Contact sync through the C ABI against the fake People API: full and incremental syncs,
+//! paging, expired sync tokens, token refresh, every failure the contract names, and the
+//! guarantee that a failed sync changes nothing.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use host_sim::fake_google::{Endpoint, Fault, Person};
+use host_sim::plugin::GiStatus;
+
+const ACCOUNT: &str = "example.com";
+
+fn people(prefix: &str, count: usize) -> Vec<Person> {
+    (0..count)
+        .map(|i| {
+            Person::new(
+                &format!("people/c{}", 1000 + i),
+                prefix,
+                &format!("Person{i:03}"),
+            )
+            .with_company("Example Corp")
+            .with_phone(&format!("(212) 555-{:04}", 1000 + i), "mobile")
+        })
+        .collect()
+}
+
+fn number(i: usize) -> String {
+    format!("+1212555{:04}", 1000 + i)
+}
+
+fn name(plugin: &host_sim::plugin::Plugin<'_>, account: &str, number: &str) -> Option<String> {
+    plugin
+        .lookup(account, number)
+        .expect("lookup")
+        .map(|c| c.name)
+}
+
+fn people_requests(h: &Harness) -> Vec<host_sim::fake_google::Request> {
+    h.fake.requests_to(Endpoint::People)
+}
+
+#[test]
+fn the_first_sync_follows_every_page_and_asks_for_a_sync_token() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, people("Alice's", 7));
+    h.fake.set_page_size_cap(3);
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    let status = plugin.status_value(ACCOUNT);
+    assert_eq!(status["contacts"], 7, "{status}");
+    assert_eq!(status["numbers"], 7);
+    assert_eq!(status["status"], "connected");
+    assert!(
+        status["last_sync"].as_str().unwrap().contains('T'),
+        "RFC 3339: {status}"
+    );
+    let requests = people_requests(&h);
+    assert_eq!(requests.len(), 3, "7 people in pages of 3");
+    for r in &requests {
+        assert_eq!(r.path, "/v1/people/me/connections");
+        assert_eq!(
+            r.query_param("personFields"),
+            Some("names,phoneNumbers,organizations,metadata")
+        );
+        assert_eq!(r.query_param("pageSize"), Some("1000"));
+        assert_eq!(r.query_param("requestSyncToken"), Some("true"));
+        assert_eq!(r.query_param("syncToken"), None);
+    }
+    assert!(requests[1].query_param("pageToken").is_some());
+    for i in 0..7 {
+        assert_eq!(
+            name(&plugin, ACCOUNT, &number(i)),
+            Some(format!("Alice's Person{i:03}"))
+        );
+    }
+}
+
+#[test]
+fn an_incremental_sync_applies_changes_and_deletions_only() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, people("A", 5));
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    let before = people_requests(&h).len();
+
+    h.fake.delete_contact(ALICE, "people/c1000");
+    h.fake.upsert_contact(
+        ALICE,
+        Person::new("people/c1001", "Renamed", "One").with_phone("+1 212 555 9999", "work"),
+    );
+    h.fake.upsert_contact(
+        ALICE,
+        Person::new("people/c2000", "Brand", "New").with_phone("212.555.8888", "home"),
+    );
+    plugin.sync_now(ACCOUNT).unwrap();
+    let status = wait_for_people_requests(&h, &plugin, ACCOUNT, before, 1);
+    let incremental = &people_requests(&h)[before];
+    assert!(
+        incremental.query_param("syncToken").is_some(),
+        "the stored sync token is sent"
+    );
+
+    assert_eq!(name(&plugin, ACCOUNT, &number(0)), None, "deleted");
+    assert_eq!(
+        name(&plugin, ACCOUNT, &number(1)),
+        None,
+        "its old number is gone"
+    );
+    assert_eq!(
+        name(&plugin, ACCOUNT, "+12125559999").as_deref(),
+        Some("Renamed One")
+    );
+    assert_eq!(
+        name(&plugin, ACCOUNT, "+12125558888").as_deref(),
+        Some("Brand New")
+    );
+    assert_eq!(
+        name(&plugin, ACCOUNT, &number(4)).as_deref(),
+        Some("A Person004"),
+        "untouched"
+    );
+    assert_eq!(status["contacts"], 5, "{status}");
+}
+
+#[test]
+fn an_expired_sync_token_triggers_one_clean_full_sync() {
+    for fault in [None, Some(Fault::Gone)] {
+        let h = Harness::new();
+        h.fake.set_contacts(ALICE, people("A", 3));
+        let plugin = h.open();
+        h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+        h.fake.set_contacts(ALICE, people("B", 2));
+        match &fault {
+            None => h.fake.expire_sync_tokens(ALICE),
+            Some(f) => h.fake.inject(Endpoint::People, f.clone()),
+        }
+        let before = people_requests(&h).len();
+        plugin.sync_now(ACCOUNT).unwrap();
+        let status = wait_for_people_requests(&h, &plugin, ACCOUNT, before, 2);
+        let requests = people_requests(&h);
+        assert!(requests[before].query_param("syncToken").is_some());
+        assert_eq!(
+            requests[before].status,
+            if fault.is_some() { 410 } else { 400 }
+        );
+        assert_eq!(
+            requests[before + 1].query_param("syncToken"),
+            None,
+            "then a full sync"
+        );
+        assert_eq!(status["status"], "connected", "{status}");
+        assert_eq!(status["contacts"], 2);
+        assert_eq!(
+            name(&plugin, ACCOUNT, &number(2)),
+            None,
+            "the full sync replaced everything"
+        );
+        assert_eq!(
+            name(&plugin, ACCOUNT, &number(1)).as_deref(),
+            Some("B Person001")
+        );
+    }
+}
+
+#[test]
+fn a_401_refreshes_the_access_token_once_and_keeps_the_refresh_token() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, people("A", 2));
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    drop(plugin);
+    let (refresh_before, access_before) = stored_tokens(&h);
+    let plugin = h.open();
+
+    h.fake.expire_access_tokens();
+    let before = people_requests(&h).len();
+    plugin.sync_now(ACCOUNT).unwrap();
+    let status = wait_for_people_requests(&h, &plugin, ACCOUNT, before, 2);
+    assert_eq!(status["status"], "connected", "{status}");
+    let refreshes: Vec<_> = h
+        .fake
+        .requests_to(Endpoint::Token)
+        .into_iter()
+        .filter(|r| r.form_param("grant_type") == Some("refresh_token"))
+        .collect();
+    assert_eq!(refreshes.len(), 1);
+    assert_eq!(people_requests(&h)[before].status, 401);
+    drop(plugin);
+    let (refresh_after, access_after) = stored_tokens(&h);
+    assert_eq!(
+        refresh_after, refresh_before,
+        "Google does not resend it: the old one is kept"
+    );
+    assert_ne!(
+        access_after, access_before,
+        "the new access token is stored"
+    );
+}
+
+#[test]
+fn a_revoked_grant_turns_the_status_yellow_and_keeps_the_contacts() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, people("A", 2));
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    h.fake.revoke_grants(ALICE);
+    plugin.sync_now(ACCOUNT).unwrap();
+    assert!(wait_until(PATIENCE, || plugin.status(ACCOUNT)
+        == GiStatus::GI_STATUS_ISSUE));
+    let status = plugin.status_value(ACCOUNT);
+    let reason = status["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("invalid_grant") && reason.contains("Get auth code"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("Testing"),
+        "names the 7-day testing expiry: {reason}"
+    );
+    assert_eq!(
+        name(&plugin, ACCOUNT, &number(1)).as_deref(),
+        Some("A Person001"),
+        "lookups go on"
+    );
+
+    // Reconnecting turns it green again.
+    h.connect(&plugin, ACCOUNT, ALICE);
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_CONNECTED);
+}
+
+#[test]
+fn people_api_disabled_is_an_issue_until_a_good_sync() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, people("A", 2));
+    h.fake.inject(Endpoint::People, Fault::PeopleDisabled);
+    let plugin = h.open();
+    h.connect(&plugin, ACCOUNT, ALICE);
+    assert!(wait_until(PATIENCE, || plugin.status(ACCOUNT)
+        == GiStatus::GI_STATUS_ISSUE));
+    let status = plugin.status_value(ACCOUNT);
+    assert!(
+        status["reason"].as_str().unwrap().contains("People API"),
+        "{status}"
+    );
+    assert_eq!(people_requests(&h).len(), 1, "a 403 is not retried");
+
+    plugin.sync_now(ACCOUNT).unwrap();
+    assert!(wait_until(PATIENCE, || plugin.status(ACCOUNT)
+        == GiStatus::GI_STATUS_CONNECTED));
+    let status = wait_for_sync(&plugin, ACCOUNT, 1);
+    assert_eq!(status["reason"], serde_json::Value::Null);
+    assert_eq!(status["contacts"], 2);
+    assert!(
+        status["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("People API"),
+        "the last error stays visible"
+    );
+}
+
+#[test]
+fn insufficient_scope_is_an_issue_that_says_to_tick_contacts() {
+    let h = Harness::new();
+    h.fake.inject(Endpoint::People, Fault::Status(403));
+    let plugin = h.open();
+    h.connect(&plugin, ACCOUNT, ALICE);
+    assert!(wait_until(PATIENCE, || plugin.status(ACCOUNT)
+        == GiStatus::GI_STATUS_ISSUE));
+    let reason = plugin.status_value(ACCOUNT)["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(reason.contains("contacts"), "{reason}");
+}
+
+#[test]
+fn a_429_waits_as_long_as_retry_after_asks_then_succeeds() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, people("A", 2));
+    h.fake.inject(
+        Endpoint::People,
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+    );
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    let requests = people_requests(&h);
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].status, 429);
+    let waited = requests[1].received - requests[0].received;
+    // A lower bound only: Retry-After says at least one second; the backoff base is 20 ms.
+    assert!(waited >= Duration::from_secs(1), "retried after {waited:?}");
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_CONNECTED);
+}
+
+#[test]
+fn server_errors_are_retried_three_times_then_reported_and_recovered() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, people("A", 2));
+    // Two failures: the retries absorb them.
+    h.fake.inject(Endpoint::People, Fault::Status(503));
+    h.fake.inject(Endpoint::People, Fault::Status(500));
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_CONNECTED);
+    assert_eq!(people_requests(&h).len(), 3);
+
+    // Four failures: the first request and three retries fail, and the status says so.
+    for _ in 0..4 {
+        h.fake.inject(Endpoint::People, Fault::Status(503));
+    }
+    let before = people_requests(&h).len();
+    plugin.sync_now(ACCOUNT).unwrap();
+    assert!(wait_until(PATIENCE, || plugin.status(ACCOUNT)
+        == GiStatus::GI_STATUS_ISSUE));
+    assert_eq!(
+        people_requests(&h).len(),
+        before + 4,
+        "one request and three retries"
+    );
+    let status = plugin.status_value(ACCOUNT);
+    assert!(
+        status["reason"].as_str().unwrap().contains("3 retries"),
+        "{status}"
+    );
+    assert_eq!(
+        name(&plugin, ACCOUNT, &number(0)).as_deref(),
+        Some("A Person000")
+    );
+
+    // The next good sync turns it green.
+    plugin.sync_now(ACCOUNT).unwrap();
+    assert!(wait_until(PATIENCE, || plugin.status(ACCOUNT)
+        == GiStatus::GI_STATUS_CONNECTED));
+}
+
+/// A sync whose second page is broken changes nothing, on disk or in memory.
+fn a_broken_second_page_changes_nothing(fault: Fault, expected: &str) {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, people("Old", 4));
+    h.fake.set_page_size_cap(2);
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    h.fake.set_contacts(ALICE, people("New", 4));
+    h.fake.expire_sync_tokens(ALICE);
+    // The expired-token reply and the first full page pass; the second page breaks every time.
+    h.fake
+        .inject(Endpoint::People, Fault::Delay(Duration::ZERO));
+    h.fake
+        .inject(Endpoint::People, Fault::Delay(Duration::ZERO));
+    for _ in 0..4 {
+        h.fake.inject(Endpoint::People, fault.clone());
+    }
+    plugin.sync_now(ACCOUNT).unwrap();
+    assert!(wait_until(PATIENCE, || plugin.status(ACCOUNT)
+        == GiStatus::GI_STATUS_ISSUE));
+    let status = plugin.status_value(ACCOUNT);
+    assert!(
+        status["reason"].as_str().unwrap().contains(expected),
+        "{status}"
+    );
+    for i in 0..4 {
+        assert_eq!(
+            name(&plugin, ACCOUNT, &number(i)),
+            Some(format!("Old Person{i:03}"))
+        );
+    }
+    drop(plugin);
+    let reopened = h.open();
+    for i in 0..4 {
+        assert_eq!(
+            name(&reopened, ACCOUNT, &number(i)),
+            Some(format!("Old Person{i:03}")),
+            "on disk too"
+        );
+    }
+}
+
+#[test]
+fn truncated_json_fails_the_sync_and_changes_nothing() {
+    a_broken_second_page_changes_nothing(Fault::TruncatedJson, "not the expected JSON");
+}
+
+#[test]
+fn a_field_of_the_wrong_type_fails_the_sync_and_changes_nothing() {
+    a_broken_second_page_changes_nothing(Fault::WrongType, "not the expected JSON");
+}
+
+#[test]
+fn accounts_sync_on_their_interval_without_being_asked() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, people("A", 1));
+    let mut config = h.config();
+    config["sync_interval_secs"] = 1.into();
+    let plugin = h.open_with(&config);
+    h.connect(&plugin, ACCOUNT, ALICE);
+    assert!(
+        wait_until(PATIENCE, || people_requests(&h).len() >= 3),
+        "periodic syncs: {} People requests",
+        people_requests(&h).len()
+    );
+}
+
+#[test]
+fn sync_now_returns_at_once_and_a_slow_account_holds_up_no_other() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, people("A", 1));
+    h.fake.set_contacts(BOB, people("B", 1));
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, "slow.example", ALICE);
+    h.connect_and_sync(&plugin, "fast.example", BOB);
+    let fast_before = plugin.status_value("fast.example")["last_sync"].clone();
+
+    h.fake
+        .inject(Endpoint::People, Fault::Delay(Duration::from_secs(4)));
+    plugin.sync_now("slow.example").unwrap();
+    // sync_now did not wait for the slow reply: the account is still syncing now.
+    assert!(wait_until(PATIENCE, || people_requests(&h).len() >= 3));
+    assert_eq!(plugin.status_value("slow.example")["syncing"], true);
+
+    std::thread::sleep(Duration::from_millis(1100)); // last_sync has second resolution
+    plugin.sync_now("fast.example").unwrap();
+    assert!(wait_until(PATIENCE, || plugin.status_value("fast.example")
+        ["last_sync"]
+        != fast_before));
+    assert_eq!(
+        plugin.status_value("slow.example")["syncing"],
+        true,
+        "the fast account finished first"
+    );
+    assert_eq!(
+        name(&plugin, "slow.example", &number(0)).as_deref(),
+        Some("A Person000"),
+        "lookups never wait"
+    );
+    wait_for_sync(&plugin, "slow.example", 1);
+}
+
+#[test]
+fn lookups_from_several_threads_never_fail_while_syncs_run() {
+    let h = Harness::new();
+    const N: usize = 300;
+    h.fake.set_contacts(ALICE, people("Even", N));
+    h.fake.set_page_size_cap(100);
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let looked_up = std::thread::scope(|s| {
+        let readers: Vec<_> = (0..3)
+            .map(|t| {
+                let plugin = &plugin;
+                let stop = &stop;
+                s.spawn(move || {
+                    let mut count = 0usize;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let i = (count * 7 + t) % N;
+                        let found = name(plugin, ACCOUNT, &number(i))
+                            .unwrap_or_else(|| panic!("number {i} vanished during a sync"));
+                        assert!(
+                            found == format!("Even Person{i:03}")
+                                || found == format!("Odd Person{i:03}"),
+                            "{found}"
+                        );
+                        count += 1;
+                    }
+                    count
+                })
+            })
+            .collect();
+        // Full syncs that rewrite every contact, again and again.
+        for round in 0..6 {
+            h.fake.set_contacts(
+                ALICE,
+                people(if round % 2 == 0 { "Odd" } else { "Even" }, N),
+            );
+            h.fake.expire_sync_tokens(ALICE);
+            let before = people_requests(&h).len();
+            plugin.sync_now(ACCOUNT).unwrap();
+            wait_for_people_requests(&h, &plugin, ACCOUNT, before, 4);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        readers
+            .into_iter()
+            .map(|r| r.join().unwrap())
+            .sum::<usize>()
+    });
+    assert!(looked_up > 0);
+    assert_eq!(plugin.status_value(ACCOUNT)["contacts"], N);
+}
+
+#[test]
+fn a_restarted_plugin_answers_from_the_store_with_google_unreachable() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, people("A", 3));
+    let config = h.config();
+    {
+        let plugin = h.open();
+        h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    }
+    let Harness { fake, dir: _dir } = h;
+    drop(fake);
+    let plugin = Harness::open_config(&config);
+    assert_eq!(
+        name(&plugin, ACCOUNT, &number(2)).as_deref(),
+        Some("A Person002")
+    );
+    let status = plugin.status_value(ACCOUNT);
+    assert_eq!(status["contacts"], 3);
+    assert_eq!(status["status"], "connected");
+}
+
+#[test]
+fn sync_now_on_an_account_that_is_not_connected_says_so() {
+    let h = Harness::new();
+    let plugin = h.open();
+    let err = plugin.sync_now("nobody.example").unwrap_err();
+    assert_eq!(
+        err.code,
+        host_sim::plugin::GiResult::GI_ERR_INVALID_ARGUMENT
+    );
+    assert!(err.message.contains("not connected"), "{err}");
+}
