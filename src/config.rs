@@ -138,7 +138,8 @@ pub struct Config {
     pub retry_base: Duration,
     pub google: GoogleEndpoints,
     default_settings: Arc<DomainSettings>,
-    domains: HashMap<String, Arc<DomainSettings>>,
+    /// Consulted on every lookup (for the region), so hashed with FxHash, not SipHash.
+    domains: HashMap<String, Arc<DomainSettings>, rustc_hash::FxBuildHasher>,
 }
 
 impl Config {
@@ -166,7 +167,7 @@ impl Config {
             region: parse_region("default_region", &raw.default_region)?,
         });
 
-        let mut domains = HashMap::new();
+        let mut domains = HashMap::default();
         for (domain, over) in raw.domains {
             let field = |name: &str| format!("domains.{domain}.{name}");
             if domain.is_empty() || domain.contains('/') {
@@ -209,6 +210,9 @@ impl Config {
 
     /// The OAuth client and region for an account, from its domain's entry or the top level.
     pub fn settings_for(&self, account: &str) -> &Arc<DomainSettings> {
+        if self.domains.is_empty() {
+            return &self.default_settings;
+        }
         self.domains
             .get(domain_of(account))
             .unwrap_or(&self.default_settings)

@@ -129,13 +129,12 @@ impl Plugin {
             .into_iter()
             .map(|stored| (stored.account.clone(), AccountState::from(stored)))
             .collect();
+        let mut built = Vec::new();
+        store.for_each_account(|account, contacts| {
+            built.push((account, AccountIndex::build(&contacts)));
+        })?;
         let index = ContactIndex::default();
-        index.replace_all(
-            store
-                .all_contacts()?
-                .into_iter()
-                .map(|(account, contacts)| (account, AccountIndex::build(&contacts))),
-        );
+        index.replace_all(built);
         let schedule: Vec<(String, Option<i64>)> = accounts
             .iter()
             .map(|(account, state)| (account.clone(), state.last_sync))

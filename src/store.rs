@@ -377,17 +377,17 @@ impl Store {
         after_commit(&conn).map(Some)
     }
 
-    /// Reads every stored contact of every account, for rebuilding the index at open.
-    pub fn all_contacts(&self) -> Result<Vec<(String, Vec<Contact>)>> {
+    /// Hands every account's stored contacts to `each`, one account at a time, for
+    /// rebuilding the index at open without holding every contact in memory at once.
+    pub fn for_each_account(&self, each: impl FnMut(String, Vec<Contact>)) -> Result<()> {
         let conn = self.conn.lock();
-        load_contacts(&conn, None)
+        load_contacts(&conn, None, each)
     }
 
     pub fn contacts_of(conn: &Connection, account: &str) -> Result<Vec<Contact>> {
-        Ok(load_contacts(conn, Some(account))?
-            .pop()
-            .map(|(_, contacts)| contacts)
-            .unwrap_or_default())
+        let mut found = Vec::new();
+        load_contacts(conn, Some(account), |_, contacts| found = contacts)?;
+        Ok(found)
     }
 
     /// Checkpoints the WAL into the database file and empties it. Called on close too.
@@ -421,25 +421,32 @@ fn delete_contacts(tx: &Transaction<'_>, account: &str) -> Result<()> {
     Ok(())
 }
 
-/// Loads contacts with their numbers, grouped by account, in one ordered scan.
-fn load_contacts(conn: &Connection, only: Option<&str>) -> Result<Vec<(String, Vec<Contact>)>> {
-    let sql =
-        "SELECT c.account, c.id, c.resource_name, c.name, c.company, n.e164, n.national, n.label
+/// Loads contacts with their numbers in one scan ordered by account, handing each account's
+/// contacts to `each` as soon as they are complete.
+fn load_contacts(
+    conn: &Connection,
+    only: Option<&str>,
+    mut each: impl FnMut(String, Vec<Contact>),
+) -> Result<()> {
+    let sql = "SELECT c.account, c.id, c.resource_name, c.name, c.company, n.e164, n.national, n.label
                FROM contacts c LEFT JOIN numbers n ON n.contact_id = c.id
                WHERE ?1 IS NULL OR c.account = ?1
                ORDER BY c.account, c.id";
     let mut stmt = conn.prepare(sql)?;
     let mut rows = stmt.query([only])?;
-    let mut out: Vec<(String, Vec<Contact>)> = Vec::new();
+    let mut current: Option<(String, Vec<Contact>)> = None;
     let mut last_id: Option<i64> = None;
     while let Some(row) = rows.next()? {
-        let account: String = row.get(0)?;
-        let id: i64 = row.get(1)?;
-        if out.last().map(|(a, _)| a != &account).unwrap_or(true) {
-            out.push((account, Vec::new()));
+        let account = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+        if current.as_ref().is_none_or(|(a, _)| a != account) {
+            if let Some((done, contacts)) = current.take() {
+                each(done, contacts);
+            }
+            current = Some((account.to_owned(), Vec::new()));
             last_id = None;
         }
-        let contacts = &mut out.last_mut().expect("pushed above").1;
+        let contacts = &mut current.as_mut().expect("set above").1;
+        let id: i64 = row.get(1)?;
         if last_id != Some(id) {
             contacts.push(Contact {
                 resource_name: row.get(2)?,
@@ -452,18 +459,17 @@ fn load_contacts(conn: &Connection, only: Option<&str>) -> Result<Vec<(String, V
         let e164: Option<i64> = row.get(5)?;
         if let Some(e164) = e164 {
             let national: i64 = row.get(6)?;
-            contacts
-                .last_mut()
-                .expect("pushed above")
-                .numbers
-                .push(ContactNumber {
-                    e164: E164(e164 as u64),
-                    national: NationalKey(national as u64),
-                    label: row.get(7)?,
-                });
+            contacts.last_mut().expect("pushed above").numbers.push(ContactNumber {
+                e164: E164(e164 as u64),
+                national: NationalKey(national as u64),
+                label: row.get(7)?,
+            });
         }
     }
-    Ok(out)
+    if let Some((done, contacts)) = current {
+        each(done, contacts);
+    }
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
