@@ -3,6 +3,7 @@
 //! - lookup (number reading included) at 25,000 numbers (one Google account's maximum) and at
 //!   1,000,000 (1,000 accounts of 1,000), hits and misses, against an indexed SQLite query with
 //!   a prepared statement over the same data: what a per-call database lookup costs.
+//!
 //! `host-sim bench` measures the same through the C ABI, with percentiles, syncs, open time and
 //! memory.
 
