@@ -1,0 +1,211 @@
+//! What the subcommands share: loading the plugin, its configuration for the fake Google, the
+//! real Google or no Google at all, its log lines, and one simulated incoming call.
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use host_sim::fake_google::{Client, FakeGoogle};
+use host_sim::plugin::{Api, Caller, Plugin};
+use serde_json::{json, Value};
+
+use crate::seed;
+
+/// The OAuth client registered at the fake Google. The secret is made per run and never shown.
+pub const FAKE_CLIENT_ID: &str = "487325908013-hostsim.apps.googleusercontent.com";
+
+static LOG_LEVEL: AtomicI32 = AtomicI32::new(2);
+
+pub fn set_log_level(level: i32) {
+    LOG_LEVEL.store(level, Ordering::Relaxed);
+}
+
+unsafe extern "C" fn log_line(level: c_int, message: *const c_char, _user: *mut c_void) {
+    if level > LOG_LEVEL.load(Ordering::Relaxed) || message.is_null() {
+        return;
+    }
+    // SAFETY: the plugin passes a NUL-terminated string valid for the call.
+    let text = unsafe { CStr::from_ptr(message) }.to_string_lossy();
+    let name = match level {
+        1 => "error",
+        2 => "warn",
+        3 => "info",
+        4 => "debug",
+        _ => "trace",
+    };
+    eprintln!("  plugin {name}: {text}");
+}
+
+/// Loads the plugin (once per process; it stays loaded until exit, as in the PBX) and routes
+/// its log lines to stderr.
+pub fn load(path: &Path) -> Result<&'static Api, String> {
+    let api = Api::load(path)?;
+    let api: &'static Api = Box::leak(Box::new(api));
+    // SAFETY: a function that lives for the whole process, and no user pointer.
+    unsafe { (api.gi_set_logger)(Some(log_line), std::ptr::null_mut()) };
+    Ok(api)
+}
+
+pub fn open(api: &'static Api, config: &Value) -> Result<Plugin<'static>, String> {
+    Plugin::open(api, &config.to_string())
+        .map_err(|e| format!("the plugin refused to open: {}", e.message))
+}
+
+/// The status JSON of an account, or the plugin's message (a bad account name, say).
+pub fn status(plugin: &Plugin<'_>, account: &str) -> Result<Value, String> {
+    let text = plugin.status_json(account).map_err(|e| e.message)?;
+    serde_json::from_str(&text).map_err(|e| format!("gi_status_json returned bad JSON: {e}"))
+}
+
+/// Starts the fake Google on 127.0.0.1 with the demo's users and address books, and registers
+/// host-sim's client with its redirect URI. Returns the client secret with it.
+pub fn start_fake(redirect_uri: &str) -> (FakeGoogle, String) {
+    let fake = FakeGoogle::start();
+    let secret = format!("GOCSPX-{}", random_hex(16));
+    let mut uris = vec![redirect_uri.to_string()];
+    // The page may be opened as localhost too; register both spellings, as one would at Google.
+    if let Some(alt) = redirect_uri
+        .strip_prefix("http://127.0.0.1:")
+        .map(|rest| format!("http://localhost:{rest}"))
+    {
+        uris.push(alt);
+    }
+    let uris: Vec<&str> = uris.iter().map(String::as_str).collect();
+    fake.add_client(Client::new(FAKE_CLIENT_ID, &secret, &uris));
+    seed::seed(&fake);
+    (fake, secret)
+}
+
+/// The plugin's configuration against the fake Google. `acme.de` is a tenant with region DE,
+/// as Vodia lets each domain have its own settings.
+pub fn fake_config(
+    fake: &FakeGoogle,
+    secret: &str,
+    redirect_uri: &str,
+    data_dir: &Path,
+    region: &str,
+) -> Value {
+    json!({
+        "client_id": FAKE_CLIENT_ID,
+        "client_secret": secret,
+        "redirect_uri": redirect_uri,
+        "data_dir": data_dir,
+        "default_region": region,
+        "sync_interval_secs": 600,
+        // Short backoff, so a 429/503 fault and its recovery show within seconds.
+        "retry_base_ms": 250,
+        "google": fake.config_json(),
+        "domains": { "acme.de": { "region": "DE" } },
+    })
+}
+
+/// The configuration for real Google: its default endpoints, the integrator's own client.
+pub fn google_config(
+    client_id: &str,
+    secret: &str,
+    redirect_uri: &str,
+    data_dir: &Path,
+    region: &str,
+) -> Value {
+    json!({
+        "client_id": client_id,
+        "client_secret": secret,
+        "redirect_uri": redirect_uri,
+        "data_dir": data_dir,
+        "default_region": region,
+    })
+}
+
+/// A configuration whose Google endpoints are a loopback port nobody listens on: lookups are
+/// answered from the stored contacts, and any sync fails at once without leaving the machine.
+/// The long interval keeps the stored accounts from being synced while `call` runs.
+pub fn offline_config(data_dir: &Path, region: &str) -> Result<Value, String> {
+    let dead = dead_port()?;
+    let base = format!("http://{dead}");
+    Ok(json!({
+        "client_id": "host-sim-offline.apps.googleusercontent.com",
+        "client_secret": "offline",
+        "redirect_uri": format!("http://{dead}/google/callback"),
+        "data_dir": data_dir,
+        "default_region": region,
+        "sync_interval_secs": 31_536_000,
+        "google": {
+            "auth_url": format!("{base}/o/oauth2/v2/auth"),
+            "token_url": format!("{base}/token"),
+            "revoke_url": format!("{base}/revoke"),
+            "people_url": base,
+        },
+    }))
+}
+
+/// A loopback port that was free a moment ago and is closed now.
+fn dead_port() -> Result<SocketAddr, String> {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| format!("cannot find a free loopback port: {e}"))?;
+    l.local_addr().map_err(|e| e.to_string())
+}
+
+/// One incoming call: the lookup as the PBX makes it, and how long it took.
+pub fn ring(
+    plugin: &Plugin<'_>,
+    account: &str,
+    number: &str,
+) -> Result<(Option<Caller>, Duration), String> {
+    if account.contains('\0') || number.contains('\0') {
+        return Err("an account or number cannot contain a NUL character".into());
+    }
+    let start = Instant::now();
+    let found = plugin.lookup(account, number);
+    let took = start.elapsed();
+    found
+        .map(|c| (c, took))
+        .map_err(|e| format!("lookup failed ({:?}): {}", e.code, e.message))
+}
+
+/// What the phone shows, on one or two lines.
+pub fn phone_display(caller: Option<&Caller>, number: &str, took: Duration) -> String {
+    let took = format_duration(took);
+    match caller {
+        Some(c) => {
+            let name = if c.name.is_empty() {
+                &c.company
+            } else {
+                &c.name
+            };
+            let mut line = format!("  ☎  {name}");
+            if !c.company.is_empty() && c.company != *name {
+                line.push_str(&format!(" · {}", c.company));
+            }
+            let label = if c.label.is_empty() {
+                "phone"
+            } else {
+                &c.label
+            };
+            line.push_str(&format!(
+                "\n     {label} {}   (contacts of {}; lookup {took})",
+                c.number, c.account
+            ));
+            line
+        }
+        None => format!("  ☎  unknown caller: {number}   (lookup {took})"),
+    }
+}
+
+pub fn format_duration(d: Duration) -> String {
+    let micros = d.as_secs_f64() * 1e6;
+    if micros < 1000.0 {
+        format!("{micros:.1} µs")
+    } else {
+        format!("{:.2} ms", micros / 1000.0)
+    }
+}
+
+pub fn random_hex(bytes: usize) -> String {
+    use rand::Rng as _;
+    let mut rng = rand::rng();
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
+}

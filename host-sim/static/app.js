@@ -1,0 +1,350 @@
+// The PBX's Google Integration page. Plain JS, no build step. Everything goes through
+// host-sim's JSON API, which calls the plugin through its C ABI.
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  info: null,
+  account: null,
+  pending: null,      // { account, done } while a consent popup is open
+  seen: new Set(),    // results already handled (postMessage and BroadcastChannel both deliver)
+  polling: false,
+  lastStatus: null,
+  awaitingSync: null, // { account, last, status, since } after "Sync now"
+};
+
+async function api(path, body) {
+  const opts = body === undefined ? {} : {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  };
+  let response;
+  try {
+    response = await fetch(path, opts);
+  } catch (e) {
+    throw new Error('host-sim does not answer: is it still running?');
+  }
+  let data = {};
+  try { data = await response.json(); } catch (e) { /* not JSON */ }
+  if (!response.ok) throw new Error(data.error || `${path} answered HTTP ${response.status}`);
+  return data;
+}
+
+function showMessage(kind, text, title) {
+  const m = $('message');
+  m.className = 'message ' + (kind || '');
+  m.replaceChildren();
+  if (title) {
+    const b = document.createElement('b');
+    b.textContent = title;
+    m.append(b, document.createElement('br'));
+  }
+  m.append(text || '');
+  m.hidden = !text && !title;
+}
+
+/** The plugin's messages are sentences without the first capital or the final stop. */
+function sentence(text) {
+  const t = (text || '').trim();
+  if (!t) return t;
+  const s = t[0].toUpperCase() + t.slice(1);
+  return /[.!?]$/.test(s) ? s : s + '.';
+}
+
+const LOOK = {
+  disconnected: { icon: '✗', text: 'Not connected',
+    sub: 'Press “Get auth code” to connect a Google account.' },
+  connected: { icon: '✓', text: 'Connected',
+    sub: 'Incoming calls show the names of this account’s Google contacts.' },
+  issue: { icon: '!', text: 'Connected, with an issue',
+    sub: 'Callers are still named from the last good sync. See what to do below.' },
+};
+
+function ago(date) {
+  const s = Math.max(0, Math.round((Date.now() - date.getTime()) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  return `${Math.round(s / 3600)} h ago`;
+}
+
+function render(s) {
+  state.lastStatus = s;
+  const kind = LOOK[s.status] ? s.status : 'disconnected';
+  const look = LOOK[kind];
+  const box = $('status');
+  box.className = `status ${kind}${s.syncing ? ' syncing' : ''}`;
+  box.dataset.status = kind;
+  $('status-icon').textContent = look.icon;
+  $('status-text').textContent = look.text + (s.syncing ? ' · syncing…' : '');
+  $('status-sub').textContent = look.sub;
+
+  const reason = $('reason');
+  if (kind === 'issue' && s.reason) {
+    // The plugin's reason says what happened and what the administrator should do.
+    reason.replaceChildren();
+    const head = document.createElement('b');
+    head.textContent = 'What happened, and what to do';
+    reason.append(head, sentence(s.reason));
+    reason.hidden = false;
+  } else {
+    reason.hidden = true;
+  }
+
+  $('contacts').textContent = (s.contacts || 0).toLocaleString();
+  $('numbers').textContent = (s.numbers || 0).toLocaleString();
+  if (s.last_sync) {
+    const at = new Date(s.last_sync);
+    $('last-sync').textContent = `${at.toLocaleTimeString()} · ${ago(at)}`;
+    $('last-sync').title = s.last_sync;
+  } else {
+    $('last-sync').textContent = 'never';
+  }
+  $('disable').hidden = kind === 'disconnected';
+  $('sync-now').disabled = kind === 'disconnected';
+
+  // After "Sync now", say how it ended (an issue speaks for itself in the box above).
+  const w = state.awaitingSync;
+  if (w && w.account === s.account && !s.syncing) {
+    if (s.last_sync !== w.last) {
+      showMessage('ok', `Synced ${s.account}: ${(s.contacts || 0).toLocaleString()} contacts.`);
+      state.awaitingSync = null;
+    } else if (kind !== w.status || Date.now() - w.since > 15000) {
+      if (kind === 'issue') showMessage('', '');
+      state.awaitingSync = null;
+    }
+  }
+}
+
+async function refresh() {
+  if (!state.account || state.polling) return;
+  state.polling = true;
+  const account = state.account;
+  try {
+    const s = await api('/api/status?account=' + encodeURIComponent(account));
+    if (account === state.account) render(s);
+  } catch (e) {
+    showMessage('error', e.message);
+  } finally {
+    state.polling = false;
+  }
+}
+
+function fillAccounts(accounts, selected) {
+  const select = $('account');
+  select.replaceChildren();
+  for (const a of accounts) {
+    const o = document.createElement('option');
+    o.value = a;
+    o.textContent = a.includes('/') ? `${a}  (user)` : `${a}  (domain)`;
+    select.append(o);
+  }
+  if (selected && accounts.includes(selected)) select.value = selected;
+  state.account = select.value;
+}
+
+function selectAccount(account) {
+  if (![...$('account').options].some((o) => o.value === account)) {
+    fillAccounts([...[...$('account').options].map((o) => o.value), account], account);
+  }
+  $('account').value = account;
+  onAccountChange();
+}
+
+function onAccountChange() {
+  state.account = $('account').value;
+  try { localStorage.setItem('gi-account', state.account); } catch (e) { /* private mode */ }
+  $('call-result').hidden = true;
+  const user = (state.info?.users || []).find((u) => u.account === state.account);
+  if (user) $('fault-user').value = user.email;
+  refresh();
+}
+
+// ---- Connect: the popup to Google's consent page ----
+
+function onResult(data) {
+  if (!data || data.type !== 'gi-oauth' || state.seen.has(data.id)) return;
+  state.seen.add(data.id);
+  const account = data.account || state.pending?.account || state.account;
+  if (state.pending) state.pending.done = true;
+  if (data.ok) {
+    selectAccount(account);
+    showMessage('ok', data.message);
+  } else {
+    // The plugin's message (gi_last_error) says what to do.
+    showMessage('error', sentence(data.message), data.title);
+  }
+  refresh();
+}
+
+function watchPopup(popup, pending) {
+  const timer = setInterval(() => {
+    if (!popup.closed) return;
+    clearInterval(timer);
+    // The result message is delivered before the popup closes; allow it a moment anyway.
+    setTimeout(() => {
+      if (!pending.done && state.pending === pending) {
+        showMessage('error', `The Google window was closed before finishing, so ${pending.account} is not connected. Press “Get auth code” to try again.`);
+      }
+    }, 800);
+  }, 400);
+}
+
+async function getAuthCode() {
+  const account = state.account;
+  // Open the window inside the click, before any await: browsers allow a pop-up only then.
+  const popup = window.open('', 'gi-google-consent', 'popup=yes,width=520,height=720');
+  if (!popup || popup.closed || typeof popup.closed === 'undefined') {
+    showMessage('error', 'Allow pop-ups for this site (the blocked-pop-up icon at the right of the address bar, or Site settings › Pop-ups and redirects), then press “Get auth code” again.', 'Your browser blocked the pop-up window for Google’s sign-in');
+    return;
+  }
+  try { popup.document.title = 'Opening Google…'; popup.document.body.textContent = 'Opening Google…'; } catch (e) { /* reused window elsewhere */ }
+  try {
+    const { url } = await api('/api/auth-url', { account });
+    const pending = { account, done: false };
+    state.pending = pending;
+    popup.location.href = url;
+    watchPopup(popup, pending);
+    showMessage('info', `Sign in with Google in the pop-up window and allow access for ${account}.`);
+  } catch (e) {
+    popup.close();
+    showMessage('error', e.message);
+  }
+}
+
+window.addEventListener('message', (e) => {
+  const origins = [location.origin, state.info?.callback_origin];
+  if (!origins.includes(e.origin)) return;
+  onResult(e.data);
+});
+if ('BroadcastChannel' in window) {
+  new BroadcastChannel('gi-oauth').onmessage = (e) => onResult(e.data);
+}
+
+// ---- Actions ----
+
+async function run(button, work) {
+  button.disabled = true;
+  try { await work(); } catch (e) { showMessage('error', e.message); } finally {
+    button.disabled = false;
+    await refresh();
+  }
+}
+
+function ring(event) {
+  event.preventDefault();
+  const number = $('call-number').value.trim();
+  const out = $('call-result');
+  if (!number) { $('call-number').focus(); return; }
+  run($('call-ring'), async () => {
+    out.hidden = false;
+    out.className = 'phone';
+    out.replaceChildren();
+    const line = (cls, text, id) => {
+      const d = document.createElement('div');
+      d.className = cls; d.textContent = text; if (id) d.id = id;
+      out.append(d);
+    };
+    try {
+      const r = await api('/api/lookup', { account: state.account, number });
+      line('ringing', `Incoming call · ${state.account}`);
+      if (r.found) {
+        const c = r.contact;
+        line('name', c.name || c.company, 'call-name');
+        if (c.name && c.company) line('company', c.company, 'call-company');
+        line('detail', `${c.label || 'phone'} · ${c.number}`, 'call-number-shown');
+        line('detail', `contacts of ${c.account} · lookup ${r.took}`);
+      } else {
+        out.classList.add('unknown');
+        line('name', 'Unknown caller', 'call-name');
+        line('company', number);
+        line('detail', `No contact of ${state.account} has this number · lookup ${r.took}`);
+      }
+    } catch (e) {
+      out.className = 'phone error';
+      line('detail', e.message);
+    }
+  });
+}
+
+async function fault(button) {
+  const body = {
+    action: button.dataset.action,
+    email: $('fault-user').value,
+    status: Number(button.dataset.status || 503),
+    count: 2,
+  };
+  await run(button, async () => {
+    const r = await api('/api/fault', body);
+    showFaultState(r, r.done);
+  });
+}
+
+function showFaultState(r, done) {
+  const parts = [];
+  if (done) parts.push(done + '.');
+  if (r.queued_people_faults) parts.push(`Queued People faults: ${r.queued_people_faults}.`);
+  if (r.sticky) parts.push(`Sticky: ${r.sticky}.`);
+  $('fault-state').textContent = parts.join(' ') || 'No faults.';
+}
+
+async function init() {
+  $('account').addEventListener('change', onAccountChange);
+  $('get-auth-code').addEventListener('click', getAuthCode);
+  $('sync-now').addEventListener('click', (e) => run(e.currentTarget, async () => {
+    const before = state.lastStatus || {};
+    await api('/api/sync-now', { account: state.account });
+    state.awaitingSync = { account: state.account, last: before.last_sync, status: before.status, since: Date.now() };
+    showMessage('info', `Syncing ${state.account} with Google…`);
+  }));
+  $('disable').addEventListener('click', (e) => run(e.currentTarget, async () => {
+    const account = state.account;
+    await api('/api/disable', { account });
+    showMessage('ok', `Disabled ${account}: its access was revoked at Google and its contacts removed from the PBX.`);
+  }));
+  $('account-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const account = $('account-new').value.trim();
+    run($('account-add'), async () => {
+      await api('/api/accounts', { account });
+      $('account-new').value = '';
+      selectAccount(account);
+      showMessage('', '');
+    });
+  });
+  $('call-form').addEventListener('submit', ring);
+  for (const b of document.querySelectorAll('#dev-panel .faults button')) {
+    b.addEventListener('click', () => fault(b));
+  }
+
+  try {
+    state.info = await api('/api/info');
+  } catch (e) {
+    showMessage('error', e.message);
+    return;
+  }
+  const info = state.info;
+  $('version').textContent = `${info.version} · ${info.mode === 'fake' ? 'fake Google on 127.0.0.1' : 'Google'}`;
+  $('mode').textContent = info.mode === 'fake' ? 'host-sim · fake Google' : 'host-sim · Google';
+  let saved = null;
+  try { saved = localStorage.getItem('gi-account'); } catch (e) { /* private mode */ }
+  fillAccounts(info.accounts, saved);
+  if (info.mode === 'fake') {
+    for (const u of info.users) {
+      const o = document.createElement('option');
+      o.value = u.email;
+      o.textContent = `${u.name} <${u.email}>`;
+      $('fault-user').append(o);
+    }
+    $('data-dir').textContent = `data_dir: ${info.data_dir} (for host-sim call ACCOUNT NUMBER --data-dir …)`;
+    $('dev-panel').hidden = false;
+    api('/api/fake').then((r) => showFaultState(r)).catch(() => {});
+  }
+  if (info.callback_origin !== location.origin) {
+    showMessage('info', `Open this page at ${info.callback_origin}/ : Google sends the browser back there after sign-in, and this page hears about it only on the same address.`);
+  }
+  onAccountChange();
+  setInterval(refresh, 1000);
+}
+
+document.addEventListener('DOMContentLoaded', init);
