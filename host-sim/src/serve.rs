@@ -82,6 +82,12 @@ pub fn run(plugin_path: &Path, args: ServeArgs) -> Result<(), String> {
     let fake;
     let (plugin, app_fake, mode, redirect_uri) = match credentials {
         Some((client_id, secret)) => {
+            if args.redirect_uri.is_none() && bind.port() == 0 {
+                println!(
+                    "warning: with port 0 the redirect URI changes every run, and Google accepts \
+                     only the ones listed for the client: give --bind with a fixed port"
+                );
+            }
             let redirect_uri = args
                 .redirect_uri
                 .clone()

@@ -407,7 +407,13 @@ fn wait(driver: &Driver, host: &Proc, what: &str, mut done: impl FnMut() -> bool
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = driver.cmd("GET", "/screenshot", None).map(|_| ());
+    if let Ok(data) = driver.cmd("GET", "/screenshot", None) {
+        if let Ok(png) =
+            base64::engine::general_purpose::STANDARD.decode(data.as_str().unwrap_or_default())
+        {
+            let _ = std::fs::write(artifacts().join("failure.png"), png);
+        }
+    }
     panic!(
         "timed out waiting until {what}\nstatus: {:?} / {:?}\nmessage: {:?}\nreason: {:?}\nhost-sim:\n{}",
         driver.js("return document.getElementById('status').dataset.status"),
@@ -443,7 +449,15 @@ fn consent(
     if let Some(name) = shot {
         driver.screenshot(name);
     }
-    driver.click(&format!("#{button}"));
+    // The click navigates to host-sim's callback, whose page closes the popup: on a slow
+    // machine that can happen before chromedriver answers the click, which is fine.
+    let id = driver.wait_for(&format!("#{button}"));
+    if let Err(e) = driver.cmd("POST", &format!("/element/{id}/click"), Some(json!({}))) {
+        assert!(
+            e.contains("no such window") || e.contains("target window already closed"),
+            "{e}"
+        );
+    }
     driver.switch_to(main);
     wait(driver, host, "the popup closes itself", || {
         driver.handles().len() == 1
