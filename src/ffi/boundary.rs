@@ -182,3 +182,31 @@ pub fn fill_field(field: &mut [c_char], value: &str) {
         *end = 0;
     }
 }
+
+/// The body of every call that takes (plugin, account) and does one thing with them.
+pub fn with_account(
+    plugin: *mut GiPlugin,
+    account: *const c_char,
+    act: impl FnOnce(&Plugin, &str) -> Result<(), Error>,
+) -> GiResult {
+    let checked = self::plugin(plugin).and_then(|p| self::account(account).map(|a| (p, a)));
+    match checked.and_then(|(plugin, account)| act(plugin, account)) {
+        Ok(()) => GiResult::GI_OK,
+        Err(error) => fail(&error),
+    }
+}
+
+/// The body of every call that takes (plugin, account) and answers with a string through
+/// the buffer protocol.
+pub fn account_string(
+    plugin: *mut GiPlugin,
+    account: *const c_char,
+    buf: *mut c_char,
+    cap: usize,
+    len_out: *mut usize,
+    produce: impl FnOnce(&Plugin, &str) -> Result<String, Error>,
+) -> GiResult {
+    with_account(plugin, account, |plugin, account| {
+        write_string(&produce(plugin, account)?, buf, cap, len_out)
+    })
+}

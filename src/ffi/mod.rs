@@ -76,11 +76,7 @@ pub extern "C" fn gi_auth_url(
     len_out: *mut usize,
 ) -> GiResult {
     ffi_boundary!("gi_auth_url", {
-        let plugin = try_ffi!(boundary::plugin(plugin));
-        let account = try_ffi!(boundary::account(account));
-        let url = try_ffi!(plugin.auth_url(account));
-        try_ffi!(boundary::write_string(&url, buf, cap, len_out));
-        GiResult::GI_OK
+        boundary::account_string(plugin, account, buf, cap, len_out, Plugin::auth_url)
     })
 }
 
@@ -135,11 +131,7 @@ pub extern "C" fn gi_status_json(
     len_out: *mut usize,
 ) -> GiResult {
     ffi_boundary!("gi_status_json", {
-        let plugin = try_ffi!(boundary::plugin(plugin));
-        let account = try_ffi!(boundary::account(account));
-        let json = try_ffi!(plugin.status_json(account));
-        try_ffi!(boundary::write_string(&json, buf, cap, len_out));
-        GiResult::GI_OK
+        boundary::account_string(plugin, account, buf, cap, len_out, Plugin::status_json)
     })
 }
 
@@ -148,10 +140,7 @@ pub extern "C" fn gi_status_json(
 #[no_mangle]
 pub extern "C" fn gi_disable(plugin: *mut GiPlugin, account: *const c_char) -> GiResult {
     ffi_boundary!("gi_disable", {
-        let plugin = try_ffi!(boundary::plugin(plugin));
-        let account = try_ffi!(boundary::account(account));
-        try_ffi!(plugin.disable(account));
-        GiResult::GI_OK
+        boundary::with_account(plugin, account, Plugin::disable)
     })
 }
 
@@ -159,10 +148,7 @@ pub extern "C" fn gi_disable(plugin: *mut GiPlugin, account: *const c_char) -> G
 #[no_mangle]
 pub extern "C" fn gi_sync_now(plugin: *mut GiPlugin, account: *const c_char) -> GiResult {
     ffi_boundary!("gi_sync_now", {
-        let plugin = try_ffi!(boundary::plugin(plugin));
-        let account = try_ffi!(boundary::account(account));
-        try_ffi!(plugin.sync_now(account));
-        GiResult::GI_OK
+        boundary::with_account(plugin, account, Plugin::sync_now)
     })
 }
 
