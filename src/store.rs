@@ -428,7 +428,8 @@ fn load_contacts(
     only: Option<&str>,
     mut each: impl FnMut(String, Vec<Contact>),
 ) -> Result<()> {
-    let sql = "SELECT c.account, c.id, c.resource_name, c.name, c.company, n.e164, n.national, n.label
+    let sql =
+        "SELECT c.account, c.id, c.resource_name, c.name, c.company, n.e164, n.national, n.label
                FROM contacts c LEFT JOIN numbers n ON n.contact_id = c.id
                WHERE ?1 IS NULL OR c.account = ?1
                ORDER BY c.account, c.id";
@@ -459,11 +460,15 @@ fn load_contacts(
         let e164: Option<i64> = row.get(5)?;
         if let Some(e164) = e164 {
             let national: i64 = row.get(6)?;
-            contacts.last_mut().expect("pushed above").numbers.push(ContactNumber {
-                e164: E164(e164 as u64),
-                national: NationalKey(national as u64),
-                label: row.get(7)?,
-            });
+            contacts
+                .last_mut()
+                .expect("pushed above")
+                .numbers
+                .push(ContactNumber {
+                    e164: E164(e164 as u64),
+                    national: NationalKey(national as u64),
+                    label: row.get(7)?,
+                });
         }
     }
     if let Some((done, contacts)) = current {
