@@ -19,12 +19,24 @@ pub fn validate(account: &str) -> Result<()> {
             account.len()
         )));
     }
-    if account.chars().any(char::is_control) {
+    if has_control_character(account) {
         return Err(Error::invalid_argument(
             "the account contains a control character; accounts are plain text like \"example.com/40\"",
         ));
     }
     Ok(())
+}
+
+/// Whether `s` holds a control character (Unicode Cc: C0, DEL or C1), found on the bytes,
+/// since this runs on every lookup: C0 and DEL are single bytes, and C1 (U+0080..U+009F) is
+/// encoded as 0xC2 followed by 0x80..0x9F.
+fn has_control_character(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| {
+        b < 0x20
+            || b == 0x7f
+            || (b == 0xc2 && bytes.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)))
+    })
 }
 
 /// The domain (tenant) of an account: the part before the first `/`, or the whole account.
@@ -53,5 +65,15 @@ mod tests {
         assert!(validate("").is_err());
         assert!(validate("a\nb").is_err());
         assert!(validate("a\u{7f}b").is_err());
+        assert!(validate("a\u{85}b").is_err(), "C1 controls too");
+        assert!(validate("müller.de/ä").is_ok(), "other non-ASCII is fine");
+    }
+
+    #[test]
+    fn the_byte_check_agrees_with_char_is_control() {
+        for c in (0..0x300u32).filter_map(char::from_u32) {
+            let s = format!("a{c}b");
+            assert_eq!(has_control_character(&s), c.is_control(), "{c:?}");
+        }
     }
 }

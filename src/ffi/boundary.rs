@@ -175,9 +175,10 @@ pub fn write_truncated(value: &str, buf: *mut c_char, cap: usize) {
 /// Copies `value` into a fixed field of `GiContact`, cut at a character boundary.
 pub fn fill_field(field: &mut [c_char], value: &str) {
     let fitting = &value[..value.floor_char_boundary(field.len().saturating_sub(1))];
-    for (slot, byte) in field.iter_mut().zip(fitting.bytes()) {
-        *slot = byte as c_char;
-    }
+    // SAFETY: c_char and u8 have the same size and alignment; the slice is the field itself.
+    let field: &mut [u8] =
+        unsafe { std::slice::from_raw_parts_mut(field.as_mut_ptr().cast(), field.len()) };
+    field[..fitting.len()].copy_from_slice(fitting.as_bytes());
     if let Some(end) = field.get_mut(fitting.len()) {
         *end = 0;
     }
