@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod bench;
 mod demo;
 mod fault;
 mod progress;
@@ -53,6 +54,11 @@ enum Command {
     Call(CallArgs),
     /// Inject a fault into the fake Google of a running `host-sim serve` or `demo`
     Fault(fault::FaultArgs),
+    /// Measure lookups, syncs, open time and memory through the C ABI, each against its baseline
+    Bench(bench::BenchArgs),
+    /// (used by bench) open a data_dir in a fresh process and report time and memory
+    #[command(hide = true)]
+    OpenProbe(bench::OpenProbeArgs),
 }
 
 #[derive(Args)]
@@ -96,6 +102,12 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&plugin_path, args),
         Command::Call(args) => call(&plugin_path, &args),
         Command::Fault(args) => fault::run(&args),
+        Command::Bench(args) => {
+            host_sim::plugin::Api::load(&plugin_path).and_then(|api| bench::run(&api, &args))
+        }
+        Command::OpenProbe(args) => {
+            host_sim::plugin::Api::load(&plugin_path).and_then(|api| bench::open_probe(&api, &args))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -115,6 +115,7 @@ pub struct Api {
         *mut GiContact,
     ) -> GiResult,
     pub gi_set_logger: unsafe extern "C" fn(Option<LogCallback>, *mut c_void),
+    path: PathBuf,
     // Keeps the library loaded for as long as the function pointers above live.
     _library: Library,
 }
@@ -179,8 +180,14 @@ impl Api {
             gi_sync_now: symbol!(gi_sync_now),
             gi_lookup_contact: symbol!(gi_lookup_contact),
             gi_set_logger: symbol!(gi_set_logger),
+            path: path.to_path_buf(),
             _library: library,
         })
+    }
+
+    /// Where the plugin was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// This thread's last error from the plugin.
@@ -375,7 +382,14 @@ impl<'a> Plugin<'a> {
         self.lookup_raw(&account, &number)
     }
 
-    /// The same with C strings made by the caller, so a benchmark measures the call alone.
+    /// One `gi_lookup_contact` into the caller's GiContact, nothing else: what a benchmark
+    /// times.
+    pub fn lookup_into(&self, account: &CStr, number: &CStr, out: &mut GiContact) -> GiResult {
+        // SAFETY: valid plugin, strings and output struct.
+        unsafe { (self.api.gi_lookup_contact)(self.raw, account.as_ptr(), number.as_ptr(), out) }
+    }
+
+    /// The same with C strings made by the caller.
     pub fn lookup_raw(&self, account: &CStr, number: &CStr) -> Result<Option<Caller>, CallError> {
         let mut out = GiContact::default();
         // SAFETY: valid plugin, strings and output struct.

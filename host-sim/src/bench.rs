@@ -1,0 +1,929 @@
+//! `host-sim bench`: the plugin measured the way the PBX uses it, through the C ABI, against
+//! the fake Google on loopback, each figure beside its baseline from the same run:
+//! - lookups (number reading included) at one account's 25,000 numbers and at 1,000 accounts
+//!   of 1,000 numbers, hits and misses, against an indexed SQLite query (prepared statement,
+//!   same data): what a per-call database lookup would cost;
+//! - lookups from two threads while a third runs full syncs, against the same threads idle;
+//! - a full sync of 25,000 contacts end to end, and an incremental sync of 10 changes;
+//! - `gi_open` with 1,000,000 stored numbers until the first lookup answers;
+//! - resident memory per indexed number.
+//!
+//! Latencies go into HDR histograms (one clock read per call; the clock's own cost is measured
+//! and shown). Nothing here is asserted: figures are for the report, on a shared machine.
+
+use std::ffi::CString;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+use crate::progress::Bar;
+use host_sim::fake_google::{Client, Endpoint, FakeGoogle, Person};
+use host_sim::plugin::{Api, GiContact, GiResult, Plugin};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Small sizes for a quick smoke run (as CI does): 2,000 contacts, 20 accounts of 1,000
+    /// numbers, 1-second measurements.
+    #[arg(long)]
+    pub small: bool,
+    /// Also draw the lookup latency distributions (idle vs during syncs) into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Seconds each latency measurement runs (default 3, or 1 with --small).
+    #[arg(long)]
+    pub seconds: Option<u64>,
+}
+
+/// The hidden `open-probe` subcommand: opens a data_dir in a fresh process, so that open time
+/// and resident memory are not flattered by caches and heap that earlier phases left behind.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OpenProbeArgs {
+    /// The configuration JSON file.
+    #[arg(long)]
+    pub config: PathBuf,
+    #[arg(long)]
+    pub account: String,
+    /// A stored number the first lookup must find.
+    #[arg(long)]
+    pub number: String,
+}
+
+/// Prints one JSON line: open seconds, resident bytes before and after, and whether the
+/// first lookup found the number.
+pub fn open_probe(api: &Api, args: &OpenProbeArgs) -> Result<(), String> {
+    let config = std::fs::read_to_string(&args.config)
+        .map_err(|e| format!("cannot read {}: {e}", args.config.display()))?;
+    let config: Value =
+        serde_json::from_str(&config).map_err(|e| format!("{}: {e}", args.config.display()))?;
+    let rss_before = resident_bytes();
+    let started = Instant::now();
+    let plugin = open(api, &config)?;
+    let found = plugin
+        .lookup(&args.account, &args.number)
+        .map_err(|e| e.to_string())?
+        .is_some();
+    let open_secs = started.elapsed().as_secs_f64();
+    let rss_after = resident_bytes();
+    println!(
+        "{}",
+        json!({"open_secs": open_secs, "rss_before": rss_before, "rss_after": rss_after, "found": found})
+    );
+    drop(plugin);
+    Ok(())
+}
+
+struct Sizes {
+    sync_contacts: usize,
+    tenants: usize,
+    per_tenant: usize,
+    measure: Duration,
+}
+
+const CLIENT_ID: &str = "bench.apps.googleusercontent.com";
+const CLIENT_SECRET: &str = "GOCSPX-bench-secret";
+const REDIRECT_URI: &str = "http://127.0.0.1:9/google/callback";
+const BIG_ACCOUNT: &str = "big.example";
+const BIG_USER: &str = "big@example.com";
+
+/// One row of the report.
+struct Row {
+    what: String,
+    value: String,
+    baseline: String,
+    ratio: String,
+    target: &'static str,
+}
+
+fn row(
+    what: impl Into<String>,
+    value: impl Into<String>,
+    baseline: impl Into<String>,
+    ratio: impl Into<String>,
+    target: &'static str,
+) -> Row {
+    Row {
+        what: what.into(),
+        value: value.into(),
+        baseline: baseline.into(),
+        ratio: ratio.into(),
+        target,
+    }
+}
+
+pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
+    let sizes = if args.small {
+        Sizes {
+            sync_contacts: 2_000,
+            tenants: 20,
+            per_tenant: 1_000,
+            measure: Duration::from_secs(args.seconds.unwrap_or(1)),
+        }
+    } else {
+        Sizes {
+            sync_contacts: 25_000,
+            tenants: 1_000,
+            per_tenant: 1_000,
+            measure: Duration::from_secs(args.seconds.unwrap_or(3)),
+        }
+    };
+    println!(
+        "host-sim bench{}: plugin {} through the C ABI, fake Google on loopback, {} core(s)",
+        if args.small { " --small" } else { "" },
+        api.version(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let fake = FakeGoogle::start();
+    fake.add_client(Client::new(CLIENT_ID, CLIENT_SECRET, &[REDIRECT_URI]));
+    let dir =
+        tempfile::tempdir().map_err(|e| format!("cannot create a temporary data_dir: {e}"))?;
+    let config = json!({
+        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uri": REDIRECT_URI,
+        "data_dir": dir.path().join("data"), "sync_interval_secs": 86_400, "retry_base_ms": 50,
+        "google": fake.config_json(),
+    });
+    let mut rows = Vec::new();
+    let clock = clock_cost();
+    rows.push(row(
+        "one clock read (included in every latency below)",
+        ns(clock),
+        "",
+        "",
+        "",
+    ));
+
+    // ---- one big account: sync, lookups, lookups during syncs ------------------------------
+    let big = people(0, sizes.sync_contacts);
+    let big_numbers: Vec<u64> = big.iter().map(|p| e164_of(&p.phones[0].value)).collect();
+    fake.add_user(BIG_USER, "Big Account");
+    fake.set_contacts(BIG_USER, big.clone());
+    let plugin = open(api, &config)?;
+
+    let mut bar = Bar::new("full sync   ");
+    bar.update(0, 1, "connecting");
+    let started = Instant::now();
+    connect(&plugin, &fake, BIG_ACCOUNT, BIG_USER)?;
+    wait_synced(&plugin, &fake, BIG_ACCOUNT, 0)?;
+    let mut full = vec![started.elapsed()];
+    for round in 0..2 {
+        bar.update(round + 1, 3, "again, with an expired sync token");
+        fake.expire_sync_tokens(BIG_USER);
+        full.push(timed_sync(&plugin, &fake, BIG_ACCOUNT)?);
+    }
+    full.sort();
+    let full_median = full[full.len() / 2];
+    bar.finish(
+        3,
+        3,
+        &format!(
+            "{} contacts in {:.2} s",
+            sizes.sync_contacts,
+            full_median.as_secs_f64()
+        ),
+    );
+
+    let mut incremental = Vec::new();
+    let mut bar = Bar::new("incremental ");
+    for round in 0..3 {
+        bar.update(round, 3, "10 changed contacts");
+        for i in 0..10 {
+            let mut p = big[round * 10 + i].clone();
+            p.display = format!("Changed {round} {i}");
+            fake.upsert_contact(BIG_USER, p);
+        }
+        incremental.push(timed_sync(&plugin, &fake, BIG_ACCOUNT)?);
+    }
+    incremental.sort();
+    let incremental_median = incremental[1];
+    bar.finish(3, 3, &format!("{:.1} ms", ms(incremental_median)));
+    rows.push(row(
+        format!("full sync, {} contacts (median of 3)", sizes.sync_contacts),
+        format!(
+            "{:.2} s, {:.0} contacts/s",
+            full_median.as_secs_f64(),
+            sizes.sync_contacts as f64 / full_median.as_secs_f64()
+        ),
+        "",
+        "",
+        "≤ 1 s",
+    ));
+    rows.push(row(
+        "incremental sync, 10 changes (median of 3)",
+        format!("{:.1} ms", ms(incremental_median)),
+        format!("full: {:.0} ms", ms(full_median)),
+        format!(
+            "{:.1}% of full",
+            100.0 * incremental_median.as_secs_f64() / full_median.as_secs_f64()
+        ),
+        "≤ 50 ms",
+    ));
+
+    let mut bar = Bar::new("lookups 25k ");
+    bar.update(0, 2, "plugin vs SQLite");
+    let big_set = vec![(BIG_ACCOUNT.to_owned(), big_numbers.clone())];
+    let idle = lookup_rows(
+        &plugin,
+        &big_set,
+        &format!("{} numbers", sizes.sync_contacts),
+        sizes.measure,
+        &mut rows,
+    )?;
+    bar.finish(2, 2, "done");
+
+    let mut bar = Bar::new("during sync ");
+    bar.update(0, 1, "two lookup threads, full syncs in a loop");
+    let inputs = hit_inputs(&big_set);
+    let (quiet, busy, syncs) = lookups_during_syncs(&plugin, &fake, &inputs, sizes.measure)?;
+    bar.finish(1, 1, &format!("{syncs} full syncs ran"));
+    for (label, q) in [("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)] {
+        rows.push(row(
+            format!("lookup {label} during full syncs ({syncs} ran)"),
+            ns(busy.value_at_quantile(q) as f64),
+            format!("idle: {}", ns(quiet.value_at_quantile(q) as f64)),
+            ratio(
+                busy.value_at_quantile(q) as f64,
+                quiet.value_at_quantile(q) as f64,
+            ),
+            if label == "p99.9" { "≤ 5 µs" } else { "" },
+        ));
+    }
+    rows.push(row(
+        "lookup max during full syncs",
+        ns(busy.max() as f64),
+        format!("idle: {}", ns(quiet.max() as f64)),
+        ratio(busy.max() as f64, quiet.max() as f64),
+        "",
+    ));
+    drop(idle);
+    if let Some(path) = &args.plot {
+        std::fs::write(path, plot_svg(&quiet, &busy))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("   plot written to {}", path.display());
+    }
+    plugin
+        .disable(BIG_ACCOUNT)
+        .map_err(|e| format!("disable: {e}"))?;
+
+    // ---- many tenants: seed, reopen, lookups, memory -----------------------------------------
+    let total = sizes.tenants * sizes.per_tenant;
+    let mut bar = Bar::new("seeding     ");
+    let mut tenant_sets = Vec::with_capacity(sizes.tenants);
+    for t in 0..sizes.tenants {
+        let email = format!("tenant{t}@example.com");
+        let contacts = people(t + 1, sizes.per_tenant);
+        tenant_sets.push((
+            format!("tenant{t}.example"),
+            contacts
+                .iter()
+                .map(|p| e164_of(&p.phones[0].value))
+                .collect::<Vec<_>>(),
+        ));
+        fake.add_user(&email, &email);
+        fake.set_contacts(&email, contacts);
+        connect(&plugin, &fake, &tenant_sets[t].0, &email)?;
+        if t % 10 == 0 {
+            bar.update(
+                t,
+                sizes.tenants,
+                &format!("{t} of {} accounts connected", sizes.tenants),
+            );
+        }
+    }
+    let mut synced = 0;
+    while synced < sizes.tenants {
+        synced = tenant_sets
+            .iter()
+            .filter(|(account, _)| {
+                status(&plugin, account)["contacts"].as_u64() == Some(sizes.per_tenant as u64)
+            })
+            .count();
+        bar.update(
+            synced,
+            sizes.tenants,
+            &format!("{synced} of {} accounts synced", sizes.tenants),
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bar.finish(
+        sizes.tenants,
+        sizes.tenants,
+        &format!("{total} numbers in {} accounts", sizes.tenants),
+    );
+    drop(plugin);
+    drop(fake); // Google unreachable from here on: the opens below must not need it
+
+    let mut bar = Bar::new("open        ");
+    bar.update(
+        0,
+        1,
+        "gi_open until the first lookup answers, in a fresh process",
+    );
+    let first_number = format!("+{}", tenant_sets[0].1[0]);
+    let report = open_in_fresh_process(
+        api,
+        dir.path(),
+        "full",
+        &config,
+        &tenant_sets[0].0,
+        &first_number,
+    )?;
+    if report["found"] != true {
+        return Err("the reopened plugin did not answer a stored number".into());
+    }
+    // The same with an empty data_dir: what an open plugin costs before any contact.
+    let mut empty_config = config.clone();
+    empty_config["data_dir"] = json!(dir.path().join("empty"));
+    let empty = open_in_fresh_process(
+        api,
+        dir.path(),
+        "empty",
+        &empty_config,
+        &tenant_sets[0].0,
+        &first_number,
+    )?;
+    let open_time = report["open_secs"].as_f64().unwrap_or(0.0);
+    bar.finish(1, 1, &format!("{open_time:.2} s"));
+    rows.push(row(
+        format!("gi_open with {total} numbers until the first lookup"),
+        format!("{open_time:.2} s"),
+        format!("empty: {:.2} s", empty["open_secs"].as_f64().unwrap_or(0.0)),
+        "",
+        "≤ 1.5 s",
+    ));
+    let grown = |r: &Value| {
+        r["rss_after"]
+            .as_u64()
+            .unwrap_or(0)
+            .saturating_sub(r["rss_before"].as_u64().unwrap_or(0))
+    };
+    let (with_numbers, fixed) = (grown(&report), grown(&empty));
+    rows.push(row(
+        format!("resident memory per indexed number ({total})"),
+        format!(
+            "{:.0} bytes",
+            with_numbers.saturating_sub(fixed) as f64 / total as f64
+        ),
+        format!(
+            "{:.1} MiB in all, {:.1} MiB of it fixed",
+            with_numbers as f64 / 1048576.0,
+            fixed as f64 / 1048576.0
+        ),
+        "",
+        "≤ 100 bytes",
+    ));
+    let plugin = open(api, &config)?;
+    let mut bar = Bar::new("lookups many");
+    bar.update(0, 1, "plugin vs SQLite");
+    lookup_rows(
+        &plugin,
+        &tenant_sets,
+        &format!("{total} numbers"),
+        sizes.measure,
+        &mut rows,
+    )?;
+    bar.finish(1, 1, "done");
+
+    print_table(&rows);
+    Ok(())
+}
+
+// ---- data ---------------------------------------------------------------------------------
+
+const GIVEN: &[&str] = &[
+    "Anna", "Ben", "Chloé", "Dmitri", "Emma", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kavya",
+    "Luis", "Mia", "Noah", "Olivia", "Priya",
+];
+const FAMILY: &[&str] = &[
+    "Müller", "Smith", "García", "Rossi", "Nguyen", "Kowalski", "Silva", "Johnson", "Dubois",
+    "Tanaka", "Okafor", "Sharma",
+];
+
+/// `count` people of dataset `set`, one US number each, unique across sets.
+fn people(set: usize, count: usize) -> Vec<Person> {
+    (0..count)
+        .map(|i| {
+            let n = set * 100_000 + i;
+            Person::new(
+                &format!("people/c{set}x{i}"),
+                GIVEN[n % GIVEN.len()],
+                FAMILY[(n / 7) % FAMILY.len()],
+            )
+            .with_company(if i % 3 == 0 { "Example Corp" } else { "" })
+            .with_phone(
+                &format!(
+                    "+1 {} {:03} {:04}",
+                    200 + set % 700,
+                    (i / 10_000) % 1000 + 200,
+                    i % 10_000
+                ),
+                if i % 2 == 0 { "mobile" } else { "work" },
+            )
+        })
+        .map(|mut p| {
+            if p.company.as_deref() == Some("") {
+                p.company = None;
+            }
+            p
+        })
+        .collect()
+}
+
+fn e164_of(value: &str) -> u64 {
+    value
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .expect("digits")
+}
+
+// ---- plugin plumbing ----------------------------------------------------------------------
+
+fn open<'a>(api: &'a Api, config: &Value) -> Result<Plugin<'a>, String> {
+    Plugin::open(api, &config.to_string()).map_err(|e| format!("gi_open failed: {}", e.message))
+}
+
+fn connect(
+    plugin: &Plugin<'_>,
+    fake: &FakeGoogle,
+    account: &str,
+    email: &str,
+) -> Result<(), String> {
+    let url = plugin.auth_url(account).map_err(|e| e.to_string())?;
+    let callback = fake.approve(&url, email)?;
+    plugin.complete(&callback).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn status(plugin: &Plugin<'_>, account: &str) -> Value {
+    plugin
+        .status_json(account)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// Waits until the fake has served more People requests than `before` and the account is
+/// idle again.
+fn wait_synced(
+    plugin: &Plugin<'_>,
+    fake: &FakeGoogle,
+    account: &str,
+    before: usize,
+) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while Instant::now() < deadline {
+        if fake.requests_to(Endpoint::People).len() > before
+            && status(plugin, account)["syncing"] == false
+        {
+            let s = status(plugin, account);
+            if s["status"] != "connected" {
+                return Err(format!("the sync of {account} failed: {s}"));
+            }
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Err(format!(
+        "the sync of {account} did not finish in 10 minutes"
+    ))
+}
+
+fn timed_sync(plugin: &Plugin<'_>, fake: &FakeGoogle, account: &str) -> Result<Duration, String> {
+    let before = fake.requests_to(Endpoint::People).len();
+    let started = Instant::now();
+    plugin.sync_now(account).map_err(|e| e.to_string())?;
+    wait_synced(plugin, fake, account, before)?;
+    Ok(started.elapsed())
+}
+
+// ---- lookups --------------------------------------------------------------------------------
+
+fn hit_inputs(sets: &[(String, Vec<u64>)]) -> Vec<(CString, CString)> {
+    (0..4096)
+        .map(|n| {
+            let (account, numbers) = &sets[(n * 7919) % sets.len()];
+            let number = numbers[(n * 104_729) % numbers.len()];
+            // Users of the domain: the lookup tries the user, then falls back to the domain.
+            (
+                CString::new(format!("{account}/{}", 100 + n % 50)).unwrap(),
+                CString::new(format!("+{number}")).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn miss_inputs(sets: &[(String, Vec<u64>)]) -> Vec<(CString, CString)> {
+    (0..4096)
+        .map(|n| {
+            let (account, _) = &sets[(n * 7919) % sets.len()];
+            (
+                CString::new(format!("{account}/{}", 100 + n % 50)).unwrap(),
+                CString::new(format!("+1999{:07}", n)).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds")
+}
+
+/// Times each `call` over `inputs` for `duration` (each figure includes one clock read).
+fn measure<T>(
+    inputs: &[T],
+    duration: Duration,
+    mut call: impl FnMut(&T) -> bool,
+) -> Result<Histogram<u64>, String> {
+    let mut h = histogram();
+    let started = Instant::now();
+    let mut n = 0usize;
+    while started.elapsed() < duration {
+        for input in inputs.iter().skip(n % inputs.len()).take(256) {
+            let before = Instant::now();
+            let ok = call(input);
+            let took = before.elapsed();
+            h.record(took.as_nanos().max(1) as u64)
+                .map_err(|e| e.to_string())?;
+            if !ok {
+                return Err("a lookup answered wrongly during the benchmark".into());
+            }
+        }
+        n += 256;
+    }
+    Ok(h)
+}
+
+/// The plugin through the C ABI against SQLite with the same data, hits and misses.
+fn lookup_rows(
+    plugin: &Plugin<'_>,
+    sets: &[(String, Vec<u64>)],
+    size: &str,
+    duration: Duration,
+    rows: &mut Vec<Row>,
+) -> Result<Histogram<u64>, String> {
+    let db = baseline_db(sets)?;
+    let mut query = db
+        .prepare_cached("SELECT name, company, label FROM numbers WHERE account = ?1 AND e164 = ?2")
+        .map_err(|e| e.to_string())?;
+    let mut hits_histogram = None;
+    for (kind, inputs, expect) in [
+        ("hit", hit_inputs(sets), true),
+        ("miss", miss_inputs(sets), false),
+    ] {
+        let mut out = GiContact::default();
+        let ours = measure(&inputs, duration, |(account, number)| {
+            let code = plugin.lookup_into(account, number, &mut out);
+            code == if expect {
+                GiResult::GI_OK
+            } else {
+                GiResult::GI_NOT_FOUND
+            }
+        })?;
+        let sqlite = measure(&inputs, duration, |(account, number)| {
+            // The same question: read the number, ask for the user's account, then its domain.
+            let account = account.to_str().unwrap_or("");
+            let Ok(e164) = number
+                .to_str()
+                .unwrap_or("")
+                .trim_start_matches('+')
+                .parse::<i64>()
+            else {
+                return false;
+            };
+            let domain = account.split('/').next().unwrap_or(account);
+            let found = [account, domain].into_iter().any(|scope| {
+                query
+                    .query(rusqlite::params![scope, e164])
+                    .ok()
+                    .and_then(|mut rows| {
+                        rows.next()
+                            .ok()
+                            .flatten()
+                            .map(|row| row.get::<_, String>(0).is_ok())
+                    })
+                    .unwrap_or(false)
+            });
+            found == expect
+        })?;
+        for (label, q) in [("median", 0.5), ("p99", 0.99)] {
+            let a = ours.value_at_quantile(q) as f64;
+            let b = sqlite.value_at_quantile(q) as f64;
+            rows.push(row(
+                format!("lookup {kind} {label}, {size} (C ABI)"),
+                ns(a),
+                format!("SQLite: {}", ns(b)),
+                format!("{:.1}x faster", b / a),
+                if kind == "hit" && label == "median" {
+                    "≤ 150 ns, ≥ 20x"
+                } else {
+                    ""
+                },
+            ));
+        }
+        if expect {
+            hits_histogram = Some(ours);
+        }
+    }
+    Ok(hits_histogram.expect("measured"))
+}
+
+fn baseline_db(sets: &[(String, Vec<u64>)]) -> Result<rusqlite::Connection, String> {
+    let db = rusqlite::Connection::open_in_memory().map_err(|e| e.to_string())?;
+    db.execute_batch(
+        "CREATE TABLE numbers (account TEXT NOT NULL, e164 INTEGER NOT NULL, name TEXT NOT NULL,
+                               company TEXT NOT NULL, label TEXT NOT NULL);
+         CREATE INDEX numbers_by_number ON numbers(account, e164);",
+    )
+    .map_err(|e| e.to_string())?;
+    let tx = db.unchecked_transaction().map_err(|e| e.to_string())?;
+    {
+        let mut insert = tx
+            .prepare("INSERT INTO numbers VALUES (?1, ?2, ?3, ?4, ?5)")
+            .map_err(|e| e.to_string())?;
+        for (account, numbers) in sets {
+            for (i, number) in numbers.iter().enumerate() {
+                insert
+                    .execute(rusqlite::params![
+                        account,
+                        *number as i64,
+                        format!("Contact {i}"),
+                        "Example Corp",
+                        "mobile"
+                    ])
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    tx.commit().map_err(|e| e.to_string())?;
+    Ok(db)
+}
+
+/// Two threads look up while the caller runs full syncs of the big account back to back;
+/// then the same two threads with nothing else running.
+fn lookups_during_syncs(
+    plugin: &Plugin<'_>,
+    fake: &FakeGoogle,
+    inputs: &[(CString, CString)],
+    duration: Duration,
+) -> Result<(Histogram<u64>, Histogram<u64>, usize), String> {
+    let two_threads = |stop: &AtomicBool| -> Result<Histogram<u64>, String> {
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..2)
+                .map(|t| {
+                    s.spawn(move || {
+                        let mut h = histogram();
+                        let mut out = GiContact::default();
+                        let mut n = t * 1000;
+                        while !stop.load(Ordering::Relaxed) {
+                            let (account, number) = &inputs[n % inputs.len()];
+                            let before = Instant::now();
+                            let found = plugin.lookup_into(account, number, &mut out);
+                            let _ = h.record(before.elapsed().as_nanos().max(1) as u64);
+                            n += 1;
+                            if found != GiResult::GI_OK {
+                                return Err("a lookup failed while syncs ran".to_string());
+                            }
+                        }
+                        Ok(h)
+                    })
+                })
+                .collect();
+            let mut total = histogram();
+            for w in workers {
+                total
+                    .add(
+                        w.join()
+                            .map_err(|_| "a lookup thread panicked".to_string())??,
+                    )
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(total)
+        })
+    };
+    let stop = AtomicBool::new(false);
+    let (busy, syncs) = std::thread::scope(|s| {
+        let lookups = s.spawn(|| two_threads(&stop));
+        let started = Instant::now();
+        let mut syncs = 0;
+        let mut failure = None;
+        while started.elapsed() < duration || syncs == 0 {
+            fake.expire_sync_tokens(BIG_USER);
+            if let Err(e) = timed_sync(plugin, fake, BIG_ACCOUNT) {
+                failure = Some(e);
+                break;
+            }
+            syncs += 1;
+        }
+        stop.store(true, Ordering::Relaxed);
+        let busy = lookups
+            .join()
+            .map_err(|_| "the lookup threads panicked".to_string());
+        match failure {
+            Some(e) => Err(e),
+            None => busy.and_then(|b| b).map(|b| (b, syncs)),
+        }
+    })?;
+    let stop = AtomicBool::new(false);
+    let quiet = std::thread::scope(|s| {
+        let lookups = s.spawn(|| two_threads(&stop));
+        std::thread::sleep(duration);
+        stop.store(true, Ordering::Relaxed);
+        lookups
+            .join()
+            .map_err(|_| "the lookup threads panicked".to_string())?
+    })?;
+    Ok((quiet, busy, syncs))
+}
+
+// ---- helpers --------------------------------------------------------------------------------
+
+/// Runs `host-sim open-probe` on `config` and returns its JSON report.
+fn open_in_fresh_process(
+    api: &Api,
+    dir: &std::path::Path,
+    name: &str,
+    config: &Value,
+    account: &str,
+    number: &str,
+) -> Result<Value, String> {
+    let config_file = dir.join(format!("bench-config-{name}.json"));
+    std::fs::write(&config_file, config.to_string()).map_err(|e| e.to_string())?;
+    let probe = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .arg("--plugin")
+        .arg(api.path())
+        .args(["open-probe", "--account", account, "--number", number])
+        .arg("--config")
+        .arg(&config_file)
+        .output()
+        .map_err(|e| format!("cannot run the open probe: {e}"))?;
+    serde_json::from_slice(&probe.stdout).map_err(|_| {
+        format!(
+            "the open probe failed: {}",
+            String::from_utf8_lossy(&probe.stderr)
+        )
+    })
+}
+
+/// What one `Instant::now()` costs here, so the reader knows the floor of every latency.
+fn clock_cost() -> f64 {
+    let rounds = 1_000_000;
+    let started = Instant::now();
+    let mut last = started;
+    for _ in 0..rounds {
+        last = std::hint::black_box(Instant::now());
+    }
+    (last - started).as_nanos() as f64 / rounds as f64
+}
+
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn ns(value: f64) -> String {
+    if value >= 1_000_000.0 {
+        format!("{:.1} ms", value / 1_000_000.0)
+    } else if value >= 1_000.0 {
+        format!("{:.2} µs", value / 1_000.0)
+    } else {
+        format!("{value:.0} ns")
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}x", a / b)
+    } else {
+        String::new()
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    let headers = [
+        "measurement",
+        "value",
+        "baseline (same run)",
+        "ratio",
+        "target",
+    ];
+    let cells: Vec<[&str; 5]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.what.as_str(),
+                r.value.as_str(),
+                r.baseline.as_str(),
+                r.ratio.as_str(),
+                r.target,
+            ]
+        })
+        .collect();
+    let widths: Vec<usize> = (0..5)
+        .map(|c| {
+            cells
+                .iter()
+                .map(|r| r[c].chars().count())
+                .chain([headers[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cols: [&str; 5]| {
+        let padded: Vec<String> = cols
+            .iter()
+            .zip(&widths)
+            .map(|(s, w)| format!("{s}{}", " ".repeat(w - s.chars().count())))
+            .collect();
+        format!("| {} |", padded.join(" | "))
+    };
+    println!();
+    println!("{}", line(headers));
+    println!(
+        "|{}|",
+        widths
+            .iter()
+            .map(|w| "-".repeat(w + 2))
+            .collect::<Vec<_>>()
+            .join("|")
+    );
+    for r in cells {
+        println!("{}", line(r));
+    }
+}
+
+/// Latency against percentile ("nines" on the x axis, log latency on the y axis), idle and
+/// during syncs, as a self-contained SVG.
+fn plot_svg(idle: &Histogram<u64>, busy: &Histogram<u64>) -> String {
+    let (w, h, left, bottom, top, right) = (720.0, 420.0, 70.0, 50.0, 40.0, 20.0);
+    let quantiles: Vec<f64> = (0..=40)
+        .map(|i| 1.0 - 0.5 * 10f64.powf(-(i as f64) / 10.0))
+        .collect();
+    let max_nines = 4.0f64;
+    let x = |q: f64| left + (w - left - right) * ((-(1.0 - q).log10()).min(max_nines) / max_nines);
+    let max_ns = busy.max().max(idle.max()).max(10) as f64;
+    let min_ns = idle.min().max(1).min(busy.min().max(1)) as f64;
+    let (lo, hi) = (min_ns.log10().floor(), max_ns.log10().ceil());
+    let y =
+        |v: f64| top + (h - top - bottom) * (1.0 - (v.max(1.0).log10() - lo) / (hi - lo).max(1.0));
+    let line = |hist: &Histogram<u64>, colour: &str| {
+        let points: Vec<String> = quantiles
+            .iter()
+            .map(|&q| format!("{:.1},{:.1}", x(q), y(hist.value_at_quantile(q) as f64)))
+            .collect();
+        format!(
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+            points.join(" ")
+        )
+    };
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/><text x="{left}" y="24" font-size="15">Caller-ID lookup latency through the C ABI (two threads)</text>"#
+    );
+    for (nines, label) in [
+        (0.3, "50%"),
+        (1.0, "90%"),
+        (2.0, "99%"),
+        (3.0, "99.9%"),
+        (4.0, "99.99%"),
+    ] {
+        let q = 1.0 - 10f64.powf(-nines);
+        svg += &format!(
+            r##"<line x1="{0:.1}" x2="{0:.1}" y1="{top}" y2="{1}" stroke="#ddd"/><text x="{0:.1}" y="{2}" text-anchor="middle">{label}</text>"##,
+            x(q),
+            h - bottom,
+            h - bottom + 18.0
+        );
+    }
+    let mut decade = lo;
+    while decade <= hi {
+        let v = 10f64.powf(decade);
+        svg += &format!(
+            r##"<line x1="{left}" x2="{0}" y1="{1:.1}" y2="{1:.1}" stroke="#ddd"/><text x="{2}" y="{3:.1}" text-anchor="end">{4}</text>"##,
+            w - right,
+            y(v),
+            left - 6.0,
+            y(v) + 4.0,
+            ns(v)
+        );
+        decade += 1.0;
+    }
+    svg += &line(idle, "#2a7");
+    svg += &line(busy, "#d52");
+    svg += &format!(
+        r##"<text x="{0}" y="{1}" fill="#2a7">idle</text><text x="{0}" y="{2}" fill="#d52">during full syncs</text><text x="{3}" y="{4}" text-anchor="middle">percentile</text></svg>"##,
+        left + 12.0,
+        top + 16.0,
+        top + 32.0,
+        (left + w - right) / 2.0,
+        h - 8.0
+    );
+    svg
+}
