@@ -32,11 +32,15 @@ pub fn validate(account: &str) -> Result<()> {
 /// encoded as 0xC2 followed by 0x80..0x9F.
 fn has_control_character(s: &str) -> bool {
     let bytes = s.as_bytes();
-    bytes.iter().enumerate().any(|(i, &b)| {
-        b < 0x20
-            || b == 0x7f
-            || (b == 0xc2 && bytes.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)))
-    })
+    // Without a short-circuit, so the compiler can check many bytes at once.
+    let c0_or_del = bytes
+        .iter()
+        .fold(false, |found, &b| found | (b < 0x20) | (b == 0x7f));
+    c0_or_del
+        || (!s.is_ascii()
+            && bytes
+                .windows(2)
+                .any(|w| w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1])))
 }
 
 /// The domain (tenant) of an account: the part before the first `/`, or the whole account.

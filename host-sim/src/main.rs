@@ -102,9 +102,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&plugin_path, args),
         Command::Call(args) => call(&plugin_path, &args),
         Command::Fault(args) => fault::run(&args),
-        Command::Bench(args) => {
-            host_sim::plugin::Api::load(&plugin_path).and_then(|api| bench::run(&api, &args))
-        }
+        Command::Bench(args) => sim::load(&plugin_path).and_then(|api| bench::run(api, &args)),
         Command::OpenProbe(args) => {
             host_sim::plugin::Api::load(&plugin_path).and_then(|api| bench::open_probe(&api, &args))
         }
