@@ -521,3 +521,80 @@ fn restrict_permissions(data_dir: &Path) {
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user_version(dir: &Path) -> i64 {
+        let conn = Connection::open(dir.join(DATABASE_FILE)).unwrap();
+        conn.pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_new_database_gets_every_migration_and_a_newer_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        assert_eq!(user_version(dir.path()), MIGRATIONS.len() as i64);
+        drop(Store::open(dir.path()).unwrap()); // reopening runs nothing again
+        assert_eq!(user_version(dir.path()), MIGRATIONS.len() as i64);
+
+        let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let err = Store::open(dir.path())
+            .err()
+            .expect("a newer schema is refused");
+        assert!(err.message().contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn the_database_is_in_wal_mode_with_secure_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let conn = store.conn.lock();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        let secure: i64 = conn
+            .pragma_query_value(None, "secure_delete", |r| r.get(0))
+            .unwrap();
+        assert_eq!((mode.as_str(), secure), ("wal", 1));
+    }
+
+    #[test]
+    fn a_sync_for_a_replaced_connection_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let tokens = Tokens {
+            refresh_token: "r".into(),
+            access_token: None,
+            access_expires_at: None,
+        };
+        let old = store.connect_account("example.com", &tokens, 1).unwrap();
+        let new = store.connect_account("example.com", &tokens, 2).unwrap();
+        assert_ne!(old.connection_id, new.connection_id);
+        let contact = Contact {
+            resource_name: "people/c1".into(),
+            name: "N".into(),
+            company: String::new(),
+            numbers: vec![],
+        };
+        let landed = store
+            .commit_sync(
+                "example.com",
+                old.connection_id,
+                true,
+                &[contact],
+                &[],
+                Some("t"),
+                3,
+                |_| Ok(()),
+            )
+            .unwrap();
+        assert!(landed.is_none());
+        let conn = store.conn.lock();
+        assert!(Store::contacts_of(&conn, "example.com").unwrap().is_empty());
+    }
+}

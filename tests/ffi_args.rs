@@ -368,3 +368,26 @@ fn defaults_and_loopback_http_are_accepted() {
     config["google"]["token_url"] = json!("http://localhost:1/token");
     Plugin::open(api(), &config.to_string()).expect("http on localhost is allowed");
 }
+
+#[test]
+fn loading_a_library_without_the_contract_names_the_missing_symbol() {
+    // The C library this process already has mapped: a real shared object, without gi_*.
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let libc = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .find(|path| path.contains("/libc.so"))
+        .expect("libc is mapped");
+    let err = match host_sim::plugin::Api::load(std::path::Path::new(libc)) {
+        Ok(_) => panic!("libc loaded as a plugin"),
+        Err(e) => e,
+    };
+    assert!(
+        err.contains("lacks the symbol gi_open") && err.contains(libc),
+        "{err}"
+    );
+    let missing = host_sim::plugin::Api::load(std::path::Path::new("/nonexistent/libplugin.so"))
+        .err()
+        .unwrap();
+    assert!(missing.contains("/nonexistent/libplugin.so"), "{missing}");
+}

@@ -211,3 +211,45 @@ pub fn account_string(
         write_string(&produce(plugin, account)?, buf, cap, len_out)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_the_failure_value_and_a_last_error() {
+        let quiet = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let result: GiResult = guard("gi_test", || panic!("boom"));
+        let status: GiStatus = guard("gi_test", || panic!("boom"));
+        let plugin: *mut GiPlugin = guard("gi_test", || panic!("boom"));
+        let length: usize = guard("gi_test", || panic!("boom"));
+        std::panic::set_hook(quiet);
+        assert_eq!(result, GiResult::GI_ERR_INTERNAL);
+        assert_eq!(status, GiStatus::GI_STATUS_ISSUE);
+        assert!(plugin.is_null());
+        assert_eq!(length, 0);
+        with_last_error(|message| {
+            assert!(
+                message.contains("gi_test") && message.contains("bug"),
+                "{message}"
+            );
+            assert!(
+                !message.contains("boom"),
+                "the payload is not quoted: {message}"
+            );
+        });
+        // Without a panic, the body's value passes through.
+        assert_eq!(guard("gi_test", || GiResult::GI_OK), GiResult::GI_OK);
+    }
+
+    #[test]
+    fn fields_are_cut_at_a_character_boundary_and_terminated() {
+        let mut field = [0x55 as c_char; 4];
+        fill_field(&mut field, "aé€");
+        assert_eq!(field.map(|b| b as u8), [b'a', 0xc3, 0xa9, 0]);
+        let mut small = [0x55 as c_char; 1];
+        fill_field(&mut small, "abc");
+        assert_eq!(small[0], 0);
+    }
+}
