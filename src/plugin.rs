@@ -163,13 +163,15 @@ impl Plugin {
         let settings = self.core.config.settings_for(account);
         let request =
             oauth::authorization_request(settings, &self.core.config.google, state.clone());
+        let now = unix_now();
         self.core.store.insert_pending(
             &state_hash(&state),
             &PendingAuth {
                 account: account.to_owned(),
                 pkce_verifier: request.pkce_verifier,
-                created_at: unix_now(),
+                created_at: now,
             },
+            now - STATE_LIFETIME_SECS,
         )?;
         log::info!("account {account}: authorization URL issued (valid {STATE_LIFETIME_SECS} s)");
         Ok(request.url)

@@ -109,11 +109,25 @@ impl Store {
 
     // ---- pending authorizations -------------------------------------------------------
 
-    pub fn insert_pending(&self, state_hash: &[u8], pending: &PendingAuth) -> Result<()> {
-        self.conn.lock().execute(
+    /// Stores a new pending authorization, and drops those created before `expired_before`
+    /// (popups closed without an answer), so the table stays small without a janitor.
+    pub fn insert_pending(
+        &self,
+        state_hash: &[u8],
+        pending: &PendingAuth,
+        expired_before: i64,
+    ) -> Result<()> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM pending_auth WHERE created_at < ?1",
+            [expired_before],
+        )?;
+        tx.execute(
             "INSERT INTO pending_auth (state_hash, account, pkce_verifier, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![state_hash, pending.account, pending.pkce_verifier, pending.created_at],
         )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -225,18 +239,27 @@ impl Store {
         Ok(tokens)
     }
 
-    /// Stores a refreshed access token. The refresh token is kept: Google does not resend it.
+    /// Stores a refreshed access token. The refresh token is kept, since Google does not
+    /// resend it; should a reply carry a new one (rotation), that one replaces it.
     pub fn update_access_token(
         &self,
         account: &str,
         connection_id: i64,
         access_token: &str,
         expires_at: Option<i64>,
+        new_refresh_token: Option<&str>,
     ) -> Result<()> {
         self.conn.lock().execute(
-            "UPDATE accounts SET access_token = ?3, access_expires_at = ?4
+            "UPDATE accounts SET access_token = ?3, access_expires_at = ?4,
+                                 refresh_token = coalesce(?5, refresh_token)
              WHERE account = ?1 AND connection_id = ?2",
-            params![account, connection_id, access_token, expires_at],
+            params![
+                account,
+                connection_id,
+                access_token,
+                expires_at,
+                new_refresh_token
+            ],
         )?;
         Ok(())
     }
@@ -561,6 +584,64 @@ mod tests {
             .pragma_query_value(None, "secure_delete", |r| r.get(0))
             .unwrap();
         assert_eq!((mode.as_str(), secure), ("wal", 1));
+    }
+
+    #[test]
+    fn a_refresh_keeps_the_refresh_token_unless_google_rotates_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let tokens = Tokens {
+            refresh_token: "r1".into(),
+            access_token: Some("a1".into()),
+            access_expires_at: Some(1),
+        };
+        let id = store
+            .connect_account("example.com", &tokens, 1)
+            .unwrap()
+            .connection_id;
+        store
+            .update_access_token("example.com", id, "a2", Some(2), None)
+            .unwrap();
+        let kept = store.tokens("example.com", id).unwrap().unwrap();
+        assert_eq!(
+            (kept.refresh_token.as_str(), kept.access_token.as_deref()),
+            ("r1", Some("a2"))
+        );
+        store
+            .update_access_token("example.com", id, "a3", Some(3), Some("r2"))
+            .unwrap();
+        assert_eq!(
+            store
+                .tokens("example.com", id)
+                .unwrap()
+                .unwrap()
+                .refresh_token,
+            "r2"
+        );
+    }
+
+    #[test]
+    fn abandoned_authorizations_are_dropped_when_new_ones_arrive() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let pending = |at| PendingAuth {
+            account: "example.com".into(),
+            pkce_verifier: "v".into(),
+            created_at: at,
+        };
+        store.insert_pending(b"old", &pending(100), 0).unwrap();
+        store
+            .insert_pending(b"new", &pending(1000), 1000 - 600)
+            .unwrap();
+        assert!(
+            store.take_pending(b"old", 0).unwrap().is_none(),
+            "dropped as expired"
+        );
+        assert!(store.take_pending(b"new", 0).unwrap().is_some());
+        assert!(
+            store.take_pending(b"new", 0).unwrap().is_none(),
+            "spent once"
+        );
     }
 
     #[test]

@@ -434,6 +434,7 @@ impl AccountSync<'_> {
                 self.connection_id,
                 &granted.access_token,
                 granted.expires_at,
+                granted.refresh_token.as_deref(),
             )
             .map_err(|e| PeopleError::Refused(e.message().to_owned()))?;
         log::debug!("account {}: access token refreshed", self.account);
