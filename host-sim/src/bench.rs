@@ -164,7 +164,7 @@ pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
     let mut bar = Bar::new("full sync   ");
     bar.update(0, 1, "connecting");
     let started = Instant::now();
-    connect(&plugin, &fake, BIG_ACCOUNT, BIG_USER)?;
+    host_sim::connect_through_fake(&plugin, &fake, BIG_ACCOUNT, BIG_USER)?;
     wait_synced(&plugin, &fake, BIG_ACCOUNT, 0)?;
     let mut full = vec![started.elapsed()];
     for round in 0..2 {
@@ -282,7 +282,7 @@ pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
         ));
         fake.add_user(&email, &email);
         fake.set_contacts(&email, contacts);
-        connect(&plugin, &fake, &tenant_sets[t].0, &email)?;
+        host_sim::connect_through_fake(&plugin, &fake, &tenant_sets[t].0, &email)?;
         if t % 10 == 0 {
             bar.update(
                 t,
@@ -443,18 +443,6 @@ fn e164_of(value: &str) -> u64 {
 
 fn open<'a>(api: &'a Api, config: &Value) -> Result<Plugin<'a>, String> {
     Plugin::open(api, &config.to_string()).map_err(|e| format!("gi_open failed: {}", e.message))
-}
-
-fn connect(
-    plugin: &Plugin<'_>,
-    fake: &FakeGoogle,
-    account: &str,
-    email: &str,
-) -> Result<(), String> {
-    let url = plugin.auth_url(account).map_err(|e| e.to_string())?;
-    let callback = fake.approve(&url, email)?;
-    plugin.complete(&callback).map_err(|e| e.to_string())?;
-    Ok(())
 }
 
 fn status(plugin: &Plugin<'_>, account: &str) -> Value {

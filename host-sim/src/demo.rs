@@ -132,26 +132,14 @@ pub fn run(plugin_path: &Path, args: DemoArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The consent flow as a browser would run it, with the fake's programmatic Allow in place
-/// of the click: the callback query the fake returns is exactly what the redirect carries.
+/// Connects through the fake consent flow and says so.
 fn connect(
     plugin: &Plugin<'_>,
     fake: &FakeGoogle,
     account: &str,
     email: &str,
 ) -> Result<(), String> {
-    let url = plugin
-        .auth_url(account)
-        .map_err(|e| format!("gi_auth_url({account}) failed: {}", e.message))?;
-    let query = fake
-        .approve(&url, email)
-        .map_err(|e| format!("the fake Google refused the authorization URL: {e}"))?;
-    let connected = plugin.complete(&query).map_err(|e| {
-        format!(
-            "gi_complete for {account} failed ({:?}): {}",
-            e.code, e.message
-        )
-    })?;
+    let connected = host_sim::connect_through_fake(plugin, fake, account, email)?;
     println!("\n   {connected}: {email} allowed access ✓ connected");
     Ok(())
 }

@@ -23,6 +23,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use host_sim::fake_google::{Endpoint, FakeGoogle, Fault};
+use host_sim::html_escape;
 use host_sim::plugin::{GiResult, Plugin};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
@@ -576,19 +577,4 @@ fn query_param(query: &str, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
-}
-
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

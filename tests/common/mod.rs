@@ -72,12 +72,8 @@ impl Harness {
 
     /// Runs the whole consent flow for `account` as `email` and returns the connected account.
     pub fn connect(&self, plugin: &Plugin<'_>, account: &str, email: &str) -> String {
-        let url = plugin.auth_url(account).expect("gi_auth_url");
-        let callback = self
-            .fake
-            .approve(&url, email)
-            .expect("the fake approves the URL");
-        plugin.complete(&callback).expect("gi_complete")
+        host_sim::connect_through_fake(plugin, &self.fake, account, email)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Connects and waits for the first sync to land.

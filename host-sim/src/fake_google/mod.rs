@@ -43,6 +43,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use parking_lot::Mutex;
+
+use crate::html_escape;
 use rand::Rng as _;
 use serde_json::{json, Map, Value};
 use sha2::{Digest as _, Sha256};
@@ -973,21 +975,6 @@ fn google_encode(s: &str) -> String {
             _ => {
                 let _ = write!(out, "%{b:02X}");
             }
-        }
-    }
-    out
-}
-
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
         }
     }
     out
