@@ -173,5 +173,38 @@ fn lookups(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, number_reading, lookups);
+/// Building one account's index from its contacts: what every sync pays after its commit.
+fn index_build(c: &mut Criterion) {
+    let us = RegionRules::new("US").unwrap();
+    let contacts: Vec<Contact> = (0..25_000usize)
+        .map(|i| {
+            let stored = us
+                .normalise_stored(&format!("+1200{:07}", i * 13), None)
+                .unwrap();
+            Contact {
+                resource_name: format!("people/c{:019}", i * 7919),
+                name: format!(
+                    "{} {}",
+                    ["Anna", "Ben", "Chloé", "Dmitri"][i % 4],
+                    i * 31 % 9973
+                ),
+                company: if i % 3 == 0 {
+                    "Example Corp".into()
+                } else {
+                    String::new()
+                },
+                numbers: vec![ContactNumber {
+                    e164: stored.e164,
+                    national: stored.national,
+                    label: "mobile".into(),
+                }],
+            }
+        })
+        .collect();
+    c.bench_function("index_build/25k_contacts", |b| {
+        b.iter(|| AccountIndex::build(black_box(&contacts)))
+    });
+}
+
+criterion_group!(benches, number_reading, lookups, index_build);
 criterion_main!(benches);
