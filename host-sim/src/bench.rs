@@ -156,6 +156,15 @@ pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
         "",
     ));
 
+    // ---- reading numbers ---------------------------------------------------------------------
+    {
+        let plugin = open(api, &config)?;
+        let mut bar = Bar::new("reading     ");
+        bar.update(0, 1, "each input shape, plugin vs phonenumber::parse");
+        number_reading_rows(&plugin, sizes.measure / 4, &mut rows)?;
+        bar.finish(1, 1, "done");
+    }
+
     // ---- one big account: sync, lookups, lookups during syncs ------------------------------
     let big = people(0, sizes.sync_contacts);
     let big_numbers: Vec<u64> = big.iter().map(|p| e164_of(&p.phones[0].value)).collect();
@@ -494,6 +503,58 @@ fn timed_sync(plugin: &Plugin<'_>, fake: &FakeGoogle, account: &str) -> Result<D
     plugin.sync_now(account).map_err(|e| e.to_string())?;
     wait_synced(plugin, fake, account, before)?;
     Ok(started.elapsed())
+}
+
+// ---- reading numbers ------------------------------------------------------------------------
+
+/// The input shapes of the contract, as a SIP From header or a person gives them.
+const SHAPES: &[(&str, &str)] = &[
+    ("E.164", "+12125550199"),
+    ("national", "(212) 555-0199"),
+    ("00 prefix", "0044 20 7946 0958"),
+    ("011 prefix", "011 44 20 7946 0958"),
+    ("tel: URI", "tel:+1-212-555-0199"),
+    ("sip: URI", "sip:+12125550199@pbx.example.com;user=phone"),
+    ("punctuated", "+1 (212) 555-0199"),
+];
+
+/// The plugin's reading of each shape, seen through the C ABI as a lookup on an account with
+/// no contacts (so: the boundary and the reader, no index), against `phonenumber::parse` on
+/// the same input in this process.
+fn number_reading_rows(
+    plugin: &Plugin<'_>,
+    duration: Duration,
+    rows: &mut Vec<Row>,
+) -> Result<(), String> {
+    let account = CString::new("nobody.example").unwrap();
+    let mut out = GiContact::default();
+    for (shape, input) in SHAPES {
+        let number = CString::new(*input).unwrap();
+        let ours = measure(&[()], duration, |_| {
+            plugin.lookup_into(&account, &number, &mut out) == GiResult::GI_NOT_FOUND
+        })?;
+        // Timed whatever it answers: the parser rejects the sip: form, after the same work.
+        let theirs = measure(&[()], duration, |_| {
+            let parsed = phonenumber::parse(
+                Some(phonenumber::country::Id::US),
+                std::hint::black_box(*input),
+            );
+            let _ = std::hint::black_box(parsed);
+            true
+        })?;
+        let (a, b) = (
+            ours.value_at_quantile(0.5) as f64,
+            theirs.value_at_quantile(0.5) as f64,
+        );
+        rows.push(row(
+            format!("reading a number: {shape} (C ABI lookup, empty account)"),
+            ns(a),
+            format!("phonenumber::parse: {}", ns(b)),
+            format!("{:.1}x faster", b / a),
+            "",
+        ));
+    }
+    Ok(())
 }
 
 // ---- lookups --------------------------------------------------------------------------------
