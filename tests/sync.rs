@@ -525,3 +525,53 @@ fn sync_now_on_an_account_that_is_not_connected_says_so() {
     );
     assert!(err.message.contains("not connected"), "{err}");
 }
+
+#[test]
+fn the_sync_token_and_a_yellow_status_survive_a_restart() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, people("A", 2));
+    {
+        let plugin = h.open();
+        h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    }
+    // After a restart the next sync is incremental: the stored sync token is sent.
+    let plugin = h.open();
+    let before = people_requests(&h).len();
+    plugin.sync_now(ACCOUNT).unwrap();
+    wait_for_people_requests(&h, &plugin, ACCOUNT, before, 1);
+    assert!(people_requests(&h)[before]
+        .query_param("syncToken")
+        .is_some());
+
+    // A yellow ! and its reason survive too.
+    h.fake.revoke_grants(ALICE);
+    plugin.sync_now(ACCOUNT).unwrap();
+    assert!(wait_until(PATIENCE, || plugin.status(ACCOUNT)
+        == GiStatus::GI_STATUS_ISSUE));
+    let reason = plugin.status_value(ACCOUNT)["reason"].clone();
+    drop(plugin);
+    let plugin = h.open();
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_ISSUE);
+    assert_eq!(plugin.status_value(ACCOUNT)["reason"], reason);
+}
+
+#[test]
+fn an_access_token_about_to_expire_is_refreshed_before_the_call() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, people("A", 2));
+    // Google says the token lives 30 s; the plugin refreshes within 60 s of the end.
+    h.fake.set_access_token_lifetime(Duration::from_secs(30));
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    let refreshes = h
+        .fake
+        .requests_to(Endpoint::Token)
+        .into_iter()
+        .filter(|r| r.form_param("grant_type") == Some("refresh_token"))
+        .count();
+    assert_eq!(refreshes, 1, "refreshed before the first People call");
+    assert!(
+        people_requests(&h).iter().all(|r| r.status == 200),
+        "no 401 was needed"
+    );
+}
