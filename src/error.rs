@@ -8,7 +8,6 @@ use std::fmt;
 /// What went wrong, in the terms of the contract's result codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
-    NotFound,
     InvalidArgument,
     BufferTooSmall,
     State,

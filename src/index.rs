@@ -166,14 +166,6 @@ impl AccountIndex {
         self.number_count
     }
 
-    /// Bytes this index holds on the heap, for the memory benchmark.
-    pub fn heap_bytes(&self) -> usize {
-        self.slots.len() * std::mem::size_of::<Slot>()
-            + self.national_keys.len() * 12
-            + self.text.len()
-            + self.labels.iter().map(|l| l.len() + 16).sum::<usize>()
-    }
-
     fn exact(&self, e164: E164) -> Option<&Slot> {
         let len = self.slots.len();
         if len == 0 {

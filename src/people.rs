@@ -8,7 +8,6 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::contact::{Contact, ContactNumber};
-use crate::error::Error;
 use crate::oauth::error_chain;
 use crate::phone::RegionRules;
 
@@ -298,12 +297,6 @@ impl PeopleError {
             PeopleError::Forbidden(m) | PeopleError::Refused(m) => m.clone(),
             PeopleError::Transient { message, .. } => message.clone(),
         }
-    }
-}
-
-impl From<Error> for PeopleError {
-    fn from(e: Error) -> PeopleError {
-        PeopleError::Refused(e.message().to_owned())
     }
 }
 

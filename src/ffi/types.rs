@@ -70,7 +70,6 @@ pub struct GiContact {
 impl From<ErrorKind> for GiResult {
     fn from(kind: ErrorKind) -> GiResult {
         match kind {
-            ErrorKind::NotFound => GiResult::GI_NOT_FOUND,
             ErrorKind::InvalidArgument => GiResult::GI_ERR_INVALID_ARGUMENT,
             ErrorKind::BufferTooSmall => GiResult::GI_ERR_BUFFER_TOO_SMALL,
             ErrorKind::State => GiResult::GI_ERR_STATE,
