@@ -104,6 +104,10 @@ pub fn run(plugin_path: &Path, args: DemoArgs) -> Result<(), String> {
     }
 
     println!("\n5. Incoming calls: what the phone shows");
+    println!(
+        "   (each lookup time is one call on cold caches, between screens of output; warm, a\n    \
+         lookup takes ~150 ns: see `host-sim bench`)"
+    );
     for call in seed::DEMO_CALLS {
         println!("\n   {} <- {}   ({})", call.account, call.number, call.what);
         let (caller, took) = sim::ring(&plugin, call.account, call.number)?;

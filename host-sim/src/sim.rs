@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use host_sim::fake_google::{Client, FakeGoogle};
-use host_sim::plugin::{Api, Caller, Plugin};
+use host_sim::plugin::{Api, Caller, GiResult, Plugin};
 use serde_json::{json, Value};
 
 use crate::seed;
@@ -156,12 +156,22 @@ pub fn ring(
     if account.contains('\0') || number.contains('\0') {
         return Err("an account or number cannot contain a NUL character".into());
     }
+    // Only the gi_lookup_contact call is timed: the strings are made first, as a PBX has
+    // them already, and the answer is turned into Rust strings after.
+    let account_c = std::ffi::CString::new(account).map_err(|e| e.to_string())?;
+    let number_c = std::ffi::CString::new(number).map_err(|e| e.to_string())?;
+    let mut out = host_sim::plugin::GiContact::default();
     let start = Instant::now();
-    let found = plugin.lookup(account, number);
+    let code = plugin.lookup_into(&account_c, &number_c, &mut out);
     let took = start.elapsed();
-    found
-        .map(|c| (c, took))
-        .map_err(|e| format!("lookup failed ({:?}): {}", e.code, e.message))
+    match code {
+        GiResult::GI_OK => Ok((Some(Caller::from(&out)), took)),
+        GiResult::GI_NOT_FOUND => Ok((None, took)),
+        code => Err(format!(
+            "lookup failed ({code:?}): {}",
+            plugin.api().last_error()
+        )),
+    }
 }
 
 /// What the phone shows, on one or two lines.
