@@ -10,9 +10,9 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use google_integration::contact::{Contact, ContactNumber};
-use google_integration::index::{AccountIndex, ContactIndex};
-use google_integration::phone::RegionRules;
+use google_integration::book::contact::{Contact, ContactNumber};
+use google_integration::book::numbers::{AccountIndex, ContactIndex};
+use google_integration::book::phone::RegionRules;
 use rusqlite::{params, Connection};
 
 const SHAPES: &[(&str, &str)] = &[

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::account::domain_of;
+use crate::book::phone::RegionRules;
 use crate::error::{Error, Result};
-use crate::phone::RegionRules;
 
 /// A secret from the configuration. Its `Debug` never shows the value, so no log line or
 /// panic message can carry it by accident.

@@ -55,6 +55,14 @@ impl Error {
         Error::new(ErrorKind::Network, message)
     }
 
+    /// The same error, told with what was being done before it and advice after it.
+    pub fn with_context(self, doing: impl AsRef<str>, advice: &str) -> Error {
+        Error {
+            kind: self.kind,
+            message: format!("{}: {}{advice}", doing.as_ref(), self.message),
+        }
+    }
+
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }

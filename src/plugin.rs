@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use parking_lot::RwLock;
@@ -12,91 +11,17 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::account;
+use crate::book::numbers::{AccountIndex, ContactIndex, ContactMatch};
 use crate::config::Config;
+use crate::core::{rfc3339, unix_now, AccountState, Core, Status};
 use crate::error::{Error, ErrorKind, Result};
-use crate::index::{AccountIndex, ContactIndex, ContactMatch};
-use crate::oauth;
-use crate::store::{PendingAuth, Store, StoredAccount, Tokens};
+use crate::google::http::{HttpClient, Limits};
+use crate::google::oauth::{self, Callback};
+use crate::store::{PendingAuth, Store, Tokens};
 use crate::sync::SyncWorker;
 
 /// How long a state from `auth_url` may wait for Google's redirect.
 pub const STATE_LIFETIME_SECS: i64 = 600;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    Disconnected,
-    Connected,
-    Issue,
-}
-
-/// What the plugin knows of a connected account, kept in memory so that status calls never
-/// touch the database. The store holds the same facts for restarts.
-#[derive(Clone, Debug)]
-pub struct AccountState {
-    pub connection_id: i64,
-    pub issue: Option<String>,
-    pub syncing: bool,
-    pub last_sync: Option<i64>,
-    pub last_error: Option<String>,
-}
-
-impl From<StoredAccount> for AccountState {
-    fn from(stored: StoredAccount) -> AccountState {
-        AccountState {
-            connection_id: stored.connection_id,
-            issue: stored.issue,
-            syncing: false,
-            last_sync: stored.last_sync,
-            last_error: stored.last_error,
-        }
-    }
-}
-
-/// What every part of the plugin shares: the sync worker's threads hold it too.
-pub struct Core {
-    pub config: Config,
-    pub store: Store,
-    pub http: reqwest::blocking::Client,
-    pub index: ContactIndex,
-    pub accounts: RwLock<HashMap<String, AccountState>>,
-}
-
-impl Core {
-    /// The connection an account has now, if it is connected.
-    pub fn connection_id(&self, account: &str) -> Option<i64> {
-        self.accounts.read().get(account).map(|s| s.connection_id)
-    }
-
-    /// Updates the in-memory state of an account, if it still has that connection (a
-    /// disable or reconnect meanwhile makes the update moot).
-    pub fn update_state(
-        &self,
-        account: &str,
-        connection_id: i64,
-        f: impl FnOnce(&mut AccountState),
-    ) {
-        if let Some(state) = self.accounts.write().get_mut(account) {
-            if state.connection_id == connection_id {
-                f(state);
-            }
-        }
-    }
-
-    /// Records a problem an administrator must act on (the yellow !).
-    pub fn record_issue(&self, account: &str, connection_id: i64, reason: &str) {
-        log::warn!("account {account}: {reason}");
-        if let Err(e) = self
-            .store
-            .set_health(account, connection_id, Some(reason), Some(reason))
-        {
-            log::error!("account {account}: cannot store its status: {e}");
-        }
-        self.update_state(account, connection_id, |s| {
-            s.issue = Some(reason.to_owned());
-            s.last_error = Some(reason.to_owned());
-        });
-    }
-}
 
 pub struct Plugin {
     core: Arc<Core>,
@@ -122,7 +47,7 @@ impl Plugin {
     pub fn open(config_json: &str) -> Result<Plugin> {
         let config = Config::parse(config_json)?;
         let store = Store::open(&config.data_dir)?;
-        let http = oauth::http_client()?;
+        let http = HttpClient::new(Limits::default())?;
 
         let accounts: HashMap<String, AccountState> = store
             .accounts()?
@@ -366,6 +291,12 @@ impl Plugin {
         self.core.index.lookup(account, &incoming, copy_out)
     }
 
+    /// The first step of closing, taken before the calls in flight are waited for: replies
+    /// being read from Google are abandoned, so those calls return soon.
+    pub fn begin_close(&self) {
+        self.core.http.close();
+    }
+
     /// Stops the sync worker (waiting for a sync in flight to stop at its next step) and
     /// checkpoints the database. Dropping the plugin does the same.
     pub fn close(self) {}
@@ -381,44 +312,6 @@ impl Drop for Plugin {
     }
 }
 
-/// The parts of Google's redirect query the plugin reads.
-struct Callback {
-    state: Option<String>,
-    code: Option<String>,
-    error: Option<String>,
-    scope: Option<String>,
-}
-
-impl Callback {
-    fn parse(query: &str) -> Result<Callback> {
-        let query = query.strip_prefix('?').unwrap_or(query);
-        let mut callback = Callback {
-            state: None,
-            code: None,
-            error: None,
-            scope: None,
-        };
-        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            let slot = match key.as_ref() {
-                "state" => &mut callback.state,
-                "code" => &mut callback.code,
-                "error" => &mut callback.error,
-                "scope" => &mut callback.scope,
-                _ => continue,
-            };
-            if slot.is_some() {
-                // Two states (or codes) cannot both be Google's: refuse rather than guess.
-                return Err(Error::new(
-                    ErrorKind::State,
-                    format!("Google's redirect carries \"{key}\" twice; pass the query string exactly as it arrived"),
-                ));
-            }
-            *slot = Some(value.into_owned());
-        }
-        Ok(callback)
-    }
-}
-
 /// 256 random bits, URL-safe: unguessable, and carrying nothing but chance.
 fn random_token() -> String {
     let bytes: [u8; 32] = rand::random();
@@ -428,20 +321,4 @@ fn random_token() -> String {
 /// States are stored hashed: a copy of the database does not reveal states still pending.
 fn state_hash(state: &str) -> Vec<u8> {
     Sha256::digest(state.as_bytes()).to_vec()
-}
-
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }

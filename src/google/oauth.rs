@@ -2,15 +2,14 @@
 //! code exchange, refreshing access tokens, and revocation. Stateless: the plugin keeps the
 //! states and tokens in the store; this module only speaks to Google.
 
-use std::time::Duration;
-
 use oauth2::basic::{BasicClient, BasicErrorResponse, BasicTokenResponse};
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
-    EndpointSet, HttpClientError, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
-    RequestTokenError, Scope, TokenResponse, TokenUrl,
+    EndpointSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError,
+    Scope, TokenResponse, TokenUrl,
 };
 
+use super::http::{HttpClient, HttpError};
 use crate::config::{DomainSettings, GoogleEndpoints};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -27,6 +26,8 @@ pub struct GrantedTokens {
     pub expires_at: Option<i64>,
     /// Present on a code exchange; absent on a refresh (Google does not resend it).
     pub refresh_token: Option<String>,
+    /// The scopes Google says it granted (its reply's `scope`), when it said.
+    pub scopes: Option<Vec<String>>,
 }
 
 /// A fresh authorization request: the URL for the consent popup and the PKCE verifier to keep
@@ -34,26 +35,6 @@ pub struct GrantedTokens {
 pub struct AuthorizationRequest {
     pub url: String,
     pub pkce_verifier: String,
-}
-
-/// Builds the HTTP client every call to Google uses. Redirects are not followed: a token
-/// endpoint that redirects is misconfigured, and following it could leak a code elsewhere.
-pub fn http_client() -> Result<reqwest::blocking::Client> {
-    reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
-        .user_agent(concat!(
-            "vodia-google-integration/",
-            env!("CARGO_PKG_VERSION")
-        ))
-        .build()
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Internal,
-                format!("cannot build the HTTP client: {e}"),
-            )
-        })
 }
 
 fn client(settings: &DomainSettings, endpoints: &GoogleEndpoints) -> GoogleClient {
@@ -92,7 +73,7 @@ pub fn authorization_request(
 }
 
 pub fn exchange_code(
-    http: &reqwest::blocking::Client,
+    http: &HttpClient,
     settings: &DomainSettings,
     endpoints: &GoogleEndpoints,
     code: &str,
@@ -102,7 +83,7 @@ pub fn exchange_code(
     let reply = client(settings, endpoints)
         .exchange_code(AuthorizationCode::new(code.to_owned()))
         .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
-        .request(http)
+        .request(&http.for_oauth())
         .map_err(|e| token_error(e, "exchanging the authorization code", settings))?;
     Ok(granted(&reply, now))
 }
@@ -119,7 +100,7 @@ pub enum RefreshFailure {
 }
 
 pub fn refresh(
-    http: &reqwest::blocking::Client,
+    http: &HttpClient,
     settings: &DomainSettings,
     endpoints: &GoogleEndpoints,
     refresh_token: &str,
@@ -127,7 +108,7 @@ pub fn refresh(
 ) -> std::result::Result<GrantedTokens, RefreshFailure> {
     let reply = client(settings, endpoints)
         .exchange_refresh_token(&RefreshToken::new(refresh_token.to_owned()))
-        .request(http)
+        .request(&http.for_oauth())
         .map_err(|e| {
             let grant_dead = matches!(&e, RequestTokenError::ServerResponse(r)
                 if r.error().to_string() == "invalid_grant");
@@ -146,40 +127,76 @@ pub fn refresh(
 /// Revokes a token (and with it the whole grant) at Google's revocation endpoint. Sent by
 /// hand rather than with `oauth2`'s `revoke_token`, which refuses plain-http endpoints and so
 /// cannot reach the loopback fake Google of the tests and the host simulator.
-pub fn revoke(
-    http: &reqwest::blocking::Client,
-    endpoints: &GoogleEndpoints,
-    token: &str,
-) -> Result<()> {
+pub fn revoke(http: &HttpClient, endpoints: &GoogleEndpoints, token: &str) -> Result<()> {
     let body = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("token", token)
         .finish();
-    let reply = http
+    let request = http
+        .requests()
         .post(endpoints.revoke_url.clone())
         .header(
             reqwest::header::CONTENT_TYPE,
             "application/x-www-form-urlencoded",
         )
         .body(body)
-        .send()
-        .map_err(|e| {
-            Error::network(format!(
-                "cannot reach Google's revocation endpoint {}: {}",
-                endpoints.revoke_url,
-                error_chain(&e)
-            ))
-        })?;
-    let status = reply.status();
-    if status.is_success() {
+        .build()
+        .map_err(|e| Error::network(format!("cannot build the revocation request ({e})")))?;
+    let reply = http.execute(request).map_err(|e| {
+        e.into_error().with_context(
+            format!(
+                "cannot reach Google's revocation endpoint {}",
+                endpoints.revoke_url
+            ),
+            "",
+        )
+    })?;
+    if (200..300).contains(&reply.status) {
         return Ok(());
     }
-    let text = reply.text().unwrap_or_default();
-    let google_error = serde_json::from_str::<BasicErrorResponse>(&text)
+    let google_error = serde_json::from_slice::<BasicErrorResponse>(&reply.body)
         .map(|e| e.error().to_string())
-        .unwrap_or_else(|_| format!("HTTP {}", status.as_u16()));
+        .unwrap_or_else(|_| format!("HTTP {}", reply.status));
     Err(Error::google(format!(
         "Google did not revoke the grant ({google_error}); the user can remove access at https://myaccount.google.com/permissions"
     )))
+}
+
+/// The parts of Google's redirect query the plugin reads.
+pub struct Callback {
+    pub state: Option<String>,
+    pub code: Option<String>,
+    pub error: Option<String>,
+    pub scope: Option<String>,
+}
+
+impl Callback {
+    pub fn parse(query: &str) -> Result<Callback> {
+        let query = query.strip_prefix('?').unwrap_or(query);
+        let mut callback = Callback {
+            state: None,
+            code: None,
+            error: None,
+            scope: None,
+        };
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            let slot = match key.as_ref() {
+                "state" => &mut callback.state,
+                "code" => &mut callback.code,
+                "error" => &mut callback.error,
+                "scope" => &mut callback.scope,
+                _ => continue,
+            };
+            if slot.is_some() {
+                // Two states (or codes) cannot both be Google's: refuse rather than guess.
+                return Err(Error::new(
+                    ErrorKind::State,
+                    format!("Google's redirect carries \"{key}\" twice; pass the query string exactly as it arrived"),
+                ));
+            }
+            *slot = Some(value.into_owned());
+        }
+        Ok(callback)
+    }
 }
 
 fn granted(reply: &BasicTokenResponse, now: i64) -> GrantedTokens {
@@ -189,13 +206,16 @@ fn granted(reply: &BasicTokenResponse, now: i64) -> GrantedTokens {
             .expires_in()
             .map(|d| now.saturating_add(d.as_secs().min(i64::MAX as u64) as i64)),
         refresh_token: reply.refresh_token().map(|t| t.secret().clone()),
+        scopes: reply
+            .scopes()
+            .map(|scopes| scopes.iter().map(|s| s.to_string()).collect()),
     }
 }
 
 /// Turns a token-endpoint failure into an error an administrator can act on. Google's
 /// `error` and `error_description` are quoted; the request itself (code, secret) never is.
 fn token_error(
-    e: RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorResponse>,
+    e: RequestTokenError<HttpError, BasicErrorResponse>,
     doing: &str,
     settings: &DomainSettings,
 ) -> Error {
@@ -225,10 +245,14 @@ fn token_error(
                 "Google refused {doing} ({code}{description}); {advice}"
             ))
         }
-        RequestTokenError::Request(e) => Error::network(format!(
-            "cannot reach Google's token endpoint while {doing}: {}; check the PBX's internet access and DNS",
-            error_chain(&e)
-        )),
+        RequestTokenError::Request(e) => {
+            let advice = if e.failure == super::http::Failure::TooLarge {
+                ""
+            } else {
+                "; check the PBX's internet access and DNS"
+            };
+            e.into_error().with_context(format!("Google's token endpoint failed while {doing}"), advice)
+        }
         RequestTokenError::Parse(e, _) => Error::google(format!(
             "Google's token endpoint answered with something that is not a token reply while {doing} ({e})"
         )),
@@ -237,21 +261,6 @@ fn token_error(
             first_line(&text)
         )),
     }
-}
-
-/// An error with its causes, "a: b: c", so a message shows the root cause (refused, timed out).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn first_line(text: &str) -> &str {

@@ -1,211 +1,34 @@
-//! Background syncing of every connected account's contacts, on plain threads. A scheduler
-//! queue hands due accounts to a few workers, so one slow or failing account never holds up
-//! another; a sync fetches every page first and lands them in one transaction and one index
-//! swap, so a sync that fails half-way (or a killed process) leaves the last complete state.
+//! One sync of one account: every page fetched first (refreshing the access token and
+//! retrying transient failures), then landed in one transaction and one index swap.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
-
+use super::{Shared, MAX_RETRIES};
+use crate::book::contact::Contact;
+use crate::book::numbers::AccountIndex;
 use crate::config::DomainSettings;
-use crate::contact::Contact;
-use crate::index::AccountIndex;
-use crate::oauth::{self, RefreshFailure};
-use crate::people::{self, Change, PeopleError};
-use crate::plugin::{unix_now, Core};
+use crate::core::unix_now;
+use crate::google::oauth::{self, RefreshFailure};
+use crate::google::people::{self, Change, PeopleError};
 use crate::store::Store;
 
-/// Accounts synced at the same time. More only adds load on Google and the disk.
-const WORKERS: usize = 4;
-/// Retries of one request after a 429, a 5xx or a network failure, before the status turns
-/// yellow (the contract's "past three retries").
-const MAX_RETRIES: u32 = 3;
-/// The longest pause honoured from `Retry-After`; a longer one fails this sync and the next
-/// scheduled sync tries again.
+/// The longest pause honoured from `Retry-After` within one sync; a longer one ends the sync
+/// and the next attempt is scheduled when Google asked (it still counts as a retry).
 const MAX_PAUSE: Duration = Duration::from_secs(60);
 /// Refresh an access token this long before Google says it expires.
 const EXPIRY_MARGIN_SECS: i64 = 60;
+/// The most pages one sync follows (the contract's 1,000: a million contacts at Google's
+/// page size). A reply that keeps sending page tokens past it is not Google's.
+pub const MAX_PAGES: usize = 1000;
 
-pub struct SyncWorker {
-    shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-struct Shared {
-    core: Arc<Core>,
-    queue: Mutex<Queue>,
-    wake: Condvar,
-    stopping: AtomicBool,
-    /// Wakes sleeping backoffs when the plugin closes.
-    pause_lock: Mutex<()>,
-    pause_wake: Condvar,
-}
-
-#[derive(Default)]
-struct Queue {
-    ready: VecDeque<String>,
-    queued: HashSet<String>,
-    running: HashSet<String>,
-    /// Asked for while running: run once more when the current sync ends.
-    again: HashSet<String>,
-    /// When each connected account is next due.
-    due: HashMap<String, Instant>,
-}
-
-impl Queue {
-    fn push(&mut self, account: &str) {
-        if self.running.contains(account) {
-            self.again.insert(account.to_owned());
-        } else if self.queued.insert(account.to_owned()) {
-            self.ready.push_back(account.to_owned());
-        }
-    }
-
-    fn promote_due(&mut self, now: Instant, interval: Duration) {
-        let due: Vec<String> = self
-            .due
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(account, _)| account.clone())
-            .collect();
-        for account in due {
-            self.due.insert(account.clone(), now + interval);
-            self.push(&account);
-        }
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        self.due.values().min().copied()
-    }
-}
-
-impl SyncWorker {
-    /// Starts the workers. `accounts` are the connected accounts with their last sync time:
-    /// each is due one interval after it, or at once if it never synced.
-    pub fn start(core: Arc<Core>, accounts: Vec<(String, Option<i64>)>) -> SyncWorker {
-        let interval = core.config.sync_interval;
-        let now = Instant::now();
-        let unix = unix_now();
-        let mut queue = Queue::default();
-        for (account, last_sync) in accounts {
-            let wait = last_sync
-                .map(|at| {
-                    (at + interval.as_secs() as i64 - unix).clamp(0, interval.as_secs() as i64)
-                })
-                .unwrap_or(0);
-            queue
-                .due
-                .insert(account, now + Duration::from_secs(wait as u64));
-        }
-        let shared = Arc::new(Shared {
-            core,
-            queue: Mutex::new(queue),
-            wake: Condvar::new(),
-            stopping: AtomicBool::new(false),
-            pause_lock: Mutex::new(()),
-            pause_wake: Condvar::new(),
-        });
-        let threads = (0..WORKERS)
-            .map(|n| {
-                let shared = shared.clone();
-                std::thread::Builder::new()
-                    .name(format!("gi-sync-{n}"))
-                    .spawn(move || worker_loop(&shared))
-                    .expect("spawning a sync thread")
-            })
-            .collect();
-        SyncWorker { shared, threads }
-    }
-
-    /// Syncs the account as soon as a worker is free (once more if it is syncing now), and
-    /// keeps it on the schedule from then on.
-    pub fn request(&self, account: &str) {
-        let mut queue = self.shared.queue.lock();
-        let next = Instant::now() + self.shared.core.config.sync_interval;
-        queue.due.entry(account.to_owned()).or_insert(next);
-        queue.push(account);
-        self.shared.wake.notify_one();
-    }
-
-    /// Takes the account off the schedule (it was disabled). A sync already running for it
-    /// finds the account gone when it tries to commit, and changes nothing.
-    pub fn forget(&self, account: &str) {
-        let mut queue = self.shared.queue.lock();
-        queue.due.remove(account);
-        queue.again.remove(account);
-        if queue.queued.remove(account) {
-            queue.ready.retain(|a| a != account);
-        }
-    }
-
-    /// Stops every worker; a sync in flight stops at its next step without committing.
-    pub fn stop(&mut self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        {
-            let _queue = self.shared.queue.lock();
-            self.shared.wake.notify_all();
-        }
-        {
-            let _pause = self.shared.pause_lock.lock();
-            self.shared.pause_wake.notify_all();
-        }
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for SyncWorker {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn worker_loop(shared: &Shared) {
-    let interval = shared.core.config.sync_interval;
-    loop {
-        let account = {
-            let mut queue = shared.queue.lock();
-            loop {
-                if shared.stopping.load(Ordering::SeqCst) {
-                    return;
-                }
-                queue.promote_due(Instant::now(), interval);
-                if let Some(account) = queue.ready.pop_front() {
-                    queue.queued.remove(&account);
-                    queue.running.insert(account.clone());
-                    break account;
-                }
-                match queue.next_deadline() {
-                    Some(at) => {
-                        shared.wake.wait_until(&mut queue, at);
-                    }
-                    None => shared.wake.wait(&mut queue),
-                }
-            }
-        };
-
-        // A panic in one sync must not take the worker (or the PBX) down with it.
-        let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_sync(shared, &account)));
-        if outcome.is_err() {
-            log::error!("account {account}: the sync panicked (a bug); it will be retried at the next interval");
-        }
-
-        let mut queue = shared.queue.lock();
-        queue.running.remove(&account);
-        if let Some(at) = queue.due.get_mut(&account) {
-            *at = Instant::now() + interval;
-        }
-        if queue.again.remove(&account) {
-            queue.push(&account);
-            shared.wake.notify_one();
-        }
-    }
+/// How a sync ended, for the schedule.
+pub enum SyncEnd {
+    /// Landed, failed (the status says why) or abandoned: next one at the interval.
+    Done,
+    /// Google asked to wait longer than a sync waits: try again after `wait`.
+    Deferred { wait: Duration, reason: String },
 }
 
 /// Why a sync ended without landing.
@@ -216,6 +39,8 @@ enum SyncFailure {
     ExpiredSyncToken,
     /// The plugin is closing, or the account was disabled or reconnected meanwhile.
     Abandoned,
+    /// Google asked (`Retry-After`) to wait longer than a sync waits.
+    Deferred { wait: Duration, reason: String },
 }
 
 impl From<crate::error::Error> for SyncFailure {
@@ -224,10 +49,10 @@ impl From<crate::error::Error> for SyncFailure {
     }
 }
 
-fn run_sync(shared: &Shared, account: &str) {
+pub(super) fn run_sync(shared: &Shared, account: &str) -> SyncEnd {
     let core = &shared.core;
     let Some(connection_id) = core.connection_id(account) else {
-        return;
+        return SyncEnd::Done;
     };
     core.update_state(account, connection_id, |s| s.syncing = true);
     let started = Instant::now();
@@ -261,7 +86,9 @@ fn run_sync(shared: &Shared, account: &str) {
         Err(SyncFailure::Abandoned) => {
             log::debug!("account {account}: sync abandoned (closing, disabled or reconnected)")
         }
+        Err(SyncFailure::Deferred { wait, reason }) => return SyncEnd::Deferred { wait, reason },
     }
+    SyncEnd::Done
 }
 
 /// One sync of one account.
@@ -291,14 +118,17 @@ impl AccountSync<'_> {
         self.commit(true, changes, next)
     }
 
-    /// Every page of the connections (all of them, or the changes since `sync_token`).
+    /// Every page of the connections (all of them, or the changes since `sync_token`), in
+    /// page order. Stops at `MAX_PAGES` pages or at a page token seen before: a reply that
+    /// leads in circles or never ends is not Google's, and the account turns yellow.
     fn fetch_all(
         &mut self,
         sync_token: Option<&str>,
     ) -> Result<(Vec<Change>, Option<String>), SyncFailure> {
         let mut changes = Vec::new();
         let mut page_token: Option<String> = None;
-        loop {
+        let mut seen_tokens: HashSet<String> = HashSet::new();
+        for _ in 0..MAX_PAGES {
             let page = self.fetch_page(sync_token, page_token.as_deref())?;
             changes.extend(
                 page.people
@@ -306,10 +136,21 @@ impl AccountSync<'_> {
                     .map(|person| person.into_change(&self.settings.region)),
             );
             match page.next_page_token {
-                Some(next) => page_token = Some(next),
+                Some(next) => {
+                    if !seen_tokens.insert(next.clone()) {
+                        return Err(SyncFailure::Issue(format!(
+                            "the People API sent a page token it had sent before, so its pages never end; the sync stopped after {} pages and nothing was changed. Press Sync now to retry; if it persists, something between the PBX and Google alters the replies",
+                            seen_tokens.len() + 1
+                        )));
+                    }
+                    page_token = Some(next);
+                }
                 None => return Ok((changes, page.next_sync_token)),
             }
         }
+        Err(SyncFailure::Issue(format!(
+            "the People API sent more than {MAX_PAGES} pages (over a million contacts), more than Google's contact limit allows; the sync stopped and nothing was changed. Press Sync now to retry; if it persists, something between the PBX and Google alters the replies"
+        )))
     }
 
     /// One page, refreshing the access token once on a 401 and retrying transient failures
@@ -355,6 +196,14 @@ impl AccountSync<'_> {
                 Err(PeopleError::ExpiredSyncToken) => return Err(SyncFailure::ExpiredSyncToken),
                 Err(other) => return Err(self.failure(other)),
             };
+            if let Some(wait) = retry_after.filter(|wait| *wait > MAX_PAUSE) {
+                // Not slept here (a worker would sit idle for it): the schedule runs the
+                // account again when Google allows, and counts it as a retry.
+                return Err(SyncFailure::Deferred {
+                    wait,
+                    reason: message,
+                });
+            }
             if retries == MAX_RETRIES {
                 return Err(SyncFailure::Issue(format!(
                     "{message}; still failing after {MAX_RETRIES} retries. The plugin tries again at the next sync (every {} s) or on Sync now; if it persists, check the PBX's internet access and Google's status page",
@@ -368,12 +217,6 @@ impl AccountSync<'_> {
                 retries + 1,
                 pause.as_millis()
             );
-            if retry_after.is_some_and(|wait| wait > MAX_PAUSE) {
-                return Err(SyncFailure::Issue(format!(
-                    "{message}; Google asked to wait {} s, longer than the plugin waits within one sync. The next sync tries again",
-                    retry_after.unwrap_or_default().as_secs()
-                )));
-            }
             if !self.pause(pause) {
                 return Err(SyncFailure::Abandoned);
             }
@@ -463,14 +306,9 @@ impl AccountSync<'_> {
         if self.shared.stopping.load(Ordering::SeqCst) {
             return Err(SyncFailure::Abandoned);
         }
-        let mut upserts: Vec<Contact> = Vec::new();
-        let mut deletions: Vec<String> = Vec::new();
-        for change in changes {
-            match change {
-                Change::Upsert(contact) => upserts.push(contact),
-                Change::Delete(resource_name) if !full => deletions.push(resource_name),
-                Change::Delete(_) => {}
-            }
+        let (upserts, mut deletions) = last_change_of_each(changes);
+        if full {
+            deletions.clear(); // a full sync replaces everything: nothing to delete
         }
         let core = &self.shared.core;
         let account = self.account;
@@ -515,6 +353,32 @@ impl AccountSync<'_> {
     }
 }
 
+/// What a sync's changes come to, person by person: a person listed more than once counts
+/// once, as its last listing in page order says (an upsert then a delete is a delete; a delete
+/// then an upsert is an upsert). Each resource name is then in at most one of the two lists,
+/// so the store may apply them in any order.
+fn last_change_of_each(changes: Vec<Change>) -> (Vec<Contact>, Vec<String>) {
+    let mut seen: HashSet<String> = HashSet::with_capacity(changes.len());
+    let mut upserts = Vec::new();
+    let mut deletions = Vec::new();
+    for change in changes.into_iter().rev() {
+        let resource_name = match &change {
+            Change::Upsert(contact) => &contact.resource_name,
+            Change::Delete(resource_name) => resource_name,
+        };
+        if !seen.insert(resource_name.clone()) {
+            continue; // an earlier listing of someone listed again later
+        }
+        match change {
+            Change::Upsert(contact) => upserts.push(contact),
+            Change::Delete(resource_name) => deletions.push(resource_name),
+        }
+    }
+    upserts.reverse();
+    deletions.reverse();
+    (upserts, deletions)
+}
+
 /// The pause before retry `retry` (0-based): `base · 2^retry` with up to 50% random jitter,
 /// so many PBXs hit by the same outage do not retry in step, but never less than what
 /// Google asked for in `Retry-After`.
@@ -532,6 +396,41 @@ fn backoff(base: Duration, retry: u32, retry_after: Option<Duration>) -> Duratio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn upsert(resource_name: &str, name: &str) -> Change {
+        Change::Upsert(Contact {
+            resource_name: resource_name.into(),
+            name: name.into(),
+            company: String::new(),
+            numbers: vec![],
+        })
+    }
+
+    #[test]
+    fn the_last_listing_of_a_person_wins() {
+        let (upserts, deletions) = last_change_of_each(vec![
+            upsert("people/a", "first"),
+            upsert("people/b", "b"),
+            upsert("people/a", "second"),
+            upsert("people/c", "c"),
+            Change::Delete("people/c".into()),
+            Change::Delete("people/d".into()),
+            upsert("people/d", "back"),
+        ]);
+        let names: Vec<(&str, &str)> = upserts
+            .iter()
+            .map(|c| (c.resource_name.as_str(), c.name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("people/b", "b"),
+                ("people/a", "second"),
+                ("people/d", "back")
+            ]
+        );
+        assert_eq!(deletions, ["people/c"]);
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_honours_retry_after() {

@@ -4,12 +4,15 @@
 
 use std::time::Duration;
 
+use std::time::SystemTime;
+
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use url::Url;
 
-use crate::contact::{Contact, ContactNumber};
-use crate::oauth::error_chain;
-use crate::phone::RegionRules;
+use super::http::{error_chain, Failure, HttpClient};
+use crate::book::contact::{Contact, ContactNumber};
+use crate::book::phone::RegionRules;
 
 /// Fields the sync asks for: what caller ID shows, plus metadata for deletions.
 pub const PERSON_FIELDS: &str = "names,phoneNumbers,organizations,metadata";
@@ -47,7 +50,7 @@ pub struct Page {
 #[serde(rename_all = "camelCase")]
 struct RawPage {
     #[serde(default)]
-    connections: Vec<Person>,
+    connections: Vec<Box<RawValue>>,
     next_page_token: Option<String>,
     next_sync_token: Option<String>,
 }
@@ -163,7 +166,7 @@ fn primary<T>(items: &[T], metadata: impl Fn(&T) -> &FieldMetadata) -> Option<&T
 
 /// Fetches one page of the signed-in user's connections.
 pub fn fetch_page(
-    http: &reqwest::blocking::Client,
+    http: &HttpClient,
     people_url: &Url,
     access_token: &str,
     sync_token: Option<&str>,
@@ -187,43 +190,75 @@ pub fn fetch_page(
             query.append_pair("pageToken", token);
         }
     }
-    let reply = http
+    let request = http
+        .requests()
         .get(url)
         .bearer_auth(access_token)
-        .send()
-        .map_err(|e| PeopleError::Transient {
-            message: format!(
-                "cannot reach the People API at {people_url}: {}",
+        .build()
+        .map_err(|e| {
+            PeopleError::Refused(format!(
+                "cannot build the People API request ({})",
                 error_chain(&e)
-            ),
-            retry_after: None,
+            ))
         })?;
-    let status = reply.status().as_u16();
+    let reply = http.execute(request).map_err(|e| match e.failure {
+        Failure::TooLarge => PeopleError::Refused(format!(
+            "the People API at {people_url} sent {}; the sync stopped and nothing was changed",
+            e.message
+        )),
+        _ => PeopleError::Transient {
+            message: format!("cannot reach the People API at {people_url}: {}", e.message),
+            retry_after: None,
+        },
+    })?;
     let retry_after = reply
-        .headers()
+        .headers
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let body = reply.text().map_err(|e| PeopleError::Transient {
-        message: format!("the People API's reply was cut off: {}", error_chain(&e)),
-        retry_after: None,
-    })?;
-    if status == 200 {
-        return parse_page(&body);
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    if reply.status == 200 {
+        return parse_page(&reply.body);
     }
-    Err(classify_failure(status, &body, retry_after))
+    Err(classify_failure(
+        reply.status,
+        &String::from_utf8_lossy(&reply.body),
+        retry_after,
+    ))
 }
 
-fn parse_page(body: &str) -> Result<Page, PeopleError> {
-    let raw: RawPage = serde_json::from_str(body).map_err(|e| PeopleError::Transient {
+/// `Retry-After` as Google may send it: a number of seconds, or an HTTP date (a date in the
+/// past means at once).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// A page whose shape is Google's; a person in it that is not (no resource name, a field of
+/// the wrong type) is skipped and logged rather than failing the whole sync.
+fn parse_page(body: &[u8]) -> Result<Page, PeopleError> {
+    let raw: RawPage = serde_json::from_slice(body).map_err(|e| PeopleError::Transient {
         message: format!(
             "the People API sent a reply that is not the expected JSON ({e}); nothing was changed"
         ),
         retry_after: None,
     })?;
+    let mut people = Vec::with_capacity(raw.connections.len());
+    for (at, person) in raw.connections.iter().enumerate() {
+        match serde_json::from_str::<Person>(person.get()) {
+            Ok(person) => people.push(person),
+            // The person's text is not logged: it is someone's contact data.
+            Err(e) => log::warn!(
+                "the People API sent a malformed person (#{} of the page: {e}); it is skipped",
+                at + 1
+            ),
+        }
+    }
     Ok(Page {
-        people: raw.connections,
+        people,
         next_page_token: raw.next_page_token.filter(|t| !t.is_empty()),
         next_sync_token: raw.next_sync_token.filter(|t| !t.is_empty()),
     })
@@ -348,11 +383,38 @@ mod tests {
 
     #[test]
     fn a_reply_with_a_field_of_the_wrong_type_is_an_error_not_an_empty_page() {
-        assert!(parse_page(r#"{"connections":"oops"}"#).is_err());
-        assert!(
-            parse_page(r#"{"connections":[{"resourceName":"people/c1","names":"x"}]}"#).is_err()
+        assert!(parse_page(br#"{"connections":"oops"}"#).is_err());
+        assert!(parse_page(br#"{"connections":[{"resourceName":"people/c1""#).is_err());
+        assert!(parse_page(br#"{"totalPeople":0}"#).is_ok());
+    }
+
+    #[test]
+    fn a_malformed_person_is_skipped_and_the_others_kept() {
+        let Ok(page) = parse_page(
+            br#"{"connections":[{"resourceName":"people/c1","names":"x"},{"names":[]},7,{"resourceName":"people/c2"}]}"#,
+        ) else {
+            panic!("the page is kept")
+        };
+        let names: Vec<&str> = page
+            .people
+            .iter()
+            .map(|p| p.resource_name.as_str())
+            .collect();
+        assert_eq!(names, ["people/c2"]);
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        let now = httpdate::parse_http_date("Sun, 29 Nov 2026 12:00:00 GMT").unwrap();
+        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Sun, 29 Nov 2026 12:01:30 GMT", now),
+            Some(Duration::from_secs(90))
         );
-        assert!(parse_page(r#"{"connections":[{"resourceName":"people/c1""#).is_err());
-        assert!(parse_page(r#"{"totalPeople":0}"#).is_ok());
+        assert_eq!(
+            parse_retry_after("Sun, 29 Nov 2026 11:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
     }
 }

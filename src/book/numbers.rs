@@ -11,8 +11,8 @@ use parking_lot::Mutex;
 use rustc_hash::FxBuildHasher;
 
 use crate::account::domain_of;
-use crate::contact::Contact;
-use crate::phone::{IncomingNumber, E164};
+use crate::book::contact::Contact;
+use crate::book::phone::{IncomingNumber, E164};
 
 type FxMap<K, V> = HashMap<K, V, FxBuildHasher>;
 
@@ -304,8 +304,8 @@ impl ContactIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contact::ContactNumber;
-    use crate::phone::RegionRules;
+    use crate::book::contact::ContactNumber;
+    use crate::book::phone::RegionRules;
 
     fn contact(resource: &str, name: &str, numbers: &[(&str, &str)]) -> Contact {
         let us = RegionRules::new("US").unwrap();
@@ -445,7 +445,7 @@ mod tests {
                     company: String::new(),
                     numbers: vec![ContactNumber {
                         e164: E164(12_000_000_000 + i as u64 * 7),
-                        national: crate::phone::NationalKey(12_000_000_000 + i as u64 * 7),
+                        national: crate::book::phone::NationalKey(12_000_000_000 + i as u64 * 7),
                         label: String::new(),
                     }],
                 })

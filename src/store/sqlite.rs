@@ -8,9 +8,10 @@ use std::path::Path;
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::contact::{Contact, ContactNumber};
+use super::{PendingAuth, StoredAccount, Tokens};
+use crate::book::contact::{Contact, ContactNumber};
+use crate::book::phone::{NationalKey, E164};
 use crate::error::{Error, Result};
-use crate::phone::{NationalKey, E164};
 
 pub const DATABASE_FILE: &str = "google-integration.sqlite3";
 
@@ -53,32 +54,6 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX numbers_by_contact ON numbers(contact_id);",
 ];
-
-/// What the database remembers of a connected account besides its tokens.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoredAccount {
-    pub account: String,
-    /// Changes on every (re)connect, so that a sync started for an older connection cannot
-    /// write into a newer one, or into an account disabled meanwhile.
-    pub connection_id: i64,
-    pub issue: Option<String>,
-    pub last_sync: Option<i64>,
-    pub last_error: Option<String>,
-}
-
-/// The OAuth tokens of one account. No `Debug`: they must never be printed.
-pub struct Tokens {
-    pub refresh_token: String,
-    pub access_token: Option<String>,
-    pub access_expires_at: Option<i64>,
-}
-
-/// A state handed out by `gi_auth_url`, waiting for Google's redirect.
-pub struct PendingAuth {
-    pub account: String,
-    pub pkce_verifier: String,
-    pub created_at: i64,
-}
 
 pub struct Store {
     conn: Mutex<Connection>,

@@ -1,7 +1,7 @@
 //! A contact as the plugin keeps it: what caller ID needs of a Google person, with every
 //! number already normalised, so that storing, indexing and looking up never parse again.
 
-use crate::phone::{NationalKey, E164};
+use crate::book::phone::{NationalKey, E164};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Contact {

@@ -1,0 +1,105 @@
+//! The state every part of the plugin shares: the configuration, the store, the HTTP client,
+//! the caller-ID index and what is known of each account. The façade (`plugin`) and the sync
+//! workers (`sync`) both hold it; it knows neither of them.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::RwLock;
+
+use crate::book::numbers::ContactIndex;
+use crate::config::Config;
+use crate::google::http::HttpClient;
+use crate::store::{Store, StoredAccount};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Disconnected,
+    Connected,
+    Issue,
+}
+
+/// What the plugin knows of a connected account, kept in memory so that status calls never
+/// touch the database. The store holds the same facts for restarts.
+#[derive(Clone, Debug)]
+pub struct AccountState {
+    pub connection_id: i64,
+    pub issue: Option<String>,
+    pub syncing: bool,
+    pub last_sync: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+impl From<StoredAccount> for AccountState {
+    fn from(stored: StoredAccount) -> AccountState {
+        AccountState {
+            connection_id: stored.connection_id,
+            issue: stored.issue,
+            syncing: false,
+            last_sync: stored.last_sync,
+            last_error: stored.last_error,
+        }
+    }
+}
+
+/// What every part of the plugin shares: the sync worker's threads hold it too.
+pub struct Core {
+    pub config: Config,
+    pub store: Store,
+    pub http: HttpClient,
+    pub index: ContactIndex,
+    pub accounts: RwLock<HashMap<String, AccountState>>,
+}
+
+impl Core {
+    /// The connection an account has now, if it is connected.
+    pub fn connection_id(&self, account: &str) -> Option<i64> {
+        self.accounts.read().get(account).map(|s| s.connection_id)
+    }
+
+    /// Updates the in-memory state of an account, if it still has that connection (a
+    /// disable or reconnect meanwhile makes the update moot).
+    pub fn update_state(
+        &self,
+        account: &str,
+        connection_id: i64,
+        f: impl FnOnce(&mut AccountState),
+    ) {
+        if let Some(state) = self.accounts.write().get_mut(account) {
+            if state.connection_id == connection_id {
+                f(state);
+            }
+        }
+    }
+
+    /// Records a problem an administrator must act on (the yellow !).
+    pub fn record_issue(&self, account: &str, connection_id: i64, reason: &str) {
+        log::warn!("account {account}: {reason}");
+        if let Err(e) = self
+            .store
+            .set_health(account, connection_id, Some(reason), Some(reason))
+        {
+            log::error!("account {account}: cannot store its status: {e}");
+        }
+        self.update_state(account, connection_id, |s| {
+            s.issue = Some(reason.to_owned());
+            s.last_error = Some(reason.to_owned());
+        });
+    }
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}

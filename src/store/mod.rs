@@ -1,0 +1,32 @@
+//! What the plugin persists: pending authorizations, tokens, sync state and contacts. The
+//! plugin uses the `Store` of `sqlite`; the types here are what crosses the interface.
+
+mod sqlite;
+
+pub use sqlite::{Store, DATABASE_FILE};
+
+/// What the database remembers of a connected account besides its tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredAccount {
+    pub account: String,
+    /// Changes on every (re)connect, so that a sync started for an older connection cannot
+    /// write into a newer one, or into an account disabled meanwhile.
+    pub connection_id: i64,
+    pub issue: Option<String>,
+    pub last_sync: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// The OAuth tokens of one account. No `Debug`: they must never be printed.
+pub struct Tokens {
+    pub refresh_token: String,
+    pub access_token: Option<String>,
+    pub access_expires_at: Option<i64>,
+}
+
+/// A state handed out by `gi_auth_url`, waiting for Google's redirect.
+pub struct PendingAuth {
+    pub account: String,
+    pub pkce_verifier: String,
+    pub created_at: i64,
+}
