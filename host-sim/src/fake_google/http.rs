@@ -10,7 +10,28 @@ pub(super) struct Reply {
     status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    delivery: Delivery,
 }
+
+/// How a reply's body goes out on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Delivery {
+    /// `body` at once, with its `Content-Length`: every ordinary reply.
+    Whole,
+    /// `body` one byte every so often ([`Fault::Trickle`]), after a head sent at once with the
+    /// full `Content-Length`.
+    Trickle(Duration),
+    /// `len` bytes in all: `body` (cut to `len` if longer), then spaces, written chunk by chunk
+    /// so that a huge body ([`Fault::Huge`]) is never held in memory. Without `content_length`
+    /// the head has no `Content-Length` and the body ends when the connection closes.
+    Generated { len: u64, content_length: bool },
+}
+
+/// The first bytes of a [`Fault::Huge`] body: a JSON prefix the spaces after it never close.
+const HUGE_PREFIX: &[u8] = b"{\"connections\":[";
+/// Chunk size for generated bodies: big enough to stream 300 MB quickly, small enough to
+/// notice a shutdown between chunks.
+const GENERATED_CHUNK: usize = 64 * 1024;
 
 impl Reply {
     pub(super) fn json(status: u16, v: &Value) -> Reply {
@@ -26,6 +47,7 @@ impl Reply {
                 ("Vary".into(), "Origin, X-Origin, Referer".into()),
             ],
             body: body.into_bytes(),
+            delivery: Delivery::Whole,
         }
     }
 
@@ -45,6 +67,7 @@ impl Reply {
             status,
             headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())],
             body: body.into_bytes(),
+            delivery: Delivery::Whole,
         }
     }
 
@@ -62,6 +85,17 @@ impl Reply {
     pub(super) fn header(mut self, k: &str, v: &str) -> Reply {
         self.headers.push((k.to_string(), v.to_string()));
         self
+    }
+
+    /// The `Content-Length` the body has, if the head announces one.
+    fn content_length(&self) -> Option<u64> {
+        match self.delivery {
+            Delivery::Whole | Delivery::Trickle(_) => Some(self.body.len() as u64),
+            Delivery::Generated {
+                len,
+                content_length,
+            } => content_length.then_some(len),
+        }
     }
 }
 
@@ -93,11 +127,13 @@ pub(super) fn handle_connection(shared: &Shared, stream: TcpStream) {
                 status,
                 headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
                 body: message.into_bytes(),
+                delivery: Delivery::Whole,
             },
             false,
         ),
     };
-    let _ = write_reply(&mut out, &reply, head_only);
+    // A write error means the client went away: nothing to do but close.
+    let _ = write_reply(shared, &mut out, &reply, head_only);
     let _ = out.flush();
     let _ = out.shutdown(Shutdown::Write);
 }
@@ -225,7 +261,10 @@ pub(super) fn reason(status: u16) -> &'static str {
     }
 }
 
+/// Writes the head, then the body as `reply.delivery` says. A streamed body stops early, with
+/// `Ok`, when the fake is being dropped, so that its `Drop` never waits for a slow body.
 pub(super) fn write_reply(
+    shared: &Shared,
     out: &mut impl Write,
     reply: &Reply,
     head_only: bool,
@@ -234,15 +273,58 @@ pub(super) fn write_reply(
     for (k, v) in &reply.headers {
         let _ = write!(head, "{k}: {v}\r\n");
     }
-    let _ = write!(
-        head,
-        "Date: {}\r\nServer: ESF\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        http_date(SystemTime::now()),
-        reply.body.len()
-    );
+    // The reply's own headers win over the standard ones (only `Fault::Raw` gives any), so
+    // that a test can play a lying Content-Length or a keep-alive the fake does not keep.
+    let has = |name: &str| first_ci(&reply.headers, name).is_some();
+    if !has("date") {
+        let _ = write!(head, "Date: {}\r\n", http_date(SystemTime::now()));
+    }
+    if !has("server") {
+        head.push_str("Server: ESF\r\n");
+    }
+    if let Some(len) = reply.content_length() {
+        if !has("content-length") && !has("transfer-encoding") {
+            let _ = write!(head, "Content-Length: {len}\r\n");
+        }
+    }
+    if !has("connection") {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
     out.write_all(head.as_bytes())?;
-    if !head_only {
-        out.write_all(&reply.body)?;
+    if head_only {
+        return Ok(());
+    }
+    let stopping = || shared.stop.load(Ordering::SeqCst);
+    match reply.delivery {
+        Delivery::Whole => out.write_all(&reply.body)?,
+        Delivery::Trickle(interval) => {
+            // The head must reach the client now, not with the first byte.
+            out.flush()?;
+            for b in &reply.body {
+                shared.sleep(interval);
+                if stopping() {
+                    return Ok(());
+                }
+                out.write_all(std::slice::from_ref(b))?;
+                out.flush()?;
+            }
+        }
+        Delivery::Generated { len, .. } => {
+            let prefix_len =
+                usize::try_from(len).map_or(reply.body.len(), |l| l.min(reply.body.len()));
+            out.write_all(&reply.body[..prefix_len])?;
+            let mut left = len - prefix_len as u64;
+            let chunk = vec![b' '; GENERATED_CHUNK];
+            while left > 0 {
+                if stopping() {
+                    return Ok(());
+                }
+                let n = usize::try_from(left).map_or(GENERATED_CHUNK, |l| l.min(GENERATED_CHUNK));
+                out.write_all(&chunk[..n])?;
+                left -= n as u64;
+            }
+        }
     }
     Ok(())
 }
@@ -432,6 +514,50 @@ pub(super) fn apply_fault(
         ),
         Fault::InvalidGrant => {
             oauth_error(400, "invalid_grant", "Token has been expired or revoked.")
+        }
+        Fault::Raw {
+            status,
+            headers,
+            body,
+        } => {
+            let mut all = Vec::with_capacity(headers.len() + 1);
+            if first_ci(&headers, "content-type").is_none() {
+                all.push((
+                    "Content-Type".to_string(),
+                    "application/json; charset=UTF-8".to_string(),
+                ));
+            }
+            all.extend(headers);
+            Reply {
+                status,
+                headers: all,
+                body: body.into_bytes(),
+                delivery: Delivery::Whole,
+            }
+        }
+        Fault::Trickle { interval } => {
+            let mut r = normal(shared, rq);
+            r.delivery = Delivery::Trickle(interval);
+            r
+        }
+        Fault::Huge {
+            bytes,
+            content_length,
+        } => Reply {
+            status: 200,
+            headers: vec![(
+                "Content-Type".into(),
+                "application/json; charset=UTF-8".into(),
+            )],
+            body: HUGE_PREFIX.to_vec(),
+            delivery: Delivery::Generated {
+                len: bytes,
+                content_length,
+            },
+        },
+        Fault::EndlessPages => {
+            let mut st = shared.state.lock();
+            endless_page(&mut st)
         }
     }
 }

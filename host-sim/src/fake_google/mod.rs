@@ -276,6 +276,38 @@ pub enum Fault {
     Delay(Duration),
     /// 400 `{"error":"invalid_grant","error_description":"Token has been expired or revoked."}`.
     InvalidGrant,
+    /// Exactly this status, these headers and this body, without handling the request: for
+    /// hand-made pages (duplicate resource names, malformed persons, a repeated
+    /// `nextPageToken`, a 429 with an HTTP-date `Retry-After`, ...). `Content-Type` is
+    /// `application/json; charset=UTF-8` unless `headers` name one. A `Date`, `Server`,
+    /// `Content-Length` or `Connection` among `headers` replaces the fake's own (so a lying
+    /// `Content-Length` can be played too), and a `Transfer-Encoding` drops the fake's
+    /// `Content-Length` (the body must then be encoded by the caller); whatever they say, the
+    /// connection is closed after the body.
+    Raw {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// The request is handled (with its side effects, e.g. a code exchange), the status line
+    /// and headers (with the full `Content-Length`) go out at once, then the body one byte
+    /// every `interval`: a server that is alive but slower than any sane timeout. Sending stops
+    /// quietly when the client goes away or the fake is dropped.
+    Trickle { interval: Duration },
+    /// 200 `application/json` with a body of `bytes` bytes, `{"connections":[` then spaces (a
+    /// JSON prefix that never closes), generated chunk by chunk so that even hundreds of MB
+    /// are never held in memory. With `content_length` it is announced by `Content-Length`;
+    /// without, there is no `Content-Length` and the body ends when the fake closes the
+    /// connection. The request is not handled. Sending stops quietly when the client goes
+    /// away or the fake is dropped.
+    Huge { bytes: u64, content_length: bool },
+    /// For the People API: a 200 page with one new person (`people/endless{n}`, a name and a
+    /// US phone number) and a `nextPageToken` different on every request (`endless-{n}`),
+    /// never a `nextSyncToken`; `totalPeople` and `totalItems` always claim one more person
+    /// than sent so far. The request is not handled (no authentication, no parameter checks)
+    /// and the page tokens mean nothing to the real endpoint, so set it sticky: a client that
+    /// follows `nextPageToken` then never reaches the end.
+    EndlessPages,
 }
 
 /// The endpoints faults can be injected into.
@@ -411,6 +443,8 @@ struct State {
     page_size_cap: Option<usize>,
     access_lifetime: Duration,
     code_lifetime: Duration,
+    /// Pages served by [`Fault::EndlessPages`] so far, which numbers their people and tokens.
+    endless: u64,
 }
 
 impl State {
@@ -433,6 +467,7 @@ impl State {
             page_size_cap: None,
             access_lifetime: Duration::from_secs(3599),
             code_lifetime: Duration::from_secs(600),
+            endless: 0,
         }
     }
 

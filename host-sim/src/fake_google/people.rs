@@ -405,6 +405,41 @@ pub(super) fn people_endpoint(st: &mut State, rq: &Request) -> Reply {
     Reply::json(200, &Value::Object(body))
 }
 
+/// A page of [`Fault::EndlessPages`]: one new person and a fresh `nextPageToken` on every
+/// call, never a `nextSyncToken`.
+pub(super) fn endless_page(st: &mut State) -> Reply {
+    st.endless += 1;
+    let n = st.endless;
+    let resource_name = format!("people/endless{n}");
+    // A valid-looking US number, unique for the first 10,000 pages.
+    let last4 = n % 10_000;
+    let person = Person::new(&resource_name, "Endless", &format!("Page{n}")).with_phone_canonical(
+        &format!("(212) 555-{last4:04}"),
+        &format!("+1212555{last4:04}"),
+        "mobile",
+    );
+    let item = Item {
+        resource_name,
+        person: Some(person),
+        updated: SystemTime::now(),
+    };
+    let fields = Fields {
+        names: true,
+        phones: true,
+        organizations: false,
+        metadata: false,
+    };
+    Reply::json(
+        200,
+        &json!({
+            "connections": [render_item(&item, &fields)],
+            "nextPageToken": format!("endless-{n}"),
+            "totalPeople": n + 1,
+            "totalItems": n + 1,
+        }),
+    )
+}
+
 pub(super) fn digest(data: &str) -> [u8; 32] {
     Sha256::digest(data.as_bytes()).into()
 }

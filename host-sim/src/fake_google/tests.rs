@@ -895,6 +895,316 @@ fn every_fault() {
     assert!(g.revoked_tokens().is_empty());
 }
 
+/// Sends a bodiless request by hand and returns the socket, for replies read by hand.
+fn send_raw(g: &FakeGoogle, method: &str, path: &str) -> TcpStream {
+    let mut s = TcpStream::connect(g.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        g.addr()
+    )
+    .unwrap();
+    s
+}
+
+/// The `Content-Type` of replies the fake makes up.
+const JSON_TYPE: &str = "application/json; charset=UTF-8";
+/// How a `Fault::Huge` body starts.
+const HUGE_START: &str = "{\"connections\":[";
+
+#[test]
+fn raw_fault_answers_exactly_what_it_is_given() {
+    let g = setup();
+    let (access, _) = connect(&g);
+    let page = r#"{"connections":[{"resourceName":"people/c1"},{"resourceName":"people/c1"}],"nextPageToken":"same"}"#;
+    g.inject(
+        Endpoint::People,
+        Fault::Raw {
+            status: 200,
+            headers: vec![("X-Hostile".into(), "yes".into())],
+            body: page.into(),
+        },
+    );
+    let r = list(&g, &access, FULL);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, page);
+    assert_eq!(r.header("x-hostile"), Some("yes"));
+    assert_eq!(r.header("content-type"), Some(JSON_TYPE));
+    let len = page.len().to_string();
+    assert_eq!(r.header("content-length"), Some(len.as_str()));
+    assert_eq!(r.header("connection"), Some("close"));
+
+    // Its own Content-Type replaces the default one; a 429 with an HTTP-date Retry-After.
+    let date = "Wed, 21 Oct 2015 07:28:00 GMT";
+    g.inject(
+        Endpoint::People,
+        Fault::Raw {
+            status: 429,
+            headers: vec![
+                ("Retry-After".into(), date.into()),
+                ("Content-Type".into(), "text/plain".into()),
+            ],
+            body: "slow down".into(),
+        },
+    );
+    let r = list(&g, &access, FULL);
+    assert_eq!((r.status, r.body.as_str()), (429, "slow down"));
+    assert_eq!(r.header("retry-after"), Some(date));
+    let types: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(types, vec!["text/plain"]);
+
+    // A lying Content-Length replaces the fake's own; the body still ends at the close.
+    g.inject(
+        Endpoint::Token,
+        Fault::Raw {
+            status: 200,
+            headers: vec![("Content-Length".into(), "1000".into())],
+            body: "{}".into(),
+        },
+    );
+    let r = post_form(&g.token_url(), &[("grant_type", "refresh_token")], &[]);
+    assert_eq!((r.status, r.body.as_str()), (200, "{}"));
+    let lengths: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(lengths, vec!["1000"]);
+
+    // Sticky, and logged with its status.
+    g.set_sticky_fault(
+        Endpoint::People,
+        Some(Fault::Raw {
+            status: 503,
+            headers: vec![],
+            body: "{}".into(),
+        }),
+    );
+    assert_eq!(list(&g, &access, FULL).status, 503);
+    assert_eq!(list(&g, &access, FULL).status, 503);
+    assert_eq!(g.requests_to(Endpoint::People).last().unwrap().status, 503);
+    g.clear_faults();
+    assert_eq!(list(&g, &access, FULL).status, 200);
+}
+
+#[test]
+fn trickle_fault_sends_the_whole_body_slowly() {
+    let g = setup();
+    let (_, rt) = connect(&g);
+    let interval = Duration::from_millis(2);
+    g.inject(Endpoint::Token, Fault::Trickle { interval });
+    let t0 = Instant::now();
+    let r = refresh_with(&g, &rt);
+    let elapsed = t0.elapsed();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let len = r.body.len().to_string();
+    assert_eq!(r.header("content-length"), Some(len.as_str()));
+    // The refresh really happened: the new access token works.
+    let v = r.json();
+    let access = v["access_token"].as_str().unwrap();
+    assert_eq!(list(&g, access, FULL).status, 200);
+    // One byte per interval at best.
+    let bytes = u32::try_from(r.body.len()).unwrap();
+    assert!(elapsed >= interval * bytes, "{bytes} bytes in {elapsed:?}");
+    assert_eq!(g.requests_to(Endpoint::Token).last().unwrap().status, 200);
+
+    // Sticky too.
+    g.set_sticky_fault(Endpoint::People, Some(Fault::Trickle { interval }));
+    for _ in 0..2 {
+        let r = list(&g, access, FULL);
+        assert_eq!(r.status, 200);
+        assert!(r.json()["nextSyncToken"].is_string());
+    }
+}
+
+#[test]
+fn huge_fault_streams_exactly_that_many_bytes() {
+    let g = setup();
+    let (access, _) = connect(&g);
+    for content_length in [true, false] {
+        g.inject(
+            Endpoint::People,
+            Fault::Huge {
+                bytes: 200_000,
+                content_length,
+            },
+        );
+        let r = list(&g, &access, FULL);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body.len(), 200_000);
+        assert!(r.body.starts_with(HUGE_START));
+        assert!(r.body[HUGE_START.len()..].bytes().all(|b| b == b' '));
+        assert!(serde_json::from_str::<Value>(&r.body).is_err());
+        assert_eq!(r.header("content-type"), Some(JSON_TYPE));
+        assert_eq!(
+            r.header("content-length"),
+            if content_length { Some("200000") } else { None }
+        );
+        assert_eq!(r.header("connection"), Some("close"));
+    }
+    // Shorter than the prefix: the prefix is cut.
+    g.inject(
+        Endpoint::People,
+        Fault::Huge {
+            bytes: 5,
+            content_length: true,
+        },
+    );
+    assert_eq!(list(&g, &access, FULL).body, "{\"con");
+    // Sticky too.
+    g.set_sticky_fault(
+        Endpoint::Token,
+        Some(Fault::Huge {
+            bytes: 70_000,
+            content_length: false,
+        }),
+    );
+    for _ in 0..2 {
+        let r = post_form(&g.token_url(), &[("grant_type", "refresh_token")], &[]);
+        assert_eq!((r.status, r.body.len()), (200, 70_000));
+    }
+}
+
+#[test]
+fn huge_fault_streams_300_mb() {
+    let g = setup();
+    let bytes: u64 = 300_000_000;
+    g.inject(
+        Endpoint::People,
+        Fault::Huge {
+            bytes,
+            content_length: false,
+        },
+    );
+    let mut r = BufReader::new(send_raw(&g, "GET", CONNECTIONS_PATH));
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if line.is_empty() || line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("content-length"),
+        "{head}"
+    );
+    let mut start = [0u8; 16];
+    r.read_exact(&mut start).unwrap();
+    assert_eq!(&start[..], HUGE_START.as_bytes());
+    let rest = std::io::copy(&mut r, &mut std::io::sink()).unwrap();
+    assert_eq!(rest + 16, bytes);
+}
+
+#[test]
+fn streamed_replies_stop_on_disconnect_and_shutdown() {
+    let g = setup();
+    g.set_sticky_fault(
+        Endpoint::People,
+        Some(Fault::Huge {
+            bytes: 300_000_000,
+            content_length: true,
+        }),
+    );
+    // A client that reads a little and hangs up: the fake stops sending.
+    let mut s = send_raw(&g, "GET", CONNECTIONS_PATH);
+    let mut start = vec![0u8; 100_000];
+    s.read_exact(&mut start).unwrap();
+    assert!(start.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    drop(s);
+    let t0 = Instant::now();
+    while !g.shared.conns.lock().open.is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "still streaming to a closed connection"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    // Dropping the fake during a trickle, and while a huge body waits on a client that does
+    // not read, returns quickly.
+    g.clear_faults();
+    g.inject(
+        Endpoint::People,
+        Fault::Trickle {
+            interval: Duration::from_secs(1),
+        },
+    );
+    g.inject(
+        Endpoint::People,
+        Fault::Huge {
+            bytes: 300_000_000,
+            content_length: false,
+        },
+    );
+    let mut trickled = send_raw(&g, "GET", CONNECTIONS_PATH);
+    // The head comes at once (no token: a 401), the body a byte a second.
+    let mut status_line = [0u8; 12];
+    trickled.read_exact(&mut status_line).unwrap();
+    assert_eq!(&status_line, b"HTTP/1.1 401");
+    let stalled = send_raw(&g, "GET", CONNECTIONS_PATH);
+    std::thread::sleep(Duration::from_millis(300));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(g);
+        let _ = tx.send(());
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+        "dropping the fake hangs on a streamed reply"
+    );
+    drop(stalled);
+    drop(trickled);
+}
+
+#[test]
+fn endless_pages_never_end() {
+    let g = setup();
+    g.set_contacts(ALICE, vec![person(1)]);
+    let (access, _) = connect(&g);
+    g.set_sticky_fault(Endpoint::People, Some(Fault::EndlessPages));
+    let mut tokens = std::collections::HashSet::new();
+    let mut names = std::collections::HashSet::new();
+    let mut query = FULL.to_string();
+    for _ in 0..5 {
+        let r = list(&g, &access, &query);
+        assert_eq!(r.status, 200);
+        let v = r.json();
+        assert!(v.get("nextSyncToken").is_none(), "{v}");
+        let people = v["connections"].as_array().unwrap();
+        assert_eq!(people.len(), 1);
+        let p = &people[0];
+        let name = p["resourceName"].as_str().unwrap();
+        assert!(name.starts_with("people/endless"), "{name}");
+        assert!(names.insert(name.to_string()), "{name} again");
+        assert!(p["names"][0]["displayName"]
+            .as_str()
+            .unwrap()
+            .starts_with("Endless"));
+        assert!(p["phoneNumbers"][0]["canonicalForm"]
+            .as_str()
+            .unwrap()
+            .starts_with("+1212555"));
+        let token = v["nextPageToken"].as_str().unwrap().to_string();
+        assert!(tokens.insert(token.clone()), "{token} again");
+        query = format!("{FULL}&pageToken={token}");
+    }
+    // Off again: the real list ends with a sync token.
+    g.set_sticky_fault(Endpoint::People, None);
+    let v = list(&g, &access, FULL).json();
+    assert_eq!(v["connections"].as_array().unwrap().len(), 1);
+    assert!(v["nextSyncToken"].is_string());
+}
+
 #[test]
 fn approve_validates_like_google() {
     let g = setup();
