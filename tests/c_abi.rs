@@ -1,30 +1,34 @@
-//! Compiles tests/c/abi_smoke.c against include/ with -Wall -Werror and the address and
-//! undefined-behaviour sanitizers, links it to the built cdylib, and runs it.
+//! Compiles the C programs of tests/c against include/ with -Wall -Werror and the address and
+//! undefined-behaviour sanitizers, links them to the built cdylib, and runs them.
 
-use std::path::Path;
+mod common;
+
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[test]
-fn c_program_against_the_header_runs_clean_under_sanitizers() {
+use common::{Harness, ALICE};
+use host_sim::fake_google::Person;
+
+/// Builds `tests/c/{name}.c` into `work` and returns the executable.
+fn compile(name: &str, work: &Path) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let lib = host_sim::plugin::default_library_path();
     let lib_dir = lib.parent().expect("library directory");
     assert!(lib.exists(), "the cdylib is not built at {}", lib.display());
-    let work = tempfile::tempdir().expect("temp dir");
-    let exe = work.path().join("abi_smoke");
-
+    let exe = work.join(name);
     let compiled = Command::new("cc")
         .args([
             "-std=c11",
             "-Wall",
             "-Wextra",
             "-Werror",
+            "-pthread",
             "-fsanitize=address,undefined",
         ])
         .args(["-fno-omit-frame-pointer", "-fno-sanitize-recover=all"])
         .arg("-I")
         .arg(root.join("include"))
-        .arg(root.join("tests/c/abi_smoke.c"))
+        .arg(root.join(format!("tests/c/{name}.c")))
         .arg("-L")
         .arg(lib_dir)
         .arg("-lgoogle_integration")
@@ -35,12 +39,14 @@ fn c_program_against_the_header_runs_clean_under_sanitizers() {
         .expect("a C compiler (cc) is needed for this test: apt-get install gcc");
     assert!(
         compiled.status.success(),
-        "the C program does not compile against the header:\n{}",
+        "{name}.c does not compile against the header:\n{}",
         String::from_utf8_lossy(&compiled.stderr)
     );
+    exe
+}
 
-    let ran = Command::new(&exe)
-        .arg(work.path().join("data"))
+fn run_clean(name: &str, command: &mut Command) {
+    let ran = command
         .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
         .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         .output()
@@ -49,6 +55,35 @@ fn c_program_against_the_header_runs_clean_under_sanitizers() {
     let stderr = String::from_utf8_lossy(&ran.stderr);
     assert!(
         ran.status.success() && stdout.contains("1 passed, 0 failed"),
-        "the C program failed:\n{stdout}\n{stderr}"
+        "{name} failed:\n{stdout}\n{stderr}"
+    );
+}
+
+#[test]
+fn c_program_against_the_header_runs_clean_under_sanitizers() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let exe = compile("abi_smoke", work.path());
+    run_clean("abi_smoke", Command::new(&exe).arg(work.path().join("data")));
+}
+
+#[test]
+fn closing_under_threads_in_flight_and_calls_after_close_never_crash() {
+    let h = Harness::new();
+    h.fake.set_contacts(
+        ALICE,
+        vec![Person::new("people/c1", "Ada", "Lovelace").with_phone("+1 212-555-0100", "mobile")],
+    );
+    {
+        let plugin = h.open();
+        h.connect_and_sync(&plugin, "example.com/40", ALICE);
+    }
+    let work = tempfile::tempdir().expect("temp dir");
+    let exe = compile("close_race", work.path());
+    run_clean(
+        "close_race",
+        Command::new(&exe)
+            .arg(h.data_dir().join("data"))
+            .arg("example.com/40")
+            .arg("+12125550100"),
     );
 }

@@ -4,9 +4,11 @@
 
 use std::cell::RefCell;
 use std::ffi::CStr;
+use std::ops::Deref;
 use std::os::raw::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
+use std::sync::Arc;
 
 use super::types::{GiPlugin, GiResult, GiStatus};
 use crate::account;
@@ -100,11 +102,67 @@ macro_rules! try_ffi {
 }
 pub(crate) use try_ffi;
 
-pub fn plugin<'a>(p: *const GiPlugin) -> Result<&'a Plugin, Error> {
-    // SAFETY: the host passes NULL or a pointer from gi_open that it has not closed.
-    unsafe { p.as_ref() }.map(|p| &p.plugin).ok_or_else(|| {
+/// The open plugin behind a handle, held for the call: `gi_close` waits until every such
+/// hold is released before it tears the plugin down.
+pub struct OpenPlugin(arc_swap::Guard<Option<Arc<Plugin>>>);
+
+impl Deref for OpenPlugin {
+    type Target = Plugin;
+    fn deref(&self) -> &Plugin {
+        self.0.as_deref().expect("checked open in plugin()")
+    }
+}
+
+pub fn plugin(p: *const GiPlugin) -> Result<OpenPlugin, Error> {
+    // SAFETY: the host passes NULL or a pointer from gi_open; handles are never freed, so
+    // even one that was closed is still valid memory.
+    let handle = unsafe { p.as_ref() }.ok_or_else(|| {
         Error::invalid_argument("the plugin is NULL; pass the pointer gi_open returned")
-    })
+    })?;
+    let open = handle.plugin.load();
+    if open.is_none() {
+        return Err(closed());
+    }
+    Ok(OpenPlugin(open))
+}
+
+pub fn closed() -> Error {
+    Error::invalid_argument(
+        "the plugin was closed with gi_close; call gi_open again before using it",
+    )
+}
+
+/// Handles closed by `gi_close`, kept allocated (and reachable, so leak checkers do not
+/// report them) for the life of the process: a stale pointer must find a closed handle.
+static CLOSED_HANDLES: parking_lot::Mutex<Vec<usize>> = parking_lot::Mutex::new(Vec::new());
+
+/// Closes the plugin behind a handle: takes it out so that new calls find it closed, waits
+/// for the calls in flight to return, then stops it. False when it was closed already.
+pub fn close(p: *mut GiPlugin) -> bool {
+    // SAFETY: as in plugin(): NULL was checked by the caller, and handles are never freed.
+    let Some(handle) = (unsafe { p.as_ref() }) else {
+        return false;
+    };
+    let Some(open) = handle.plugin.swap(None) else {
+        return false;
+    };
+    CLOSED_HANDLES.lock().push(p as usize);
+    // Replies being read are abandoned, so a call waiting on Google returns soon.
+    open.begin_close();
+    // After the swap, every call still holding the plugin holds a counted reference.
+    let mut open = open;
+    loop {
+        match Arc::try_unwrap(open) {
+            Ok(plugin) => {
+                drop(plugin); // stops the workers, closes the store
+                return true;
+            }
+            Err(still_shared) => {
+                open = still_shared;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+    }
 }
 
 /// A NUL-terminated UTF-8 string from the host, borrowed for the call.
@@ -191,7 +249,7 @@ pub fn with_account(
     act: impl FnOnce(&Plugin, &str) -> Result<(), Error>,
 ) -> GiResult {
     let checked = self::plugin(plugin).and_then(|p| self::account(account).map(|a| (p, a)));
-    match checked.and_then(|(plugin, account)| act(plugin, account)) {
+    match checked.and_then(|(plugin, account)| act(&plugin, account)) {
         Ok(()) => GiResult::GI_OK,
         Err(error) => fail(&error),
     }

@@ -13,6 +13,8 @@ pub mod types;
 use std::os::raw::{c_char, c_int, c_void};
 use std::ptr;
 
+use arc_swap::ArcSwapOption;
+
 use boundary::{ffi_boundary, try_ffi};
 pub use types::{GiContact, GiPlugin, GiResult, GiStatus};
 
@@ -26,7 +28,9 @@ pub extern "C" fn gi_open(config_json: *const c_char) -> *mut GiPlugin {
     ffi_boundary!("gi_open", {
         let opened = boundary::string(config_json, "config_json").and_then(Plugin::open);
         match opened {
-            Ok(plugin) => Box::into_raw(Box::new(GiPlugin { plugin })),
+            Ok(plugin) => Box::into_raw(Box::new(GiPlugin {
+                plugin: ArcSwapOption::from_pointee(plugin),
+            })),
             Err(error) => {
                 log::error!("gi_open failed: {error}");
                 boundary::fail(&error);
@@ -36,14 +40,14 @@ pub extern "C" fn gi_open(config_json: *const c_char) -> *mut GiPlugin {
     })
 }
 
-/// Stops the sync workers and closes the database. NULL is a no-op. The pointer is invalid
-/// afterwards.
+/// Waits for calls in flight on other threads to return, then stops the sync workers and
+/// closes the database. NULL is a no-op. Afterwards every call with this pointer (a second
+/// gi_close too) fails with GI_ERR_INVALID_ARGUMENT and never crashes.
 #[no_mangle]
 pub extern "C" fn gi_close(plugin: *mut GiPlugin) {
     ffi_boundary!("gi_close", {
-        if !plugin.is_null() {
-            // SAFETY: the pointer came from gi_open, and the host closes it once.
-            drop(unsafe { Box::from_raw(plugin) });
+        if !plugin.is_null() && !boundary::close(plugin) {
+            boundary::fail(&boundary::closed());
         }
     })
 }

@@ -4,12 +4,19 @@
 
 use std::os::raw::c_char;
 
+use arc_swap::ArcSwapOption;
+
+use crate::core::Status;
 use crate::error::ErrorKind;
-use crate::plugin::{Plugin, Status};
+use crate::plugin::Plugin;
 
 /// The plugin. Opaque to the host; thread-safe; one per process is usual.
+///
+/// The handle outlives `gi_close`: closing takes the plugin out of it (waiting for calls in
+/// flight), and the empty handle stays allocated, so a call with a stale pointer finds it
+/// closed instead of freed memory.
 pub struct GiPlugin {
-    pub(crate) plugin: Plugin,
+    pub(crate) plugin: ArcSwapOption<Plugin>,
 }
 
 /// An account's connection, as the PBX page shows it.
