@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::fs;
+use std::ops::RangeInclusive;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,11 +51,35 @@ struct RawConfig {
     google: RawGoogle,
     #[serde(default)]
     domains: HashMap<String, RawDomain>,
-    /// Not in the contract's example: the first delay of the exponential backoff after a 429
-    /// or 5xx without `Retry-After`. Google recommends about a second; tests shorten it.
+    #[serde(default = "default_sources")]
+    sources: Vec<String>,
+    #[serde(default)]
+    contact_groups: Option<Vec<String>>,
+    #[serde(default)]
+    calendar: bool,
+    #[serde(default = "default_presence_interval")]
+    presence_interval_secs: u64,
+    #[serde(default = "default_store")]
+    store: String,
+    #[serde(default)]
+    token_key_file: Option<PathBuf>,
+    #[serde(default = "default_requests_per_minute")]
+    google_requests_per_minute: u64,
+    /// The first pause of the exponential backoff after a 429 or 5xx without `Retry-After`.
+    /// Google recommends about a second; tests shorten it.
     #[serde(default = "default_retry_base_ms")]
     retry_base_ms: u64,
 }
+
+/// The contract's bounds. Sync tokens die after 7 days, so a longer interval would make
+/// every sync a full one.
+const SYNC_INTERVAL_SECS: RangeInclusive<u64> = 1..=604_800;
+const PRESENCE_INTERVAL_SECS: RangeInclusive<u64> = 10..=3600;
+const REQUESTS_PER_MINUTE: RangeInclusive<u64> = 1..=100_000;
+/// Up to ten minutes: a longer first pause would outlast any sync.
+const RETRY_BASE_MS: RangeInclusive<u64> = 1..=600_000;
+/// The contact sources the People API offers.
+pub const SOURCES: [&str; 3] = ["contacts", "directory", "other_contacts"];
 
 fn default_region() -> String {
     "US".into()
@@ -64,6 +89,18 @@ fn default_sync_interval() -> u64 {
 }
 fn default_retry_base_ms() -> u64 {
     1000
+}
+fn default_sources() -> Vec<String> {
+    vec!["contacts".into()]
+}
+fn default_presence_interval() -> u64 {
+    300
+}
+fn default_store() -> String {
+    "sqlite".into()
+}
+fn default_requests_per_minute() -> u64 {
+    600
 }
 
 #[derive(Deserialize)]
@@ -77,6 +114,8 @@ struct RawGoogle {
     revoke_url: String,
     #[serde(default = "default_people_url")]
     people_url: String,
+    #[serde(default = "default_calendar_url")]
+    calendar_url: String,
 }
 
 impl Default for RawGoogle {
@@ -86,6 +125,7 @@ impl Default for RawGoogle {
             token_url: default_token_url(),
             revoke_url: default_revoke_url(),
             people_url: default_people_url(),
+            calendar_url: default_calendar_url(),
         }
     }
 }
@@ -102,6 +142,9 @@ fn default_revoke_url() -> String {
 fn default_people_url() -> String {
     "https://people.googleapis.com".into()
 }
+fn default_calendar_url() -> String {
+    "https://www.googleapis.com".into()
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -110,6 +153,18 @@ struct RawDomain {
     client_secret: Option<Secret>,
     redirect_uri: Option<String>,
     region: Option<String>,
+    sources: Option<Vec<String>>,
+    /// Absent: the top level's; null: no filter.
+    #[serde(default, deserialize_with = "present")]
+    contact_groups: Option<Option<Vec<String>>>,
+    calendar: Option<bool>,
+}
+
+/// Tells a field given as null (`Some(None)`) from one left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// Google's endpoints, checked to be absolute URLs that are https (or http on loopback).
@@ -119,6 +174,7 @@ pub struct GoogleEndpoints {
     pub token_url: Url,
     pub revoke_url: Url,
     pub people_url: Url,
+    pub calendar_url: Url,
 }
 
 /// Everything a call for one domain needs: its OAuth client and the region its numbers are
@@ -129,13 +185,22 @@ pub struct DomainSettings {
     pub client_secret: Secret,
     pub redirect_uri: Url,
     pub region: RegionRules,
+    /// What the domain's accounts sync, from `SOURCES`.
+    pub sources: Vec<String>,
+    /// Only contacts in one of these groups (case-insensitive), when set.
+    pub contact_groups: Option<Vec<String>>,
+    pub calendar: bool,
 }
 
 #[derive(Debug)]
 pub struct Config {
     pub data_dir: PathBuf,
     pub sync_interval: Duration,
+    pub presence_interval: Duration,
     pub retry_base: Duration,
+    pub requests_per_minute: u64,
+    /// Where tokens' key is, when the configuration names a file; else `data_dir/token.key`.
+    pub token_key_file: Option<PathBuf>,
     pub google: GoogleEndpoints,
     default_settings: Arc<DomainSettings>,
     /// Consulted on every lookup (for the region), so hashed with FxHash, not SipHash.
@@ -153,11 +218,36 @@ impl Config {
             token_url: parse_endpoint("google.token_url", &raw.google.token_url)?,
             revoke_url: parse_endpoint("google.revoke_url", &raw.google.revoke_url)?,
             people_url: parse_endpoint("google.people_url", &raw.google.people_url)?,
+            calendar_url: parse_endpoint("google.calendar_url", &raw.google.calendar_url)?,
         };
-        if raw.sync_interval_secs == 0 {
-            return Err(Error::config(
-                "configuration: sync_interval_secs must be at least 1 (the default is 600)",
-            ));
+        within(
+            "sync_interval_secs",
+            raw.sync_interval_secs,
+            SYNC_INTERVAL_SECS,
+            "600; Google's sync tokens die after 7 days",
+        )?;
+        within(
+            "presence_interval_secs",
+            raw.presence_interval_secs,
+            PRESENCE_INTERVAL_SECS,
+            "300",
+        )?;
+        within(
+            "google_requests_per_minute",
+            raw.google_requests_per_minute,
+            REQUESTS_PER_MINUTE,
+            "600",
+        )?;
+        within("retry_base_ms", raw.retry_base_ms, RETRY_BASE_MS, "1000")?;
+        if raw.store != "sqlite" {
+            let shown = if raw.store.starts_with("postgres") {
+                "a PostgreSQL URL"
+            } else {
+                "this value"
+            };
+            return Err(Error::config(format!(
+                "configuration: store: {shown} is not supported by this build; use \"sqlite\" (the default). The shared PostgreSQL store for clusters is not available yet"
+            )));
         }
 
         let default_settings = Arc::new(DomainSettings {
@@ -165,6 +255,9 @@ impl Config {
             client_secret: non_empty_secret("client_secret", raw.client_secret)?,
             redirect_uri: parse_endpoint("redirect_uri", &raw.redirect_uri)?,
             region: parse_region("default_region", &raw.default_region)?,
+            sources: parse_sources("sources", raw.sources)?,
+            contact_groups: raw.contact_groups,
+            calendar: raw.calendar,
         });
 
         let mut domains = HashMap::default();
@@ -192,6 +285,15 @@ impl Config {
                     Some(region) => parse_region(&field("region"), &region)?,
                     None => default_settings.region.clone(),
                 },
+                sources: match over.sources {
+                    Some(sources) => parse_sources(&field("sources"), sources)?,
+                    None => default_settings.sources.clone(),
+                },
+                contact_groups: match over.contact_groups {
+                    Some(groups) => groups,
+                    None => default_settings.contact_groups.clone(),
+                },
+                calendar: over.calendar.unwrap_or(default_settings.calendar),
             };
             domains.insert(domain, Arc::new(settings));
         }
@@ -201,7 +303,10 @@ impl Config {
         Ok(Config {
             data_dir: raw.data_dir,
             sync_interval: Duration::from_secs(raw.sync_interval_secs),
+            presence_interval: Duration::from_secs(raw.presence_interval_secs),
             retry_base: Duration::from_millis(raw.retry_base_ms),
+            requests_per_minute: raw.google_requests_per_minute,
+            token_key_file: raw.token_key_file,
             google,
             default_settings,
             domains,
@@ -217,6 +322,36 @@ impl Config {
             .get(domain_of(account))
             .unwrap_or(&self.default_settings)
     }
+}
+
+fn within(field: &str, value: u64, bounds: RangeInclusive<u64>, default: &str) -> Result<()> {
+    if bounds.contains(&value) {
+        return Ok(());
+    }
+    Err(Error::config(format!(
+        "configuration: {field} is {value}; it must be from {} to {} (the default is {default})",
+        bounds.start(),
+        bounds.end()
+    )))
+}
+
+fn parse_sources(field: &str, sources: Vec<String>) -> Result<Vec<String>> {
+    if sources.is_empty() {
+        return Err(Error::config(format!(
+            "configuration: {field} is empty; list at least one of {SOURCES:?}"
+        )));
+    }
+    if let Some(unknown) = sources.iter().find(|s| !SOURCES.contains(&s.as_str())) {
+        return Err(Error::config(format!(
+            "configuration: {field}: \"{unknown}\" is not a contact source; use {SOURCES:?}"
+        )));
+    }
+    // In the contract's lookup order, each once.
+    Ok(SOURCES
+        .iter()
+        .filter(|known| sources.iter().any(|s| s == *known))
+        .map(|known| known.to_string())
+        .collect())
 }
 
 fn non_empty(field: &str, value: String) -> Result<String> {
@@ -300,6 +435,24 @@ fn create_data_dir(dir: &PathBuf) -> Result<()> {
                 dir.display()
             ))
         })?;
+    // Tokens live here: a directory others can read (made by hand, or by an older release)
+    // is tightened, and the administrator told.
+    if let Ok(meta) = fs::metadata(dir) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| {
+                Error::config(format!(
+                    "configuration: data_dir \"{}\" is readable by others (mode {mode:o}) and cannot be made private ({e}); chmod 700 it",
+                    dir.display()
+                ))
+            })?;
+            log::warn!(
+                "data_dir {} was readable by others (mode {mode:o}); it is now 700, since it holds tokens",
+                dir.display()
+            );
+        }
+    }
     // Prove now that the directory is writable, rather than failing on the first token.
     let probe = dir.join(".write-test");
     fs::write(&probe, b"")

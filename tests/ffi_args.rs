@@ -334,6 +334,38 @@ fn bad_configuration_fails_naming_the_field() {
     let mut config = base.clone();
     config["sync_interval_secs"] = json!(0);
     assert!(open_error(config).contains("sync_interval_secs"));
+    // The contract's bounds, each failing with the field named (a huge interval once made
+    // every sync worker die on an overflow).
+    for (field, value) in [
+        ("sync_interval_secs", json!(18446744073709551615u64)),
+        ("sync_interval_secs", json!(604801)),
+        ("presence_interval_secs", json!(9)),
+        ("presence_interval_secs", json!(3601)),
+        ("google_requests_per_minute", json!(0)),
+        ("google_requests_per_minute", json!(100001)),
+        ("retry_base_ms", json!(0)),
+    ] {
+        let mut config = base.clone();
+        config[field] = value.clone();
+        let message = open_error(config);
+        assert!(message.contains(field), "{field} = {value}: {message}");
+    }
+    let mut config = base.clone();
+    config["sources"] = json!(["contacts", "calendar"]);
+    assert!(open_error(config).contains("\"calendar\""));
+    let mut config = base.clone();
+    config["sources"] = json!([]);
+    assert!(open_error(config).contains("sources"));
+    let mut config = base.clone();
+    config["domains"] = json!({"acme.de": {"sources": ["nope"]}});
+    assert!(open_error(config).contains("domains.acme.de.sources"));
+    let mut config = base.clone();
+    config["store"] = json!("postgresql://pbx:hunter2@db.example.com/pbx");
+    let message = open_error(config);
+    assert!(
+        message.contains("store") && !message.contains("hunter2"),
+        "{message}"
+    );
     let mut config = base.clone();
     config["data_dir"] = json!("/proc/self/not-here");
     assert!(open_error(config).contains("data_dir"));
@@ -367,6 +399,27 @@ fn defaults_and_loopback_http_are_accepted() {
     let mut config = h.config();
     config["google"]["token_url"] = json!("http://localhost:1/token");
     Plugin::open(api(), &config.to_string()).expect("http on localhost is allowed");
+    // Every field of the contract's example is known, with values at the bounds.
+    let mut config = h.config();
+    for (field, value) in [
+        ("sync_interval_secs", json!(604800)),
+        ("presence_interval_secs", json!(10)),
+        ("google_requests_per_minute", json!(100000)),
+        (
+            "sources",
+            json!(["contacts", "directory", "other_contacts"]),
+        ),
+        ("contact_groups", json!(["Customers"])),
+        ("calendar", json!(true)),
+        ("store", json!("sqlite")),
+        ("token_key_file", json!(null)),
+    ] {
+        config[field] = value;
+    }
+    config["google"]["calendar_url"] = json!("http://127.0.0.1:1");
+    config["domains"] =
+        json!({"acme.de": {"sources": ["contacts"], "contact_groups": null, "calendar": false}});
+    Plugin::open(api(), &config.to_string()).expect("the contract's fields are accepted");
 }
 
 #[test]
