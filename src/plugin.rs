@@ -17,7 +17,7 @@ use crate::core::{rfc3339, unix_now, AccountState, Core, Status};
 use crate::error::{Error, ErrorKind, Result};
 use crate::google::http::{HttpClient, Limits};
 use crate::google::oauth::{self, Callback};
-use crate::store::{PendingAuth, Store, Tokens};
+use crate::store::{PendingAuth, Sealer, Store, Tokens};
 use crate::sync::SyncWorker;
 
 /// How long a state from `auth_url` may wait for Google's redirect.
@@ -46,7 +46,8 @@ impl Plugin {
     /// index from it before returning, so lookups answer at once, with or without Google.
     pub fn open(config_json: &str) -> Result<Plugin> {
         let config = Config::parse(config_json)?;
-        let store = Store::open(&config.data_dir)?;
+        let sealer = Sealer::load(config.token_key_file.as_deref(), &config.data_dir)?;
+        let store = Store::open(&config.data_dir, sealer)?;
         let http = HttpClient::new(Limits::default())?;
 
         let accounts: HashMap<String, AccountState> = store

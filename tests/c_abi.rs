@@ -63,7 +63,10 @@ fn run_clean(name: &str, command: &mut Command) {
 fn c_program_against_the_header_runs_clean_under_sanitizers() {
     let work = tempfile::tempdir().expect("temp dir");
     let exe = compile("abi_smoke", work.path());
-    run_clean("abi_smoke", Command::new(&exe).arg(work.path().join("data")));
+    run_clean(
+        "abi_smoke",
+        Command::new(&exe).arg(work.path().join("data")),
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use host_sim::fake_google::{Client, Endpoint, Fault};
-use host_sim::plugin::{GiResult, GiStatus};
+use host_sim::plugin::{GiResult, GiStatus, Plugin};
 
 const ACCOUNT: &str = "example.com/40";
 
@@ -347,15 +347,18 @@ fn after_disable_and_close_no_byte_of_a_token_is_left_under_data_dir() {
     let plugin = h.open();
     h.connect_and_sync(&plugin, ACCOUNT, ALICE);
     drop(plugin);
+    // The tokens as stored (sealed), and as Google issued them.
     let (refresh, access) = stored_tokens(&h);
+    let issued = h.fake.issued_tokens();
+    assert!(!issued.is_empty());
     let plugin = h.open();
-    // Before: the tokens are there to be found (the check below can fail).
+    // Before: the sealed tokens are there to be found (the check below can fail).
     let before = files_under(&h.data_dir().join("data"));
     assert!(before.iter().any(|(_, bytes)| contains(bytes, &refresh)));
     plugin.disable(ACCOUNT).unwrap();
     drop(plugin);
     for (path, bytes) in files_under(&h.data_dir().join("data")) {
-        for secret in [&refresh, &access] {
+        for secret in [&refresh, &access].into_iter().chain(&issued) {
             assert!(
                 !contains(&bytes, secret),
                 "{} still holds a token",
@@ -363,6 +366,82 @@ fn after_disable_and_close_no_byte_of_a_token_is_left_under_data_dir() {
             );
         }
     }
+}
+
+#[test]
+fn tokens_are_sealed_at_rest_and_a_copy_without_the_key_reveals_none() {
+    let h = Harness::new();
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    drop(plugin);
+    let issued = h.fake.issued_tokens();
+    assert!(
+        issued.len() >= 2,
+        "a refresh and an access token were issued"
+    );
+    let data = h.data_dir().join("data");
+    for (path, bytes) in files_under(&data) {
+        for token in &issued {
+            assert!(
+                !contains(&bytes, token),
+                "{} holds a token in plain text",
+                path.display()
+            );
+        }
+    }
+    let key = data.join("token.key");
+    let meta = std::fs::metadata(&key).expect("token.key is created in data_dir");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!((meta.len(), meta.permissions().mode() & 0o777), (32, 0o600));
+
+    // The database copied without its key: the plugin refuses it, naming the key, rather
+    // than sending Google garbage.
+    std::fs::remove_file(&key).unwrap();
+    let err = Plugin::open(api(), &h.config().to_string())
+        .err()
+        .expect("refused");
+    assert_eq!(err.code, GiResult::GI_ERR_CONFIG);
+    assert!(err.message.contains("token.key"), "{}", err.message);
+}
+
+#[test]
+fn a_named_key_file_must_exist_be_private_and_hold_32_bytes() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = Harness::new();
+    let key = h.data_dir().join("pbx-google.key");
+    let mut config = h.config();
+    config["token_key_file"] = serde_json::json!(key);
+    let open_error = |config: &serde_json::Value| {
+        Plugin::open(api(), &config.to_string())
+            .err()
+            .expect("refused")
+    };
+    let missing = open_error(&config);
+    assert_eq!(missing.code, GiResult::GI_ERR_CONFIG);
+    assert!(
+        missing.message.contains("pbx-google.key"),
+        "{}",
+        missing.message
+    );
+
+    std::fs::write(&key, [1u8; 16]).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(open_error(&config).message.contains("16 bytes"));
+
+    std::fs::write(&key, [1u8; 32]).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(open_error(&config).message.contains("chmod 600"));
+
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let plugin = h.open_with(&config);
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    drop(plugin);
+    assert!(
+        !h.data_dir().join("data/token.key").exists(),
+        "with a named key, none is made in data_dir"
+    );
+    let plugin = h.open_with(&config);
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_CONNECTED);
 }
 
 #[test]
@@ -374,5 +453,17 @@ fn data_dir_is_created_private() {
         .unwrap()
         .permissions()
         .mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
+
+#[test]
+fn an_existing_data_dir_others_can_read_is_tightened() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = Harness::new();
+    let data = h.data_dir().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _plugin = h.open();
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
 }

@@ -1,8 +1,11 @@
 //! What the plugin persists: pending authorizations, tokens, sync state and contacts. The
-//! plugin uses the `Store` of `sqlite`; the types here are what crosses the interface.
+//! plugin uses the `Store` of `sqlite`, whose tokens `seal` encrypts; the types here are what
+//! crosses the interface.
 
+mod seal;
 mod sqlite;
 
+pub use seal::{Sealer, KEY_FILE};
 pub use sqlite::{Store, DATABASE_FILE};
 
 /// What the database remembers of a connected account besides its tokens.

@@ -8,6 +8,7 @@ use std::path::Path;
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
+use super::seal::Sealer;
 use super::{PendingAuth, StoredAccount, Tokens};
 use crate::book::contact::{Contact, ContactNumber};
 use crate::book::phone::{NationalKey, E164};
@@ -57,10 +58,14 @@ const MIGRATIONS: &[&str] = &[
 
 pub struct Store {
     conn: Mutex<Connection>,
+    sealer: Sealer,
 }
 
 impl Store {
-    pub fn open(data_dir: &Path) -> Result<Store> {
+    /// Opens (or creates) the database in `data_dir`. Tokens an older release stored in
+    /// plain text are sealed now; sealed ones must open with `sealer`'s key, or the open
+    /// fails: a wrong key must never send garbage tokens to Google.
+    pub fn open(data_dir: &Path, sealer: Sealer) -> Result<Store> {
         let path = data_dir.join(DATABASE_FILE);
         let mut conn = Connection::open(&path).map_err(|e| {
             Error::storage(format!(
@@ -77,8 +82,10 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
         restrict_permissions(data_dir);
+        seal_plain_tokens(&mut conn, &sealer)?;
         Ok(Store {
             conn: Mutex::new(conn),
+            sealer,
         })
     }
 
@@ -164,8 +171,11 @@ impl Store {
             params![
                 account,
                 connection_id,
-                tokens.refresh_token,
-                tokens.access_token,
+                self.sealer.seal(account, REFRESH, &tokens.refresh_token),
+                tokens
+                    .access_token
+                    .as_deref()
+                    .map(|t| self.sealer.seal(account, ACCESS, t)),
                 tokens.access_expires_at,
                 now
             ],
@@ -197,21 +207,30 @@ impl Store {
 
     pub fn tokens(&self, account: &str, connection_id: i64) -> Result<Option<Tokens>> {
         let conn = self.conn.lock();
-        let tokens = conn
+        let sealed = conn
             .query_row(
                 "SELECT refresh_token, access_token, access_expires_at FROM accounts
                  WHERE account = ?1 AND connection_id = ?2",
                 params![account, connection_id],
                 |row| {
-                    Ok(Tokens {
-                        refresh_token: row.get(0)?,
-                        access_token: row.get(1)?,
-                        access_expires_at: row.get(2)?,
-                    })
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, Option<String>>(1)?,
+                        row.get::<_, Option<i64>>(2)?,
+                    ))
                 },
             )
             .optional()?;
-        Ok(tokens)
+        let Some((refresh, access, access_expires_at)) = sealed else {
+            return Ok(None);
+        };
+        Ok(Some(Tokens {
+            refresh_token: self.sealer.open(account, REFRESH, &refresh)?,
+            access_token: access
+                .map(|t| self.sealer.open(account, ACCESS, &t))
+                .transpose()?,
+            access_expires_at,
+        }))
     }
 
     /// Stores a refreshed access token. The refresh token is kept, since Google does not
@@ -231,9 +250,9 @@ impl Store {
             params![
                 account,
                 connection_id,
-                access_token,
+                self.sealer.seal(account, ACCESS, access_token),
                 expires_at,
-                new_refresh_token
+                new_refresh_token.map(|t| self.sealer.seal(account, REFRESH, t))
             ],
         )?;
         Ok(())
@@ -394,6 +413,43 @@ impl Store {
     }
 }
 
+/// The token columns, named as the sealing binds them.
+const REFRESH: &str = "refresh_token";
+const ACCESS: &str = "access_token";
+
+/// Seals every token still in plain text (a store from before sealing), and proves that the
+/// key opens the sealed ones, in one transaction; then empties the WAL so that no plain copy
+/// is left in any file.
+fn seal_plain_tokens(conn: &mut Connection, sealer: &Sealer) -> Result<()> {
+    let tx = conn.transaction()?;
+    let rows: Vec<(String, String, Option<String>)> = {
+        let mut stmt = tx.prepare("SELECT account, refresh_token, access_token FROM accounts")?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut sealed_now = 0;
+    for (account, refresh, access) in rows {
+        for (field, value) in [(REFRESH, Some(refresh)), (ACCESS, access)] {
+            let Some(value) = value else { continue };
+            if Sealer::is_sealed(&value) {
+                sealer.open(&account, field, &value)?;
+                continue;
+            }
+            tx.execute(
+                &format!("UPDATE accounts SET {field} = ?2 WHERE account = ?1"),
+                params![account, sealer.seal(&account, field, &value)],
+            )?;
+            sealed_now += 1;
+        }
+    }
+    tx.commit()?;
+    if sealed_now > 0 {
+        checkpoint(conn)?;
+        log::info!("sealed {sealed_now} token(s) that an older release stored in plain text");
+    }
+    Ok(())
+}
+
 fn stored_account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredAccount> {
     let status: String = row.get(2)?;
     let reason: Option<String> = row.get(3)?;
@@ -524,6 +580,41 @@ fn restrict_permissions(data_dir: &Path) {
 mod tests {
     use super::*;
 
+    fn open_store(dir: &Path) -> Result<Store> {
+        Store::open(dir, Sealer::load(None, dir)?)
+    }
+
+    #[test]
+    fn plain_tokens_of_an_older_store_are_sealed_at_open_and_a_wrong_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open_store(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+        conn.execute(
+            "INSERT INTO accounts (account, connection_id, refresh_token, access_token, connected_at, status)
+             VALUES ('example.com', 1, '1//PLAINREFRESH', 'ya29.PLAINACCESS', 0, 'connected')",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let store = open_store(dir.path()).unwrap();
+        let tokens = store.tokens("example.com", 1).unwrap().unwrap();
+        assert_eq!(tokens.refresh_token, "1//PLAINREFRESH");
+        assert_eq!(tokens.access_token.as_deref(), Some("ya29.PLAINACCESS"));
+        drop(store);
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            for plain in ["PLAINREFRESH", "PLAINACCESS"] {
+                assert!(!bytes.windows(plain.len()).any(|w| w == plain.as_bytes()));
+            }
+        }
+        // Another key: the open fails, naming the key file, rather than using garbage.
+        std::fs::remove_file(dir.path().join(crate::store::KEY_FILE)).unwrap();
+        let err = open_store(dir.path())
+            .err()
+            .expect("a wrong key is refused");
+        assert!(err.message().contains("token.key"), "{err}");
+    }
+
     fn user_version(dir: &Path) -> i64 {
         let conn = Connection::open(dir.join(DATABASE_FILE)).unwrap();
         conn.pragma_query_value(None, "user_version", |r| r.get(0))
@@ -533,15 +624,15 @@ mod tests {
     #[test]
     fn a_new_database_gets_every_migration_and_a_newer_one_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        drop(Store::open(dir.path()).unwrap());
+        drop(open_store(dir.path()).unwrap());
         assert_eq!(user_version(dir.path()), MIGRATIONS.len() as i64);
-        drop(Store::open(dir.path()).unwrap()); // reopening runs nothing again
+        drop(open_store(dir.path()).unwrap()); // reopening runs nothing again
         assert_eq!(user_version(dir.path()), MIGRATIONS.len() as i64);
 
         let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
         drop(conn);
-        let err = Store::open(dir.path())
+        let err = open_store(dir.path())
             .err()
             .expect("a newer schema is refused");
         assert!(err.message().contains("newer"), "{err}");
@@ -550,7 +641,7 @@ mod tests {
     #[test]
     fn the_database_is_in_wal_mode_with_secure_delete() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = open_store(dir.path()).unwrap();
         let conn = store.conn.lock();
         let mode: String = conn
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
@@ -564,7 +655,7 @@ mod tests {
     #[test]
     fn a_refresh_keeps_the_refresh_token_unless_google_rotates_it() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = open_store(dir.path()).unwrap();
         let tokens = Tokens {
             refresh_token: "r1".into(),
             access_token: Some("a1".into()),
@@ -598,7 +689,7 @@ mod tests {
     #[test]
     fn abandoned_authorizations_are_dropped_when_new_ones_arrive() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = open_store(dir.path()).unwrap();
         let pending = |at| PendingAuth {
             account: "example.com".into(),
             pkce_verifier: "v".into(),
@@ -622,7 +713,7 @@ mod tests {
     #[test]
     fn a_sync_for_a_replaced_connection_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = open_store(dir.path()).unwrap();
         let tokens = Tokens {
             refresh_token: "r".into(),
             access_token: None,

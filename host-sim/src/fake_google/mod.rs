@@ -904,6 +904,17 @@ impl FakeGoogle {
         self.shared.state.lock().revoked.clone()
     }
 
+    /// Every refresh and access token the fake has issued (live or not), for tests that
+    /// search files and logs for them.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        let st = self.shared.state.lock();
+        st.refresh_tokens
+            .keys()
+            .chain(st.access_tokens.keys())
+            .cloned()
+            .collect()
+    }
+
     /// How many of the user's refresh tokens still work.
     pub fn live_refresh_tokens(&self, email: &str) -> usize {
         let st = self.shared.state.lock();
