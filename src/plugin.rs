@@ -167,6 +167,20 @@ impl Plugin {
             &pending.pkce_verifier,
             now,
         )?;
+        // What Google granted is what its token reply says, whatever the redirect carried
+        // (a host may drop `scope=` from the query): without contacts there is nothing to sync.
+        if let Some(scopes) = &granted.scopes {
+            if !scopes.iter().any(|s| s == oauth::CONTACTS_SCOPE) {
+                // Not kept, so not left usable at Google either.
+                if let Some(token) = granted.refresh_token.as_deref() {
+                    let _ = oauth::revoke(&self.core.http, &self.core.config.google, token);
+                }
+                return Err(Error::new(
+                    ErrorKind::Denied,
+                    format!("Google granted no access to contacts for {account}; click \"Get auth code\" again and tick \"See and download your contacts\""),
+                ));
+            }
+        }
         let refresh_token = granted.refresh_token.ok_or_else(|| {
             Error::google(format!(
                 "Google granted access for {account} without a refresh token, so syncing could not continue; click \"Get auth code\" again"
@@ -247,7 +261,6 @@ impl Plugin {
             log::info!("account {account}: disable asked, but it is not connected");
             return Ok(());
         };
-        self.worker.forget(account);
         if let Some(tokens) = self.core.store.tokens(account, connection_id)? {
             match oauth::revoke(
                 &self.core.http,
@@ -260,9 +273,25 @@ impl Plugin {
                 ),
             }
         }
-        self.core.accounts.write().remove(account);
-        self.core.store.delete_account(account)?;
-        self.core.index.remove(account);
+        // Only the connection read above is erased: one made meanwhile (a connect racing this
+        // disable) is the administrator's newer wish and stays.
+        if !self.core.store.delete_account(account, connection_id)? {
+            log::info!(
+                "account {account}: connected again while being disabled; the new connection stays"
+            );
+            return Ok(());
+        }
+        {
+            let mut accounts = self.core.accounts.write();
+            if accounts
+                .get(account)
+                .is_some_and(|state| state.connection_id == connection_id)
+            {
+                accounts.remove(account);
+                self.worker.forget(account);
+                self.core.index.remove(account);
+            }
+        }
         log::info!("account {account}: disabled; its tokens and contacts are erased");
         Ok(())
     }

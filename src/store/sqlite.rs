@@ -59,6 +59,9 @@ const MIGRATIONS: &[&str] = &[
 pub struct Store {
     conn: Mutex<Connection>,
     sealer: Sealer,
+    /// Held (an OS lock on `data_dir/.lock`) while the store is open: one plugin per
+    /// data_dir, in this process or another; the OS releases it if the process dies.
+    _data_dir_lock: std::fs::File,
 }
 
 impl Store {
@@ -66,6 +69,7 @@ impl Store {
     /// plain text are sealed now; sealed ones must open with `sealer`'s key, or the open
     /// fails: a wrong key must never send garbage tokens to Google.
     pub fn open(data_dir: &Path, sealer: Sealer) -> Result<Store> {
+        let data_dir_lock = lock_data_dir(data_dir)?;
         let path = data_dir.join(DATABASE_FILE);
         let mut conn = Connection::open(&path).map_err(|e| {
             Error::storage(format!(
@@ -86,6 +90,7 @@ impl Store {
         Ok(Store {
             conn: Mutex::new(conn),
             sealer,
+            _data_dir_lock: data_dir_lock,
         })
     }
 
@@ -285,17 +290,25 @@ impl Store {
         Ok(())
     }
 
-    /// Erases everything of an account: tokens, sync token, contacts and its pending states,
-    /// then checkpoints and truncates the WAL so that no copy of a token stays in any file.
-    pub fn delete_account(&self, account: &str) -> Result<bool> {
+    /// Erases everything of an account's connection `connection_id`: tokens, sync token,
+    /// contacts and its pending states, then checkpoints and truncates the WAL so that no copy
+    /// of a token stays in any file. Returns false, erasing nothing, when the account has
+    /// another connection by now (it was connected again while being disabled).
+    pub fn delete_account(&self, account: &str, connection_id: i64) -> Result<bool> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
+        let removed = tx.execute(
+            "DELETE FROM accounts WHERE account = ?1 AND connection_id = ?2",
+            params![account, connection_id],
+        )?;
+        if removed == 0 {
+            return Ok(false);
+        }
         delete_contacts(&tx, account)?;
         tx.execute("DELETE FROM pending_auth WHERE account = ?1", [account])?;
-        let removed = tx.execute("DELETE FROM accounts WHERE account = ?1", [account])?;
         tx.commit()?;
         checkpoint(&conn)?;
-        Ok(removed > 0)
+        Ok(true)
     }
 
     // ---- sync ---------------------------------------------------------------------------
@@ -410,6 +423,39 @@ impl Store {
     /// Checkpoints the WAL into the database file and empties it. Called on close too.
     pub fn checkpoint(&self) -> Result<()> {
         checkpoint(&self.conn.lock())
+    }
+}
+
+pub const LOCK_FILE: &str = ".lock";
+
+/// Takes the data_dir's lock, or fails if another open plugin holds it. flock(2) locks
+/// belong to the open file, so a second open in this same process is refused too.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| {
+            Error::storage(format!(
+                "cannot create the lock file {} ({e}); check that data_dir is writable",
+                path.display()
+            ))
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::storage(format!(
+            "data_dir {} is in use by another open plugin (in this process or another); close it first, or give each plugin its own data_dir",
+            data_dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::storage(format!(
+            "cannot lock {} ({e}); check the file system of data_dir",
+            path.display()
+        ))),
     }
 }
 
