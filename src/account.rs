@@ -1,5 +1,9 @@
 //! Accounts as the host names them: `example.com` (a domain, or tenant) and `example.com/40`
-//! (a user of it). The plugin never interprets them beyond finding the domain.
+//! (a user of it). The plugin never interprets them beyond finding the domain, which is a DNS
+//! name: compared without regard to ASCII case and a trailing dot, so every account is kept
+//! and reported in its canonical form (`ACME.de./40` is `acme.de/40`).
+
+use std::borrow::Cow;
 
 use crate::error::{Error, Result};
 
@@ -21,10 +25,49 @@ pub fn validate(account: &str) -> Result<()> {
     }
     if has_control_character(account) {
         return Err(Error::invalid_argument(
-            "the account contains a control character; accounts are plain text like \"example.com/40\"",
+            "the account contains a control character (or a bidirectional-text control); accounts are plain text like \"example.com/40\"",
+        ));
+    }
+    let domain = domain_of(account);
+    if domain.is_empty() || domain == "." {
+        return Err(Error::invalid_argument(
+            "the account has no domain before its '/'; pass \"example.com/40\"",
         ));
     }
     Ok(())
+}
+
+/// Whether the account is already in canonical form: its domain has no ASCII capital and
+/// no trailing dot. Checked on the bytes: this runs on every lookup.
+pub fn is_canonical(account: &str) -> bool {
+    let domain = domain_of(account);
+    !domain.ends_with('.') && !domain.bytes().any(|b| b.is_ascii_uppercase())
+}
+
+/// The canonical form of a valid account (a copy only when it differs).
+pub fn canonical(account: &str) -> Cow<'_, str> {
+    if is_canonical(account) {
+        return Cow::Borrowed(account);
+    }
+    let mut buf = [0u8; MAX_ACCOUNT_BYTES];
+    Cow::Owned(canonical_in(account, &mut buf).to_owned())
+}
+
+/// The canonical form of a valid account, written into `buf` when it differs from
+/// `account`: no allocation, for the lookup path.
+pub fn canonical_in<'a>(account: &'a str, buf: &'a mut [u8; MAX_ACCOUNT_BYTES]) -> &'a str {
+    if is_canonical(account) {
+        return account;
+    }
+    let domain = domain_of(account);
+    let rest = &account[domain.len()..];
+    let domain = domain.strip_suffix('.').unwrap_or(domain);
+    let len = domain.len() + rest.len();
+    buf[..domain.len()].copy_from_slice(domain.as_bytes());
+    buf[..domain.len()].make_ascii_lowercase();
+    buf[domain.len()..len].copy_from_slice(rest.as_bytes());
+    // Lower-casing ASCII and dropping an ASCII dot keep UTF-8 valid.
+    std::str::from_utf8(&buf[..len]).expect("ASCII changes keep UTF-8 valid")
 }
 
 /// Whether `s` holds a control character (Unicode Cc: C0, DEL or C1), found on the bytes,
@@ -36,11 +79,23 @@ fn has_control_character(s: &str) -> bool {
     let c0_or_del = bytes
         .iter()
         .fold(false, |found, &b| found | (b < 0x20) | (b == 0x7f));
-    c0_or_del
-        || (!s.is_ascii()
-            && bytes
-                .windows(2)
-                .any(|w| w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1])))
+    c0_or_del || (!s.is_ascii() && (has_c1(bytes) || has_bidi_control(bytes)))
+}
+
+fn has_c1(bytes: &[u8]) -> bool {
+    bytes
+        .windows(2)
+        .any(|w| w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1]))
+}
+
+/// U+202A..U+202E (E2 80 AA..AE) and U+2066..U+2069 (E2 81 A6..A9): they make an account
+/// display as another in the PBX's pages.
+fn has_bidi_control(bytes: &[u8]) -> bool {
+    bytes.windows(3).any(|w| {
+        w[0] == 0xe2
+            && ((w[1] == 0x80 && (0xaa..=0xae).contains(&w[2]))
+                || (w[1] == 0x81 && (0xa6..=0xa9).contains(&w[2])))
+    })
 }
 
 /// The domain (tenant) of an account: the part before the first `/`, or the whole account.
@@ -74,10 +129,40 @@ mod tests {
     }
 
     #[test]
-    fn the_byte_check_agrees_with_char_is_control() {
-        for c in (0..0x300u32).filter_map(char::from_u32) {
+    fn the_byte_check_agrees_with_char_is_control_and_the_bidi_controls() {
+        let bidi = |c: char| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        for c in (0..0x3000u32).filter_map(char::from_u32) {
             let s = format!("a{c}b");
-            assert_eq!(has_control_character(&s), c.is_control(), "{c:?}");
+            assert_eq!(
+                has_control_character(&s),
+                c.is_control() || bidi(c),
+                "{c:?}"
+            );
         }
+        assert!(validate("example.com/\u{202e}04").is_err());
+        assert!(validate("/40").is_err() && validate(".").is_err());
+    }
+
+    #[test]
+    fn the_domain_is_canonical_in_ascii_case_and_without_a_trailing_dot() {
+        assert_eq!(canonical("ACME.de./40"), "acme.de/40");
+        assert_eq!(canonical("Acme.DE"), "acme.de");
+        assert_eq!(
+            canonical("acme.de/Max"),
+            "acme.de/Max",
+            "the user part is the host's"
+        );
+        assert!(matches!(canonical("acme.de/40"), Cow::Borrowed(_)));
+        assert_eq!(
+            canonical("MÜLLER.de/1"),
+            "mÜller.de/1",
+            "only ASCII case folds"
+        );
+        let mut buf = [0u8; MAX_ACCOUNT_BYTES];
+        let long = format!("{}./x", "A".repeat(250));
+        assert_eq!(
+            canonical_in(&long, &mut buf),
+            format!("{}/x", "a".repeat(250))
+        );
     }
 }

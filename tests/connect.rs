@@ -524,3 +524,47 @@ fn an_existing_data_dir_others_can_read_is_tightened() {
     let mode = std::fs::metadata(&data).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
 }
+
+#[test]
+fn accounts_are_canonical_in_their_domain_part_and_bidi_controls_are_refused() {
+    let h = Harness::new();
+    h.fake.set_contacts(
+        ALICE,
+        vec![
+            host_sim::fake_google::Person::new("people/c1", "Ada", "Lovelace")
+                .with_phone("+1 212 555 0100", "mobile"),
+        ],
+    );
+    let plugin = h.open();
+    let connected = h.connect(&plugin, "Example.COM./40", ALICE);
+    assert_eq!(
+        connected, "example.com/40",
+        "gi_complete reports the canonical form"
+    );
+    wait_for_sync(&plugin, "example.com/40", 1);
+    for spelling in ["example.com/40", "EXAMPLE.com./40", "Example.Com/40"] {
+        assert_eq!(
+            plugin.status(spelling),
+            GiStatus::GI_STATUS_CONNECTED,
+            "{spelling}"
+        );
+        let caller = plugin.lookup(spelling, "+12125550100").unwrap();
+        let caller = caller.unwrap_or_else(|| panic!("{spelling} finds the contact"));
+        assert_eq!(caller.account, "example.com/40");
+        assert_eq!(plugin.status_value(spelling)["account"], "example.com/40");
+    }
+    assert!(
+        plugin
+            .lookup("example.com/Forty", "+12125550100")
+            .unwrap()
+            .is_none(),
+        "the user part is the host's, compared as given"
+    );
+    let bidi = plugin.status_json("example.com/\u{202e}04").unwrap_err();
+    assert_eq!(bidi.code, GiResult::GI_ERR_INVALID_ARGUMENT);
+    plugin.disable("EXAMPLE.COM./40").unwrap();
+    assert_eq!(
+        plugin.status("example.com/40"),
+        GiStatus::GI_STATUS_DISCONNECTED
+    );
+}

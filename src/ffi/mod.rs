@@ -18,6 +18,7 @@ use arc_swap::ArcSwapOption;
 use boundary::{ffi_boundary, try_ffi};
 pub use types::{GiContact, GiPlugin, GiResult, GiStatus};
 
+use crate::account::{self, MAX_ACCOUNT_BYTES};
 use crate::error::Error;
 use crate::plugin::Plugin;
 
@@ -116,7 +117,7 @@ pub extern "C" fn gi_status(plugin: *mut GiPlugin, account: *const c_char) -> Gi
         let checked = boundary::plugin(plugin)
             .and_then(|plugin| boundary::account(account).map(|account| (plugin, account)));
         match checked {
-            Ok((plugin, account)) => plugin.status(account).into(),
+            Ok((plugin, account)) => plugin.status(&account).into(),
             Err(error) => {
                 boundary::fail(&error);
                 GiStatus::GI_STATUS_DISCONNECTED
@@ -175,7 +176,14 @@ pub extern "C" fn gi_lookup_contact(
         // SAFETY: GiContact is plain bytes; all zeroes is a valid (empty) contact.
         *out = unsafe { std::mem::zeroed() };
         let plugin = try_ffi!(boundary::plugin(plugin));
-        let account = try_ffi!(boundary::account(account));
+        let given = try_ffi!(boundary::account_as_given(account));
+        let mut canonical;
+        let account = if account::is_canonical(given) {
+            given
+        } else {
+            canonical = [0u8; MAX_ACCOUNT_BYTES];
+            account::canonical_in(given, &mut canonical)
+        };
         let number = try_ffi!(boundary::string(number, "number"));
         let found = plugin.lookup(account, number, |hit| {
             boundary::fill_field(&mut out.name, hit.name);
