@@ -195,6 +195,8 @@ impl Callback {
             }
             *slot = Some(value.into_owned());
         }
+        // `error` is shown to the administrator: whatever sent the redirect chose it.
+        callback.error = callback.error.map(|e| printable(&e, 64));
         Ok(callback)
     }
 }
@@ -263,7 +265,37 @@ fn token_error(
     }
 }
 
+/// At most `max` characters of `text`, without control or bidirectional-text characters.
+fn printable(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .filter(|c| {
+            !c.is_control() && !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        })
+        .take(max)
+        .collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
 fn first_line(text: &str) -> &str {
     let line = text.lines().next().unwrap_or("");
     &line[..line.floor_char_boundary(200)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_from_the_redirect_is_bounded_and_stripped() {
+        let long = format!("error=bad%0D%0Aline%1B[31m{}&state=s", "x".repeat(5000));
+        let callback = Callback::parse(&long).ok().unwrap();
+        let error = callback.error.unwrap();
+        assert!(!error.chars().any(|c| c.is_control()), "{error:?}");
+        assert!(error.chars().count() <= 65, "{}", error.len());
+        assert!(error.starts_with("badline[31m"));
+    }
 }

@@ -15,6 +15,8 @@ use crate::book::phone::{NationalKey, E164};
 use crate::error::{Error, Result};
 
 pub const DATABASE_FILE: &str = "google-integration.sqlite3";
+/// Authorizations an account may have waiting for Google's redirect at once.
+pub const MAX_PENDING_PER_ACCOUNT: i64 = 16;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many have run.
 /// Append, never edit: a released database has run the earlier ones.
@@ -113,6 +115,14 @@ impl Store {
         tx.execute(
             "INSERT INTO pending_auth (state_hash, account, pkce_verifier, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![state_hash, pending.account, pending.pkce_verifier, pending.created_at],
+        )?;
+        // A page reloaded in a loop (or a script) must not grow the table without bound:
+        // an account keeps its newest few authorizations; older ones are refused as unknown.
+        tx.execute(
+            "DELETE FROM pending_auth WHERE account = ?1 AND rowid NOT IN
+                (SELECT rowid FROM pending_auth WHERE account = ?1
+                 ORDER BY created_at DESC, rowid DESC LIMIT ?2)",
+            params![pending.account, MAX_PENDING_PER_ACCOUNT],
         )?;
         tx.commit()?;
         Ok(())
@@ -753,6 +763,53 @@ mod tests {
         assert!(
             store.take_pending(b"new", 0).unwrap().is_none(),
             "spent once"
+        );
+    }
+
+    #[test]
+    fn an_account_keeps_only_its_newest_pending_authorizations() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path()).unwrap();
+        let pending = |account: &str| PendingAuth {
+            account: account.into(),
+            pkce_verifier: "v".into(),
+            created_at: 1000,
+        };
+        store
+            .insert_pending(b"other", &pending("other.com"), 0)
+            .unwrap();
+        for n in 0..100u32 {
+            store
+                .insert_pending(&n.to_be_bytes(), &pending("example.com"), 0)
+                .unwrap();
+        }
+        let count: i64 = store
+            .conn
+            .lock()
+            .query_row(
+                "SELECT count(*) FROM pending_auth WHERE account = 'example.com'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(count, MAX_PENDING_PER_ACCOUNT);
+        assert!(
+            store
+                .take_pending(&99u32.to_be_bytes(), 0)
+                .unwrap()
+                .is_some(),
+            "the newest stays"
+        );
+        assert!(
+            store
+                .take_pending(&0u32.to_be_bytes(), 0)
+                .unwrap()
+                .is_none(),
+            "the oldest went"
+        );
+        assert!(
+            store.take_pending(b"other", 0).unwrap().is_some(),
+            "other accounts untouched"
         );
     }
 
