@@ -2,13 +2,14 @@
 //! checks of pointers, strings and buffers from the host. The only raw pointers of the crate
 //! are read here and in `ffi/mod.rs`.
 
-use std::cell::RefCell;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
 use std::ops::Deref;
 use std::os::raw::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 
 use super::types::{GiPlugin, GiResult, GiStatus};
 use crate::account;
@@ -66,10 +67,46 @@ impl PanicValue for () {
     fn on_panic() -> Self {}
 }
 
+thread_local! {
+    /// Whether this thread is inside one of the plugin's exported functions.
+    static IN_BOUNDARY: Cell<bool> = const { Cell::new(false) };
+}
+static PANIC_HOOK: Once = Once::new();
+
+/// Threads the plugin starts (sync workers "gi-…", the HTTP client's runtime): a panic on
+/// them is the plugin's too.
+const OWN_THREAD_PREFIXES: [&str; 2] = ["gi-", "reqwest-internal"];
+
+/// The panic hook is process-wide: this one sends the plugin's panics (inside an exported
+/// function, or on the plugin's own threads) to the logger instead of the PBX's stderr, and
+/// hands every other panic of the process to the hook that was there before.
+fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let ours = IN_BOUNDARY.try_with(Cell::get).unwrap_or(false)
+            || std::thread::current()
+                .name()
+                .is_some_and(|name| OWN_THREAD_PREFIXES.iter().any(|p| name.starts_with(p)));
+        if !ours {
+            return previous(info);
+        }
+        // Where, not what: the payload may hold anything, a token included.
+        let place = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        log::error!("the plugin panicked at {place} (a bug; the PBX goes on). Please report it with this log");
+    }));
+}
+
 /// Runs an exported function's body; a panic becomes the function's failure value and a
 /// last error, and never unwinds into the PBX.
 pub fn guard<T: PanicValue>(function: &str, body: impl FnOnce() -> T) -> T {
-    match catch_unwind(AssertUnwindSafe(body)) {
+    PANIC_HOOK.call_once(install_panic_hook);
+    let outer = IN_BOUNDARY.with(|b| b.replace(true));
+    let outcome = catch_unwind(AssertUnwindSafe(body));
+    IN_BOUNDARY.with(|b| b.set(outer));
+    match outcome {
         Ok(value) => value,
         Err(_) => {
             // The payload is not quoted: the boundary cannot vouch that it holds no secret.
@@ -181,7 +218,16 @@ pub fn string<'a>(s: *const c_char, what: &str) -> Result<&'a str, Error> {
 }
 
 /// An account string from the host, checked as the contract defines accounts.
-pub fn account<'a>(s: *const c_char) -> Result<&'a str, Error> {
+/// In canonical form (`ACME.de./40` is `acme.de/40`).
+pub fn account<'a>(s: *const c_char) -> Result<Cow<'a, str>, Error> {
+    let account = string(s, "account")?;
+    account::validate(account)?;
+    Ok(account::canonical(account))
+}
+
+/// Checked, but as the host wrote it: for the lookup path, which makes the canonical form
+/// on its stack only when it differs.
+pub fn account_as_given<'a>(s: *const c_char) -> Result<&'a str, Error> {
     let account = string(s, "account")?;
     account::validate(account)?;
     Ok(account)
@@ -249,7 +295,7 @@ pub fn with_account(
     act: impl FnOnce(&Plugin, &str) -> Result<(), Error>,
 ) -> GiResult {
     let checked = self::plugin(plugin).and_then(|p| self::account(account).map(|a| (p, a)));
-    match checked.and_then(|(plugin, account)| act(&plugin, account)) {
+    match checked.and_then(|(plugin, account)| act(&plugin, &account)) {
         Ok(()) => GiResult::GI_OK,
         Err(error) => fail(&error),
     }
@@ -273,6 +319,40 @@ pub fn account_string(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs in a child process (the panic hook is process-wide): a panic inside the boundary
+    /// and one on a plugin thread print nothing to stderr; one elsewhere reaches the host's
+    /// hook as before.
+    #[test]
+    fn a_panic_in_the_plugin_never_reaches_stderr() {
+        if std::env::var_os("GI_PANIC_CHILD").is_some() {
+            let _: GiResult = guard("gi_test", || panic!("SECRET-PAYLOAD inside"));
+            std::thread::Builder::new()
+                .name("gi-sync-test".into())
+                .spawn(|| {
+                    let _ = catch_unwind(|| panic!("SECRET-PAYLOAD on a worker"));
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+            let _ = catch_unwind(|| panic!("the host's own panic"));
+            return;
+        }
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "ffi::boundary::tests::a_panic_in_the_plugin_never_reaches_stderr",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("GI_PANIC_CHILD", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&child.stderr);
+        assert!(child.status.success(), "{stderr}");
+        assert!(!stderr.contains("SECRET-PAYLOAD"), "{stderr}");
+        assert!(stderr.contains("the host's own panic"), "{stderr}");
+    }
 
     #[test]
     fn a_panic_becomes_the_failure_value_and_a_last_error() {

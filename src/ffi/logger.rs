@@ -2,18 +2,31 @@
 //! go through at every level; those of the libraries beneath it only from warn up, so their
 //! debug output (which could show HTTP details) never reaches the PBX log.
 
+use std::cell::Cell;
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int, c_void};
 use std::sync::Once;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 pub type LogCallback =
     unsafe extern "C" fn(level: c_int, message: *const c_char, user: *mut c_void);
 
+type Registered = Option<(LogCallback, usize)>;
+
 /// The callback and the host's user pointer (kept as an address: the plugin never reads it,
-/// only hands it back).
-static CALLBACK: RwLock<Option<(LogCallback, usize)>> = RwLock::new(None);
+/// only hands it back). Held for reading while the callback runs, so that `set` returns only
+/// once no call of the previous callback is under way: after gi_set_logger returns, the
+/// previous callback is never called again.
+static CALLBACK: RwLock<Registered> = RwLock::new(None);
+/// A callback set from inside a callback (that thread holds the read lock, so it cannot wait
+/// for the write lock): calls that start from then on use it; it moves into CALLBACK as soon
+/// as no callback runs.
+static REPLACEMENT: Mutex<Option<Registered>> = Mutex::new(None);
+
+thread_local! {
+    static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
+}
 static INSTALL: Once = Once::new();
 
 struct HostLogger;
@@ -31,35 +44,61 @@ impl log::Log for HostLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        // Copy the callback out: the host may log, or set another logger, from inside it.
-        let Some((callback, user)) = *CALLBACK.read() else {
-            return;
-        };
         let text = record.args().to_string().replace('\0', " ");
         let Ok(message) = CString::new(text) else {
             return;
         };
-        // SAFETY: the host registered this callback for exactly this call shape.
-        unsafe {
-            callback(
-                record.level() as c_int,
-                message.as_ptr(),
-                user as *mut c_void,
-            )
-        };
+        {
+            // Recursive: the host may log through the plugin from inside its callback.
+            let registered = CALLBACK.read_recursive();
+            let current = REPLACEMENT.lock().unwrap_or(*registered);
+            if let Some((callback, user)) = current {
+                let outer = IN_CALLBACK.with(|c| c.replace(true));
+                // SAFETY: the host registered this callback for exactly this call shape.
+                unsafe {
+                    callback(
+                        record.level() as c_int,
+                        message.as_ptr(),
+                        user as *mut c_void,
+                    )
+                };
+                IN_CALLBACK.with(|c| c.set(outer));
+            }
+        }
+        settle_replacement();
     }
 
     fn flush(&self) {}
 }
 
-/// Sets (or, with None, removes) the host's callback.
+/// Moves a callback set from inside a callback into place, once no callback runs.
+fn settle_replacement() {
+    if REPLACEMENT.lock().is_none() || IN_CALLBACK.with(Cell::get) {
+        return;
+    }
+    if let Some(mut registered) = CALLBACK.try_write() {
+        if let Some(replacement) = REPLACEMENT.lock().take() {
+            *registered = replacement;
+        }
+    }
+}
+
+/// Sets (or, with None, removes) the host's callback. Returns once no call of the previous
+/// callback runs (except one on this very thread, when called from inside the callback).
 pub fn set(callback: Option<LogCallback>, user: *mut c_void) {
     INSTALL.call_once(|| {
         // Fails only if the host process installed another `log` logger; then that one gets
         // the records, which is the host's choice.
         let _ = log::set_logger(&HOST_LOGGER);
     });
-    *CALLBACK.write() = callback.map(|cb| (cb, user as usize));
+    let registered = callback.map(|cb| (cb, user as usize));
+    if IN_CALLBACK.with(Cell::get) {
+        *REPLACEMENT.lock() = Some(registered);
+    } else {
+        let mut current = CALLBACK.write();
+        *current = registered;
+        *REPLACEMENT.lock() = None;
+    }
     log::set_max_level(if callback.is_some() {
         log::LevelFilter::Trace
     } else {
