@@ -226,6 +226,48 @@ fn tenants_never_see_each_other_and_users_fall_back_to_their_domain() {
 }
 
 #[test]
+fn international_digits_without_a_prefix_match_when_no_national_reading_does() {
+    let h = Harness::new();
+    h.fake.set_contacts(
+        ALICE,
+        vec![
+            Person::new("people/c1", "London", "Office").with_phone("+44 20 7946 0958", "work"),
+            Person::new("people/c2", "Berlin", "Office").with_phone("+49 30 123456", "work"),
+            Person::new("people/c3", "Paris", "Office").with_phone("+33 1 42 68 53 00", "work"),
+        ],
+    );
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, "example.com", ALICE);
+    let name = |number: &str| {
+        plugin
+            .lookup("example.com/40", number)
+            .unwrap()
+            .map(|c| c.name)
+    };
+    // As many trunks send E.164: the digits without '+' or any prefix, at a US tenant.
+    assert_eq!(name("442079460958").as_deref(), Some("London Office"));
+    // 4930123456 is also a valid US national number (+1 493 012 3456): no one has that, so
+    // the German reading answers.
+    assert_eq!(name("4930123456").as_deref(), Some("Berlin Office"));
+    assert_eq!(name("33142685300").as_deref(), Some("Paris Office"));
+    // A US contact with the national reading wins over the international one.
+    h.fake.upsert_contact(
+        ALICE,
+        Person::new("people/c4", "Local", "Number").with_phone("(493) 012-3456", "home"),
+    );
+    let before = h
+        .fake
+        .requests_to(host_sim::fake_google::Endpoint::People)
+        .len();
+    plugin.sync_now("example.com").unwrap();
+    wait_for_people_requests(&h, &plugin, "example.com", before, 1);
+    assert_eq!(name("4930123456").as_deref(), Some("Local Number"));
+    assert_eq!(name("+4930123456").as_deref(), Some("Berlin Office"));
+    // Digits that fit no country's numbers stay unknown.
+    assert_eq!(name("99912345678").as_deref(), None);
+}
+
+#[test]
 fn a_domain_region_reads_national_numbers_and_the_unique_national_match() {
     let h = Harness::new();
     h.fake.set_contacts(

@@ -267,7 +267,8 @@ impl ContactIndex {
     /// Finds who is calling `account` from `number` and hands it to `copy_out`, which runs
     /// while the snapshot is held. The account's own contacts answer first, then its
     /// domain's; no other account is ever searched. A number read without a country code may
-    /// match on its national number, but only when exactly one contact fits.
+    /// match on its national number, but only when exactly one contact fits; failing that, on
+    /// its digits read as E.164 without the '+'.
     pub fn lookup<R>(
         &self,
         account: &str,
@@ -289,12 +290,20 @@ impl ContactIndex {
                 return Some(copy_out(index.found(slot, name)));
             }
         }
-        let national = number.national?;
+        if let Some(national) = number.national {
+            for (name, index) in scopes.iter().flatten() {
+                match index.national(national.0) {
+                    Err(()) => break, // several fit: no national match
+                    Ok(Some(slot)) => return Some(copy_out(index.found(slot, name))),
+                    Ok(None) => {}
+                }
+            }
+        }
+        // The digits read as E.164 without their '+', when no national reading matched.
+        let international = number.international?;
         for (name, index) in scopes.iter().flatten() {
-            match index.national(national.0) {
-                Err(()) => return None,
-                Ok(Some(slot)) => return Some(copy_out(index.found(slot, name))),
-                Ok(None) => {}
+            if let Some(slot) = index.exact(international) {
+                return Some(copy_out(index.found(slot, name)));
             }
         }
         None

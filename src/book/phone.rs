@@ -126,6 +126,10 @@ pub struct IncomingNumber {
     /// the lookup may fall back to a match on the national significant number if exactly one
     /// contact fits.
     pub national: Option<NationalKey>,
+    /// The same digits read as E.164 without its '+' ("442079460958" at a US tenant, as many
+    /// trunks send it), when they fit a country code and its lengths and differ from `e164`:
+    /// a lookup tries it when the national reading matches no one.
+    pub international: Option<E164>,
 }
 
 /// Rules for reading numbers in one region, built once when the plugin opens (this is where the
@@ -142,6 +146,9 @@ pub struct RegionRules {
     /// The trunk (national) prefix as ASCII digits: "0" in most of Europe, "1" in NANP, "8" in
     /// Russia, "06" in Hungary; None where there is none (Italy).
     trunk_prefix: Option<Box<[u8]>>,
+    /// Argentina only: the area codes after which a mobile number dialled nationally carries
+    /// the token "15" ("011 15-2345-6789" is +54 9 11 2345 6789), read off the metadata.
+    mobile_token_areas: Option<&'static AreaCodes>,
     /// The international prefixes of this region, longest first; "00" is always among them.
     international_prefixes: Vec<&'static str>,
     /// Lengths a national significant number of any reachable kind may have here.
@@ -181,9 +188,13 @@ impl RegionRules {
             .collect();
         international_prefixes.push(EVERYWHERE_INTERNATIONAL_PREFIX);
 
+        // Built here, at open, so that no lookup pays for it.
+        std::sync::LazyLock::force(&COUNTRY_LENGTHS);
         let possible_lengths = Lengths::of(meta, &REACHABLE_KINDS);
         let subscriber_lengths = Lengths::of(meta, &SUBSCRIBER_KINDS);
+        let mobile_token_areas = (region == "AR").then(argentine_mobile_areas);
         Some(RegionRules {
+            mobile_token_areas,
             region,
             id,
             country_code,
@@ -252,8 +263,29 @@ impl RegionRules {
         self.read_national(digits)
     }
 
-    /// Digits dialled without '+' or an international prefix.
+    /// Digits dialled without '+' or an international prefix: read nationally, with the
+    /// same digits read as E.164 beside (or instead, when no national reading exists).
     fn read_national(&self, digits: &[u8]) -> Option<IncomingNumber> {
+        let international = international_without_prefix(digits);
+        match self.read_national_only(digits) {
+            Some(mut national) => {
+                national.international = international.filter(|e| *e != national.e164);
+                Some(national)
+            }
+            None => international.map(|e164| IncomingNumber {
+                e164,
+                national: None,
+                international: None,
+            }),
+        }
+    }
+
+    fn read_national_only(&self, digits: &[u8]) -> Option<IncomingNumber> {
+        if let Some(areas) = self.mobile_token_areas {
+            if let Some(mobile) = self.read_mobile_token(areas, digits) {
+                return Some(mobile);
+            }
+        }
         // "020 7946 0958", "1 212 555 1234": the trunk prefix, when what follows it has a length
         // a number here can have. NANP's "1" is thus taken only from 11-digit numbers.
         if let Some(trunk) = &self.trunk_prefix {
@@ -287,6 +319,28 @@ impl RegionRules {
         None
     }
 
+    /// Argentina's national mobile form: [0] area "15" subscriber, where area and subscriber
+    /// make ten digits; as libphonenumber reads it (its transform rule "9$1"), the number is
+    /// +54 9 area subscriber.
+    fn read_mobile_token(&self, areas: &AreaCodes, digits: &[u8]) -> Option<IncomingNumber> {
+        let digits = digits.strip_prefix(b"0").unwrap_or(digits);
+        if digits.len() != ARGENTINE_NSN_DIGITS + 2 {
+            return None;
+        }
+        (2..=4).find_map(|len| {
+            let (area, rest) = digits.split_at(len);
+            let subscriber = rest.strip_prefix(b"15")?;
+            if !areas.contains(area) {
+                return None;
+            }
+            let mut nsn = [0u8; ARGENTINE_NSN_DIGITS + 1];
+            nsn[0] = b'9';
+            nsn[1..=len].copy_from_slice(area);
+            nsn[len + 1..].copy_from_slice(subscriber);
+            self.national_number(&nsn)
+        })
+    }
+
     /// A national significant number of this region, with its E.164 form.
     fn national_number(&self, nsn: &[u8]) -> Option<IncomingNumber> {
         let total = self.country_code_digits.len() + nsn.len();
@@ -297,6 +351,7 @@ impl RegionRules {
         Some(IncomingNumber {
             e164: E164(e164),
             national: Some(NationalKey::from_digits(nsn)),
+            international: None,
         })
     }
 
@@ -353,7 +408,89 @@ fn international(digits: &[u8]) -> Option<IncomingNumber> {
     Some(IncomingNumber {
         e164: E164(decimal(digits)),
         national: None,
+        international: None,
     })
+}
+
+/// Argentina's national significant numbers: area code and subscriber number together.
+const ARGENTINE_NSN_DIGITS: usize = 10;
+
+/// Area codes of two to four digits, as a bit per value (area codes never start with 0, so
+/// the value tells the digits).
+pub struct AreaCodes(Box<[u64; 10_000 / 64 + 1]>);
+
+impl std::fmt::Debug for AreaCodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AreaCodes(..)")
+    }
+}
+
+impl AreaCodes {
+    fn contains(&self, area: &[u8]) -> bool {
+        let value = decimal(area) as usize;
+        area.first() != Some(&b'0') && self.0[value / 64] & (1 << (value % 64)) != 0
+    }
+}
+
+/// The area codes libphonenumber's Argentine parsing rule takes "15" after, found once by
+/// running the metadata's rule over every two- to four-digit code (at open, never on a
+/// lookup, which runs no regex).
+fn argentine_mobile_areas() -> &'static AreaCodes {
+    static AREAS: std::sync::OnceLock<AreaCodes> = std::sync::OnceLock::new();
+    AREAS.get_or_init(|| {
+        let mut bits = Box::new([0u64; 10_000 / 64 + 1]);
+        let rule = DATABASE
+            .by_id("AR")
+            .and_then(|meta| meta.national_prefix_for_parsing());
+        if let Some(rule) = rule {
+            for value in 10..10_000usize {
+                let area = value.to_string();
+                let probe = format!("0{area}15{}", "0".repeat(ARGENTINE_NSN_DIGITS - area.len()));
+                let taken = rule.captures(&probe).is_some_and(|found| {
+                    found
+                        .get(0)
+                        .is_some_and(|m| m.start() == 0 && m.end() == area.len() + 3)
+                        && found.get(1).is_some_and(|g| g.as_str() == area)
+                });
+                if taken {
+                    bits[value / 64] |= 1 << (value % 64);
+                }
+            }
+        }
+        AreaCodes(bits)
+    })
+}
+
+/// For every country code (index), the lengths its national significant numbers may have;
+/// empty for codes no country has. Built once from the metadata, so that reading a number
+/// on the lookup path neither allocates nor searches.
+static COUNTRY_LENGTHS: std::sync::LazyLock<Box<[Lengths; 1000]>> =
+    std::sync::LazyLock::new(|| {
+        let mut table = Box::new([Lengths(0); 1000]);
+        for (code, lengths) in table.iter_mut().enumerate().skip(1) {
+            *lengths = lengths_of_country_code(code as u16);
+        }
+        table
+    });
+
+/// Digits that may be an E.164 number without its '+': a country code at their head (codes
+/// are prefix-free, so the first one found is it) and a length that country's numbers have.
+fn international_without_prefix(digits: &[u8]) -> Option<E164> {
+    if !(E164_MIN_DIGITS..=E164_MAX_DIGITS).contains(&digits.len()) || digits[0] == b'0' {
+        return None;
+    }
+    let table = &*COUNTRY_LENGTHS;
+    (1..=3).find_map(|len| {
+        let lengths = table[decimal(&digits[..len]) as usize];
+        if lengths.is_empty() {
+            return None;
+        }
+        Some(
+            lengths
+                .contains(digits.len() - len)
+                .then(|| E164(decimal(digits))),
+        )
+    })?
 }
 
 /// The national significant number of an E.164 number: what follows its country code. None when
@@ -599,6 +736,32 @@ mod tests {
         ("RU", "8 10 44 20 7946 0958", Some("+442079460958"), None),
         ("RU", "8 495 123-45-67", Some("+74951234567"), Some("4951234567")),
     ];
+
+    #[test]
+    fn argentine_mobiles_dialled_nationally_read_as_libphonenumber_reads_them() {
+        let ar = rules("AR");
+        for (text, e164) in [
+            ("011 15-2345-6789", 5491123456789u64),
+            ("011 15 2345 6789", 5491123456789),
+            ("11 15 2345 6789", 5491123456789),
+            ("0351 15 234 5678", 5493512345678),
+            ("011 2345-6789", 541123456789),
+            ("+54 9 11 2345 6789", 5491123456789),
+        ] {
+            assert_eq!(
+                ar.read_incoming(text).map(|n| n.e164.0),
+                Some(e164),
+                "{text}"
+            );
+            assert_eq!(
+                ar.normalise_stored(text, None).map(|n| n.e164.0),
+                Some(e164),
+                "{text}"
+            );
+        }
+        assert!(argentine_mobile_areas().contains(b"11"));
+        assert!(!argentine_mobile_areas().contains(b"99"));
+    }
 
     #[test]
     fn table_reads_incoming_numbers() {
