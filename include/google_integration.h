@@ -73,6 +73,10 @@ typedef enum {
 
 /**
  * The plugin. Opaque to the host; thread-safe; one per process is usual.
+ *
+ * The handle outlives `gi_close`: closing takes the plugin out of it (waiting for calls in
+ * flight), and the empty handle stays allocated, so a call with a stale pointer finds it
+ * closed instead of freed memory.
  */
 typedef struct GiPlugin GiPlugin;
 
@@ -113,8 +117,9 @@ extern "C" {
 GiPlugin *gi_open(const char *config_json);
 
 /**
- * Stops the sync workers and closes the database. NULL is a no-op. The pointer is invalid
- * afterwards.
+ * Waits for calls in flight on other threads to return, then stops the sync workers and
+ * closes the database. NULL is a no-op. Afterwards every call with this pointer (a second
+ * gi_close too) fails with GI_ERR_INVALID_ARGUMENT and never crashes.
  */
 void gi_close(GiPlugin *plugin);
 

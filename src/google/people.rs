@@ -239,7 +239,7 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 
 /// A page whose shape is Google's; a person in it that is not (no resource name, a field of
 /// the wrong type) is skipped and logged rather than failing the whole sync.
-fn parse_page(body: &[u8]) -> Result<Page, PeopleError> {
+pub fn parse_page(body: &[u8]) -> Result<Page, PeopleError> {
     let raw: RawPage = serde_json::from_slice(body).map_err(|e| PeopleError::Transient {
         message: format!(
             "the People API sent a reply that is not the expected JSON ({e}); nothing was changed"

@@ -102,6 +102,12 @@ struct AccountSync<'a> {
 
 impl AccountSync<'_> {
     fn run(&mut self) -> Result<String, SyncFailure> {
+        // Debug builds only: lets a test make a sync panic, to show that a bug in a sync
+        // leaves the account yellow and not "syncing" forever. Release builds have no hook.
+        #[cfg(debug_assertions)]
+        if std::env::var("GI_DEBUG_PANIC_IN_SYNC").is_ok_and(|account| account == self.account) {
+            panic!("a panic injected by GI_DEBUG_PANIC_IN_SYNC");
+        }
         let core = &self.shared.core;
         let stored_token = core.store.sync_token(self.account, self.connection_id)?;
         if let Some(token) = stored_token {
