@@ -120,7 +120,7 @@ pub fn google_config(
 
 /// A configuration whose Google endpoints are a loopback port nobody listens on: lookups are
 /// answered from the stored contacts, and any sync fails at once without leaving the machine.
-/// The long interval keeps the stored accounts from being synced while `call` runs.
+/// The longest interval (7 days) keeps recently synced accounts from syncing while `call` runs.
 pub fn offline_config(data_dir: &Path, region: &str) -> Result<Value, String> {
     let dead = dead_port()?;
     let base = format!("http://{dead}");
@@ -130,7 +130,7 @@ pub fn offline_config(data_dir: &Path, region: &str) -> Result<Value, String> {
         "redirect_uri": format!("http://{dead}/google/callback"),
         "data_dir": data_dir,
         "default_region": region,
-        "sync_interval_secs": 31_536_000,
+        "sync_interval_secs": 604_800,
         "google": {
             "auth_url": format!("{base}/o/oauth2/v2/auth"),
             "token_url": format!("{base}/token"),
