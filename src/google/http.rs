@@ -1,8 +1,10 @@
 //! The one HTTP client every call to Google goes through (token endpoint, People API,
 //! revocation). Google's replies are untrusted input: a reply body is read with a cap
-//! (32 MiB), every request has an overall deadline (60 s, where reqwest's blocking timeout
-//! alone bounds each read, so a body trickled a byte at a time would never end), and no error
-//! it makes carries a URL, since URLs carry sync and page tokens.
+//! (32 MiB), every request has an overall deadline (60 s), and no error it makes carries a
+//! URL, since URLs carry sync and page tokens. The deadline is set on each request (reqwest
+//! 0.12 carries it into the body reads too) and checked again between chunks here, so it
+//! holds whatever a reqwest upgrade changes; the chunk loop also abandons a reply when the
+//! plugin closes.
 
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
