@@ -171,10 +171,10 @@ impl Plugin {
         // (a host may drop `scope=` from the query): without contacts there is nothing to sync.
         if let Some(scopes) = &granted.scopes {
             if !scopes.iter().any(|s| s == oauth::CONTACTS_SCOPE) {
-                // Not kept, so not left usable at Google either.
-                if let Some(token) = granted.refresh_token.as_deref() {
-                    let _ = oauth::revoke(&self.core.http, &self.core.config.google, token);
-                }
+                // Not revoked: at Google that would end every grant of this Google user to
+                // the client, the account's stored connection included, which a refused
+                // connect must leave alone. The unused grant shows at
+                // myaccount.google.com/permissions until the next consent replaces it.
                 return Err(Error::new(
                     ErrorKind::Denied,
                     format!("Google granted no access to contacts for {account}; click \"Get auth code\" again and tick \"See and download your contacts\""),
