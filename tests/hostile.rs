@@ -11,9 +11,8 @@
 
 mod common;
 
-use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
@@ -169,29 +168,6 @@ fn peak_rss_bytes() -> u64 {
         .parse()
         .expect("VmHWM in kB");
     kib * 1024
-}
-
-// The host's logger. `gi_set_logger` is process-global and the tests of this file run in
-// parallel, so the capture is installed once, for the whole run, and never removed (there is
-// no set/unset race between tests). Each test that reads it picks its own lines by its own
-// account name, or (for secrets) searches all of them, which only makes the search wider.
-
-static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-unsafe extern "C" fn capture(level: c_int, message: *const c_char, _user: *mut c_void) {
-    let text = unsafe { CStr::from_ptr(message) }
-        .to_string_lossy()
-        .into_owned();
-    LINES.lock().unwrap().push(format!("{level} {text}"));
-}
-
-fn capture_logs() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| unsafe { (api().gi_set_logger)(Some(capture), std::ptr::null_mut()) });
-}
-
-fn logged_lines() -> Vec<String> {
-    LINES.lock().unwrap().clone()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,25 +5,13 @@
 
 mod common;
 
-use std::ffi::{c_char, c_int, c_void, CStr};
-use std::sync::Mutex;
-
 use common::*;
 use host_sim::fake_google::{Endpoint, Fault, Person};
-
-static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-unsafe extern "C" fn capture(level: c_int, message: *const c_char, _user: *mut c_void) {
-    let text = unsafe { CStr::from_ptr(message) }
-        .to_string_lossy()
-        .into_owned();
-    LINES.lock().unwrap().push(format!("{level} {text}"));
-}
 
 #[test]
 fn no_secret_reaches_a_log_line_an_error_or_the_status() {
     let api = api();
-    unsafe { (api.gi_set_logger)(Some(capture), std::ptr::null_mut()) };
+    capture_logs();
 
     let h = Harness::new();
     h.fake.set_contacts(
@@ -106,7 +94,7 @@ fn no_secret_reaches_a_log_line_an_error_or_the_status() {
         secrets.len()
     );
 
-    let lines = LINES.lock().unwrap().clone();
+    let lines = logged_lines();
     assert!(lines.len() > 10, "the logger captured the run: {lines:?}");
     assert!(
         lines.iter().any(|l| l.starts_with("3 ")),

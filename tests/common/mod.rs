@@ -2,8 +2,9 @@
 //! it), a fake Google on 127.0.0.1, a temporary data_dir, and the connect flow.
 #![allow(dead_code)]
 
+use std::ffi::{c_char, c_int, c_void, CStr};
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use host_sim::fake_google::{Client, FakeGoogle};
@@ -190,4 +191,29 @@ pub fn param(url_or_query: &str, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
+}
+
+// The host's logger, captured. `gi_set_logger` is process-global and the tests of a binary run
+// in parallel, so the capture is installed once, for the whole run, and never removed (no
+// set/unset race between tests). A test that reads it picks its own lines by its own account
+// name, or (for secrets) searches all of them, which only makes the search wider.
+
+static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+unsafe extern "C" fn capture(level: c_int, message: *const c_char, _user: *mut c_void) {
+    let text = unsafe { CStr::from_ptr(message) }
+        .to_string_lossy()
+        .into_owned();
+    LINES.lock().unwrap().push(format!("{level} {text}"));
+}
+
+/// Sends the plugin's log, at every level, to `logged_lines`.
+pub fn capture_logs() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| unsafe { (api().gi_set_logger)(Some(capture), std::ptr::null_mut()) });
+}
+
+/// Every line logged since `capture_logs`, as "LEVEL message".
+pub fn logged_lines() -> Vec<String> {
+    LINES.lock().unwrap().clone()
 }
