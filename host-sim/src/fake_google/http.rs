@@ -29,6 +29,8 @@ pub(super) enum Delivery {
 
 /// The first bytes of a [`Fault::Huge`] body: a JSON prefix the spaces after it never close.
 const HUGE_PREFIX: &[u8] = b"{\"connections\":[";
+/// The same for [`Endpoint::ContactGroups`].
+const HUGE_GROUPS_PREFIX: &[u8] = b"{\"contactGroups\":[";
 /// Chunk size for generated bodies: big enough to stream 300 MB quickly, small enough to
 /// notice a shutdown between chunks.
 const GENERATED_CHUNK: usize = 64 * 1024;
@@ -372,6 +374,12 @@ pub(super) fn serve(shared: &Shared, raw: RawRequest) -> Reply {
     let endpoint = match path.as_str() {
         TOKEN_PATH => Some(Endpoint::Token),
         REVOKE_PATH => Some(Endpoint::Revoke),
+        p if p == CONTACT_GROUPS_PATH
+            || p.starts_with("/v1/contactGroups/")
+            || p.starts_with("/v1/contactGroups:") =>
+        {
+            Some(Endpoint::ContactGroups)
+        }
         p if p.starts_with("/v1/") => Some(Endpoint::People),
         _ => None,
     };
@@ -421,6 +429,7 @@ pub(super) fn normal(shared: &Shared, rq: &Request) -> Reply {
         (_, TOKEN_PATH) => token_endpoint(&mut st, rq),
         (_, REVOKE_PATH) => revoke_endpoint(&mut st, rq),
         (_, CONNECTIONS_PATH) => people_endpoint(&mut st, rq),
+        (_, CONTACT_GROUPS_PATH) => contact_groups_endpoint(&mut st, rq),
         _ => not_found(&rq.path),
     }
 }
@@ -447,6 +456,7 @@ pub(super) fn apply_fault(
             let mut v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
             match endpoint {
                 Endpoint::People => v["connections"] = json!("oops"),
+                Endpoint::ContactGroups => v["contactGroups"] = json!("oops"),
                 Endpoint::Token => {
                     if v.get("access_token").is_some() {
                         v["access_token"] = json!(12345);
@@ -463,7 +473,7 @@ pub(super) fn apply_fault(
         Fault::Status(code) => status_fault(endpoint, code),
         Fault::PeopleDisabled => people_disabled(),
         Fault::RateLimited { retry_after_secs } => {
-            let r = if endpoint == Endpoint::People {
+            let r = if is_api(endpoint) {
                 api_error(
                     429,
                     "RESOURCE_EXHAUSTED",
@@ -497,7 +507,7 @@ pub(super) fn apply_fault(
             };
             r.header("Retry-After", &retry_after_secs.to_string())
         }
-        Fault::ExpiredSyncToken => expired_sync_token(),
+        Fault::ExpiredSyncToken => expired_sync_token_at(endpoint),
         Fault::Gone => api_error_value(
             410,
             json!({
@@ -509,7 +519,7 @@ pub(super) fn apply_fault(
                     "reason": "expiredSyncToken",
                 }],
                 "status": "FAILED_PRECONDITION",
-                "details": [error_info("EXPIRED_SYNC_TOKEN", PEOPLE_SERVICE, people_metadata())],
+                "details": [error_info("EXPIRED_SYNC_TOKEN", PEOPLE_SERVICE, method_metadata(endpoint))],
             }),
         ),
         Fault::InvalidGrant => {
@@ -549,7 +559,11 @@ pub(super) fn apply_fault(
                 "Content-Type".into(),
                 "application/json; charset=UTF-8".into(),
             )],
-            body: HUGE_PREFIX.to_vec(),
+            body: if endpoint == Endpoint::ContactGroups {
+                HUGE_GROUPS_PREFIX.to_vec()
+            } else {
+                HUGE_PREFIX.to_vec()
+            },
             delivery: Delivery::Generated {
                 len: bytes,
                 content_length,
@@ -557,9 +571,18 @@ pub(super) fn apply_fault(
         },
         Fault::EndlessPages => {
             let mut st = shared.state.lock();
-            endless_page(&mut st)
+            if endpoint == Endpoint::ContactGroups {
+                endless_groups_page(&mut st)
+            } else {
+                endless_page(&mut st)
+            }
         }
     }
+}
+
+/// The People API endpoints, which answer with API errors (the others with OAuth errors).
+pub(super) fn is_api(endpoint: Endpoint) -> bool {
+    matches!(endpoint, Endpoint::People | Endpoint::ContactGroups)
 }
 
 pub(super) fn status_fault(endpoint: Endpoint, code: u16) -> Reply {
@@ -573,7 +596,7 @@ pub(super) fn status_fault(endpoint: Endpoint, code: u16) -> Reply {
     if code < 400 {
         return Reply::json(code, &json!({}));
     }
-    if endpoint != Endpoint::People {
+    if !is_api(endpoint) {
         let (error, description) = match code {
             400 => ("invalid_request", "Bad Request"),
             401 => ("invalid_client", "Unauthorized"),
@@ -592,7 +615,7 @@ pub(super) fn status_fault(endpoint: Endpoint, code: u16) -> Reply {
             "Request contains an invalid argument.",
             vec![],
         ),
-        401 => unauthenticated(true),
+        401 => unauthenticated_at(endpoint, true),
         403 => api_error(
             403,
             "PERMISSION_DENIED",
@@ -600,7 +623,7 @@ pub(super) fn status_fault(endpoint: Endpoint, code: u16) -> Reply {
             vec![error_info(
                 "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
                 "googleapis.com",
-                people_metadata(),
+                method_metadata(endpoint),
             )],
         ),
         404 => api_error(404, "NOT_FOUND", "Requested entity was not found.", vec![]),

@@ -1,6 +1,6 @@
 //! A fake Google for tests: the OAuth 2.0 web-server flow (authorization page, token and
 //! revocation endpoints) and the People API's `people.connections.list`, served over plain
-//! HTTP on loopback only.
+//! HTTP on loopback only, plus `contactGroups.list` for the user's contact groups (labels).
 //!
 //! It answers with the shapes Google uses, errors included, so that a client tested against it
 //! meets the same bodies, status codes and quirks it will meet in production:
@@ -29,7 +29,14 @@
 //! `Connection: close`, a thread per connection. Dropping [`FakeGoogle`] closes the listener and
 //! cuts open connections, so a client then meets "connection refused" at once rather than a
 //! hang on a pooled keep-alive connection. Layout: `oauth.rs` (consent page, token, revoke),
-//! `people.rs` (API errors, `people.connections.list`), `tests.rs`.
+//! `people.rs` (API errors, `people.connections.list`), `groups.rs` (`contactGroups.list`),
+//! `tests.rs`.
+//!
+//! Contact groups: a [`Person`] names its groups ([`Person::with_group`]); a name seen for the
+//! first time creates the user's group with a stable `contactGroups/{hex id}`, which
+//! [`FakeGoogle::rename_group`] keeps. Persons' `memberships` name the groups by id, plus the
+//! system group `myContacts` for everyone; `contactGroups.list` lists the user's groups then
+//! the eight system groups, and ends with a `nextSyncToken` whether asked for or not.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -49,12 +56,14 @@ use rand::Rng as _;
 use serde_json::{json, Map, Value};
 use sha2::{Digest as _, Sha256};
 
+mod groups;
 mod http;
 mod oauth;
 mod people;
 #[cfg(test)]
 mod tests;
 
+use groups::*;
 use http::*;
 use oauth::*;
 use people::*;
@@ -66,6 +75,7 @@ const CONTACTS_FULL: &str = "https://www.googleapis.com/auth/contacts";
 pub const PROJECT_NUMBER: &str = "487325908013";
 const PEOPLE_SERVICE: &str = "people.googleapis.com";
 const LIST_METHOD: &str = "google.people.v1.PeopleService.ListConnections";
+const GROUPS_METHOD: &str = "google.people.v1.ContactGroupService.ListContactGroups";
 
 /// Path of the authorization (consent) page.
 pub const AUTH_PATH: &str = "/o/oauth2/v2/auth";
@@ -77,10 +87,14 @@ pub const TOKEN_PATH: &str = "/token";
 pub const REVOKE_PATH: &str = "/revoke";
 /// Path of `people.connections.list`, under [`FakeGoogle::people_url`].
 pub const CONNECTIONS_PATH: &str = "/v1/people/me/connections";
+/// Path of `contactGroups.list`, under [`FakeGoogle::people_url`].
+pub const CONTACT_GROUPS_PATH: &str = "/v1/contactGroups";
 
 const MAX_BODY: usize = 1 << 20;
 const MAX_PAGE_SIZE: usize = 1000;
 const DEFAULT_PAGE_SIZE: usize = 100;
+/// `contactGroups.list` without `pageSize` (or with 0).
+const DEFAULT_GROUPS_PAGE_SIZE: usize = 30;
 /// Google keeps at most this many live refresh tokens per user and client; the oldest dies.
 const REFRESH_TOKENS_PER_USER_CLIENT: usize = 100;
 
@@ -183,6 +197,11 @@ pub struct Person {
     pub display: String,
     pub company: Option<String>,
     pub phones: Vec<Phone>,
+    /// Email addresses, the first one primary.
+    pub emails: Vec<String>,
+    /// Names of the user's contact groups (labels) the person belongs to. A name the user has
+    /// no group of yet creates that group when the person is stored.
+    pub groups: Vec<String>,
 }
 
 impl Person {
@@ -195,6 +214,8 @@ impl Person {
             display: format!("{given} {family}").trim().to_string(),
             company: None,
             phones: Vec::new(),
+            emails: Vec::new(),
+            groups: Vec::new(),
         }
     }
 
@@ -225,6 +246,18 @@ impl Person {
         });
         self
     }
+
+    /// Adds an email address (rendered with type `work`; the first one is primary).
+    pub fn with_email(mut self, address: &str) -> Person {
+        self.emails.push(address.to_string());
+        self
+    }
+
+    /// Adds the person to the user's contact group of that name (created when first seen).
+    pub fn with_group(mut self, name: &str) -> Person {
+        self.groups.push(name.to_string());
+        self
+    }
 }
 
 /// A phone number of a [`Person`].
@@ -252,7 +285,8 @@ impl Phone {
 /// request, first in first out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
-    /// Google-shaped error body for that status. On the People API: 400 `INVALID_ARGUMENT`,
+    /// Google-shaped error body for that status. On the People API (connections and
+    /// contactGroups): 400 `INVALID_ARGUMENT`,
     /// 401 `UNAUTHENTICATED`, 403 `PERMISSION_DENIED` (`ACCESS_TOKEN_SCOPE_INSUFFICIENT`),
     /// 404 `NOT_FOUND`, 429 `RESOURCE_EXHAUSTED`, 500 `INTERNAL`, 502 (Google's HTML page),
     /// 503 `UNAVAILABLE`, 504 `DEADLINE_EXCEEDED`. On the OAuth endpoints an OAuth error body.
@@ -269,8 +303,8 @@ pub enum Fault {
     /// The request is handled (with its side effects), and the reply's body is cut in half.
     TruncatedJson,
     /// The request is handled, and the reply is valid JSON with a field of the wrong type
-    /// (`"connections": "oops"`; on the token endpoint `"access_token": 12345`; on the
-    /// revocation endpoint the JSON string `"oops"`).
+    /// (`"connections": "oops"`; on contactGroups `"contactGroups": "oops"`; on the token
+    /// endpoint `"access_token": 12345`; on the revocation endpoint the JSON string `"oops"`).
     WrongType,
     /// Sleeps, then answers normally.
     Delay(Duration),
@@ -294,7 +328,8 @@ pub enum Fault {
     /// every `interval`: a server that is alive but slower than any sane timeout. Sending stops
     /// quietly when the client goes away or the fake is dropped.
     Trickle { interval: Duration },
-    /// 200 `application/json` with a body of `bytes` bytes, `{"connections":[` then spaces (a
+    /// 200 `application/json` with a body of `bytes` bytes, `{"connections":[` (on
+    /// contactGroups `{"contactGroups":[`) then spaces (a
     /// JSON prefix that never closes), generated chunk by chunk so that even hundreds of MB
     /// are never held in memory. With `content_length` it is announced by `Content-Length`;
     /// without, there is no `Content-Length` and the body ends when the fake closes the
@@ -306,7 +341,9 @@ pub enum Fault {
     /// never a `nextSyncToken`; `totalPeople` and `totalItems` always claim one more person
     /// than sent so far. The request is not handled (no authentication, no parameter checks)
     /// and the page tokens mean nothing to the real endpoint, so set it sticky: a client that
-    /// follows `nextPageToken` then never reaches the end.
+    /// follows `nextPageToken` then never reaches the end. On [`Endpoint::ContactGroups`] the
+    /// same with one new user group (`contactGroups/e{n}`, "Endless {n}") per page and
+    /// `endless-groups-{n}` page tokens.
     EndlessPages,
 }
 
@@ -315,7 +352,13 @@ pub enum Fault {
 pub enum Endpoint {
     Token,
     Revoke,
+    /// `people.connections.list` (and any other `/v1/` path but `contactGroups`).
     People,
+    /// `contactGroups.list` (`/v1/contactGroups...`): its own queue, so that a fault meant for
+    /// the connections list is never eaten by a groups request, and the other way round.
+    /// [`Fault::WrongType`] makes `"contactGroups": "oops"`; [`Fault::EndlessPages`] serves
+    /// endless pages of new groups.
+    ContactGroups,
 }
 
 /// One HTTP request the fake received.
@@ -369,6 +412,53 @@ struct User {
     display_name: String,
     /// resource name -> latest state (None: deleted, kept as a tombstone for incremental sync).
     contacts: BTreeMap<String, Entry>,
+    /// The user's own contact groups, in order of creation.
+    groups: Vec<Group>,
+}
+
+/// A user contact group (`USER_CONTACT_GROUP`).
+struct Group {
+    /// Hex id; the resource name is `contactGroups/{id}`. Never changes.
+    id: String,
+    name: String,
+    /// Global change counter value of its last change (creation or rename).
+    seq: u64,
+    updated: SystemTime,
+    /// Bumped on every change, for the etag.
+    version: u64,
+}
+
+impl User {
+    fn group_id(&self, name: &str) -> Option<&str> {
+        self.groups
+            .iter()
+            .find(|g| g.name == name)
+            .map(|g| g.id.as_str())
+    }
+
+    /// The ids of the person's groups, in the person's order, without repeats.
+    fn group_ids(&self, person: &Person) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for name in &person.groups {
+            if let Some(id) = self.group_id(name) {
+                if !ids.iter().any(|i| i == id) {
+                    ids.push(id.to_string());
+                }
+            }
+        }
+        ids
+    }
+
+    fn live_people(&self) -> impl Iterator<Item = &Person> {
+        self.contacts.values().filter_map(|e| e.person.as_ref())
+    }
+
+    /// How many live contacts are in the group of that name.
+    fn member_count(&self, group_name: &str) -> usize {
+        self.live_people()
+            .filter(|p| p.groups.iter().any(|n| n == group_name))
+            .count()
+    }
 }
 
 #[derive(Clone)]
@@ -407,12 +497,24 @@ struct SyncToken {
     email: String,
     seq: u64,
     expired: bool,
+    /// Issued by `contactGroups.list` (not usable for connections, nor the other way round).
+    groups: bool,
 }
 
 struct Item {
     resource_name: String,
     person: Option<Person>,
+    /// The ids of the person's contact groups, resolved when the snapshot was taken.
+    group_ids: Vec<String>,
     updated: SystemTime,
+}
+
+/// What a `contactGroups.list` call pages through.
+struct GroupSnapshot {
+    email: String,
+    groups: Vec<Value>,
+    seq: u64,
+    sync_token: Option<String>,
 }
 
 struct Snapshot {
@@ -436,6 +538,7 @@ struct State {
     access_tokens: HashMap<String, AccessToken>,
     sync_tokens: HashMap<String, SyncToken>,
     page_tokens: HashMap<String, (Arc<Snapshot>, usize)>,
+    group_page_tokens: HashMap<String, (Arc<GroupSnapshot>, usize)>,
     faults: HashMap<Endpoint, VecDeque<Fault>>,
     sticky: HashMap<Endpoint, Fault>,
     requests: Vec<Request>,
@@ -445,6 +548,8 @@ struct State {
     code_lifetime: Duration,
     /// Pages served by [`Fault::EndlessPages`] so far, which numbers their people and tokens.
     endless: u64,
+    /// Likewise for [`Fault::EndlessPages`] on [`Endpoint::ContactGroups`].
+    endless_groups: u64,
 }
 
 impl State {
@@ -460,6 +565,7 @@ impl State {
             access_tokens: HashMap::new(),
             sync_tokens: HashMap::new(),
             page_tokens: HashMap::new(),
+            group_page_tokens: HashMap::new(),
             faults: HashMap::new(),
             sticky: HashMap::new(),
             requests: Vec::new(),
@@ -468,6 +574,7 @@ impl State {
             access_lifetime: Duration::from_secs(3599),
             code_lifetime: Duration::from_secs(600),
             endless: 0,
+            endless_groups: 0,
         }
     }
 
@@ -475,10 +582,47 @@ impl State {
         self.users.entry(email.to_string()).or_insert_with(|| User {
             display_name: email.to_string(),
             contacts: BTreeMap::new(),
+            groups: Vec::new(),
         })
     }
 
+    /// Creates the user's groups of those names that do not exist yet. Creating a group is a
+    /// change of the group (for `contactGroups.list` sync tokens), not of any person.
+    fn ensure_groups(&mut self, email: &str, names: &[String]) {
+        for name in names {
+            if self.user_mut(email).group_id(name).is_some() {
+                continue;
+            }
+            self.seq += 1;
+            let seq = self.seq;
+            let user = self.user_mut(email);
+            // Derived from the name when first seen; a later group of the same name (after a
+            // rename) gets another id, as the old id stays with the renamed group.
+            let mut salt = 0u32;
+            let id = loop {
+                let d = digest(&format!("{email}|{name}|{salt}"));
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&d[..8]);
+                let id = format!("{:x}", u64::from_be_bytes(b));
+                if id != "0" && !user.groups.iter().any(|g| g.id == id) {
+                    break id;
+                }
+                salt += 1;
+            };
+            user.groups.push(Group {
+                id,
+                name: name.clone(),
+                seq,
+                updated: SystemTime::now(),
+                version: 1,
+            });
+        }
+    }
+
     fn record_change(&mut self, email: &str, resource_name: &str, person: Option<Person>) {
+        if let Some(p) = &person {
+            self.ensure_groups(email, &p.groups);
+        }
         self.seq += 1;
         let seq = self.seq;
         self.user_mut(email).contacts.insert(
@@ -578,6 +722,21 @@ impl State {
                 email: email.to_string(),
                 seq,
                 expired: false,
+                groups: false,
+            },
+        );
+        token
+    }
+
+    fn new_groups_sync_token(&mut self, email: &str, seq: u64) -> String {
+        let token = format!("EJ{}", random_token(12));
+        self.sync_tokens.insert(
+            token.clone(),
+            SyncToken {
+                email: email.to_string(),
+                seq,
+                expired: false,
+                groups: true,
             },
         );
         token
@@ -692,7 +851,8 @@ impl FakeGoogle {
         format!("{}{REVOKE_PATH}", self.base_url())
     }
 
-    /// The People API base; the API is at `{people_url}/v1/people/me/connections`.
+    /// The People API base; the API is at `{people_url}/v1/people/me/connections` and
+    /// `{people_url}/v1/contactGroups`.
     pub fn people_url(&self) -> String {
         self.base_url()
     }
@@ -732,7 +892,8 @@ impl FakeGoogle {
     }
 
     /// Replaces the user's contacts (adding the user if unknown). People added, changed or
-    /// missing compared to before are changes that incremental sync reports.
+    /// missing compared to before (emails and groups included) are changes that incremental
+    /// sync reports. Group names not seen before create the user's groups of those names.
     pub fn set_contacts(&self, email: &str, people: Vec<Person>) {
         let mut st = self.shared.state.lock();
         let mut new: BTreeMap<String, Person> = BTreeMap::new();
@@ -760,7 +921,7 @@ impl FakeGoogle {
         }
     }
 
-    /// Adds or changes one contact.
+    /// Adds or changes one contact (creating the groups it names that do not exist yet).
     pub fn upsert_contact(&self, email: &str, person: Person) {
         let mut st = self.shared.state.lock();
         let name = person.resource_name.clone();
@@ -791,7 +952,62 @@ impl FakeGoogle {
         live.into_iter().filter_map(|e| e.person.clone()).collect()
     }
 
-    /// Makes every page at most `n` items long, whatever `pageSize` asks for (0: no cap).
+    /// The user's own contact groups (no system groups), oldest first, as
+    /// (`contactGroups/{id}`, name).
+    pub fn groups(&self, email: &str) -> Vec<(String, String)> {
+        let st = self.shared.state.lock();
+        st.users.get(email).map_or_else(Vec::new, |u| {
+            u.groups
+                .iter()
+                .map(|g| (format!("contactGroups/{}", g.id), g.name.clone()))
+                .collect()
+        })
+    }
+
+    /// Renames one of the user's contact groups, as the user does in Google Contacts: the
+    /// resource name stays, the name changes, the group's etag and `updateTime` change. The
+    /// stored persons of that group now name the new one ([`FakeGoogle::contacts`]), but, as
+    /// with Google, none of them counts as changed for incremental sync (their memberships
+    /// name the group by id, which did not change). Fails for an unknown group, an empty name
+    /// or a name another of the user's groups has (Google's 409).
+    pub fn rename_group(&self, email: &str, old_name: &str, new_name: &str) -> Result<(), String> {
+        let mut st = self.shared.state.lock();
+        let Some(user) = st.users.get(email) else {
+            return Err(format!("no user {email}"));
+        };
+        if user.group_id(old_name).is_none() {
+            return Err(format!("{email} has no contact group named {old_name:?}"));
+        }
+        if old_name == new_name {
+            return Ok(());
+        }
+        if new_name.trim().is_empty() {
+            return Err("a contact group name cannot be empty".into());
+        }
+        if user.group_id(new_name).is_some() {
+            return Err(format!(
+                "{email} already has a contact group named {new_name:?}"
+            ));
+        }
+        st.seq += 1;
+        let seq = st.seq;
+        let user = st.user_mut(email);
+        for g in user.groups.iter_mut().filter(|g| g.name == old_name) {
+            g.name = new_name.to_string();
+            g.seq = seq;
+            g.version += 1;
+            g.updated = SystemTime::now();
+        }
+        for p in user.contacts.values_mut().filter_map(|e| e.person.as_mut()) {
+            for n in p.groups.iter_mut().filter(|n| *n == old_name) {
+                *n = new_name.to_string();
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes every page (of connections and of contactGroups) at most `n` items long, whatever
+    /// `pageSize` asks for (0: no cap).
     pub fn set_page_size_cap(&self, n: usize) {
         self.shared.state.lock().page_size_cap = (n > 0).then_some(n);
     }

@@ -1,4 +1,5 @@
-//! Google API error bodies and the People API's `people.connections.list`.
+//! Google API error bodies, the People API's `people.connections.list` and
+//! `contactGroups.list`.
 
 use super::*;
 
@@ -45,7 +46,15 @@ pub(super) fn people_metadata() -> Value {
     json!({"service": PEOPLE_SERVICE, "method": LIST_METHOD})
 }
 
-pub(super) fn unauthenticated(had_credentials: bool) -> Reply {
+/// The ErrorInfo metadata naming the method of that endpoint.
+pub(super) fn method_metadata(endpoint: Endpoint) -> Value {
+    match endpoint {
+        Endpoint::ContactGroups => json!({"service": PEOPLE_SERVICE, "method": GROUPS_METHOD}),
+        _ => people_metadata(),
+    }
+}
+
+pub(super) fn unauthenticated_at(endpoint: Endpoint, had_credentials: bool) -> Reply {
     let (message, reason, www) = if had_credentials {
         (
             UNAUTHENTICATED_MESSAGE,
@@ -63,7 +72,11 @@ pub(super) fn unauthenticated(had_credentials: bool) -> Reply {
         401,
         "UNAUTHENTICATED",
         message,
-        vec![error_info(reason, "googleapis.com", people_metadata())],
+        vec![error_info(
+            reason,
+            "googleapis.com",
+            method_metadata(endpoint),
+        )],
     )
     .header("WWW-Authenticate", www)
 }
@@ -101,6 +114,10 @@ pub(super) fn people_disabled() -> Reply {
 }
 
 pub(super) fn expired_sync_token() -> Reply {
+    expired_sync_token_at(Endpoint::People)
+}
+
+pub(super) fn expired_sync_token_at(endpoint: Endpoint) -> Reply {
     api_error(
         400,
         "FAILED_PRECONDITION",
@@ -108,7 +125,7 @@ pub(super) fn expired_sync_token() -> Reply {
         vec![error_info(
             "EXPIRED_SYNC_TOKEN",
             PEOPLE_SERVICE,
-            people_metadata(),
+            method_metadata(endpoint),
         )],
     )
 }
@@ -159,6 +176,8 @@ pub(super) struct Fields {
     phones: bool,
     organizations: bool,
     metadata: bool,
+    emails: bool,
+    memberships: bool,
 }
 
 pub(super) fn canonical_param(name: &str) -> Option<&'static str> {
@@ -193,29 +212,37 @@ pub(super) fn snake_to_camel(s: &str) -> String {
     out
 }
 
-pub(super) fn people_endpoint(st: &mut State, rq: &Request) -> Reply {
-    if rq.method != "GET" {
-        return not_found(&rq.path);
-    }
-    // Authentication.
+/// The user behind the request's `Authorization: Bearer` access token, or the 401 (or 403
+/// without a contacts scope) Google answers that endpoint with.
+pub(super) fn authenticate(st: &State, rq: &Request, endpoint: Endpoint) -> Result<String, Reply> {
     let Some(auth) = rq.header("authorization") else {
-        return unauthenticated(false);
+        return Err(unauthenticated_at(endpoint, false));
     };
     let token = match auth.split_once(' ') {
         Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
-        _ => return unauthenticated(true),
+        _ => return Err(unauthenticated_at(endpoint, true)),
     };
     let Some(grant) = st.access_grant(token) else {
-        return unauthenticated(true);
+        return Err(unauthenticated_at(endpoint, true));
     };
     if !grant
         .scope
         .split(' ')
         .any(|s| s == CONTACTS_READONLY || s == CONTACTS_FULL)
     {
-        return status_fault(Endpoint::People, 403);
+        return Err(status_fault(endpoint, 403));
     }
-    let email = grant.email.clone();
+    Ok(grant.email.clone())
+}
+
+pub(super) fn people_endpoint(st: &mut State, rq: &Request) -> Reply {
+    if rq.method != "GET" {
+        return not_found(&rq.path);
+    }
+    let email = match authenticate(st, rq, Endpoint::People) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
 
     // Parameters.
     let mut person_fields: Vec<String> = Vec::new();
@@ -302,6 +329,8 @@ pub(super) fn people_endpoint(st: &mut State, rq: &Request) -> Reply {
         phones: person_fields.iter().any(|f| f == "phoneNumbers"),
         organizations: person_fields.iter().any(|f| f == "organizations"),
         metadata: person_fields.iter().any(|f| f == "metadata"),
+        emails: person_fields.iter().any(|f| f == "emailAddresses"),
+        memberships: person_fields.iter().any(|f| f == "memberships"),
     };
 
     // The snapshot to page through.
@@ -326,7 +355,11 @@ pub(super) fn people_endpoint(st: &mut State, rq: &Request) -> Reply {
             return invalid_argument("Request contains an invalid argument.");
         };
         let items: Vec<(&String, &Entry)> = if let Some(t) = &sync_token {
-            let Some(info) = st.sync_tokens.get(t).filter(|i| i.email == email) else {
+            let Some(info) = st
+                .sync_tokens
+                .get(t)
+                .filter(|i| i.email == email && !i.groups)
+            else {
                 return invalid_argument("Request contains an invalid argument.");
             };
             if info.expired {
@@ -369,6 +402,11 @@ pub(super) fn people_endpoint(st: &mut State, rq: &Request) -> Reply {
                 .map(|(name, e)| Item {
                     resource_name: name.clone(),
                     person: e.person.clone(),
+                    group_ids: e
+                        .person
+                        .as_ref()
+                        .map(|p| user.group_ids(p))
+                        .unwrap_or_default(),
                     updated: e.updated,
                 })
                 .collect(),
@@ -421,13 +459,13 @@ pub(super) fn endless_page(st: &mut State) -> Reply {
     let item = Item {
         resource_name,
         person: Some(person),
+        group_ids: Vec::new(),
         updated: SystemTime::now(),
     };
     let fields = Fields {
         names: true,
         phones: true,
-        organizations: false,
-        metadata: false,
+        ..Fields::default()
     };
     Reply::json(
         200,
@@ -445,7 +483,15 @@ pub(super) fn digest(data: &str) -> [u8; 32] {
 }
 
 pub(super) fn render_item(item: &Item, fields: &Fields) -> Value {
-    let hash = digest(&format!("{}|{:?}", item.resource_name, item.person));
+    // Memberships name groups by id, so a group's rename changes no person's etag.
+    let without_group_names = item.person.clone().map(|mut p| {
+        p.groups.clear();
+        p
+    });
+    let hash = digest(&format!(
+        "{}|{:?}|{:?}",
+        item.resource_name, without_group_names, item.group_ids
+    ));
     let etag = format!(
         "%{}",
         base64::engine::general_purpose::STANDARD.encode(&hash[..18])
@@ -538,6 +584,41 @@ pub(super) fn render_item(item: &Item, fields: &Fields) -> Value {
                 json!([{"metadata": {"primary": true, "source": source}, "name": c}]),
             );
         }
+    }
+    if fields.emails && !p.emails.is_empty() {
+        let emails: Vec<Value> = p
+            .emails
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let meta = if i == 0 {
+                    json!({"primary": true, "source": source})
+                } else {
+                    json!({"source": source})
+                };
+                json!({"metadata": meta, "value": e, "type": "work", "formattedType": "Work"})
+            })
+            .collect();
+        v.insert("emailAddresses".into(), Value::Array(emails));
+    }
+    if fields.memberships {
+        // The user's groups, then the system group every contact is in; never `starred`.
+        let memberships: Vec<Value> = item
+            .group_ids
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once("myContacts"))
+            .map(|id| {
+                json!({
+                    "metadata": {"source": source},
+                    "contactGroupMembership": {
+                        "contactGroupId": id,
+                        "contactGroupResourceName": format!("contactGroups/{id}"),
+                    },
+                })
+            })
+            .collect();
+        v.insert("memberships".into(), Value::Array(memberships));
     }
     Value::Object(v)
 }

@@ -1445,3 +1445,568 @@ fn helpers() {
         "Sun, 06 Nov 1994 08:49:37 GMT"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Emails, memberships and contact groups
+// ---------------------------------------------------------------------------------------------
+
+fn groups_list(g: &FakeGoogle, access: &str, query: &str) -> Resp {
+    get(
+        &format!("{}{CONTACT_GROUPS_PATH}?{query}", g.people_url()),
+        &[("Authorization", &format!("Bearer {access}"))],
+    )
+}
+
+/// The resource name of Alice's group of that name.
+fn group_rn(g: &FakeGoogle, name: &str) -> String {
+    g.groups(ALICE)
+        .into_iter()
+        .find(|(_, n)| n == name)
+        .unwrap_or_else(|| panic!("no group {name}"))
+        .0
+}
+
+fn membership_ids(p: &Value) -> Vec<String> {
+    p["memberships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let cgm = &m["contactGroupMembership"];
+            let id = cgm["contactGroupId"].as_str().unwrap();
+            assert_eq!(
+                cgm["contactGroupResourceName"],
+                format!("contactGroups/{id}"),
+                "{m}"
+            );
+            id.to_string()
+        })
+        .collect()
+}
+
+fn connection<'a>(v: &'a Value, resource_name: &str) -> &'a Value {
+    v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["resourceName"] == resource_name)
+        .unwrap_or_else(|| panic!("no {resource_name} in {v}"))
+}
+
+fn resource_names(v: &Value) -> Vec<String> {
+    v["connections"].as_array().map_or_else(Vec::new, |c| {
+        c.iter()
+            .map(|p| p["resourceName"].as_str().unwrap().to_string())
+            .collect()
+    })
+}
+
+#[test]
+fn emails_and_memberships_only_when_asked() {
+    let g = setup();
+    g.set_contacts(
+        ALICE,
+        vec![
+            person(1)
+                .with_email("one@example.com")
+                .with_email("one@home.example")
+                .with_group("Customers"),
+            person(2),
+            Person::new("people/c9", "", "")
+                .with_display("")
+                .with_email("x@example.com"),
+        ],
+    );
+    let (access, _) = connect(&g);
+    let customers = group_rn(&g, "Customers");
+    let customers_id = customers.strip_prefix("contactGroups/").unwrap();
+    assert!(
+        !customers_id.is_empty() && customers_id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{customers}"
+    );
+
+    // Not asked for: neither key.
+    let v = list(&g, &access, "personFields=names,phoneNumbers").json();
+    for p in v["connections"].as_array().unwrap() {
+        assert!(p.get("emailAddresses").is_none(), "{p}");
+        assert!(p.get("memberships").is_none(), "{p}");
+    }
+    // Only emails.
+    let v = list(&g, &access, "personFields=emailAddresses").json();
+    assert!(connection(&v, "people/c1").get("memberships").is_none());
+    assert!(connection(&v, "people/c1").get("names").is_none());
+    assert!(connection(&v, "people/c1").get("emailAddresses").is_some());
+
+    // Both.
+    let v = list(
+        &g,
+        &access,
+        "personFields=names,emailAddresses,memberships,metadata",
+    )
+    .json();
+    let c1 = connection(&v, "people/c1");
+    let source = c1["names"][0]["metadata"]["source"].clone();
+    assert_eq!(source["type"], "CONTACT");
+    assert_eq!(
+        c1["emailAddresses"],
+        json!([
+            {"metadata": {"primary": true, "source": source}, "value": "one@example.com",
+             "type": "work", "formattedType": "Work"},
+            {"metadata": {"source": source}, "value": "one@home.example",
+             "type": "work", "formattedType": "Work"},
+        ])
+    );
+    assert_eq!(
+        c1["memberships"][0],
+        json!({
+            "metadata": {"source": source},
+            "contactGroupMembership": {
+                "contactGroupId": customers_id,
+                "contactGroupResourceName": customers,
+            },
+        })
+    );
+    assert_eq!(membership_ids(c1), vec![customers_id, "myContacts"]);
+    // Everyone is in myContacts, nobody is starred.
+    let c2 = connection(&v, "people/c2");
+    assert_eq!(membership_ids(c2), vec!["myContacts"]);
+    assert!(c2.get("emailAddresses").is_none(), "no emails: no key");
+    let c9 = connection(&v, "people/c9");
+    assert!(c9.get("names").is_none(), "no name at all");
+    assert_eq!(c9["emailAddresses"][0]["value"], "x@example.com");
+    assert_eq!(c9["emailAddresses"][0]["metadata"]["primary"], true);
+    assert_eq!(membership_ids(c9), vec!["myContacts"]);
+    assert!(!v.to_string().contains("starred"));
+
+    // snake_case and the person. prefix are accepted; unknown paths still refused.
+    assert_eq!(
+        list(
+            &g,
+            &access,
+            "personFields=email_addresses,person.memberships"
+        )
+        .status,
+        200
+    );
+    let r = list(&g, &access, "personFields=names,emailAddress");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["status"], "INVALID_ARGUMENT");
+    assert!(
+        r.body.contains("Invalid personFields mask path"),
+        "{}",
+        r.body
+    );
+    assert_eq!(list(&g, &access, "personFields=names,groups").status, 400);
+
+    // Changes of emails or groups are changes of the person.
+    const INC: &str = "personFields=names,emailAddresses,memberships&requestSyncToken=true";
+    let sync = list(&g, &access, INC).json()["nextSyncToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    g.upsert_contact(ALICE, person(2).with_email("two@example.com"));
+    let mut now = g.contacts(ALICE);
+    for p in &mut now {
+        if p.resource_name == "people/c1" {
+            p.groups.push("Suppliers".into());
+        }
+    }
+    g.set_contacts(ALICE, now);
+    let v = list(&g, &access, &format!("{INC}&syncToken={sync}")).json();
+    assert_eq!(resource_names(&v), vec!["people/c2", "people/c1"]);
+    assert_eq!(
+        connection(&v, "people/c2")["emailAddresses"][0]["value"],
+        "two@example.com"
+    );
+    let suppliers = group_rn(&g, "Suppliers");
+    assert_eq!(
+        membership_ids(connection(&v, "people/c1")),
+        vec![
+            customers_id,
+            suppliers.strip_prefix("contactGroups/").unwrap(),
+            "myContacts"
+        ]
+    );
+    let sync2 = v["nextSyncToken"].as_str().unwrap().to_string();
+    // The same contacts again: nothing changed.
+    g.set_contacts(ALICE, g.contacts(ALICE));
+    let v = list(&g, &access, &format!("{INC}&syncToken={sync2}")).json();
+    assert!(v.get("connections").is_none(), "{v}");
+    // Dropping a group from a person is a change too.
+    let mut now = g.contacts(ALICE);
+    for p in &mut now {
+        if p.resource_name == "people/c1" {
+            p.groups.retain(|n| n != "Customers");
+        }
+    }
+    g.set_contacts(ALICE, now);
+    let v = list(&g, &access, &format!("{INC}&syncToken={sync2}")).json();
+    assert_eq!(resource_names(&v), vec!["people/c1"]);
+    assert_eq!(
+        membership_ids(connection(&v, "people/c1")),
+        vec![
+            suppliers.strip_prefix("contactGroups/").unwrap(),
+            "myContacts"
+        ]
+    );
+}
+
+#[test]
+fn renaming_a_group_changes_no_person() {
+    let g = setup();
+    g.set_contacts(
+        ALICE,
+        vec![
+            person(1).with_group("Customers"),
+            person(2).with_group("Customers").with_group("VIP"),
+        ],
+    );
+    let (access, _) = connect(&g);
+    let before = g.groups(ALICE);
+    assert_eq!(
+        before.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>(),
+        vec!["Customers", "VIP"]
+    );
+    let customers = before[0].0.clone();
+    const INC: &str = "personFields=names,memberships,metadata&requestSyncToken=true";
+    let v = list(&g, &access, INC).json();
+    let sync = v["nextSyncToken"].as_str().unwrap().to_string();
+    let etag_before = connection(&v, "people/c1")["etag"].clone();
+    let gv = groups_list(&g, &access, "").json();
+    let group_before = gv["contactGroups"][0].clone();
+    assert_eq!(group_before["resourceName"], customers.as_str());
+    let groups_sync = gv["nextSyncToken"].as_str().unwrap().to_string();
+
+    std::thread::sleep(Duration::from_millis(5));
+    g.rename_group(ALICE, "Customers", "Clients").unwrap();
+
+    // Same resource name, new name.
+    let after = g.groups(ALICE);
+    assert_eq!(after[0], (customers.clone(), "Clients".to_string()));
+    assert_eq!(after[1], before[1]);
+    // The stored persons name the new group.
+    assert!(g
+        .contacts(ALICE)
+        .iter()
+        .all(|p| p.groups.first().map(String::as_str) == Some("Clients")));
+    // The people sync reports nobody; the persons' etags and memberships did not change.
+    let v = list(&g, &access, &format!("{INC}&syncToken={sync}")).json();
+    assert!(v.get("connections").is_none(), "{v}");
+    let v = list(&g, &access, INC).json();
+    let c1 = connection(&v, "people/c1");
+    assert_eq!(c1["etag"], etag_before);
+    assert_eq!(
+        membership_ids(c1)[0],
+        customers.strip_prefix("contactGroups/").unwrap()
+    );
+    // The group's name, etag and updateTime changed.
+    let gv = groups_list(&g, &access, "").json();
+    let group_after = &gv["contactGroups"][0];
+    assert_eq!(group_after["resourceName"], customers.as_str());
+    assert_eq!(group_after["name"], "Clients");
+    assert_eq!(group_after["formattedName"], "Clients");
+    assert_eq!(group_after["memberCount"], 2);
+    assert_ne!(group_after["etag"], group_before["etag"]);
+    assert_ne!(
+        group_after["metadata"]["updateTime"],
+        group_before["metadata"]["updateTime"]
+    );
+    // The groups sync token sees the renamed group only.
+    let r = groups_list(&g, &access, &format!("syncToken={groups_sync}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["contactGroups"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["contactGroups"][0]["name"], "Clients");
+    assert!(v["nextSyncToken"].is_string());
+    // Sync tokens of one list are no good for the other.
+    assert_eq!(
+        list(&g, &access, &format!("{INC}&syncToken={groups_sync}")).status,
+        400
+    );
+    assert_eq!(
+        groups_list(&g, &access, &format!("syncToken={sync}")).status,
+        400
+    );
+
+    // Refused: unknown group, a name in use, an empty name. Renaming to itself is a no-op.
+    assert!(g.rename_group(ALICE, "Customers", "X").is_err());
+    assert!(g.rename_group(ALICE, "Clients", "VIP").is_err());
+    assert!(g.rename_group(ALICE, "Clients", " ").is_err());
+    assert!(g
+        .rename_group("nobody@example.com", "Clients", "X")
+        .is_err());
+    g.rename_group(ALICE, "Clients", "Clients").unwrap();
+    assert_eq!(g.groups(ALICE)[0], (customers.clone(), "Clients".into()));
+    // The old name used again is a new group, with another id.
+    g.upsert_contact(ALICE, person(3).with_group("Customers"));
+    let rn = group_rn(&g, "Customers");
+    assert_ne!(rn, customers);
+    assert_eq!(g.groups(ALICE).len(), 3);
+}
+
+#[test]
+fn contact_groups_list_and_paging() {
+    let g = setup();
+    g.set_contacts(
+        ALICE,
+        vec![
+            person(1).with_group("Customers").with_group("Suppliers"),
+            person(2).with_group("Customers"),
+            person(3).with_group("Board"),
+            person(4),
+        ],
+    );
+    // A group stays when nobody is in it any more.
+    g.upsert_contact(ALICE, person(3));
+    let (access, _) = connect(&g);
+    let user_groups = g.groups(ALICE);
+    assert_eq!(
+        user_groups
+            .iter()
+            .map(|(_, n)| n.as_str())
+            .collect::<Vec<_>>(),
+        vec!["Customers", "Suppliers", "Board"]
+    );
+
+    let mut seen: Vec<Value> = Vec::new();
+    let mut query = "pageSize=2".to_string();
+    let mut pages = 0;
+    loop {
+        let r = groups_list(&g, &access, &query);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        pages += 1;
+        assert_eq!(v["totalItems"], 11);
+        let page = v["contactGroups"].as_array().unwrap();
+        assert!(page.len() <= 2);
+        seen.extend(page.iter().cloned());
+        match v["nextPageToken"].as_str() {
+            Some(t) => {
+                assert!(
+                    v.get("nextSyncToken").is_none(),
+                    "sync token before the end"
+                );
+                query = format!("pageSize=2&pageToken={t}");
+            }
+            None => {
+                assert!(v["nextSyncToken"].is_string(), "{v}");
+                break;
+            }
+        }
+        assert!(pages < 20, "paging never ends");
+    }
+    assert_eq!(pages, 6);
+    let names: Vec<&str> = seen
+        .iter()
+        .map(|g| g["resourceName"].as_str().unwrap())
+        .collect();
+    let mut unique = names.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), 11, "each group once: {names:?}");
+    let mut expected: Vec<String> = user_groups.iter().map(|(rn, _)| rn.clone()).collect();
+    for id in [
+        "chatBuddies",
+        "all",
+        "myContacts",
+        "friends",
+        "family",
+        "coworkers",
+        "blocked",
+        "starred",
+    ] {
+        expected.push(format!("contactGroups/{id}"));
+    }
+    assert_eq!(names, expected);
+
+    // User groups.
+    let customers = &seen[0];
+    assert_eq!(customers["groupType"], "USER_CONTACT_GROUP");
+    assert_eq!(customers["name"], "Customers");
+    assert_eq!(customers["formattedName"], "Customers");
+    assert_eq!(customers["memberCount"], 2);
+    assert!(customers["etag"].as_str().is_some_and(|e| !e.is_empty()));
+    assert!(customers["metadata"]["updateTime"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+    assert_eq!(seen[1]["memberCount"], 1);
+    assert!(
+        seen[2].get("memberCount").is_none(),
+        "empty: no memberCount"
+    );
+    // System groups.
+    let my = seen
+        .iter()
+        .find(|g| g["resourceName"] == "contactGroups/myContacts")
+        .unwrap();
+    assert_eq!(
+        *my,
+        json!({
+            "resourceName": "contactGroups/myContacts",
+            "groupType": "SYSTEM_CONTACT_GROUP",
+            "name": "myContacts",
+            "formattedName": "My Contacts",
+            "memberCount": 4,
+        })
+    );
+    let starred = seen
+        .iter()
+        .find(|g| g["resourceName"] == "contactGroups/starred")
+        .unwrap();
+    assert_eq!(starred["groupType"], "SYSTEM_CONTACT_GROUP");
+    assert_eq!(starred["formattedName"], "Starred");
+    assert!(starred.get("memberCount").is_none());
+
+    // Default page size (30): everything at once; 0 means the default.
+    for q in [
+        "",
+        "pageSize=0",
+        "groupFields=name,memberCount",
+        "page_size=1000",
+    ] {
+        let r = groups_list(&g, &access, q);
+        assert_eq!(r.status, 200, "{q}: {}", r.body);
+        let v = r.json();
+        assert_eq!(v["contactGroups"].as_array().unwrap().len(), 11, "{q}");
+        assert!(v.get("nextPageToken").is_none());
+    }
+    // The page size cap applies too.
+    g.set_page_size_cap(4);
+    let v = groups_list(&g, &access, "pageSize=100").json();
+    assert_eq!(v["contactGroups"].as_array().unwrap().len(), 4);
+    assert!(v["nextPageToken"].is_string());
+    g.set_page_size_cap(0);
+
+    // Bad parameters, as Google.
+    for q in [
+        "pageSize=1001",
+        "pageSize=-1",
+        "pageSize=abc",
+        "page_sise=2",
+        "pageToken=bogus",
+    ] {
+        let r = groups_list(&g, &access, q);
+        assert_eq!(r.status, 400, "{q}");
+        assert_eq!(r.json()["error"]["status"], "INVALID_ARGUMENT", "{q}");
+    }
+    // A connections page token is no groups page token.
+    g.set_page_size_cap(1);
+    let pt = list(&g, &access, FULL).json()["nextPageToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    g.set_page_size_cap(0);
+    assert_eq!(
+        groups_list(&g, &access, &format!("pageToken={pt}")).status,
+        400
+    );
+
+    // Logged like the others, under their own endpoint.
+    let logged = g.requests_to(Endpoint::ContactGroups);
+    assert!(logged.len() >= 14);
+    assert!(logged.iter().all(|r| r.path == CONTACT_GROUPS_PATH));
+    assert_eq!(logged[0].query_param("pageSize"), Some("2"));
+    assert_eq!(logged[0].status, 200);
+    assert!(g
+        .requests_to(Endpoint::People)
+        .iter()
+        .all(|r| r.path == CONNECTIONS_PATH));
+}
+
+#[test]
+fn contact_groups_auth_and_faults() {
+    let g = setup();
+    g.set_contacts(ALICE, vec![person(1).with_group("Customers")]);
+    let (access, _) = connect(&g);
+
+    // 401 without a valid token.
+    let r = get(&format!("{}{CONTACT_GROUPS_PATH}", g.people_url()), &[]);
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").is_some());
+    let v = r.json();
+    assert_eq!(v["error"]["status"], "UNAUTHENTICATED");
+    assert_eq!(v["error"]["details"][0]["reason"], "CREDENTIALS_MISSING");
+    assert_eq!(
+        v["error"]["details"][0]["metadata"]["method"],
+        "google.people.v1.ContactGroupService.ListContactGroups"
+    );
+    assert_eq!(groups_list(&g, "ya29.bogus", "").status, 401);
+    let r = get(
+        &format!("{}{CONTACT_GROUPS_PATH}", g.people_url()),
+        &[("Authorization", &format!("Basic {access}"))],
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(groups_list(&g, &access, "").status, 200);
+    assert_eq!(
+        http(
+            "POST",
+            &format!("{}{CONTACT_GROUPS_PATH}", g.people_url()),
+            &[("Authorization", &format!("Bearer {access}"))],
+            ""
+        )
+        .status,
+        404
+    );
+
+    // Faults of their own queue: the connections list does not eat them, nor the other way.
+    g.inject(Endpoint::ContactGroups, Fault::Status(503));
+    assert_eq!(list(&g, &access, FULL).status, 200);
+    assert_eq!(g.pending_faults(Endpoint::ContactGroups), 1);
+    let r = groups_list(&g, &access, "");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["error"]["status"], "UNAVAILABLE");
+    g.inject(Endpoint::People, Fault::Status(500));
+    assert_eq!(groups_list(&g, &access, "").status, 200);
+    assert_eq!(list(&g, &access, FULL).status, 500);
+
+    g.inject(Endpoint::ContactGroups, Fault::Status(403));
+    let v = groups_list(&g, &access, "").json();
+    assert_eq!(
+        v["error"]["details"][0]["reason"],
+        "ACCESS_TOKEN_SCOPE_INSUFFICIENT"
+    );
+    g.inject(Endpoint::ContactGroups, Fault::WrongType);
+    assert_eq!(groups_list(&g, &access, "").json()["contactGroups"], "oops");
+    g.inject(
+        Endpoint::ContactGroups,
+        Fault::RateLimited {
+            retry_after_secs: 5,
+        },
+    );
+    let r = groups_list(&g, &access, "");
+    assert_eq!((r.status, r.header("retry-after")), (429, Some("5")));
+    assert_eq!(r.json()["error"]["status"], "RESOURCE_EXHAUSTED");
+    g.inject(Endpoint::ContactGroups, Fault::PeopleDisabled);
+    assert_eq!(groups_list(&g, &access, "").status, 403);
+    g.inject(
+        Endpoint::ContactGroups,
+        Fault::Huge {
+            bytes: 100,
+            content_length: true,
+        },
+    );
+    let r = groups_list(&g, &access, "");
+    assert_eq!(r.body.len(), 100);
+    assert!(r.body.starts_with("{\"contactGroups\":["));
+
+    // Endless pages of new groups.
+    g.set_sticky_fault(Endpoint::ContactGroups, Some(Fault::EndlessPages));
+    let mut tokens = std::collections::HashSet::new();
+    let mut query = String::new();
+    for _ in 0..4 {
+        let v = groups_list(&g, &access, &query).json();
+        assert!(v.get("nextSyncToken").is_none());
+        assert_eq!(v["contactGroups"].as_array().unwrap().len(), 1);
+        let t = v["nextPageToken"].as_str().unwrap().to_string();
+        assert!(tokens.insert(t.clone()));
+        query = format!("pageToken={t}");
+    }
+    g.set_sticky_fault(Endpoint::ContactGroups, None);
+    let v = groups_list(&g, &access, "").json();
+    assert_eq!(v["totalItems"], 9);
+
+    // Revoked grants and expired access tokens get 401.
+    g.expire_access_tokens();
+    assert_eq!(groups_list(&g, &access, "").status, 401);
+}
