@@ -98,6 +98,7 @@ fn dataset(accounts: usize, per_account: usize) -> Dataset {
                             national: stored.national,
                             label: "mobile".into(),
                         }],
+                        groups: Vec::new(),
                     }
                 })
                 .collect();
@@ -198,6 +199,7 @@ fn index_build(c: &mut Criterion) {
                     national: stored.national,
                     label: "mobile".into(),
                 }],
+                groups: Vec::new(),
             }
         })
         .collect();

@@ -72,6 +72,21 @@ typedef enum {
 } GiStatus;
 
 /**
+ * How gi_search_contacts reads its query.
+ */
+typedef enum {
+  /**
+   * Words (prefixes of the name, company or group words, case and accents ignored) and
+   * number digits.
+   */
+  GI_SEARCH_TEXT = 0,
+  /**
+   * Phone keypad digits 2-9 (ITU E.161): dial by name.
+   */
+  GI_SEARCH_KEYPAD = 1,
+} GiSearchMode;
+
+/**
  * The plugin. Opaque to the host; thread-safe; one per process is usual.
  *
  * The handle outlives `gi_close`: closing takes the plugin out of it (waiting for calls in
@@ -104,6 +119,15 @@ typedef struct {
    * The account whose contacts matched.
    */
   char account[256];
+  /**
+   * "contacts", "directory" or "other_contacts".
+   */
+  char source[16];
+  /**
+   * The contact's own Google labels (user contact groups), by name, sorted, joined with
+   * ", ", cut after a whole name; or "".
+   */
+  char groups[128];
 } GiContact;
 
 #ifdef __cplusplus
@@ -181,6 +205,23 @@ GiResult gi_lookup_contact(GiPlugin *plugin,
                            const char *account,
                            const char *number,
                            GiContact *out);
+
+/**
+ * Searches what a lookup on `account` can see (its own contacts, then its domain's, all
+ * sources): one row per (contact, number), ordered by name, company, number, own first.
+ * Skips `offset` rows, writes up to `cap` rows to `out`, the number written to `*count_out`
+ * and the number that match in all to `*total_out` (both may be NULL; `out` may be NULL when
+ * `cap` is 0, to count). Answers from memory, never waiting for a sync or the network.
+ */
+GiResult gi_search_contacts(GiPlugin *plugin,
+                            const char *account,
+                            const char *query,
+                            GiSearchMode mode,
+                            size_t offset,
+                            GiContact *out,
+                            size_t cap,
+                            size_t *count_out,
+                            size_t *total_out);
 
 /**
  * Routes the plugin's log to `cb` (levels: 1 error, 2 warn, 3 info, 4 debug, 5 trace).

@@ -11,6 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::account;
+use crate::book::names::Query;
 use crate::book::numbers::{AccountIndex, ContactIndex, ContactMatch};
 use crate::config::Config;
 use crate::core::{rfc3339, unix_now, AccountState, Core, Status};
@@ -56,8 +57,10 @@ impl Plugin {
             .map(|stored| (stored.account.clone(), AccountState::from(stored)))
             .collect();
         let mut built = Vec::new();
-        store.for_each_account(|account, contacts| {
-            built.push((account, AccountIndex::build(&contacts)));
+        store.for_each_account(|account, contacts, group_names| {
+            let only_groups = config.settings_for(&account).contact_groups.as_deref();
+            let index = AccountIndex::build_with(&contacts, &group_names, only_groups);
+            built.push((account, index));
         })?;
         let index = ContactIndex::default();
         index.replace_all(built);
@@ -325,6 +328,25 @@ impl Plugin {
     /// being read from Google are abandoned, so those calls return soon.
     pub fn begin_close(&self) {
         self.core.http.close();
+    }
+
+    /// Searches the address book `account` sees (see `ContactIndex::search`): `copy_out`
+    /// gets rows `offset..offset + cap`; returns how many match in all. A keypad query takes
+    /// the digits 2-9 only.
+    pub fn search(
+        &self,
+        account: &str,
+        query: &str,
+        keypad: bool,
+        offset: usize,
+        cap: usize,
+        copy_out: impl FnMut(ContactMatch<'_>),
+    ) -> Result<usize> {
+        let query = Query::parse(query, keypad).map_err(Error::invalid_argument)?;
+        Ok(self
+            .core
+            .index
+            .search(account, &query, offset, cap, copy_out))
     }
 
     /// Stops the sync worker (waiting for a sync in flight to stop at its next step) and

@@ -90,9 +90,17 @@ fn every_way_of_writing_a_number_finds_the_contact() {
 }
 
 #[test]
-fn a_contact_without_a_name_shows_its_company_or_its_number() {
+fn a_contact_without_a_name_shows_its_company_or_its_email_or_nothing() {
     let h = Harness::new();
-    h.fake.set_contacts(ALICE, address_book());
+    let mut book = address_book();
+    book.push(
+        Person::new("people/c7", "", "")
+            .with_display("")
+            .with_email("jo@example.org")
+            .with_email("jo.other@example.org")
+            .with_phone("+1 415 555 0188", "mobile"),
+    );
+    h.fake.set_contacts(ALICE, book);
     let plugin = h.open();
     h.connect_and_sync(&plugin, "example.com", ALICE);
     let company = plugin
@@ -107,8 +115,13 @@ fn a_contact_without_a_name_shows_its_company_or_its_number() {
         .lookup("example.com", "+14155550177")
         .unwrap()
         .unwrap();
-    assert_eq!(bare.name, "+14155550177");
+    assert_eq!(bare.name, "", "the contract: else \"\"");
     assert_eq!(bare.label, "");
+    let email = plugin
+        .lookup("example.com", "+14155550188")
+        .unwrap()
+        .unwrap();
+    assert_eq!(email.name, "jo@example.org", "the first email address");
 }
 
 #[test]

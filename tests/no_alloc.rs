@@ -129,6 +129,8 @@ fn gi_lookup_contact_allocates_nothing() {
         label: [0; 32],
         number: [0; 32],
         account: [0; 256],
+        source: [0; 16],
+        groups: [0; 128],
     };
     let mut found = 0;
     let allocations = allocations_during(|| {

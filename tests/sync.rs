@@ -62,7 +62,7 @@ fn the_first_sync_follows_every_page_and_asks_for_a_sync_token() {
         assert_eq!(r.path, "/v1/people/me/connections");
         assert_eq!(
             r.query_param("personFields"),
-            Some("names,phoneNumbers,organizations,metadata")
+            Some("names,phoneNumbers,organizations,emailAddresses,memberships,metadata")
         );
         assert_eq!(r.query_param("pageSize"), Some("1000"));
         assert_eq!(r.query_param("requestSyncToken"), Some("true"));

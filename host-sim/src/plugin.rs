@@ -45,6 +45,8 @@ pub struct GiContact {
     pub label: [c_char; 32],
     pub number: [c_char; 32],
     pub account: [c_char; 256],
+    pub source: [c_char; 16],
+    pub groups: [c_char; 128],
 }
 
 impl Default for GiContact {
@@ -55,8 +57,19 @@ impl Default for GiContact {
             label: [0; 32],
             number: [0; 32],
             account: [0; 256],
+            source: [0; 16],
+            groups: [0; 128],
         }
     }
+}
+
+/// Mirrors `GiSearchMode`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum GiSearchMode {
+    GI_SEARCH_TEXT = 0,
+    GI_SEARCH_KEYPAD = 1,
 }
 
 impl GiContact {
@@ -67,6 +80,8 @@ impl GiContact {
             &self.label[..],
             &self.number[..],
             &self.account[..],
+            &self.source[..],
+            &self.groups[..],
         ]
         .iter()
         .all(|field| field.iter().all(|&b| b == 0))
@@ -113,6 +128,17 @@ pub struct Api {
         *const c_char,
         *const c_char,
         *mut GiContact,
+    ) -> GiResult,
+    pub gi_search_contacts: unsafe extern "C" fn(
+        *mut GiPlugin,
+        *const c_char,
+        *const c_char,
+        GiSearchMode,
+        usize,
+        *mut GiContact,
+        usize,
+        *mut usize,
+        *mut usize,
     ) -> GiResult,
     pub gi_set_logger: unsafe extern "C" fn(Option<LogCallback>, *mut c_void),
     path: PathBuf,
@@ -179,6 +205,7 @@ impl Api {
             gi_disable: symbol!(gi_disable),
             gi_sync_now: symbol!(gi_sync_now),
             gi_lookup_contact: symbol!(gi_lookup_contact),
+            gi_search_contacts: symbol!(gi_search_contacts),
             gi_set_logger: symbol!(gi_set_logger),
             path: path.to_path_buf(),
             _library: library,
@@ -230,6 +257,8 @@ pub struct Caller {
     pub label: String,
     pub number: String,
     pub account: String,
+    pub source: String,
+    pub groups: String,
 }
 
 fn field(bytes: &[c_char]) -> String {
@@ -249,6 +278,8 @@ impl From<&GiContact> for Caller {
             label: field(&c.label),
             number: field(&c.number),
             account: field(&c.account),
+            source: field(&c.source),
+            groups: field(&c.groups),
         }
     }
 }
@@ -380,6 +411,68 @@ impl<'a> Plugin<'a> {
         let account = c(account);
         let number = c(number);
         self.lookup_raw(&account, &number)
+    }
+
+    /// One page of the address book: rows `offset..offset + cap` and the total that match.
+    pub fn search(
+        &self,
+        account: &str,
+        query: &str,
+        mode: GiSearchMode,
+        offset: usize,
+        cap: usize,
+    ) -> Result<(Vec<Caller>, usize), CallError> {
+        let account = c(account);
+        let query = c(query);
+        let mut rows = vec![GiContact::default(); cap];
+        let (mut count, mut total) = (0usize, 0usize);
+        // SAFETY: valid plugin, strings, and an array of cap contacts.
+        let code = unsafe {
+            (self.api.gi_search_contacts)(
+                self.raw,
+                account.as_ptr(),
+                query.as_ptr(),
+                mode,
+                offset,
+                if cap == 0 {
+                    ptr::null_mut()
+                } else {
+                    rows.as_mut_ptr()
+                },
+                cap,
+                &mut count,
+                &mut total,
+            )
+        };
+        self.check(code)?;
+        Ok((rows[..count].iter().map(Caller::from).collect(), total))
+    }
+
+    /// One `gi_search_contacts` into the caller's array, nothing else: what a benchmark
+    /// times. Returns the rows written.
+    pub fn search_into(
+        &self,
+        account: &CStr,
+        query: &CStr,
+        mode: GiSearchMode,
+        rows: &mut [GiContact],
+    ) -> (GiResult, usize) {
+        let mut count = 0usize;
+        // SAFETY: valid plugin, strings, and an array of rows.len() contacts.
+        let code = unsafe {
+            (self.api.gi_search_contacts)(
+                self.raw,
+                account.as_ptr(),
+                query.as_ptr(),
+                mode,
+                0,
+                rows.as_mut_ptr(),
+                rows.len(),
+                &mut count,
+                ptr::null_mut(),
+            )
+        };
+        (code, count)
     }
 
     /// One `gi_lookup_contact` into the caller's GiContact, nothing else: what a benchmark

@@ -7,11 +7,15 @@ use crate::book::phone::{NationalKey, E164};
 pub struct Contact {
     /// Google's `resourceName` ("people/c123…"): the key incremental syncs update by.
     pub resource_name: String,
-    /// What the phone shows: the display name, else the organization, else the first number.
+    /// What the phone shows: the display name, else the organization, else the first email
+    /// address, else "".
     pub name: String,
     /// The organization, or "".
     pub company: String,
     pub numbers: Vec<ContactNumber>,
+    /// The contact groups it is a member of, by resource name ("contactGroups/…"), system
+    /// groups included; their names come with the account's groups.
+    pub groups: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

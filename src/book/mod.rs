@@ -1,7 +1,10 @@
 //! The address book as lookups see it: numbers read and normalised (`phone`), contacts as the
-//! plugin keeps them (`contact`), and the in-memory caller-ID index (`numbers`). Plain data and
+//! plugin keeps them (`contact`), the in-memory caller-ID index (`numbers`) and, inside it,
+//! the address book's search index (`names`, over the folded text of `fold`). Plain data and
 //! algorithms: nothing here touches the network, the database or C.
 
 pub mod contact;
+pub mod fold;
+pub mod names;
 pub mod numbers;
 pub mod phone;

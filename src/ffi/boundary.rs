@@ -11,8 +11,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::{Arc, Once};
 
-use super::types::{GiPlugin, GiResult, GiStatus};
+use super::types::{GiContact, GiPlugin, GiResult, GiStatus};
 use crate::account;
+use crate::book::numbers::ContactMatch;
 use crate::error::{Error, ErrorKind};
 use crate::plugin::Plugin;
 
@@ -286,6 +287,46 @@ pub fn fill_field(field: &mut [c_char], value: &str) {
     if let Some(end) = field.get_mut(fitting.len()) {
         *end = 0;
     }
+}
+
+/// Fills a `GiContact` (zeroed by the caller) with a match from the index.
+pub fn fill_contact(out: &mut GiContact, hit: ContactMatch<'_>) {
+    fill_field(&mut out.name, hit.name);
+    fill_field(&mut out.company, hit.company);
+    fill_field(&mut out.label, hit.label);
+    let mut digits = [0u8; 20];
+    fill_field(&mut out.number, hit.number.write(&mut digits));
+    fill_field(&mut out.account, hit.account);
+    fill_field(&mut out.source, hit.source);
+    fill_field(&mut out.groups, hit.groups);
+}
+
+/// Writes `value` into `*out` when the host passed a place for it.
+pub fn put<T>(out: *mut T, value: T) {
+    // SAFETY: a non-NULL pointer from the host points to a T it owns for the call.
+    if let Some(out) = unsafe { out.as_mut() } {
+        *out = value;
+    }
+}
+
+/// The host's array of `cap` contacts, zeroed; None when `out` is NULL (allowed with `cap`
+/// 0 only, to count).
+pub fn contacts_out<'a>(out: *mut GiContact, cap: usize) -> Result<&'a mut [GiContact], Error> {
+    if out.is_null() {
+        if cap > 0 {
+            return Err(Error::invalid_argument(format!(
+                "out is NULL but cap is {cap}; pass an array of cap GiContact, or cap 0 to count"
+            )));
+        }
+        return Ok(&mut []);
+    }
+    // SAFETY: the host passes an array of `cap` GiContact it owns for the call.
+    let rows = unsafe { std::slice::from_raw_parts_mut(out, cap) };
+    for row in rows.iter_mut() {
+        // SAFETY: GiContact is plain bytes; all zeroes is a valid (empty) contact.
+        *row = unsafe { std::mem::zeroed() };
+    }
+    Ok(rows)
 }
 
 /// The body of every call that takes (plugin, account) and does one thing with them.

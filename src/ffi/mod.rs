@@ -16,7 +16,7 @@ use std::ptr;
 use arc_swap::ArcSwapOption;
 
 use boundary::{ffi_boundary, try_ffi};
-pub use types::{GiContact, GiPlugin, GiResult, GiStatus};
+pub use types::{GiContact, GiPlugin, GiResult, GiSearchMode, GiStatus};
 
 use crate::account::{self, MAX_ACCOUNT_BYTES};
 use crate::error::Error;
@@ -185,18 +185,48 @@ pub extern "C" fn gi_lookup_contact(
             account::canonical_in(given, &mut canonical)
         };
         let number = try_ffi!(boundary::string(number, "number"));
-        let found = plugin.lookup(account, number, |hit| {
-            boundary::fill_field(&mut out.name, hit.name);
-            boundary::fill_field(&mut out.company, hit.company);
-            boundary::fill_field(&mut out.label, hit.label);
-            let mut digits = [0u8; 20];
-            boundary::fill_field(&mut out.number, hit.number.write(&mut digits));
-            boundary::fill_field(&mut out.account, hit.account);
-        });
+        let found = plugin.lookup(account, number, |hit| boundary::fill_contact(out, hit));
         match found {
             Some(()) => GiResult::GI_OK,
             None => GiResult::GI_NOT_FOUND,
         }
+    })
+}
+
+/// Searches what a lookup on `account` can see (its own contacts, then its domain's, all
+/// sources): one row per (contact, number), ordered by name, company, number, own first.
+/// Skips `offset` rows, writes up to `cap` rows to `out`, the number written to `*count_out`
+/// and the number that match in all to `*total_out` (both may be NULL; `out` may be NULL when
+/// `cap` is 0, to count). Answers from memory, never waiting for a sync or the network.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn gi_search_contacts(
+    plugin: *mut GiPlugin,
+    account: *const c_char,
+    query: *const c_char,
+    mode: GiSearchMode,
+    offset: usize,
+    out: *mut GiContact,
+    cap: usize,
+    count_out: *mut usize,
+    total_out: *mut usize,
+) -> GiResult {
+    ffi_boundary!("gi_search_contacts", {
+        boundary::put(count_out, 0);
+        boundary::put(total_out, 0);
+        let plugin = try_ffi!(boundary::plugin(plugin));
+        let account = try_ffi!(boundary::account(account));
+        let query = try_ffi!(boundary::string(query, "query"));
+        let rows = try_ffi!(boundary::contacts_out(out, cap));
+        let keypad = mode == GiSearchMode::GI_SEARCH_KEYPAD;
+        let mut written = 0;
+        let total = try_ffi!(plugin.search(&account, query, keypad, offset, cap, |hit| {
+            boundary::fill_contact(&mut rows[written], hit);
+            written += 1;
+        }));
+        boundary::put(count_out, written);
+        boundary::put(total_out, total);
+        GiResult::GI_OK
     })
 }
 

@@ -72,6 +72,22 @@ pub struct GiContact {
     pub number: [c_char; 32],
     /// The account whose contacts matched.
     pub account: [c_char; 256],
+    /// "contacts", "directory" or "other_contacts".
+    pub source: [c_char; 16],
+    /// The contact's own Google labels (user contact groups), by name, sorted, joined with
+    /// ", ", cut after a whole name; or "".
+    pub groups: [c_char; 128],
+}
+
+/// How gi_search_contacts reads its query.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GiSearchMode {
+    /// Words (prefixes of the name, company or group words, case and accents ignored) and
+    /// number digits.
+    GI_SEARCH_TEXT = 0,
+    /// Phone keypad digits 2-9 (ITU E.161): dial by name.
+    GI_SEARCH_KEYPAD = 1,
 }
 
 impl From<ErrorKind> for GiResult {

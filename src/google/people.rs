@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
 use serde::Deserialize;
@@ -15,7 +16,8 @@ use crate::book::contact::{Contact, ContactNumber};
 use crate::book::phone::RegionRules;
 
 /// Fields the sync asks for: what caller ID shows, plus metadata for deletions.
-pub const PERSON_FIELDS: &str = "names,phoneNumbers,organizations,metadata";
+pub const PERSON_FIELDS: &str =
+    "names,phoneNumbers,organizations,emailAddresses,memberships,metadata";
 /// The largest page the API serves.
 pub const PAGE_SIZE: u32 = 1000;
 
@@ -67,6 +69,29 @@ pub struct Person {
     phone_numbers: Vec<PhoneNumber>,
     #[serde(default)]
     organizations: Vec<Organization>,
+    #[serde(default)]
+    email_addresses: Vec<EmailAddress>,
+    #[serde(default)]
+    memberships: Vec<Membership>,
+}
+
+#[derive(Deserialize)]
+struct EmailAddress {
+    value: Option<String>,
+    #[serde(default)]
+    metadata: FieldMetadata,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Membership {
+    contact_group_membership: Option<ContactGroupMembership>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContactGroupMembership {
+    contact_group_resource_name: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -142,16 +167,24 @@ impl Person {
         let display = primary(&self.names, |n| &n.metadata)
             .and_then(|n| n.display_name.clone())
             .filter(|n| !n.trim().is_empty());
-        // The phone must show something: the name, else the company, else the number.
+        // The contract's order: the name, else the company, else the first email address.
         let name = display
             .or_else(|| Some(company.clone()).filter(|c| !c.trim().is_empty()))
-            .or_else(|| numbers.first().map(|n| n.e164.to_string_e164()))
+            .or_else(|| {
+                primary(&self.email_addresses, |e| &e.metadata).and_then(|e| e.value.clone())
+            })
             .unwrap_or_default();
+        let groups = self
+            .memberships
+            .into_iter()
+            .filter_map(|m| m.contact_group_membership?.contact_group_resource_name)
+            .collect();
         Change::Upsert(Contact {
             resource_name: self.resource_name,
             name,
             company,
             numbers,
+            groups,
         })
     }
 }
@@ -162,6 +195,117 @@ fn primary<T>(items: &[T], metadata: impl Fn(&T) -> &FieldMetadata) -> Option<&T
         .iter()
         .find(|item| metadata(item).primary)
         .or_else(|| items.first())
+}
+
+/// The names of the user's own contact groups ("contactGroups/…" → "Customers"), every page
+/// of `contactGroups`; system groups (myContacts, starred, …) are left out, never shown.
+pub fn fetch_group_names(
+    http: &HttpClient,
+    people_url: &Url,
+    access_token: &str,
+) -> Result<HashMap<String, String>, PeopleError> {
+    let mut names = HashMap::new();
+    let mut page_token: Option<String> = None;
+    let mut seen = HashSet::new();
+    loop {
+        let mut url = people_url.clone();
+        url.set_path(&format!(
+            "{}/v1/contactGroups",
+            people_url.path().trim_end_matches('/')
+        ));
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("pageSize", &PAGE_SIZE.to_string());
+            if let Some(token) = &page_token {
+                query.append_pair("pageToken", token);
+            }
+        }
+        let body = get(http, people_url, url, access_token)?;
+        let page: GroupsPage =
+            serde_json::from_slice(&body).map_err(|e| PeopleError::Transient {
+                message: format!(
+                    "the People API sent contact groups that are not the expected JSON ({e}); nothing was changed"
+                ),
+                retry_after: None,
+            })?;
+        for group in page.contact_groups {
+            if group.group_type.as_deref() == Some("USER_CONTACT_GROUP") {
+                if let (Some(resource), Some(name)) = (group.resource_name, group.name) {
+                    names.insert(resource, name);
+                }
+            }
+        }
+        match page.next_page_token.filter(|t| !t.is_empty()) {
+            // A token seen before would lead in circles: what came so far is all there is.
+            Some(next) if seen.len() < MAX_GROUP_PAGES && seen.insert(next.clone()) => {
+                page_token = Some(next)
+            }
+            _ => return Ok(names),
+        }
+    }
+}
+
+/// Contact groups come a thousand a page; no account has a hundred pages of them.
+const MAX_GROUP_PAGES: usize = 100;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GroupsPage {
+    #[serde(default)]
+    contact_groups: Vec<ContactGroup>,
+    next_page_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContactGroup {
+    resource_name: Option<String>,
+    name: Option<String>,
+    group_type: Option<String>,
+}
+
+/// One GET to the People API through the bounded client: the body of a 200, or the failure
+/// sorted by what the sync does next.
+fn get(
+    http: &HttpClient,
+    people_url: &Url,
+    url: Url,
+    access_token: &str,
+) -> Result<Vec<u8>, PeopleError> {
+    let request = http
+        .requests()
+        .get(url)
+        .bearer_auth(access_token)
+        .build()
+        .map_err(|e| {
+            PeopleError::Refused(format!(
+                "cannot build the People API request ({})",
+                error_chain(&e)
+            ))
+        })?;
+    let reply = http.execute(request).map_err(|e| match e.failure {
+        Failure::TooLarge => PeopleError::Refused(format!(
+            "the People API at {people_url} sent {}; the sync stopped and nothing was changed",
+            e.message
+        )),
+        _ => PeopleError::Transient {
+            message: format!("cannot reach the People API at {people_url}: {}", e.message),
+            retry_after: None,
+        },
+    })?;
+    if reply.status == 200 {
+        return Ok(reply.body);
+    }
+    let retry_after = reply
+        .headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    Err(classify_failure(
+        reply.status,
+        &String::from_utf8_lossy(&reply.body),
+        retry_after,
+    ))
 }
 
 /// Fetches one page of the signed-in user's connections.
@@ -190,40 +334,7 @@ pub fn fetch_page(
             query.append_pair("pageToken", token);
         }
     }
-    let request = http
-        .requests()
-        .get(url)
-        .bearer_auth(access_token)
-        .build()
-        .map_err(|e| {
-            PeopleError::Refused(format!(
-                "cannot build the People API request ({})",
-                error_chain(&e)
-            ))
-        })?;
-    let reply = http.execute(request).map_err(|e| match e.failure {
-        Failure::TooLarge => PeopleError::Refused(format!(
-            "the People API at {people_url} sent {}; the sync stopped and nothing was changed",
-            e.message
-        )),
-        _ => PeopleError::Transient {
-            message: format!("cannot reach the People API at {people_url}: {}", e.message),
-            retry_after: None,
-        },
-    })?;
-    let retry_after = reply
-        .headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, SystemTime::now()));
-    if reply.status == 200 {
-        return parse_page(&reply.body);
-    }
-    Err(classify_failure(
-        reply.status,
-        &String::from_utf8_lossy(&reply.body),
-        retry_after,
-    ))
+    parse_page(&get(http, people_url, url, access_token)?)
 }
 
 /// `Retry-After` as Google may send it: a number of seconds, or an HTTP date (a date in the

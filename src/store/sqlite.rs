@@ -10,7 +10,10 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::seal::Sealer;
 use super::{PendingAuth, StoredAccount, Tokens};
+use std::collections::HashMap;
+
 use crate::book::contact::{Contact, ContactNumber};
+use crate::book::numbers::GroupNames;
 use crate::book::phone::{NationalKey, E164};
 use crate::error::{Error, Result};
 
@@ -56,6 +59,15 @@ const MIGRATIONS: &[&str] = &[
         label      TEXT NOT NULL
      );
      CREATE INDEX numbers_by_contact ON numbers(contact_id);",
+    // 2: contact groups (0.2): each contact's memberships by resource name, one a line, and
+    // the names of the account's user groups.
+    "ALTER TABLE contacts ADD COLUMN groups TEXT NOT NULL DEFAULT '';
+     CREATE TABLE contact_groups (
+        account       TEXT NOT NULL,
+        resource_name TEXT NOT NULL,
+        name          TEXT NOT NULL,
+        PRIMARY KEY (account, resource_name)
+     );",
 ];
 
 pub struct Store {
@@ -335,24 +347,28 @@ impl Store {
         Ok(token.flatten())
     }
 
-    /// Lands a whole sync in one transaction: `replace_all` (a full sync) first removes every
-    /// contact of the account; then `upserts` replace contacts by resource name, `deletions`
-    /// remove them, and the new sync token and sync time are stored. Returns false, changing
-    /// nothing, when the account was disabled or reconnected since the sync started. The
-    /// `after_commit` callback runs while the database is still locked, so that the in-memory
-    /// index is swapped in the same order as the commits (a disable cannot slip in between).
-    #[allow(clippy::too_many_arguments)]
+    /// Lands a whole sync in one transaction: a full sync first removes every contact of
+    /// the account; then the upserts replace contacts by resource name, the deletions remove
+    /// them, the group names are replaced, and the new sync token and sync time are stored.
+    /// Returns None, changing nothing, when the account was disabled or reconnected since the
+    /// sync started. The `after_commit` callback runs while the database is still locked, so
+    /// that the in-memory index is swapped in the same order as the commits (a disable cannot
+    /// slip in between).
     pub fn commit_sync<R>(
         &self,
         account: &str,
         connection_id: i64,
-        replace_all: bool,
-        upserts: &[Contact],
-        deletions: &[String],
-        sync_token: Option<&str>,
+        landing: &Landing<'_>,
         now: i64,
         after_commit: impl FnOnce(&Connection) -> Result<R>,
     ) -> Result<Option<R>> {
+        let Landing {
+            replace_all,
+            upserts,
+            deletions,
+            sync_token,
+            group_names,
+        } = *landing;
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         let current = tx.execute(
@@ -374,7 +390,7 @@ impl Store {
                 tx.prepare_cached("DELETE FROM numbers WHERE contact_id = ?1")?;
             let mut remove_contact = tx.prepare_cached("DELETE FROM contacts WHERE id = ?1")?;
             let mut insert_contact = tx.prepare_cached(
-                "INSERT INTO contacts (account, resource_name, name, company) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO contacts (account, resource_name, name, company, groups) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             let mut insert_number = tx.prepare_cached(
                 "INSERT INTO numbers (contact_id, e164, national, label) VALUES (?1, ?2, ?3, ?4)",
@@ -400,7 +416,8 @@ impl Store {
                     account,
                     contact.resource_name,
                     contact.name,
-                    contact.company
+                    contact.company,
+                    contact.groups.join("\n")
                 ])?;
                 let id = tx.last_insert_rowid();
                 for number in &contact.numbers {
@@ -413,15 +430,52 @@ impl Store {
                 }
             }
         }
+        tx.execute("DELETE FROM contact_groups WHERE account = ?1", [account])?;
+        {
+            let mut insert_group = tx.prepare_cached(
+                "INSERT INTO contact_groups (account, resource_name, name) VALUES (?1, ?2, ?3)",
+            )?;
+            for (resource_name, name) in group_names {
+                insert_group.execute(params![account, resource_name, name])?;
+            }
+        }
         tx.commit()?;
         after_commit(&conn).map(Some)
     }
 
-    /// Hands every account's stored contacts to `each`, one account at a time, for
-    /// rebuilding the index at open without holding every contact in memory at once.
-    pub fn for_each_account(&self, each: impl FnMut(String, Vec<Contact>)) -> Result<()> {
+    /// Hands every account's stored contacts and group names to `each`, one account at a
+    /// time, for rebuilding the index at open without holding every contact in memory at once.
+    pub fn for_each_account(
+        &self,
+        mut each: impl FnMut(String, Vec<Contact>, GroupNames),
+    ) -> Result<()> {
         let conn = self.conn.lock();
-        load_contacts(&conn, None, each)
+        let mut groups: HashMap<String, GroupNames> = HashMap::new();
+        {
+            let mut stmt =
+                conn.prepare("SELECT account, resource_name, name FROM contact_groups")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                groups
+                    .entry(row.get(0)?)
+                    .or_default()
+                    .insert(row.get(1)?, row.get(2)?);
+            }
+        }
+        load_contacts(&conn, None, |account, contacts| {
+            let names = groups.remove(&account).unwrap_or_default();
+            each(account, contacts, names)
+        })
+    }
+
+    /// The names of an account's user contact groups, by resource name.
+    pub fn group_names_of(conn: &Connection, account: &str) -> Result<GroupNames> {
+        let mut stmt = conn
+            .prepare_cached("SELECT resource_name, name FROM contact_groups WHERE account = ?1")?;
+        let names = stmt
+            .query_map([account], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<GroupNames>>()?;
+        Ok(names)
     }
 
     pub fn contacts_of(conn: &Connection, account: &str) -> Result<Vec<Contact>> {
@@ -434,6 +488,17 @@ impl Store {
     pub fn checkpoint(&self) -> Result<()> {
         checkpoint(&self.conn.lock())
     }
+}
+
+/// What one sync lands (see `Store::commit_sync`).
+#[derive(Clone, Copy)]
+pub struct Landing<'a> {
+    /// A full sync: every stored contact of the account is replaced.
+    pub replace_all: bool,
+    pub upserts: &'a [Contact],
+    pub deletions: &'a [String],
+    pub sync_token: Option<&'a str>,
+    pub group_names: &'a GroupNames,
 }
 
 pub const LOCK_FILE: &str = ".lock";
@@ -528,6 +593,7 @@ fn delete_contacts(tx: &Transaction<'_>, account: &str) -> Result<()> {
         [account],
     )?;
     tx.execute("DELETE FROM contacts WHERE account = ?1", [account])?;
+    tx.execute("DELETE FROM contact_groups WHERE account = ?1", [account])?;
     Ok(())
 }
 
@@ -542,7 +608,7 @@ fn load_contacts(
     // account filter and the grouping, so SQLite neither scans other accounts nor sorts.
     // (One query with "?1 IS NULL OR account = ?1" scanned every account and sorted.)
     const COLUMNS: &str = "SELECT c.account, c.id, c.resource_name, c.name, c.company,
-                                  n.e164, n.national, n.label
+                                  n.e164, n.national, n.label, c.groups
                            FROM contacts c LEFT JOIN numbers n ON n.contact_id = c.id";
     let mut stmt;
     let mut rows = match only {
@@ -572,11 +638,17 @@ fn load_contacts(
         let contacts = &mut current.as_mut().expect("set above").1;
         let id: i64 = row.get(1)?;
         if last_id != Some(id) {
+            let groups = row.get_ref(8)?.as_str().map_err(rusqlite::Error::from)?;
             contacts.push(Contact {
                 resource_name: row.get(2)?,
                 name: row.get(3)?,
                 company: row.get(4)?,
                 numbers: Vec::new(),
+                groups: groups
+                    .split('\n')
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
             });
             last_id = Some(id);
         }
@@ -830,18 +902,17 @@ mod tests {
             name: "N".into(),
             company: String::new(),
             numbers: vec![],
+            groups: vec![],
+        };
+        let landing = Landing {
+            replace_all: true,
+            upserts: &[contact],
+            deletions: &[],
+            sync_token: Some("t"),
+            group_names: &GroupNames::new(),
         };
         let landed = store
-            .commit_sync(
-                "example.com",
-                old.connection_id,
-                true,
-                &[contact],
-                &[],
-                Some("t"),
-                3,
-                |_| Ok(()),
-            )
+            .commit_sync("example.com", old.connection_id, &landing, 3, |_| Ok(()))
             .unwrap();
         assert!(landed.is_none());
         let conn = store.conn.lock();

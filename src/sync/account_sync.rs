@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use super::{Shared, MAX_RETRIES};
 use crate::book::contact::Contact;
-use crate::book::numbers::AccountIndex;
+use crate::book::numbers::{AccountIndex, GroupNames};
 use crate::config::DomainSettings;
 use crate::core::unix_now;
 use crate::google::oauth::{self, RefreshFailure};
 use crate::google::people::{self, Change, PeopleError};
-use crate::store::Store;
+use crate::store::{Landing, Store};
 
 /// The longest pause honoured from `Retry-After` within one sync; a longer one ends the sync
 /// and the next attempt is scheduled when Google asked (it still counts as a retry).
@@ -112,7 +112,10 @@ impl AccountSync<'_> {
         let stored_token = core.store.sync_token(self.account, self.connection_id)?;
         if let Some(token) = stored_token {
             match self.fetch_all(Some(&token)) {
-                Ok((changes, next)) => return self.commit(false, changes, next),
+                Ok((changes, next)) => {
+                    let groups = self.fetch_group_names()?;
+                    return self.commit(false, changes, next, groups);
+                }
                 Err(SyncFailure::ExpiredSyncToken) => log::info!(
                     "account {}: Google expired the sync token; running one full sync",
                     self.account
@@ -121,7 +124,8 @@ impl AccountSync<'_> {
             }
         }
         let (changes, next) = self.fetch_all(None)?;
-        self.commit(true, changes, next)
+        let groups = self.fetch_group_names()?;
+        self.commit(true, changes, next, groups)
     }
 
     /// Every page of the connections (all of them, or the changes since `sync_token`), in
@@ -159,13 +163,40 @@ impl AccountSync<'_> {
         )))
     }
 
-    /// One page, refreshing the access token once on a 401 and retrying transient failures
-    /// with exponential backoff and jitter, honouring `Retry-After`.
+    /// One page of connections (see `call` for the retries).
     fn fetch_page(
         &mut self,
         sync_token: Option<&str>,
         page_token: Option<&str>,
     ) -> Result<people::Page, SyncFailure> {
+        let core = &self.shared.core;
+        self.call(|token| {
+            people::fetch_page(
+                &core.http,
+                &core.config.google.people_url,
+                token,
+                sync_token,
+                page_token,
+            )
+        })
+    }
+
+    /// The names of the account's contact groups, asked at every sync so that a renamed
+    /// group shows its new name.
+    fn fetch_group_names(&mut self) -> Result<GroupNames, SyncFailure> {
+        let core = &self.shared.core;
+        self.call(|token| {
+            people::fetch_group_names(&core.http, &core.config.google.people_url, token)
+        })
+    }
+
+    /// One request to the People API with the account's access token, refreshing the token
+    /// once on a 401 and retrying transient failures with exponential backoff and jitter,
+    /// honouring `Retry-After`.
+    fn call<T>(
+        &mut self,
+        request: impl Fn(&str) -> Result<T, PeopleError>,
+    ) -> Result<T, SyncFailure> {
         let core = &self.shared.core;
         let mut retries = 0;
         let mut refreshed_after_401 = false;
@@ -174,17 +205,11 @@ impl AccountSync<'_> {
                 return Err(SyncFailure::Abandoned);
             }
             let outcome = match self.access_token(false) {
-                Ok(token) => people::fetch_page(
-                    &core.http,
-                    &core.config.google.people_url,
-                    &token,
-                    sync_token,
-                    page_token,
-                ),
+                Ok(token) => request(&token),
                 Err(failure) => Err(failure),
             };
             let (message, retry_after) = match outcome {
-                Ok(page) => return Ok(page),
+                Ok(answer) => return Ok(answer),
                 Err(PeopleError::Unauthorized) if !refreshed_after_401 => {
                     refreshed_after_401 = true;
                     log::debug!(
@@ -308,6 +333,7 @@ impl AccountSync<'_> {
         full: bool,
         changes: Vec<Change>,
         next_sync_token: Option<String>,
+        group_names: GroupNames,
     ) -> Result<String, SyncFailure> {
         if self.shared.stopping.load(Ordering::SeqCst) {
             return Err(SyncFailure::Abandoned);
@@ -319,24 +345,28 @@ impl AccountSync<'_> {
         let core = &self.shared.core;
         let account = self.account;
         let started = Instant::now();
-        let landed = core.store.commit_sync(
-            account,
-            self.connection_id,
-            full,
-            &upserts,
-            &deletions,
-            next_sync_token.as_deref(),
-            unix_now(),
-            |conn| {
-                let written = started.elapsed();
-                let contacts = Store::contacts_of(conn, account)?;
-                let reloaded = started.elapsed();
-                let index = AccountIndex::build(&contacts);
-                let counts = (index.contact_count(), index.number_count());
-                core.index.replace(account, index);
-                Ok((counts, [written, reloaded, started.elapsed()]))
-            },
-        )?;
+        let landing = Landing {
+            replace_all: full,
+            upserts: &upserts,
+            deletions: &deletions,
+            sync_token: next_sync_token.as_deref(),
+            group_names: &group_names,
+        };
+        let landed =
+            core.store
+                .commit_sync(account, self.connection_id, &landing, unix_now(), |conn| {
+                    let written = started.elapsed();
+                    let contacts = Store::contacts_of(conn, account)?;
+                    let reloaded = started.elapsed();
+                    let index = AccountIndex::build_with(
+                        &contacts,
+                        &group_names,
+                        self.settings.contact_groups.as_deref(),
+                    );
+                    let counts = (index.contact_count(), index.number_count());
+                    core.index.replace(account, index);
+                    Ok((counts, [written, reloaded, started.elapsed()]))
+                })?;
         let Some(((contacts, numbers), [written, reloaded, indexed])) = landed else {
             return Err(SyncFailure::Abandoned);
         };
@@ -409,6 +439,7 @@ mod tests {
             name: name.into(),
             company: String::new(),
             numbers: vec![],
+            groups: vec![],
         })
     }
 

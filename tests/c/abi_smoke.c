@@ -103,6 +103,23 @@ int main(int argc, char **argv) {
     CHECK(gi_lookup_contact(p, "example.com/40", "+12125550199", NULL) == GI_ERR_INVALID_ARGUMENT);
     CHECK(gi_lookup_contact(p, "example.com/40", "\xc3\x28", &contact) == GI_ERR_INVALID_ARGUMENT);
 
+    /* The address book: count with out NULL and cap 0; bad input is named. */
+    size_t count = 99, total = 99;
+    CHECK(gi_search_contacts(p, "example.com/40", "", GI_SEARCH_TEXT, 0, NULL, 0, &count, &total) == GI_OK);
+    CHECK(count == 0 && total == 0);
+    GiContact rows[4];
+    memset(rows, 0x5a, sizeof rows);
+    CHECK(gi_search_contacts(p, "example.com/40", "m\xc3\xbcl", GI_SEARCH_TEXT, 0, rows, 4, &count, NULL) == GI_OK);
+    CHECK(count == 0 && rows[0].name[0] == 0);
+    CHECK(gi_search_contacts(p, "example.com/40", "6855", GI_SEARCH_KEYPAD, 0, rows, 4, NULL, NULL) == GI_OK);
+    CHECK(gi_search_contacts(p, "example.com/40", "68a", GI_SEARCH_KEYPAD, 0, rows, 4, &count, &total) == GI_ERR_INVALID_ARGUMENT);
+    gi_last_error(err, sizeof err);
+    CHECK(strstr(err, "keypad") != NULL);
+    CHECK(gi_search_contacts(p, "example.com/40", "x", GI_SEARCH_TEXT, 0, NULL, 3, &count, &total) == GI_ERR_INVALID_ARGUMENT);
+    CHECK(gi_search_contacts(p, "example.com/40", NULL, GI_SEARCH_TEXT, 0, rows, 4, &count, &total) == GI_ERR_INVALID_ARGUMENT);
+    CHECK(gi_search_contacts(p, NULL, "x", GI_SEARCH_TEXT, 0, rows, 4, &count, &total) == GI_ERR_INVALID_ARGUMENT);
+    CHECK(gi_search_contacts(p, "example.com/40", "bad\xff", GI_SEARCH_TEXT, 0, rows, 4, &count, &total) == GI_ERR_INVALID_ARGUMENT);
+
     CHECK(gi_disable(p, "example.com/40") == GI_OK);
     CHECK(gi_sync_now(p, "example.com/40") == GI_ERR_INVALID_ARGUMENT);
 

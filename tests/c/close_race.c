@@ -23,9 +23,18 @@ static atomic_int found_before_close;
 
 static void *hammer(void *arg) {
     int status_thread = (int)(size_t)arg == 0;
+    int search_thread = (int)(size_t)arg == 1;
     for (;;) {
         GiResult r;
-        if (status_thread) {
+        if (search_thread) {
+            GiContact rows[2];
+            size_t count = 0, total = 0;
+            r = gi_search_contacts(plugin, account, "", GI_SEARCH_TEXT, 0, rows, 2, &count, &total);
+            if (r == GI_OK && (total == 0 || count == 0 || rows[0].name[0] == 0)) {
+                fprintf(stderr, "search before close: %zu of %zu\n", count, total);
+                atomic_fetch_add(&failures, 1);
+            }
+        } else if (status_thread) {
             char json[1024];
             size_t len = 0;
             r = gi_status_json(plugin, account, json, sizeof json, &len);

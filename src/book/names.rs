@@ -1,0 +1,468 @@
+//! The address book's search index: one row per (contact, number) in the order the PBX shows
+//! them, and the folded words of every contact's name, company and groups, sorted twice: by
+//! their letters (text search: a query word is a prefix of a word) and by their keypad
+//! spelling (dial by name). Built with the caller-ID index and swapped with it, so a search
+//! reads the same snapshot a lookup does, without locks, the store or the network.
+
+use std::cmp::Ordering;
+
+use super::fold;
+
+/// One row of the address book: a number of a contact, with what the phone shows. The same
+/// 16-byte shape as the caller-ID slot; `text` points at the contact's entry in the
+/// account's text arena (see `numbers`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Row {
+    pub e164: u64,
+    pub text: u32,
+    pub name_len: u8,
+    pub company_len: u8,
+    pub label: u16,
+}
+
+/// A word of a contact: where its folded text starts in the word arena (NUL-terminated), and
+/// whose it is.
+#[derive(Clone, Copy, Debug)]
+struct WordRef {
+    start: u32,
+    contact: u32,
+}
+
+/// What a contact brings to the index.
+pub struct Entry<'a> {
+    pub name: &'a str,
+    pub company: &'a str,
+    /// Group names, as shown.
+    pub groups: &'a [String],
+    /// The contact's rows (one per number), in any order.
+    pub rows: Vec<Row>,
+}
+
+#[derive(Default)]
+pub struct NameIndex {
+    /// Every row, in the address book's order: name, then company (case and accents
+    /// ignored), then the number as text.
+    rows: Box<[Row]>,
+    /// The rows of contact `c` are `contact_rows[contact_start[c]..contact_start[c + 1]]`,
+    /// positions in `rows`, ascending.
+    contact_start: Box<[u32]>,
+    contact_rows: Box<[u32]>,
+    /// Folded words, each followed by a NUL.
+    word_text: Box<[u8]>,
+    /// Sorted by the word's letters, then contact.
+    by_letters: Box<[WordRef]>,
+    /// Words of names and companies, sorted by their keypad spelling, then contact.
+    by_keypad: Box<[WordRef]>,
+}
+
+/// A parsed search query.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Query {
+    /// Every row.
+    All,
+    /// Every word must match: `words` as prefixes of a contact's words, `digits` as a part of
+    /// a row's E.164 number.
+    Text {
+        words: Vec<String>,
+        digits: Vec<String>,
+    },
+    /// Keypad digits 2-9 spelling the start of a word of the name or company.
+    Keypad(String),
+}
+
+impl Query {
+    /// Reads a query as `gi_search_contacts` gets it. Keypad mode takes digits 2-9 only.
+    pub fn parse(text: &str, keypad: bool) -> Result<Query, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(Query::All);
+        }
+        if keypad {
+            if let Some(bad) = text.chars().find(|c| !matches!(c, '2'..='9')) {
+                return Err(format!(
+                    "keypad search takes the digits 2-9 as typed on a phone keypad; {bad:?} is not one of them"
+                ));
+            }
+            return Ok(Query::Keypad(text.to_owned()));
+        }
+        let mut words = Vec::new();
+        let mut digits = Vec::new();
+        for word in text.split_whitespace() {
+            if let Some(number) = digit_word(word) {
+                digits.push(number);
+            } else {
+                fold::words(word, |w| words.push(w.to_owned()));
+            }
+        }
+        if words.is_empty() && digits.is_empty() {
+            return Ok(Query::All); // punctuation only
+        }
+        Ok(Query::Text { words, digits })
+    }
+}
+
+/// A word of 3 or more digits, with `+ - ( ) .` allowed among them: its digits.
+fn digit_word(word: &str) -> Option<String> {
+    if !word
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | '(' | ')' | '.'))
+    {
+        return None;
+    }
+    let digits: String = word.chars().filter(char::is_ascii_digit).collect();
+    (digits.len() >= 3).then_some(digits)
+}
+
+/// The rows a query matches in one index: all of them, or these positions (ascending).
+pub enum Matches {
+    All(usize),
+    Rows(Vec<u32>),
+}
+
+impl Matches {
+    pub fn len(&self) -> usize {
+        match self {
+            Matches::All(n) => *n,
+            Matches::Rows(rows) => rows.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The position in the index's rows of the `i`-th match.
+    pub fn get(&self, i: usize) -> u32 {
+        match self {
+            Matches::All(_) => i as u32,
+            Matches::Rows(rows) => rows[i],
+        }
+    }
+}
+
+impl NameIndex {
+    pub fn build(entries: Vec<Entry<'_>>) -> NameIndex {
+        let mut word_text: Vec<u8> = Vec::new();
+        let mut by_letters: Vec<WordRef> = Vec::new();
+        let mut keypad_words: Vec<WordRef> = Vec::new();
+        // (folded name, folded company, row) for the order.
+        let mut ordered: Vec<(String, String, u32, Row)> = Vec::new();
+        for (contact, entry) in entries.iter().enumerate() {
+            if entry.rows.is_empty() {
+                continue; // no number, no row: not in the address book
+            }
+            let contact = contact as u32;
+            let mut add = |word: &str, keypad: bool| {
+                let start = word_text.len() as u32;
+                word_text.extend_from_slice(word.as_bytes());
+                word_text.push(0);
+                let word = WordRef { start, contact };
+                by_letters.push(word);
+                if keypad {
+                    keypad_words.push(word);
+                }
+            };
+            fold::words(entry.name, |w| add(w, true));
+            fold::words(entry.company, |w| add(w, true));
+            for group in entry.groups {
+                fold::words(group, |w| add(w, false));
+            }
+            let name = fold::fold(entry.name);
+            let company = fold::fold(entry.company);
+            for row in &entry.rows {
+                ordered.push((name.clone(), company.clone(), contact, *row));
+            }
+        }
+        ordered.sort_by(|a, b| {
+            (&a.0, &a.1)
+                .cmp(&(&b.0, &b.1))
+                .then_with(|| number_text_order(a.3.e164, b.3.e164))
+        });
+
+        let contacts = entries.len();
+        let mut contact_start = vec![0u32; contacts + 1];
+        for (_, _, contact, _) in &ordered {
+            contact_start[*contact as usize + 1] += 1;
+        }
+        for c in 0..contacts {
+            contact_start[c + 1] += contact_start[c];
+        }
+        let mut fill = contact_start.clone();
+        let mut contact_rows = vec![0u32; ordered.len()];
+        for (position, (_, _, contact, _)) in ordered.iter().enumerate() {
+            let at = &mut fill[*contact as usize];
+            contact_rows[*at as usize] = position as u32;
+            *at += 1;
+        }
+        let rows: Box<[Row]> = ordered.into_iter().map(|(_, _, _, row)| row).collect();
+
+        let text = |w: &WordRef| word_at(&word_text, w.start);
+        by_letters.sort_unstable_by(|a, b| text(a).cmp(text(b)).then(a.contact.cmp(&b.contact)));
+        by_letters.dedup_by(|a, b| a.contact == b.contact && text(a) == text(b));
+        keypad_words.sort_unstable_by(|a, b| {
+            keypad_order(text(a), text(b)).then(a.contact.cmp(&b.contact))
+        });
+        keypad_words.dedup_by(|a, b| {
+            a.contact == b.contact && keypad_order(text(a), text(b)) == Ordering::Equal
+        });
+
+        NameIndex {
+            rows,
+            contact_start: contact_start.into_boxed_slice(),
+            contact_rows: contact_rows.into_boxed_slice(),
+            word_text: word_text.into_boxed_slice(),
+            by_letters: by_letters.into_boxed_slice(),
+            by_keypad: keypad_words.into_boxed_slice(),
+        }
+    }
+
+    pub fn row(&self, position: u32) -> &Row {
+        &self.rows[position as usize]
+    }
+
+    pub fn row_count(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The rows `query` matches, in order.
+    pub fn matching(&self, query: &Query) -> Matches {
+        match query {
+            Query::All => Matches::All(self.rows.len()),
+            Query::Keypad(digits) => {
+                let contacts = self.keypad_contacts(digits.as_bytes());
+                Matches::Rows(self.rows_of(&contacts, &[]))
+            }
+            Query::Text { words, digits } => {
+                if words.is_empty() {
+                    let rows = (0..self.rows.len() as u32)
+                        .filter(|&r| row_has_digits(&self.rows[r as usize], digits))
+                        .collect();
+                    return Matches::Rows(rows);
+                }
+                // The rarest word first: the others only narrow what it found.
+                let mut sets: Vec<Vec<u32>> = words
+                    .iter()
+                    .map(|w| self.letter_contacts(w.as_bytes()))
+                    .collect();
+                sets.sort_by_key(Vec::len);
+                let mut contacts = sets.swap_remove(0);
+                for other in &sets {
+                    contacts.retain(|c| other.binary_search(c).is_ok());
+                }
+                Matches::Rows(self.rows_of(&contacts, digits))
+            }
+        }
+    }
+
+    /// Contacts with a word that starts with `prefix`, ascending, each once.
+    fn letter_contacts(&self, prefix: &[u8]) -> Vec<u32> {
+        let text = |w: &WordRef| word_at(&self.word_text, w.start);
+        let from = self.by_letters.partition_point(|w| text(w) < prefix);
+        let mut contacts: Vec<u32> = self.by_letters[from..]
+            .iter()
+            .take_while(|w| text(w).starts_with(prefix))
+            .map(|w| w.contact)
+            .collect();
+        contacts.sort_unstable();
+        contacts.dedup();
+        contacts
+    }
+
+    /// Contacts with a name or company word whose keypad spelling starts with `digits`.
+    fn keypad_contacts(&self, digits: &[u8]) -> Vec<u32> {
+        let spelled_prefix = |w: &WordRef| -> Ordering {
+            let mut letters = word_at(&self.word_text, w.start)
+                .iter()
+                .map(|&c| fold::keypad_digit(c).unwrap_or(b'0'));
+            for &d in digits {
+                match letters.next() {
+                    None => return Ordering::Less,
+                    Some(spelled) if spelled != d => return spelled.cmp(&d),
+                    Some(_) => {}
+                }
+            }
+            Ordering::Equal
+        };
+        let from = self
+            .by_keypad
+            .partition_point(|w| spelled_prefix(w) == Ordering::Less);
+        let mut contacts: Vec<u32> = self.by_keypad[from..]
+            .iter()
+            .take_while(|w| spelled_prefix(w) == Ordering::Equal)
+            .map(|w| w.contact)
+            .collect();
+        contacts.sort_unstable();
+        contacts.dedup();
+        contacts
+    }
+
+    /// The rows of `contacts` whose numbers contain every digit run of `digits`, in order.
+    fn rows_of(&self, contacts: &[u32], digits: &[String]) -> Vec<u32> {
+        let mut rows: Vec<u32> = contacts
+            .iter()
+            .flat_map(|&c| {
+                let (from, to) = (
+                    self.contact_start[c as usize] as usize,
+                    self.contact_start[c as usize + 1] as usize,
+                );
+                self.contact_rows[from..to].iter().copied()
+            })
+            .filter(|&r| row_has_digits(&self.rows[r as usize], digits))
+            .collect();
+        rows.sort_unstable();
+        rows
+    }
+
+    /// Heap bytes the index holds, for the memory figures.
+    pub fn heap_bytes(&self) -> usize {
+        self.rows.len() * std::mem::size_of::<Row>()
+            + (self.contact_start.len() + self.contact_rows.len()) * 4
+            + self.word_text.len()
+            + (self.by_letters.len() + self.by_keypad.len()) * std::mem::size_of::<WordRef>()
+    }
+}
+
+/// The folded word that starts at `start`, without its NUL.
+fn word_at(text: &[u8], start: u32) -> &[u8] {
+    let rest = &text[start as usize..];
+    &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]
+}
+
+/// Orders words by their keypad spelling.
+fn keypad_order(a: &[u8], b: &[u8]) -> Ordering {
+    let spell = |w: &[u8]| {
+        w.iter()
+            .map(|&c| fold::keypad_digit(c).unwrap_or(b'0'))
+            .collect::<Vec<u8>>()
+    };
+    spell(a).cmp(&spell(b))
+}
+
+fn row_has_digits(row: &Row, digits: &[String]) -> bool {
+    if digits.is_empty() {
+        return true;
+    }
+    let mut buf = [0u8; 20];
+    let text = super::phone::E164(row.e164).write(&mut buf);
+    digits.iter().all(|d| text.contains(d.as_str()))
+}
+
+/// E.164 numbers ordered as their text ("+1212…" before "+44…").
+pub fn number_text_order(a: u64, b: u64) -> Ordering {
+    let (mut x, mut y) = ([0u8; 20], [0u8; 20]);
+    let a = super::phone::E164(a).write(&mut x);
+    let b = super::phone::E164(b).write(&mut y);
+    a.cmp(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(e164: u64) -> Row {
+        Row {
+            e164,
+            ..Row::default()
+        }
+    }
+
+    fn index() -> NameIndex {
+        let groups = vec!["Customers".to_string()];
+        NameIndex::build(vec![
+            Entry {
+                name: "Jürgen Müller",
+                company: "Acme GmbH",
+                groups: &groups,
+                rows: vec![row(4930123456), row(491701234567)],
+            },
+            Entry {
+                name: "Anna Schmidt",
+                company: "",
+                groups: &[],
+                rows: vec![row(4940123456)],
+            },
+            Entry {
+                name: "No Number",
+                company: "",
+                groups: &[],
+                rows: vec![],
+            },
+            Entry {
+                name: "anna adams",
+                company: "Müller & Co",
+                groups: &[],
+                rows: vec![row(12125550100)],
+            },
+        ])
+    }
+
+    fn rows(index: &NameIndex, query: &str, keypad: bool) -> Vec<u64> {
+        let query = Query::parse(query, keypad).unwrap();
+        let matches = index.matching(&query);
+        (0..matches.len())
+            .map(|i| index.row(matches.get(i)).e164)
+            .collect()
+    }
+
+    #[test]
+    fn rows_are_ordered_by_folded_name_then_company_then_number_text() {
+        let all = rows(&index(), "", false);
+        // "+4917…" sorts before "+4930…" as text.
+        assert_eq!(all, [12125550100, 4940123456, 491701234567, 4930123456]);
+    }
+
+    #[test]
+    fn words_match_as_prefixes_in_any_order_without_case_or_accents() {
+        let i = index();
+        for q in [
+            "mül",
+            "mul",
+            "MUL",
+            "jürgen müller",
+            "müller jür",
+            "acme",
+            "cust",
+        ] {
+            assert!(rows(&i, q, false).contains(&4930123456), "{q}");
+        }
+        assert_eq!(
+            rows(&i, "mul", false).len(),
+            3,
+            "Müller's two rows and Müller & Co"
+        );
+        assert_eq!(rows(&i, "anna sch", false), [4940123456]);
+        assert!(rows(&i, "number", false).is_empty(), "no number, no row");
+        assert!(rows(&i, "zzz", false).is_empty());
+    }
+
+    #[test]
+    fn digit_words_match_part_of_the_number() {
+        let i = index();
+        assert_eq!(rows(&i, "555-01", false), [12125550100]);
+        assert_eq!(rows(&i, "mül 170", false), [491701234567]);
+        assert_eq!(rows(&i, "4930 123", false), [4930123456]);
+        assert!(
+            rows(&i, "(49) 301", false).is_empty(),
+            "(49) has two digits: a word"
+        );
+        assert!(
+            rows(&i, "12", false).is_empty(),
+            "two digits are a word, not a number"
+        );
+    }
+
+    #[test]
+    fn the_keypad_spells_the_start_of_a_name_or_company_word() {
+        let i = index();
+        assert_eq!(
+            rows(&i, "6855", true).len(),
+            3,
+            "mull: Müller twice, Müller & Co"
+        );
+        assert_eq!(rows(&i, "587", true), [491701234567, 4930123456]);
+        assert_eq!(rows(&i, "2662", true), [12125550100, 4940123456], "anna");
+        assert!(rows(&i, "2878", true).is_empty(), "groups are not dialled");
+        assert!(Query::parse("68a", true).is_err());
+        assert!(Query::parse("0", true).is_err());
+    }
+}
