@@ -11,6 +11,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use google_integration::book::contact::{Contact, ContactNumber};
+use google_integration::book::names::{Entry, NameIndex, Query, Row};
 use google_integration::book::numbers::{AccountIndex, ContactIndex};
 use google_integration::book::phone::RegionRules;
 use rusqlite::{params, Connection};
@@ -208,5 +209,164 @@ fn index_build(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, number_reading, lookups, index_build);
+/// An address book of 25,000 people with realistic names: 1,600 family names (a few with
+/// umlauts, like Müller), 32 given names, a company for a third, two numbers for a fifth.
+pub fn address_book(count: usize) -> Vec<Contact> {
+    const GIVEN: &[&str] = &[
+        "Anna", "Ben", "Chloé", "Dmitri", "Emma", "Farid", "Grace", "Hiro", "Inès", "Jonas",
+        "Kavya", "Luis", "Mia", "Noah", "Olivia", "Priya", "Quinn", "Rosa", "Sven", "Tomás", "Uma",
+        "Viktor", "Wen", "Xavier", "Yara", "Zoë", "Jürgen", "Åsa", "Léa", "Marco", "Nadia", "Omar",
+    ];
+    const SYLLABLES: &[&str] = &[
+        "Mül", "ler", "Schä", "fer", "Wei", "ß", "Ber", "gen", "Lin", "dqvist", "Ko", "wal", "ski",
+        "Gar", "cía", "Ros", "si", "Ngu", "yen", "Sil", "va", "Du", "bois", "Ta", "na", "ka", "O",
+        "ka", "for", "Shar", "ma", "Ha",
+    ];
+    let us = RegionRules::new("US").unwrap();
+    (0..count)
+        .map(|i| {
+            let family = format!(
+                "{}{}",
+                SYLLABLES[(i * 7) % SYLLABLES.len()],
+                SYLLABLES[(i * 13 / 3) % SYLLABLES.len()].to_lowercase()
+            );
+            let given = GIVEN[(i * 11) % GIVEN.len()];
+            let numbers = (0..if i % 5 == 0 { 2 } else { 1 })
+                .map(|n| {
+                    let stored = us
+                        .normalise_stored(&format!("+1{}{:07}", 201 + n, i * 13 % 10_000_000), None)
+                        .unwrap();
+                    ContactNumber {
+                        e164: stored.e164,
+                        national: stored.national,
+                        label: ["mobile", "work"][n].into(),
+                    }
+                })
+                .collect();
+            Contact {
+                resource_name: format!("people/c{:019}", i * 7919),
+                name: format!("{given} {family}"),
+                company: if i % 3 == 0 {
+                    format!("{} GmbH", SYLLABLES[(i / 3) % SYLLABLES.len()])
+                } else {
+                    String::new()
+                },
+                numbers,
+                groups: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+/// The address book: a 10-row text search and a keypad search on 25,000 contacts against
+/// the same question to SQLite's FTS5 (prefix query, ordered, with its count).
+fn search(c: &mut Criterion) {
+    let contacts = address_book(25_000);
+    let index = ContactIndex::default();
+    index.replace("example.com", AccountIndex::build(&contacts));
+    let db = Connection::open_in_memory().unwrap();
+    db.execute_batch(
+        "CREATE VIRTUAL TABLE book USING fts5(name, company, number UNINDEXED,
+                                               tokenize = 'unicode61 remove_diacritics 2');",
+    )
+    .unwrap();
+    {
+        let tx = db.unchecked_transaction().unwrap();
+        let mut insert = tx
+            .prepare("INSERT INTO book (name, company, number) VALUES (?1, ?2, ?3)")
+            .unwrap();
+        for contact in &contacts {
+            for number in &contact.numbers {
+                insert
+                    .execute(params![
+                        contact.name,
+                        contact.company,
+                        number.e164.to_string_e164()
+                    ])
+                    .unwrap();
+            }
+        }
+        drop(insert);
+        tx.commit().unwrap();
+    }
+    let mut group = c.benchmark_group("search_25k");
+    for (label, text, fts) in [
+        ("selective", "jonas mül", "jonas* mul*"),
+        ("broad", "mül", "mul*"),
+    ] {
+        let query = Query::parse(text, false).unwrap();
+        group.bench_function(BenchmarkId::new("plugin", label), |b| {
+            b.iter(|| {
+                let mut names = 0usize;
+                let total = index.search("example.com/40", black_box(&query), 0, 10, |m| {
+                    names += m.name.len()
+                });
+                (names, total)
+            })
+        });
+        let mut rows = db
+            .prepare_cached(
+                "SELECT name, company, number FROM book WHERE book MATCH ?1
+                 ORDER BY name COLLATE NOCASE, company COLLATE NOCASE, number LIMIT 10",
+            )
+            .unwrap();
+        let mut count = db
+            .prepare_cached("SELECT count(*) FROM book WHERE book MATCH ?1")
+            .unwrap();
+        group.bench_function(BenchmarkId::new("sqlite_fts5", label), |b| {
+            b.iter(|| {
+                let names: usize = rows
+                    .query_map([black_box(fts)], |r| r.get::<_, String>(0))
+                    .unwrap()
+                    .map(|n| n.unwrap().len())
+                    .sum();
+                let total: i64 = count.query_row([fts], |r| r.get(0)).unwrap();
+                (names, total)
+            })
+        });
+    }
+    let keypad = Query::parse("6855", true).unwrap();
+    group.bench_function(BenchmarkId::new("plugin", "keypad"), |b| {
+        b.iter(|| index.search("example.com/40", black_box(&keypad), 0, 10, |_| ()))
+    });
+    group.finish();
+}
+
+/// Building the name index alone, against the whole account index that contains it.
+fn name_index_build(c: &mut Criterion) {
+    let contacts = address_book(25_000);
+    c.bench_function("index_build/25k_address_book", |b| {
+        b.iter(|| AccountIndex::build(black_box(&contacts)))
+    });
+    c.bench_function("name_index_build/25k_address_book", |b| {
+        b.iter(|| {
+            let entries = contacts
+                .iter()
+                .map(|c| Entry {
+                    name: &c.name,
+                    company: &c.company,
+                    groups: &[],
+                    rows: c
+                        .numbers
+                        .iter()
+                        .map(|n| Row {
+                            e164: n.e164.0,
+                            ..Row::default()
+                        })
+                        .collect(),
+                })
+                .collect();
+            NameIndex::build(black_box(entries))
+        })
+    });
+}
+
+criterion_group!(
+    benches,
+    number_reading,
+    lookups,
+    index_build,
+    search,
+    name_index_build
+);
 criterion_main!(benches);

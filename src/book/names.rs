@@ -113,30 +113,44 @@ fn digit_word(word: &str) -> Option<String> {
     (digits.len() >= 3).then_some(digits)
 }
 
-/// The rows a query matches in one index: all of them, or these positions (ascending).
-pub enum Matches {
-    All(usize),
-    Rows(Vec<u32>),
+/// What a query matches in one index: how many rows in all, and the first of them in order
+/// (positions in the index's rows), as many as were asked for.
+pub struct Matches {
+    pub total: usize,
+    pub first: Vec<u32>,
 }
 
-impl Matches {
-    pub fn len(&self) -> usize {
-        match self {
-            Matches::All(n) => *n,
-            Matches::Rows(rows) => rows.len(),
+/// A set of contacts, one bit each: contacts are numbered in the address book's order (by
+/// their first row), so walking the set walks the result in order.
+struct ContactSet(Vec<u64>);
+
+impl ContactSet {
+    fn new(contacts: usize) -> ContactSet {
+        ContactSet(vec![0; contacts / 64 + 1])
+    }
+
+    fn insert(&mut self, contact: u32) {
+        self.0[contact as usize / 64] |= 1 << (contact % 64);
+    }
+
+    fn intersect(&mut self, other: &ContactSet) {
+        for (word, other) in self.0.iter_mut().zip(&other.0) {
+            *word &= other;
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The position in the index's rows of the `i`-th match.
-    pub fn get(&self, i: usize) -> u32 {
-        match self {
-            Matches::All(_) => i as u32,
-            Matches::Rows(rows) => rows[i],
-        }
+    /// The contacts in the set, ascending.
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.0.iter().enumerate().flat_map(|(at, &word)| {
+            let mut bits = word;
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let bit = bits.trailing_zeros();
+                    bits &= bits - 1;
+                    (at * 64) as u32 + bit
+                })
+            })
+        })
     }
 }
 
@@ -179,7 +193,22 @@ impl NameIndex {
                 .then_with(|| number_text_order(a.3.e164, b.3.e164))
         });
 
-        let contacts = entries.len();
+        // Number the contacts with rows by their first row, so that a set of contacts walked
+        // in ascending order is walked in the address book's order.
+        let mut rank = vec![u32::MAX; entries.len()];
+        let mut ranked = 0u32;
+        for (_, _, contact, _) in &mut ordered {
+            let r = &mut rank[*contact as usize];
+            if *r == u32::MAX {
+                *r = ranked;
+                ranked += 1;
+            }
+            *contact = *r;
+        }
+        for word in by_letters.iter_mut().chain(keypad_words.iter_mut()) {
+            word.contact = rank[word.contact as usize];
+        }
+        let contacts = ranked as usize;
         let mut contact_start = vec![0u32; contacts + 1];
         for (_, _, contact, _) in &ordered {
             contact_start[*contact as usize + 1] += 1;
@@ -224,52 +253,62 @@ impl NameIndex {
         self.rows.len()
     }
 
-    /// The rows `query` matches, in order.
-    pub fn matching(&self, query: &Query) -> Matches {
+    /// What `query` matches: the total, and the first `need` rows in order.
+    pub fn matching(&self, query: &Query, need: usize) -> Matches {
         match query {
-            Query::All => Matches::All(self.rows.len()),
+            Query::All => Matches {
+                total: self.rows.len(),
+                first: (0..self.rows.len().min(need) as u32).collect(),
+            },
             Query::Keypad(digits) => {
-                let contacts = self.keypad_contacts(digits.as_bytes());
-                Matches::Rows(self.rows_of(&contacts, &[]))
+                let set = self.keypad_contacts(digits.as_bytes());
+                self.rows_of(&set, &[], need)
+            }
+            Query::Text { words, digits } if words.is_empty() => {
+                let mut total = 0;
+                let mut first = Vec::new();
+                for (position, row) in self.rows.iter().enumerate() {
+                    if row_has_digits(row, digits) {
+                        total += 1;
+                        if first.len() < need {
+                            first.push(position as u32);
+                        }
+                    }
+                }
+                Matches { total, first }
             }
             Query::Text { words, digits } => {
-                if words.is_empty() {
-                    let rows = (0..self.rows.len() as u32)
-                        .filter(|&r| row_has_digits(&self.rows[r as usize], digits))
-                        .collect();
-                    return Matches::Rows(rows);
+                let mut set = self.letter_contacts(words[0].as_bytes());
+                for word in &words[1..] {
+                    set.intersect(&self.letter_contacts(word.as_bytes()));
                 }
-                // The rarest word first: the others only narrow what it found.
-                let mut sets: Vec<Vec<u32>> = words
-                    .iter()
-                    .map(|w| self.letter_contacts(w.as_bytes()))
-                    .collect();
-                sets.sort_by_key(Vec::len);
-                let mut contacts = sets.swap_remove(0);
-                for other in &sets {
-                    contacts.retain(|c| other.binary_search(c).is_ok());
-                }
-                Matches::Rows(self.rows_of(&contacts, digits))
+                self.rows_of(&set, digits, need)
             }
         }
     }
 
-    /// Contacts with a word that starts with `prefix`, ascending, each once.
-    fn letter_contacts(&self, prefix: &[u8]) -> Vec<u32> {
-        let text = |w: &WordRef| word_at(&self.word_text, w.start);
-        let from = self.by_letters.partition_point(|w| text(w) < prefix);
-        let mut contacts: Vec<u32> = self.by_letters[from..]
+    /// Contacts with a word that starts with `prefix`.
+    fn letter_contacts(&self, prefix: &[u8]) -> ContactSet {
+        // The word's bytes as long as the prefix, its NUL included when it is shorter: the
+        // NUL sorts before every letter, so this orders the words as their text does,
+        // without looking for where each one ends.
+        let head = |w: &WordRef| {
+            let start = w.start as usize;
+            &self.word_text[start..(start + prefix.len()).min(self.word_text.len())]
+        };
+        let from = self.by_letters.partition_point(|w| head(w) < prefix);
+        let mut set = ContactSet::new(self.contact_count());
+        for word in self.by_letters[from..]
             .iter()
-            .take_while(|w| text(w).starts_with(prefix))
-            .map(|w| w.contact)
-            .collect();
-        contacts.sort_unstable();
-        contacts.dedup();
-        contacts
+            .take_while(|w| head(w) == prefix)
+        {
+            set.insert(word.contact);
+        }
+        set
     }
 
     /// Contacts with a name or company word whose keypad spelling starts with `digits`.
-    fn keypad_contacts(&self, digits: &[u8]) -> Vec<u32> {
+    fn keypad_contacts(&self, digits: &[u8]) -> ContactSet {
         let spelled_prefix = |w: &WordRef| -> Ordering {
             let mut letters = word_at(&self.word_text, w.start)
                 .iter()
@@ -286,31 +325,65 @@ impl NameIndex {
         let from = self
             .by_keypad
             .partition_point(|w| spelled_prefix(w) == Ordering::Less);
-        let mut contacts: Vec<u32> = self.by_keypad[from..]
+        let mut set = ContactSet::new(self.contact_count());
+        for word in self.by_keypad[from..]
             .iter()
             .take_while(|w| spelled_prefix(w) == Ordering::Equal)
-            .map(|w| w.contact)
-            .collect();
-        contacts.sort_unstable();
-        contacts.dedup();
-        contacts
+        {
+            set.insert(word.contact);
+        }
+        set
     }
 
-    /// The rows of `contacts` whose numbers contain every digit run of `digits`, in order.
-    fn rows_of(&self, contacts: &[u32], digits: &[String]) -> Vec<u32> {
-        let mut rows: Vec<u32> = contacts
-            .iter()
-            .flat_map(|&c| {
-                let (from, to) = (
-                    self.contact_start[c as usize] as usize,
-                    self.contact_start[c as usize + 1] as usize,
-                );
-                self.contact_rows[from..to].iter().copied()
-            })
-            .filter(|&r| row_has_digits(&self.rows[r as usize], digits))
-            .collect();
-        rows.sort_unstable();
-        rows
+    fn contact_count(&self) -> usize {
+        self.contact_start.len() - 1
+    }
+
+    /// The rows of a contact, ascending.
+    fn rows_of_contact(&self, contact: u32) -> &[u32] {
+        let from = self.contact_start[contact as usize] as usize;
+        let to = self.contact_start[contact as usize + 1] as usize;
+        &self.contact_rows[from..to]
+    }
+
+    /// The rows of the contacts in `set` whose numbers contain every run of `digits`: how
+    /// many in all, and the first `need` in order. Contacts are numbered by their first row,
+    /// so the first rows come from the first contacts of the set; a later contact's row can
+    /// only come earlier when it shares its name and company, so the walk goes on while a
+    /// contact's first row is before the last row kept.
+    fn rows_of(&self, set: &ContactSet, digits: &[String], need: usize) -> Matches {
+        let mut total = 0;
+        let mut first: Vec<u32> = Vec::new();
+        let mut settled = false;
+        for contact in set.iter() {
+            let rows = self.rows_of_contact(contact);
+            if digits.is_empty() {
+                total += rows.len();
+            } else {
+                total += rows
+                    .iter()
+                    .filter(|&&r| row_has_digits(&self.rows[r as usize], digits))
+                    .count();
+            }
+            if settled || need == 0 {
+                continue;
+            }
+            if first.len() >= need && rows[0] > first[need - 1] {
+                settled = true;
+                continue;
+            }
+            first.extend(
+                rows.iter()
+                    .filter(|&&r| row_has_digits(&self.rows[r as usize], digits)),
+            );
+            if first.len() >= need {
+                first.sort_unstable();
+                first.truncate(need);
+            }
+        }
+        first.sort_unstable();
+        first.truncate(need);
+        Matches { total, first }
     }
 
     /// Heap bytes the index holds, for the memory figures.
@@ -398,10 +471,9 @@ mod tests {
 
     fn rows(index: &NameIndex, query: &str, keypad: bool) -> Vec<u64> {
         let query = Query::parse(query, keypad).unwrap();
-        let matches = index.matching(&query);
-        (0..matches.len())
-            .map(|i| index.row(matches.get(i)).e164)
-            .collect()
+        let matches = index.matching(&query, usize::MAX);
+        assert_eq!(matches.total, matches.first.len());
+        matches.first.iter().map(|&r| index.row(r).e164).collect()
     }
 
     #[test]
@@ -433,6 +505,41 @@ mod tests {
         assert_eq!(rows(&i, "anna sch", false), [4940123456]);
         assert!(rows(&i, "number", false).is_empty(), "no number, no row");
         assert!(rows(&i, "zzz", false).is_empty());
+    }
+
+    #[test]
+    fn the_first_rows_are_right_when_contacts_of_the_same_name_interleave() {
+        let index = NameIndex::build(vec![
+            Entry {
+                name: "Same Name",
+                company: "",
+                groups: &[],
+                rows: vec![row(12015550100), row(12035550100)],
+            },
+            Entry {
+                name: "same name",
+                company: "",
+                groups: &[],
+                rows: vec![row(12025550100)],
+            },
+            Entry {
+                name: "Other",
+                company: "",
+                groups: &[],
+                rows: vec![row(12045550100)],
+            },
+        ]);
+        let query = Query::parse("same", false).unwrap();
+        for need in 0..4 {
+            let matches = index.matching(&query, need);
+            let first: Vec<u64> = matches.first.iter().map(|&r| index.row(r).e164).collect();
+            let all = [12015550100, 12025550100, 12035550100];
+            assert_eq!(
+                (matches.total, first.as_slice()),
+                (3, &all[..need.min(3)]),
+                "{need}"
+            );
+        }
     }
 
     #[test]

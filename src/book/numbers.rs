@@ -422,25 +422,29 @@ impl ContactIndex {
             snapshot.get_key_value(domain)
         };
         // Own first: on a tie the account's own row comes before its domain's.
+        let need = offset.saturating_add(cap);
         let scopes: Vec<(&str, &AccountIndex, Matches)> = [own, shared]
             .into_iter()
             .flatten()
-            .map(|(name, index)| (name.as_ref(), index.as_ref(), index.names.matching(query)))
+            .map(|(name, index)| {
+                let matches = index.names.matching(query, need);
+                (name.as_ref(), index.as_ref(), matches)
+            })
             .collect();
-        let total: usize = scopes.iter().map(|(_, _, m)| m.len()).sum();
+        let total: usize = scopes.iter().map(|(_, _, m)| m.total).sum();
         let mut next = vec![0usize; scopes.len()];
-        for position in 0..total.min(offset.saturating_add(cap)) {
+        for position in 0..total.min(need) {
             let mut pick: Option<usize> = None;
             for (s, (_, index, matches)) in scopes.iter().enumerate() {
-                if next[s] == matches.len() {
+                let Some(&candidate) = matches.first.get(next[s]) else {
                     continue;
-                }
-                let row = index.names.row(matches.get(next[s]));
+                };
+                let row = index.names.row(candidate);
                 let better = match pick {
                     None => true,
                     Some(p) => {
                         let (_, best_index, best_matches) = &scopes[p];
-                        let best = best_index.names.row(best_matches.get(next[p]));
+                        let best = best_index.names.row(best_matches.first[next[p]]);
                         index.row_order(row, best_index, best) == Ordering::Less
                     }
                 };
@@ -451,7 +455,7 @@ impl ContactIndex {
             let Some(p) = pick else { break };
             let (name, index, matches) = &scopes[p];
             if position >= offset {
-                each(index.found(index.names.row(matches.get(next[p])), name));
+                each(index.found(index.names.row(matches.first[next[p]]), name));
             }
             next[p] += 1;
         }
