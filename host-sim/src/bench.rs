@@ -6,7 +6,9 @@
 //! - lookups from two threads while a third runs full syncs, against the same threads idle;
 //! - a full sync of 25,000 contacts end to end, and an incremental sync of 10 changes;
 //! - `gi_open` with 1,000,000 stored numbers until the first lookup answers;
-//! - resident memory per indexed number.
+//! - resident memory per indexed number;
+//! - address book searches (text and keypad) against SQLite FTS5 over the same rows, and
+//!   lookups beside a thread that searches.
 //!
 //! Latencies go into HDR histograms (one clock read per call; the clock's own cost is measured
 //! and shown). Nothing here is asserted: figures are for the report, on a shared machine.
@@ -21,7 +23,7 @@ use serde_json::{json, Value};
 
 use crate::progress::Bar;
 use host_sim::fake_google::{Client, Endpoint, FakeGoogle, Person};
-use host_sim::plugin::{Api, GiContact, GiResult, Plugin};
+use host_sim::plugin::{Api, GiContact, GiResult, GiSearchMode, Plugin};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -280,6 +282,26 @@ pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         println!("   plot written to {}", path.display());
     }
+    // ---- the address book: searches through the C ABI against SQLite FTS5 -------------------
+    let mut bar = Bar::new("search      ");
+    bar.update(0, 2, "text and keypad, plugin vs FTS5");
+    search_rows(&plugin, &fake.contacts(BIG_USER), sizes.measure, &mut rows)?;
+    bar.update(1, 2, "lookups while another thread searches");
+    let (alone, beside) = lookups_during_searches(&plugin, &inputs, sizes.measure)?;
+    bar.finish(2, 2, "done");
+    for (label, q) in [("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)] {
+        rows.push(row(
+            format!("lookup {label} while another thread searches"),
+            ns(beside.value_at_quantile(q) as f64),
+            format!("alone: {}", ns(alone.value_at_quantile(q) as f64)),
+            ratio(
+                beside.value_at_quantile(q) as f64,
+                alone.value_at_quantile(q) as f64,
+            ),
+            if label == "p99.9" { "unchanged" } else { "" },
+        ));
+    }
+
     plugin
         .disable(BIG_ACCOUNT)
         .map_err(|e| format!("disable: {e}"))?;
@@ -413,10 +435,21 @@ const GIVEN: &[&str] = &[
     "Anna", "Ben", "Chloé", "Dmitri", "Emma", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kavya",
     "Luis", "Mia", "Noah", "Olivia", "Priya",
 ];
-const FAMILY: &[&str] = &[
-    "Müller", "Smith", "García", "Rossi", "Nguyen", "Kowalski", "Silva", "Johnson", "Dubois",
-    "Tanaka", "Okafor", "Sharma",
+/// Family names are two of these: 1,024 of them, a few with umlauts ("Müller"), so that a
+/// search selects what an address book's search would.
+const SYLLABLES: &[&str] = &[
+    "Mül", "ler", "Schä", "fer", "Wei", "ß", "Ber", "gen", "Lin", "dqvist", "Ko", "wal", "ski",
+    "Gar", "cía", "Ros", "si", "Ngu", "yen", "Sil", "va", "Du", "bois", "Ta", "na", "ka", "O",
+    "ke", "for", "Shar", "ma", "Ha",
 ];
+
+fn family(n: usize) -> String {
+    format!(
+        "{}{}",
+        SYLLABLES[n % SYLLABLES.len()],
+        SYLLABLES[(n / SYLLABLES.len()) % SYLLABLES.len()].to_lowercase()
+    )
+}
 
 /// `count` people of dataset `set`, one US number each, unique across sets.
 fn people(set: usize, count: usize) -> Vec<Person> {
@@ -426,7 +459,7 @@ fn people(set: usize, count: usize) -> Vec<Person> {
             Person::new(
                 &format!("people/c{set}x{i}"),
                 GIVEN[n % GIVEN.len()],
-                FAMILY[(n / 7) % FAMILY.len()],
+                &family(n / 7),
             )
             .with_company(if i % 3 == 0 { "Example Corp" } else { "" })
             .with_phone(
@@ -606,7 +639,7 @@ fn measure<T>(
             h.record(took.as_nanos().max(1) as u64)
                 .map_err(|e| e.to_string())?;
             if !ok {
-                return Err("a lookup answered wrongly during the benchmark".into());
+                return Err("a call answered wrongly during the benchmark".into());
             }
         }
         n += 256;
@@ -717,6 +750,188 @@ fn baseline_db(sets: &[(String, Vec<u64>)]) -> Result<rusqlite::Connection, Stri
     }
     tx.commit().map_err(|e| e.to_string())?;
     Ok(db)
+}
+
+/// Searches of the big account's address book through `gi_search_contacts` (10 rows and
+/// the total), against the same question to SQLite's FTS5 over the same rows: a prefix
+/// query with diacritics removed, ordered, and its count.
+fn search_rows(
+    plugin: &Plugin<'_>,
+    people: &[Person],
+    duration: Duration,
+    rows: &mut Vec<Row>,
+) -> Result<(), String> {
+    let db = rusqlite::Connection::open_in_memory().map_err(|e| e.to_string())?;
+    db.execute_batch(
+        "CREATE VIRTUAL TABLE book USING fts5(name, company, number UNINDEXED,
+                                               tokenize = 'unicode61 remove_diacritics 2');",
+    )
+    .map_err(|e| e.to_string())?;
+    {
+        let tx = db.unchecked_transaction().map_err(|e| e.to_string())?;
+        let mut insert = tx
+            .prepare("INSERT INTO book (name, company, number) VALUES (?1, ?2, ?3)")
+            .map_err(|e| e.to_string())?;
+        for p in people {
+            for phone in &p.phones {
+                insert
+                    .execute(rusqlite::params![
+                        p.display,
+                        p.company.clone().unwrap_or_default(),
+                        format!("+{}", e164_of(&phone.value))
+                    ])
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        drop(insert);
+        tx.commit().map_err(|e| e.to_string())?;
+    }
+    let mut fts_rows = db
+        .prepare(
+            "SELECT name, company, number FROM book WHERE book MATCH ?1
+             ORDER BY name COLLATE NOCASE, company COLLATE NOCASE, number LIMIT 10",
+        )
+        .map_err(|e| e.to_string())?;
+    let mut fts_count = db
+        .prepare("SELECT count(*) FROM book WHERE book MATCH ?1")
+        .map_err(|e| e.to_string())?;
+    let account = CString::new(BIG_ACCOUNT).expect("no NUL");
+    let mut out = vec![GiContact::default(); 10];
+    for (label, text, keypad, fts, target) in [
+        (
+            "text, selective (\"jonas mül\")",
+            "jonas mül",
+            false,
+            Some("jonas* mul*"),
+            "≤ 5 µs, ≥ 20x",
+        ),
+        (
+            "text, broad (\"mül\")",
+            "mül",
+            false,
+            Some("mul*"),
+            "≤ 5 µs, ≥ 20x",
+        ),
+        ("keypad (\"6855\")", "6855", true, None, "≤ 10 µs"),
+    ] {
+        let query = CString::new(text).expect("no NUL");
+        let mode = if keypad {
+            GiSearchMode::GI_SEARCH_KEYPAD
+        } else {
+            GiSearchMode::GI_SEARCH_TEXT
+        };
+        let (_, matched) = plugin
+            .search(BIG_ACCOUNT, text, mode, 0, 0)
+            .map_err(|e| format!("search: {e}"))?;
+        let ours = measure(&[()], duration, |_| {
+            let (code, written) = plugin.search_into(&account, &query, mode, &mut out);
+            code == GiResult::GI_OK && written == matched.min(10)
+        })?;
+        let baseline = match fts {
+            None => None,
+            Some(fts) => Some({
+                let total: i64 = fts_count.query_row([fts], |r| r.get(0)).unwrap_or(-1);
+                if total as usize != matched {
+                    return Err(format!(
+                        "FTS5 counts {total} rows for {fts:?}, the plugin {matched} for {text:?}"
+                    ));
+                }
+                measure(&[()], duration, |_| {
+                    let names = fts_rows
+                        .query_map([fts], |r| r.get::<_, String>(0))
+                        .map(|rows| rows.filter_map(Result::ok).count())
+                        .unwrap_or(0);
+                    let total: i64 = fts_count.query_row([fts], |r| r.get(0)).unwrap_or(0);
+                    names == matched.min(10) && total as usize == matched
+                })?
+            }),
+        };
+        let median = ours.value_at_quantile(0.5) as f64;
+        let (base, speedup) = match &baseline {
+            Some(b) => {
+                let b = b.value_at_quantile(0.5) as f64;
+                (
+                    format!("SQLite FTS5: {}", ns(b)),
+                    format!("{:.1}x faster", b / median),
+                )
+            }
+            None => (String::new(), String::new()),
+        };
+        rows.push(row(
+            format!(
+                "search median / p99, {label}, 10 rows of {} contacts (C ABI)",
+                people.len()
+            ),
+            format!(
+                "{} / {}",
+                ns(median),
+                ns(ours.value_at_quantile(0.99) as f64)
+            ),
+            base,
+            speedup,
+            target,
+        ));
+    }
+    Ok(())
+}
+
+/// One thread looks up alone, then beside a thread that searches the big account's book in a
+/// loop (a page of 20 rows, the query changing as a user types).
+fn lookups_during_searches(
+    plugin: &Plugin<'_>,
+    inputs: &[(CString, CString)],
+    duration: Duration,
+) -> Result<(Histogram<u64>, Histogram<u64>), String> {
+    let lookups = |stop: &AtomicBool| -> Result<Histogram<u64>, String> {
+        let mut h = histogram();
+        let mut out = GiContact::default();
+        let mut n = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let (account, number) = &inputs[n % inputs.len()];
+            let before = Instant::now();
+            let found = plugin.lookup_into(account, number, &mut out);
+            let _ = h.record(before.elapsed().as_nanos().max(1) as u64);
+            n += 1;
+            if found != GiResult::GI_OK {
+                return Err("a lookup failed while searches ran".to_string());
+            }
+        }
+        Ok(h)
+    };
+    let run = |search: bool| -> Result<Histogram<u64>, String> {
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let measured = s.spawn(|| lookups(&stop));
+            let started = Instant::now();
+            let account = CString::new(BIG_ACCOUNT).expect("no NUL");
+            let typed: Vec<CString> = ["m", "mü", "mül", "müll", "jo", "jon", "jonas"]
+                .iter()
+                .map(|q| CString::new(*q).expect("no NUL"))
+                .collect();
+            let mut page = vec![GiContact::default(); 20];
+            let mut n = 0;
+            while started.elapsed() < duration {
+                if search {
+                    let _ = plugin.search_into(
+                        &account,
+                        &typed[n % typed.len()],
+                        GiSearchMode::GI_SEARCH_TEXT,
+                        &mut page,
+                    );
+                    n += 1;
+                } else {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            measured
+                .join()
+                .map_err(|_| "the lookup thread panicked".to_string())?
+        })
+    };
+    let alone = run(false)?;
+    let beside = run(true)?;
+    Ok((alone, beside))
 }
 
 /// Two threads look up while the caller runs full syncs of the big account back to back;

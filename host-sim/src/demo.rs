@@ -1,6 +1,7 @@
 //! `host-sim demo`: the whole feature in one command, offline. A fake Google seeded with a few
 //! hundred contacts, three accounts connected through its consent flow, the syncs watched with
-//! a progress bar, a handful of incoming calls, then the Google Integration page.
+//! a progress bar, a handful of incoming calls, a few address-book searches, then the Google
+//! Integration page.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -16,6 +17,8 @@ use crate::{parse_bind, seed, sim, DEFAULT_BIND};
 /// Pages of this many people, so the sync takes several requests and its progress shows.
 const PAGE: usize = 50;
 const SYNC_PATIENCE: Duration = Duration::from_secs(60);
+/// Rows shown of each demo search.
+const SEARCH_ROWS: usize = 8;
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -114,6 +117,33 @@ pub fn run(plugin_path: &Path, args: DemoArgs) -> Result<(), String> {
         println!("{}", sim::phone_display(caller.as_ref(), call.number, took));
     }
 
+    println!("\n6. The address book: the phone's directory searches the same contacts");
+    println!("   (gi_search_contacts: words of names, companies and groups, or keypad digits)");
+    for search in seed::DEMO_SEARCHES {
+        let mode = if search.keypad { "keypad" } else { "text" };
+        println!(
+            "\n   {}: {mode} search \"{}\"   ({})",
+            search.account, search.query, search.what
+        );
+        let page = sim::search(
+            &plugin,
+            search.account,
+            search.query,
+            search.keypad,
+            0,
+            SEARCH_ROWS,
+        )
+        .map_err(|e| format!("the search of {} failed: {}", search.account, e.message))?;
+        for line in sim::search_lines(&page.rows, "     ") {
+            println!("{line}");
+        }
+        println!(
+            "     {}   (search {})",
+            sim::search_summary(page.rows.len(), page.total, 0),
+            sim::format_duration(page.took)
+        );
+    }
+
     if args.once {
         println!("\nDone (--once). Run `host-sim demo` without --once to try the web page.");
         return Ok(());
@@ -126,8 +156,11 @@ pub fn run(plugin_path: &Path, args: DemoArgs) -> Result<(), String> {
         data_dir.display().to_string(),
         &seed::ACCOUNTS,
     );
-    println!("\n6. The PBX's Google Integration page is up.");
-    println!("   Open it, pick an account, press \"Get auth code\", or ring a number.");
+    println!("\n7. The PBX's Google Integration page is up.");
+    println!(
+        "   Open it, pick an account, press \"Get auth code\", ring a number, or search the\n   \
+         address book (Keypad dials by name)."
+    );
     println!("   Its developer panel makes the fake Google fail on demand.\n");
     println!("Google Integration page: {}/", listener.base_url());
     println!("Press Ctrl-C to stop.");

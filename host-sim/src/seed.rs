@@ -1,7 +1,10 @@
 //! The address books the fake Google is seeded with for `demo` and `serve`: a few hundred
 //! contacts across US, GB, DE, FR, IN, BR and AU numbers, written the ways people type them
 //! (national, international, `00`, dots and dashes), some with Google's `canonicalForm` and some
-//! without, some without a name but with a company, and some numbers shared by two people.
+//! without, some without a name but with a company, a few with neither name nor company but an
+//! email address (shown as their name), and some numbers shared by two people. The people are
+//! in contact groups (Google's labels): "Customers" and "Suppliers" in the company address
+//! books (some in both), "Family" in Bob's.
 //!
 //! Generated from a fixed seed, so every run has the same people and the demo's calls always
 //! find the same callers. The numbers are from ranges set aside for fiction where a country has
@@ -51,7 +54,7 @@ pub struct DemoCall {
     pub what: &'static str,
 }
 
-pub const DEMO_CALLS: [DemoCall; 9] = [
+pub const DEMO_CALLS: [DemoCall; 10] = [
     DemoCall {
         account: "example.com/40",
         number: "0044 7700 900123",
@@ -84,6 +87,11 @@ pub const DEMO_CALLS: [DemoCall; 9] = [
     },
     DemoCall {
         account: "example.com",
+        number: "+1 303 555 0123",
+        what: "a contact with neither name nor company: its email address is the name",
+    },
+    DemoCall {
+        account: "example.com",
         number: "+1 646 555 0110",
         what: "an office line two contacts share: the name that sorts first",
     },
@@ -98,6 +106,56 @@ pub const DEMO_CALLS: [DemoCall; 9] = [
         what: "nobody has this number",
     },
 ];
+
+/// One address-book search of the demo (`gi_search_contacts`).
+pub struct DemoSearch {
+    pub account: &'static str,
+    pub query: &'static str,
+    /// Keypad digits (dial by name) rather than text.
+    pub keypad: bool,
+    /// What the search shows off.
+    pub what: &'static str,
+}
+
+pub const DEMO_SEARCHES: [DemoSearch; 3] = [
+    DemoSearch {
+        account: "example.com",
+        query: "mül",
+        keypad: false,
+        what: "the start of a word, accents and case ignored",
+    },
+    DemoSearch {
+        account: "example.com",
+        query: "6855",
+        keypad: true,
+        what: "M-U-L-L on a phone keypad: dial by name",
+    },
+    DemoSearch {
+        account: "example.com/40",
+        query: "family",
+        keypad: false,
+        what: "a contact group of the user's own address book",
+    },
+];
+
+/// The contact groups a generated person of `user` is in, by its id: the company books have
+/// customers and suppliers (a few are both), Bob's personal book has family.
+fn generated_groups(email: &str, id: u32) -> Vec<&'static str> {
+    let mut groups = Vec::new();
+    if email == BOB.email {
+        if id % 6 == 1 {
+            groups.push("Family");
+        }
+    } else {
+        if id % 5 == 2 {
+            groups.push("Customers");
+        }
+        if id % 9 == 4 {
+            groups.push("Suppliers");
+        }
+    }
+    groups
+}
 
 /// Adds the users and their contacts to the fake; returns how many contacts each got.
 pub fn seed(fake: &FakeGoogle) -> Vec<(&'static str, usize)> {
@@ -114,7 +172,10 @@ pub fn seed(fake: &FakeGoogle) -> Vec<(&'static str, usize)> {
             };
         for i in 0..count {
             let id = id_base + u32::try_from(i).unwrap_or(0);
-            people.push(generated(&mut rng, &mut used, mix, id));
+            let person = generated_groups(user.email, id)
+                .into_iter()
+                .fold(generated(&mut rng, &mut used, mix, id), Person::with_group);
+            people.push(person);
         }
         out.push((user.email, people.len()));
         fake.set_contacts(user.email, people);
@@ -126,22 +187,30 @@ fn featured_alice(used: &mut HashSet<String>) -> Vec<Person> {
     let people = vec![
         Person::new("people/c9000000001", "Emma", "Thompson")
             .with_company("Thompson & Lane Ltd")
-            .with_phone_canonical("07700 900123", "+447700900123", "mobile"),
+            .with_phone_canonical("07700 900123", "+447700900123", "mobile")
+            .with_group("Customers"),
         Person::new("people/c9000000002", "Jürgen", "Müller")
             .with_company("Müller Maschinenbau GmbH")
-            .with_phone("+49 89 12345678", "work"),
+            .with_phone("+49 89 12345678", "work")
+            .with_group("Suppliers")
+            .with_group("Customers"),
         Person::new("people/c9000000003", "Priya", "Sharma")
             .with_company("Sharma Textiles Pvt Ltd")
-            .with_phone_canonical("+91 98765 43210", "+919876543210", "mobile"),
+            .with_phone_canonical("+91 98765 43210", "+919876543210", "mobile")
+            .with_group("Suppliers"),
         Person::new("people/c9000000004", "", "")
             .with_company("Bay Area Plumbing Co.")
-            .with_phone("(415) 555-0199", "work"),
+            .with_phone("(415) 555-0199", "work")
+            .with_group("Suppliers"),
         Person::new("people/c9000000005", "Liam", "O'Connor")
             .with_company("Gramercy Hotel")
-            .with_phone_canonical("(212) 555-0142", "+12125550142", "main"),
+            .with_phone_canonical("(212) 555-0142", "+12125550142", "main")
+            .with_group("Customers"),
         Person::new("people/c9000000006", "Camille", "Dubois")
             .with_company("Boulangerie Dubois")
-            .with_phone_canonical("01 99 00 12 34", "+33199001234", "work"),
+            .with_phone_canonical("01 99 00 12 34", "+33199001234", "work")
+            .with_group("Customers")
+            .with_group("Suppliers"),
         Person::new("people/c9000000007", "Ana", "Souza").with_phone_canonical(
             "+55 11 91234-5678",
             "+5511912345678",
@@ -149,15 +218,28 @@ fn featured_alice(used: &mut HashSet<String>) -> Vec<Person> {
         ),
         Person::new("people/c9000000008", "Olivia", "Nguyen")
             .with_company("Southern Cross Surf Co.")
-            .with_phone_canonical("0491 570 156", "+61491570156", "mobile"),
+            .with_phone_canonical("0491 570 156", "+61491570156", "mobile")
+            .with_group("Customers"),
         // Two partners on one office line: the name that sorts first answers.
         Person::new("people/c9000000009", "Zoe", "Adams")
             .with_company("Fischer & Adams LLP")
-            .with_phone_canonical("+1 646-555-0110", "+16465550110", "work"),
+            .with_phone_canonical("+1 646-555-0110", "+16465550110", "work")
+            .with_group("Customers"),
         Person::new("people/c9000000010", "Aaron", "Fischer")
             .with_company("Fischer & Adams LLP")
             .with_phone("646.555.0110", "work")
-            .with_phone_canonical("+1 646 555 0111", "+16465550111", "mobile"),
+            .with_phone_canonical("+1 646 555 0111", "+16465550111", "mobile")
+            .with_group("Customers"),
+        // Neither a name nor a company: the plugin shows the first email address as the name.
+        Person::new("people/c9000000011", "", "")
+            .with_email("orders@globex-freight.example")
+            .with_email("billing@globex-freight.example")
+            .with_phone_canonical("(303) 555-0123", "+13035550123", "work")
+            .with_group("Suppliers"),
+        Person::new("people/c9000000012", "", "")
+            .with_email("front.desk@harbourview-inn.example")
+            .with_phone_canonical("+1 303 555 0177", "+13035550177", "main")
+            .with_group("Customers"),
     ];
     for e164 in [
         "+447700900123",
@@ -172,6 +254,9 @@ fn featured_alice(used: &mut HashSet<String>) -> Vec<Person> {
         "+16465550111",
         "+19005550100",
         "+493012345678",
+        // Not in the generated ranges (area 303 never is), so the generated people stay the same.
+        "+13035550123",
+        "+13035550177",
     ] {
         used.insert(e164.to_string());
     }
@@ -181,14 +266,21 @@ fn featured_alice(used: &mut HashSet<String>) -> Vec<Person> {
 fn featured_bob() -> Vec<Person> {
     vec![
         // The same number as the domain's Liam O'Connor: on example.com/40 Bob's own wins.
-        Person::new("people/c9100000001", "Mom", "").with_phone("212-555-0142", "home"),
+        Person::new("people/c9100000001", "Mom", "")
+            .with_phone("212-555-0142", "home")
+            .with_group("Family"),
+        Person::new("people/c9100000002", "", "")
+            .with_email("grandpa.joe@example.net")
+            .with_phone_canonical("(202) 555-0147", "+12025550147", "home")
+            .with_group("Family"),
     ]
 }
 
 fn featured_carol() -> Vec<Person> {
     vec![Person::new("people/c9200000001", "Klaus", "Becker")
         .with_company("Nordlicht Logistik GmbH")
-        .with_phone_canonical("030 12345678", "+493012345678", "work")]
+        .with_phone_canonical("030 12345678", "+493012345678", "work")
+        .with_group("Customers")]
 }
 
 #[derive(Clone, Copy)]

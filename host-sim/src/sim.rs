@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use host_sim::fake_google::{Client, FakeGoogle};
-use host_sim::plugin::{Api, Caller, GiResult, Plugin};
+use host_sim::plugin::{Api, CallError, Caller, GiResult, GiSearchMode, Plugin};
 use serde_json::{json, Value};
 
 use crate::seed;
@@ -171,6 +171,129 @@ pub fn ring(
             "lookup failed ({code:?}): {}",
             plugin.api().last_error()
         )),
+    }
+}
+
+/// The most rows one search asks for (`host-sim search --limit`, the page's `limit`): the
+/// host makes an array of that many `GiContact`s.
+pub const MAX_SEARCH_ROWS: usize = 1000;
+
+/// One page of an address-book search: the rows, how many match in all, how long the call took.
+pub struct SearchPage {
+    pub rows: Vec<Caller>,
+    pub total: usize,
+    pub took: Duration,
+}
+
+/// `gi_search_contacts` as the PBX's phone directory calls it: a page of `limit` rows from
+/// `offset`. A failed search returns the plugin's code and message (a bad keypad query is
+/// `GI_ERR_INVALID_ARGUMENT`).
+pub fn search(
+    plugin: &Plugin<'_>,
+    account: &str,
+    query: &str,
+    keypad: bool,
+    offset: usize,
+    limit: usize,
+) -> Result<SearchPage, CallError> {
+    if account.contains('\0') || query.contains('\0') {
+        return Err(CallError {
+            code: GiResult::GI_ERR_INVALID_ARGUMENT,
+            message: "an account or a search cannot contain a NUL character".into(),
+        });
+    }
+    let mode = if keypad {
+        GiSearchMode::GI_SEARCH_KEYPAD
+    } else {
+        GiSearchMode::GI_SEARCH_TEXT
+    };
+    let start = Instant::now();
+    let (rows, total) = plugin.search(account, query, mode, offset, limit.min(MAX_SEARCH_ROWS))?;
+    Ok(SearchPage {
+        rows,
+        total,
+        took: start.elapsed(),
+    })
+}
+
+/// A search row's name as a phone directory shows it: "name · company" (the plugin has already
+/// put the company, or else the email address, in `name` when the contact has no name).
+pub fn row_title(c: &Caller) -> String {
+    let name = if c.name.is_empty() {
+        "(no name)"
+    } else {
+        &c.name
+    };
+    if !c.company.is_empty() && c.company != name {
+        format!("{name} · {}", c.company)
+    } else {
+        name.to_string()
+    }
+}
+
+/// Search rows as aligned lines: name · company, label and number, groups, account (and the
+/// source when it is not the account's own contacts). Each line starts with `indent`.
+pub fn search_lines(rows: &[Caller], indent: &str) -> Vec<String> {
+    let cells: Vec<[String; 4]> = rows
+        .iter()
+        .map(|c| {
+            let label = if c.label.is_empty() {
+                "phone"
+            } else {
+                &c.label
+            };
+            let groups = if c.groups.is_empty() {
+                "-".to_string()
+            } else {
+                c.groups.clone()
+            };
+            let account = if c.source.is_empty() || c.source == "contacts" {
+                c.account.clone()
+            } else {
+                format!("{} ({})", c.account, c.source)
+            };
+            [
+                row_title(c),
+                format!("{label} {}", c.number),
+                groups,
+                account,
+            ]
+        })
+        .collect();
+    let width = |i: usize, cap: usize| {
+        cells
+            .iter()
+            .map(|c| c[i].chars().count())
+            .max()
+            .unwrap_or(0)
+            .min(cap)
+    };
+    let widths = [width(0, 48), width(1, 24), width(2, 28)];
+    cells
+        .iter()
+        .map(|c| {
+            let mut line = indent.to_string();
+            for (cell, w) in c[..3].iter().zip(widths) {
+                line.push_str(cell);
+                let pad = w.saturating_sub(cell.chars().count()) + 3;
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+            line.push_str(&c[3]);
+            line
+        })
+        .collect()
+}
+
+/// The last line of a search: "N of TOTAL", with the rows' place when it is not the first page.
+pub fn search_summary(shown: usize, total: usize, offset: usize) -> String {
+    if shown > 0 && offset > 0 {
+        format!(
+            "{shown} of {total}   (rows {}-{})",
+            offset + 1,
+            offset + shown
+        )
+    } else {
+        format!("{shown} of {total}")
     }
 }
 

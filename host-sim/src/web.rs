@@ -10,6 +10,7 @@
 //! | `GET /google/callback?…` | Google's redirect: the raw query goes to `gi_complete`; answers a page that tells its opener and closes |
 //! | `POST /api/sync-now {account}` / `POST /api/disable {account}` | `gi_sync_now` / `gi_disable` |
 //! | `POST /api/lookup {account, number}` | `gi_lookup_contact`, as on an incoming call, timed |
+//! | `GET /api/search?account=A&q=Q&mode=text\|keypad&offset=N&limit=N` | `gi_search_contacts`: `{rows, total, offset, limit, took}`; a bad query is a 400 with the plugin's message |
 //! | `POST /api/accounts {account}` | adds an account to the selector (checked by the plugin) |
 //! | `GET /api/fake`, `POST /api/fault {action, …}` | the fake Google's faults (not with `--google`) |
 //!
@@ -35,6 +36,10 @@ const INDEX_HTML: &str = include_str!("../static/index.html");
 const APP_JS: &str = include_str!("../static/app.js");
 const APP_CSS: &str = include_str!("../static/app.css");
 const CALLBACK_JS: &str = include_str!("../static/callback.js");
+
+/// Rows on a page of the address book, unless the page asks for another `limit`.
+const SEARCH_PAGE: usize = 20;
+const MAX_SEARCH_PAGE: usize = 200;
 
 const WORKERS: usize = 4;
 const MAX_BODY: u64 = 64 * 1024;
@@ -255,6 +260,7 @@ impl<'a> App<'a> {
                     Err(e) => plugin_error("status", &e),
                 }
             }
+            "/api/search" => self.search(query),
             "/api/fake" => self.fake_state(),
             _ => Reply::error(
                 404,
@@ -343,6 +349,69 @@ impl<'a> App<'a> {
                 "data_dir": self.data_dir,
             }),
         )
+    }
+
+    /// The address book: one page of `gi_search_contacts`. Rows carry the plugin's fields as
+    /// they are (the page puts them in with `textContent`, never as HTML); `groups` is split
+    /// back into names at the ", " the plugin joins them with.
+    fn search(&self, query: &str) -> Reply {
+        let account = query_param(query, "account").unwrap_or_default();
+        let q = query_param(query, "q").unwrap_or_default();
+        let keypad = match query_param(query, "mode").as_deref() {
+            None | Some("") | Some("text") => false,
+            Some("keypad") => true,
+            Some(other) => {
+                return Reply::error(
+                    400,
+                    format!("unknown search mode `{other}`: use text or keypad"),
+                )
+            }
+        };
+        let number = |name: &str, default: usize, max: usize| -> Result<usize, Reply> {
+            match query_param(query, name).filter(|v| !v.is_empty()) {
+                None => Ok(default),
+                Some(v) => match v.parse::<usize>() {
+                    Ok(n) if n <= max => Ok(n),
+                    _ if max == usize::MAX => Err(Reply::error(
+                        400,
+                        format!("{name} must be a whole number, 0 or more, not `{v}`"),
+                    )),
+                    _ => Err(Reply::error(
+                        400,
+                        format!("{name} must be a whole number from 0 to {max}, not `{v}`"),
+                    )),
+                },
+            }
+        };
+        let offset = match number("offset", 0, usize::MAX) {
+            Ok(n) => n,
+            Err(r) => return r,
+        };
+        let limit = match number("limit", SEARCH_PAGE, MAX_SEARCH_PAGE) {
+            Ok(n) => n,
+            Err(r) => return r,
+        };
+        match sim::search(self.plugin, &account, &q, keypad, offset, limit) {
+            Ok(page) => {
+                let rows: Vec<Value> = page
+                    .rows
+                    .iter()
+                    .map(|c| {
+                        let groups: Vec<&str> =
+                            c.groups.split(", ").filter(|g| !g.is_empty()).collect();
+                        json!({"name": c.name, "company": c.company, "label": c.label,
+                               "number": c.number, "account": c.account, "source": c.source,
+                               "groups": groups})
+                    })
+                    .collect();
+                Reply::json(
+                    200,
+                    &json!({ "rows": rows, "total": page.total, "offset": offset,
+                             "limit": limit, "took": sim::format_duration(page.took) }),
+                )
+            }
+            Err(e) => plugin_error("Cannot search", &e),
+        }
     }
 
     fn add_account(&self, account: &str) -> Reply {

@@ -11,6 +11,15 @@ const state = {
   polling: false,
   lastStatus: null,
   awaitingSync: null, // { account, last, status, since } after "Sync now"
+  book: {
+    keypad: false,
+    offset: 0,
+    limit: 20,
+    total: 0,
+    seq: 0,           // the newest search sent; older answers are dropped
+    timer: null,      // the debounce of typing
+    synced: null,     // account, last sync and contacts the rows were searched on
+  },
 };
 
 async function api(path, body) {
@@ -100,6 +109,11 @@ function render(s) {
   } else {
     $('last-sync').textContent = 'never';
   }
+  // A sync (or Disable) changed the contacts: search again, on the same page.
+  const synced = `${s.account}|${s.last_sync}|${s.contacts}|${s.status}`;
+  if (state.book.synced !== null && state.book.synced !== synced && !s.syncing) searchBook();
+  state.book.synced = synced;
+
   $('disable').hidden = kind === 'disconnected';
   $('sync-now').disabled = kind === 'disconnected';
 
@@ -155,6 +169,9 @@ function onAccountChange() {
   state.account = $('account').value;
   try { localStorage.setItem('gi-account', state.account); } catch (e) { /* private mode */ }
   $('call-result').hidden = true;
+  state.book.offset = 0;
+  state.book.synced = null;
+  searchBook();
   const user = (state.info?.users || []).find((u) => u.account === state.account);
   if (user) $('fault-user').value = user.email;
   refresh();
@@ -267,6 +284,130 @@ function ring(event) {
   });
 }
 
+// ---- Address book: gi_search_contacts ----
+
+/** Searches at once with what the box holds, on page `state.book.offset`. */
+async function searchBook() {
+  const book = state.book;
+  clearTimeout(book.timer);
+  if (!state.account) return;
+  const seq = ++book.seq;
+  const account = state.account;
+  const q = $('book-query').value;
+  const params = new URLSearchParams({
+    account, q, mode: book.keypad ? 'keypad' : 'text',
+    offset: String(book.offset), limit: String(book.limit),
+  });
+  let r;
+  try {
+    r = await api('/api/search?' + params);
+  } catch (e) {
+    if (seq !== book.seq) return;
+    $('book-error').textContent = sentence(e.message);
+    $('book-error').hidden = false;
+    $('book-card').dataset.state = 'error';
+    $('book-summary').textContent = '';
+    $('book-rows').replaceChildren();
+    $('book-pager').hidden = true;
+    return;
+  }
+  if (seq !== book.seq) return; // a newer search is under way
+  // Past the end (contacts removed since): go back to the last page.
+  if (r.rows.length === 0 && r.total > 0 && book.offset > 0) {
+    book.offset = Math.max(0, Math.floor((r.total - 1) / book.limit) * book.limit);
+    searchBook();
+    return;
+  }
+  book.total = r.total;
+  $('book-error').hidden = true;
+  showBook(r, q.trim(), account);
+}
+
+function showBook(r, q, account) {
+  const book = state.book;
+  const list = $('book-rows');
+  list.replaceChildren();
+  for (const c of r.rows) list.append(contactRow(c, account));
+  const count = r.total.toLocaleString();
+  let summary;
+  if (r.total === 0 && !q) {
+    const which = account.includes('/') ? 'it (or its domain)' : 'it';
+    summary = `No contacts for ${account} yet: connect ${which} to Google and they show here.`;
+  } else if (r.total === 0) {
+    summary = book.keypad ? `Nothing spells ${q} on the keypad.` : `Nothing matches “${q}”.`;
+  } else if (!q) {
+    summary = `${count} ${r.total === 1 ? 'number' : 'numbers'} in the address book · ${r.took}`;
+  } else {
+    const what = book.keypad ? `${q} on the keypad` : `“${q}”`;
+    summary = `${count} ${r.total === 1 ? 'match' : 'matches'} for ${what} · ${r.took}`;
+  }
+  $('book-summary').textContent = summary;
+  $('book-card').dataset.state = r.total === 0 ? 'empty' : 'rows';
+  const first = r.rows.length ? book.offset + 1 : 0;
+  $('book-page').textContent = `${first.toLocaleString()}–${(book.offset + r.rows.length).toLocaleString()} of ${count}`;
+  $('book-prev').disabled = book.offset === 0;
+  $('book-next').disabled = book.offset + r.rows.length >= r.total;
+  $('book-pager').hidden = r.total <= book.limit && book.offset === 0;
+}
+
+/** One row: name and company, label and number, the contact's groups as chips, and whose
+ *  contact it is when it is not the account's own. Text only: nothing is read as HTML. */
+function contactRow(c, account) {
+  const el = (tag, cls, text) => {
+    const e = document.createElement(tag);
+    e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  };
+  const li = el('li', 'contact');
+  const who = el('div', 'who');
+  who.append(el('span', 'name', c.name || '(no name)'));
+  if (c.company && c.company !== c.name) who.append(el('span', 'company', c.company));
+  const tel = el('div', 'tel');
+  tel.append(el('span', 'label', c.label || 'phone'), el('span', 'number', c.number));
+  li.append(who, tel);
+  const from = [];
+  if (c.account !== account) from.push(`from ${c.account}`);
+  if (c.source && c.source !== 'contacts') from.push(c.source.replace('_', ' '));
+  if (c.groups.length || from.length) {
+    const meta = el('div', 'meta');
+    for (const g of c.groups) meta.append(el('span', 'chip', g));
+    if (from.length) meta.append(el('span', 'from', from.join(' · ')));
+    li.append(meta);
+  }
+  return li;
+}
+
+/** Typing searches after a short pause, from the first page. */
+function searchSoon() {
+  state.book.offset = 0;
+  clearTimeout(state.book.timer);
+  state.book.timer = setTimeout(searchBook, 200);
+}
+
+function setKeypad(on) {
+  const book = state.book;
+  if (book.keypad === on) return;
+  book.keypad = on;
+  const box = $('book-query');
+  $('book-keypad').setAttribute('aria-pressed', String(on));
+  $('book-keypad').classList.toggle('on', on);
+  $('keypad').hidden = !on;
+  box.inputMode = on ? 'numeric' : 'search';
+  box.placeholder = on ? 'Digits 2–9, as on a phone: 6855 for Müller' : 'Name, company, group or number';
+  // Text and digits mean different things: start the new mode empty.
+  box.value = '';
+  book.offset = 0;
+  searchBook();
+  box.focus();
+}
+
+function pressKey(digit) {
+  const box = $('book-query');
+  box.value = digit === null ? box.value.slice(0, -1) : box.value + digit;
+  searchSoon();
+}
+
 async function fault(button) {
   const body = {
     action: button.dataset.action,
@@ -313,6 +454,26 @@ async function init() {
     });
   });
   $('call-form').addEventListener('submit', ring);
+  $('book-query').addEventListener('input', searchSoon);
+  $('book-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    state.book.offset = 0;
+    searchBook();
+  });
+  $('book-keypad').addEventListener('click', () => setKeypad(!state.book.keypad));
+  for (const k of document.querySelectorAll('#keypad .key')) {
+    k.addEventListener('click', () => pressKey(k.dataset.digit || null));
+  }
+  $('book-prev').addEventListener('click', () => {
+    state.book.offset = Math.max(0, state.book.offset - state.book.limit);
+    searchBook();
+  });
+  $('book-next').addEventListener('click', () => {
+    if (state.book.offset + state.book.limit < state.book.total) {
+      state.book.offset += state.book.limit;
+      searchBook();
+    }
+  });
   for (const b of document.querySelectorAll('#dev-panel .faults button')) {
     b.addEventListener('click', () => fault(b));
   }

@@ -1,8 +1,9 @@
 //! End to end in a real headless Chromium, driven through chromedriver's WebDriver API: the
 //! Google Integration page of `host-sim serve`, the popup to the fake Google's consent page,
-//! the indicator turning green, contacts, an incoming call, a revoked grant (yellow !),
-//! Disable (red X), Deny, and a blocked pop-up. Screenshots of each state go to
-//! `target/e2e-artifacts/`.
+//! the indicator turning green, contacts, an incoming call, the address book (text search with
+//! groups, keypad search typed and on the on-screen keypad, a bad keypad query, paging), a
+//! revoked grant (yellow !), Disable (red X), Deny, and a blocked pop-up. Screenshots of each
+//! state go to `target/e2e-artifacts/`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (CI installs them). Without them the test
 //! fails and says so. Chromium runs with a dead proxy for every non-loopback host and with its
@@ -424,6 +425,55 @@ fn wait(driver: &Driver, host: &Proc, what: &str, mut done: impl FnMut() -> bool
     );
 }
 
+/// One row of the address book as the page shows it.
+#[derive(Debug)]
+struct BookRow {
+    name: String,
+    company: String,
+    label: String,
+    number: String,
+    groups: Vec<String>,
+    from: String,
+}
+
+fn book_rows(driver: &Driver) -> Vec<BookRow> {
+    let rows = driver.js(
+        "return [...document.querySelectorAll('#book-rows .contact')].map((li) => {
+           const t = (sel) => li.querySelector(sel)?.textContent ?? '';
+           return { name: t('.name'), company: t('.company'), label: t('.label'),
+                    number: t('.number'), from: t('.from'),
+                    groups: [...li.querySelectorAll('.chip')].map((c) => c.textContent) };
+         });",
+    );
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    rows.as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| BookRow {
+                    name: s(&r["name"]),
+                    company: s(&r["company"]),
+                    label: s(&r["label"]),
+                    number: s(&r["number"]),
+                    from: s(&r["from"]),
+                    groups: r["groups"]
+                        .as_array()
+                        .map(|g| g.iter().map(s).collect())
+                        .unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The address book's state: "rows", "empty" or "error" once a search has answered.
+fn book_state(driver: &Driver) -> String {
+    driver
+        .js("return document.getElementById('book-card').dataset.state || ''")
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn status_is(driver: &Driver, status: &str) -> bool {
     driver.js("return document.getElementById('status').dataset.status") == status
 }
@@ -503,6 +553,14 @@ fn the_google_integration_page_in_headless_chromium() {
         driver.js("return document.getElementById('disable').hidden"),
         true
     );
+    wait(&driver, &host, "the address book says it is empty", || {
+        book_state(&driver) == "empty"
+    });
+    assert!(
+        driver.text("book-summary").contains("No contacts"),
+        "{}",
+        driver.text("book-summary")
+    );
     driver.screenshot("01-disconnected");
 
     // Connect through the popup: Allow as alice.
@@ -540,6 +598,13 @@ fn the_google_integration_page_in_headless_chromium() {
         false
     );
     driver.screenshot("03-connected");
+    // The address book searched again when the first sync came in.
+    wait(
+        &driver,
+        &host,
+        "the address book fills after the sync",
+        || book_state(&driver) == "rows" && !book_rows(&driver).is_empty(),
+    );
 
     // An incoming call, typed as a person would.
     driver.type_into("#call-number", "0044 7700 900123");
@@ -574,6 +639,8 @@ fn the_google_integration_page_in_headless_chromium() {
         "no sideways scrolling on a phone-sized screen"
     );
     driver.set_size(1200, 1000);
+
+    address_book(&driver, &host);
 
     // Revoke alice's grant at the fake Google from the developer panel, then Sync now: yellow !.
     driver.click("#dev-panel summary");
@@ -618,6 +685,13 @@ fn the_google_integration_page_in_headless_chromium() {
         driver.js("return document.getElementById('disable').hidden"),
         true
     );
+    // Its contacts left the address book too.
+    wait(
+        &driver,
+        &host,
+        "the address book empties after Disable",
+        || book_state(&driver) == "empty" && book_rows(&driver).is_empty(),
+    );
     driver.screenshot("07-disabled");
 
     // Deny: a message, and the indicator stays red.
@@ -648,4 +722,142 @@ fn the_google_integration_page_in_headless_chromium() {
     for secret in ["code=", "GOCSPX-", "ya29.", "1//0"] {
         assert!(!log.contains(secret), "host-sim printed `{secret}`:\n{log}");
     }
+}
+
+/// The address book of example.com (alice's contacts, synced): text search as the user types,
+/// with group chips; a group and an email-only contact; keypad digits typed and pressed on the
+/// on-screen keypad; a bad keypad query; paging; the phone-sized screen.
+fn address_book(driver: &Driver, host: &Proc) {
+    let show_book = || driver.js("document.getElementById('book-card').scrollIntoView()");
+
+    // Text: the start of a word, accents ignored; the groups show as chips.
+    driver.type_into("#book-query", "mül");
+    wait(
+        driver,
+        host,
+        "the address book finds Jürgen Müller",
+        || book_rows(driver).iter().any(|r| r.name == "Jürgen Müller"),
+    );
+    let rows = book_rows(driver);
+    let jurgen = rows.iter().find(|r| r.name == "Jürgen Müller").unwrap();
+    assert_eq!(jurgen.company, "Müller Maschinenbau GmbH");
+    assert_eq!(jurgen.number, "+498912345678");
+    assert_eq!(jurgen.label, "work");
+    assert_eq!(jurgen.groups, ["Customers", "Suppliers"]);
+    assert_eq!(
+        jurgen.from, "",
+        "example.com's own contact names no other account"
+    );
+    for r in &rows {
+        let words = format!("{} {}", r.name, r.company).to_lowercase();
+        assert!(words.contains("müller"), "{r:?} does not match mül");
+    }
+    assert!(
+        driver.text("book-summary").contains("for “mül”"),
+        "{}",
+        driver.text("book-summary")
+    );
+    show_book();
+    driver.screenshot("05a-address-book-text");
+
+    // A group's name finds its members; a contact with only an email address shows it as its name.
+    driver.type_into("#book-query", "suppliers");
+    wait(driver, host, "the Suppliers group is listed", || {
+        let rows = book_rows(driver);
+        rows.len() > 1
+            && rows
+                .iter()
+                .all(|r| r.groups.iter().any(|g| g == "Suppliers"))
+    });
+    driver.type_into("#book-query", "orders");
+    wait(driver, host, "the email-only contact is found", || {
+        book_rows(driver)
+            .iter()
+            .any(|r| r.name == "orders@globex-freight.example" && r.number == "+13035550123")
+    });
+
+    // Keypad: the toggle empties the box and shows the keypad; 6855 spells MULL.
+    driver.click("#book-keypad");
+    wait(driver, host, "the keypad shows", || {
+        driver.js("return document.getElementById('keypad').hidden") == false
+            && driver.js("return document.getElementById('book-query').value") == ""
+    });
+    assert_eq!(
+        driver.js("return document.getElementById('book-keypad').getAttribute('aria-pressed')"),
+        "true"
+    );
+    driver.type_into("#book-query", "6855");
+    wait(driver, host, "keypad 6855 finds Jürgen Müller", || {
+        let rows = book_rows(driver);
+        rows.iter().any(|r| r.name == "Jürgen Müller")
+            && driver.text("book-summary").contains("6855 on the keypad")
+    });
+    // Pressed on the on-screen keypad: clear with ⌫, then J-U-R (587).
+    for _ in 0..4 {
+        driver.click("#key-back");
+    }
+    for digit in ["5", "8", "7"] {
+        driver.click(&format!("#keypad .key[data-digit=\"{digit}\"]"));
+    }
+    assert_eq!(
+        driver.js("return document.getElementById('book-query').value"),
+        "587"
+    );
+    wait(driver, host, "keypad 587 finds Jürgen Müller", || {
+        book_rows(driver).iter().any(|r| r.name == "Jürgen Müller")
+            && driver.text("book-summary").contains("587 on the keypad")
+    });
+    show_book();
+    driver.screenshot("05b-address-book-keypad");
+
+    // Anything but 2-9 on the keypad: the plugin's message, no rows.
+    driver.type_into("#book-query", "5#1");
+    wait(
+        driver,
+        host,
+        "the page shows the plugin's keypad error",
+        || book_state(driver) == "error",
+    );
+    let error = driver.text("book-error");
+    assert!(error.contains("2-9"), "{error}");
+    assert!(book_rows(driver).is_empty());
+    show_book();
+    driver.screenshot("05c-address-book-keypad-error");
+
+    // Back to text, everything: 20 a page, then the next page and back.
+    driver.click("#book-keypad");
+    wait(driver, host, "the whole address book is listed", || {
+        driver.js("return document.getElementById('keypad').hidden") == true
+            && book_rows(driver).len() == 20
+            && driver.text("book-page").starts_with("1–20 of ")
+    });
+    assert!(driver.js("return document.getElementById('book-prev').disabled") == true);
+    let first_page: Vec<String> = book_rows(driver).into_iter().map(|r| r.number).collect();
+    driver.click("#book-next");
+    wait(driver, host, "the second page shows", || {
+        driver.text("book-page").starts_with("21–40 of ")
+    });
+    let second_page: Vec<String> = book_rows(driver).into_iter().map(|r| r.number).collect();
+    assert_eq!(second_page.len(), 20);
+    assert!(
+        second_page.iter().all(|n| !first_page.contains(n)),
+        "page 2 repeats page 1: {first_page:?} / {second_page:?}"
+    );
+    assert!(driver.js("return document.getElementById('book-prev').disabled") == false);
+    driver.js("document.getElementById('book-pager').scrollIntoView({ block: 'end' })");
+    driver.screenshot("05d-address-book-page-2");
+
+    // At phone width the rows wrap instead of scrolling sideways.
+    driver.set_size(390, 1100);
+    show_book();
+    driver.screenshot("05e-address-book-phone-width");
+    let fits = driver.js("return document.documentElement.scrollWidth <= window.innerWidth + 1");
+    assert_eq!(fits, true, "no sideways scrolling on a phone-sized screen");
+    driver.set_size(1200, 1000);
+
+    driver.click("#book-prev");
+    wait(driver, host, "back on the first page", || {
+        driver.text("book-page").starts_with("1–20 of ")
+    });
+    driver.js("window.scrollTo(0, 0)");
 }

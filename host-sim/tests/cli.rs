@@ -71,6 +71,8 @@ fn demo_once_connects_syncs_and_names_callers_then_call_works_offline() {
         "Aaron Fischer",
         "Klaus Becker",
         "unknown caller: +1 900 555 0100",
+        // A contact with neither name nor company: its email address is its name.
+        "orders@globex-freight.example",
         "µs",
     ] {
         assert!(stdout.contains(expected), "no `{expected}` in:\n{stdout}");
@@ -100,6 +102,199 @@ fn demo_once_connects_syncs_and_names_callers_then_call_works_offline() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("unknown caller"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// The demo's lines from `header` up to the next blank line.
+fn block<'a>(stdout: &'a str, header: &str) -> Vec<&'a str> {
+    let start = stdout
+        .find(header)
+        .unwrap_or_else(|| panic!("no `{header}` in:\n{stdout}"));
+    stdout[start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .collect()
+}
+
+#[test]
+fn demo_searches_the_address_book_by_text_keypad_and_group() {
+    plugin_built();
+    let out = host_sim(&["demo", "--once", "--bind", "127.0.0.1:0"]);
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo --once failed:\n{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("The address book"), "{stdout}");
+
+    let mul = block(&stdout, "example.com: text search \"mül\"");
+    let jurgen = mul
+        .iter()
+        .find(|l| l.contains("Jürgen Müller · Müller Maschinenbau GmbH"))
+        .unwrap_or_else(|| panic!("Jürgen Müller is not found by mül: {mul:#?}"));
+    for part in ["work +498912345678", "Customers, Suppliers", "example.com"] {
+        assert!(jurgen.contains(part), "no `{part}` in {jurgen}");
+    }
+    let last = mul.last().unwrap().trim();
+    assert!(
+        last.starts_with(&format!("{} of {}", mul.len() - 1, mul.len() - 1)),
+        "{mul:#?}"
+    );
+
+    let keypad = block(&stdout, "example.com: keypad search \"6855\"");
+    assert!(
+        keypad.iter().any(|l| l.contains("Jürgen Müller")),
+        "6855 dials Müller: {keypad:#?}"
+    );
+    assert!(keypad.last().unwrap().contains(" of "), "{keypad:#?}");
+
+    let family = block(&stdout, "example.com/40: text search \"family\"");
+    assert!(
+        family
+            .iter()
+            .any(|l| l.contains("grandpa.joe@example.net") && l.contains("Family")),
+        "Bob's family, with the email-only contact: {family:#?}"
+    );
+    assert!(
+        family[..family.len() - 1]
+            .iter()
+            .all(|l| l.contains("Family")),
+        "{family:#?}"
+    );
+}
+
+#[test]
+fn search_finds_by_text_keypad_and_group_and_pages_offline() {
+    plugin_built();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let out = host_sim(&[
+        "demo",
+        "--once",
+        "--bind",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_arg,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let search = |args: &[&str]| {
+        let mut all = vec!["search"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--data-dir", data_arg]);
+        host_sim(&all)
+    };
+
+    // Text: a word's start, accents and case ignored; every row names its groups and account.
+    for query in ["mül", "MUL", "müller maschinenbau"] {
+        let out = search(&["example.com", query]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{query}: {}", text(&out.stderr));
+        let row = stdout
+            .lines()
+            .find(|l| l.contains("Jürgen Müller · Müller Maschinenbau GmbH"))
+            .unwrap_or_else(|| panic!("{query}: no Jürgen Müller in\n{stdout}"));
+        for part in ["work +498912345678", "Customers, Suppliers", "example.com"] {
+            assert!(row.contains(part), "{query}: no `{part}` in {row}");
+        }
+    }
+    let out = search(&["example.com", "mül"]);
+    let stdout = text(&out.stdout);
+    let rows = stdout.lines().filter(|l| l.starts_with("  ")).count();
+    assert_eq!(
+        stdout.lines().last().unwrap(),
+        format!("{rows} of {rows}"),
+        "{stdout}"
+    );
+
+    // A group, and a contact with only an email address: the email is its name.
+    let out = search(&["example.com", "suppliers", "--limit", "1000"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("  ")).collect();
+    assert!(rows.len() > 3, "{stdout}");
+    assert!(rows.iter().all(|l| l.contains("Suppliers")), "{stdout}");
+    assert!(
+        rows.iter()
+            .any(|l| l.contains("orders@globex-freight.example") && l.contains("+13035550123")),
+        "{stdout}"
+    );
+
+    // Keypad: 6855 spells MULL, 587 JUR.
+    for digits in ["6855", "587"] {
+        let out = search(&["example.com", digits, "--keypad"]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{digits}: {}", text(&out.stderr));
+        assert!(stdout.contains("keypad search"), "{stdout}");
+        assert!(
+            stdout.contains("Jürgen Müller · Müller Maschinenbau GmbH"),
+            "{digits}:\n{stdout}"
+        );
+    }
+    // The same digits as text are a number search, which finds no Müller.
+    let out = search(&["example.com", "6855"]);
+    assert!(out.status.success());
+    assert!(
+        !text(&out.stdout).contains("Jürgen"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // A bad keypad query: the plugin's message, and a failure.
+    let out = search(&["example.com", "68a5", "--keypad"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(stderr.contains("GI_ERR_INVALID_ARGUMENT"), "{stderr}");
+    assert!(stderr.contains("2-9"), "{stderr}");
+
+    // Paging: everything a user sees (own contacts, then the domain's), 5 from row 11.
+    let out = search(&["example.com/40"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let last = stdout.lines().last().unwrap();
+    let (shown, total) = last.split_once(" of ").unwrap();
+    assert_eq!(shown, "20", "{stdout}");
+    let total: usize = total.trim().parse().unwrap();
+    assert!(total > 300, "the user's and the domain's contacts: {last}");
+    // Rows compared by their words: the columns are padded to each page's widest cell.
+    let rows = |stdout: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("  "))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    let first_page = rows(&stdout);
+    let out = search(&["example.com/40", "", "--offset", "10", "--limit", "5"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(rows(&stdout), first_page[10..15], "{stdout}");
+    assert_eq!(
+        stdout.lines().last().unwrap(),
+        format!("5 of {total}   (rows 11-15)")
+    );
+    let out = search(&["example.com/40", "", "--limit", "1000"]);
+    let all = rows(&text(&out.stdout));
+    assert_eq!(all.len(), total);
+    let own = all
+        .iter()
+        .filter(|r| r.ends_with(" example.com/40"))
+        .count();
+    let domain = all.iter().filter(|r| r.ends_with(" example.com")).count();
+    assert!(
+        own > 0 && domain > 0 && own + domain == total,
+        "{own} + {domain}"
+    );
+
+    // No match is not an error.
+    let out = search(&["example.com", "zzzzqx"]);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stdout).ends_with("0 of 0\n"),
         "{}",
         text(&out.stdout)
     );
@@ -181,6 +376,7 @@ fn every_subcommand_has_help() {
         vec!["demo"],
         vec!["serve"],
         vec!["call"],
+        vec!["search"],
         vec!["fault"],
         vec!["fault", "people"],
     ] {
@@ -202,6 +398,15 @@ fn usage_errors_say_what_to_do() {
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("NUMBER"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // search needs the data_dir.
+    let out = host_sim(&["search", "example.com", "mül"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--data-dir"),
         "{}",
         text(&out.stderr)
     );
