@@ -3,15 +3,19 @@
 //! phone keypad's spelling of a word (ITU E.161: abc 2, def 3, ghi 4, jkl 5, mno 6, pqrs 7,
 //! tuv 8, wxyz 9). Names and queries go through the same functions, so they always meet.
 
-/// Appends the folded words of `text` to `out`, each as ASCII lower-case letters and digits;
+/// Hands the folded words of `text` to `each`, each as ASCII lower-case letters and digits;
 /// anything else separates words ("O'Connor" is "o" and "connor", as a query "o'con" is).
 pub fn words(text: &str, mut each: impl FnMut(&str)) {
-    let folded = fold(text);
-    for word in folded.split(|c: char| !c.is_ascii_alphanumeric()) {
-        if !word.is_empty() {
-            each(word);
-        }
+    for word in split(&fold(text)) {
+        each(word);
     }
+}
+
+/// The words of text already folded.
+pub fn split(folded: &str) -> impl Iterator<Item = &str> {
+    folded
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
 }
 
 /// Lower-case ASCII with the accents removed (deunicode's transliteration: `ß` → `ss`,
@@ -37,6 +41,22 @@ pub fn keypad_digit(c: u8) -> Option<u8> {
         b'0'..=b'9' => c,
         _ => return None,
     })
+}
+
+/// What a keypad digit stands for in a folded word: the digit itself, then its letters, in
+/// the order folded words sort.
+pub fn keypad_keys(digit: u8) -> &'static [u8] {
+    match digit {
+        b'2' => b"2abc",
+        b'3' => b"3def",
+        b'4' => b"4ghi",
+        b'5' => b"5jkl",
+        b'6' => b"6mno",
+        b'7' => b"7pqrs",
+        b'8' => b"8tuv",
+        b'9' => b"9wxyz",
+        _ => b"",
+    }
 }
 
 #[cfg(test)]
@@ -69,5 +89,10 @@ mod tests {
         assert_eq!(spell("muller"), "685537");
         assert_eq!(spell("jurgen"), "587436");
         assert_eq!(spell("wxyz"), "9999");
+        for digit in b'2'..=b'9' {
+            for &key in keypad_keys(digit) {
+                assert_eq!(keypad_digit(key), Some(digit));
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! reads the same snapshot a lookup does, without locks, the store or the network.
 
 use std::cmp::Ordering;
+use std::ops::Range;
 
 use super::fold;
 
@@ -20,12 +21,25 @@ pub struct Row {
     pub label: u16,
 }
 
-/// A word of a contact: where its folded text starts in the word arena (NUL-terminated), and
-/// whose it is.
+/// A word of a contact: where its folded text starts in the word arena (NUL-terminated; the
+/// top bit marks a word of a group name, which keypad search leaves out), and whose it is.
 #[derive(Clone, Copy, Debug)]
 struct WordRef {
     start: u32,
     contact: u32,
+}
+
+/// The top bit of `WordRef::start`: a word of a group name (searched by text, not dialled).
+const GROUP_WORD: u32 = 1 << 31;
+
+impl WordRef {
+    fn offset(&self) -> usize {
+        (self.start & !GROUP_WORD) as usize
+    }
+
+    fn dialled(&self) -> bool {
+        self.start & GROUP_WORD == 0
+    }
 }
 
 /// What a contact brings to the index.
@@ -47,12 +61,12 @@ pub struct NameIndex {
     /// positions in `rows`, ascending.
     contact_start: Box<[u32]>,
     contact_rows: Box<[u32]>,
-    /// Folded words, each followed by a NUL.
+    /// Every distinct folded word once, each followed by a NUL.
     word_text: Box<[u8]>,
-    /// Sorted by the word's letters, then contact.
+    /// Sorted by the word's letters, then contact. Keypad search walks it too: the letters
+    /// a digit stands for narrow the range one digit at a time, so no second copy sorted by
+    /// keypad spelling is kept.
     by_letters: Box<[WordRef]>,
-    /// Words of names and companies, sorted by their keypad spelling, then contact.
-    by_keypad: Box<[WordRef]>,
 }
 
 /// A parsed search query.
@@ -156,45 +170,67 @@ impl ContactSet {
 
 impl NameIndex {
     pub fn build(entries: Vec<Entry<'_>>) -> NameIndex {
-        let mut word_text: Vec<u8> = Vec::new();
-        let mut by_letters: Vec<WordRef> = Vec::new();
-        let mut keypad_words: Vec<WordRef> = Vec::new();
-        // (folded name, folded company, row) for the order.
-        let mut ordered: Vec<(String, String, u32, Row)> = Vec::new();
-        for (contact, entry) in entries.iter().enumerate() {
-            if entry.rows.is_empty() {
-                continue; // no number, no row: not in the address book
-            }
-            let contact = contact as u32;
-            let mut add = |word: &str, keypad: bool| {
-                let start = word_text.len() as u32;
-                word_text.extend_from_slice(word.as_bytes());
-                word_text.push(0);
-                let word = WordRef { start, contact };
-                by_letters.push(word);
-                if keypad {
-                    keypad_words.push(word);
-                }
-            };
-            fold::words(entry.name, |w| add(w, true));
-            fold::words(entry.company, |w| add(w, true));
-            for group in entry.groups {
-                fold::words(group, |w| add(w, false));
-            }
-            let name = fold::fold(entry.name);
-            let company = fold::fold(entry.company);
-            for row in &entry.rows {
-                ordered.push((name.clone(), company.clone(), contact, *row));
+        // Only contacts with a number are in the address book.
+        let entries: Vec<&Entry<'_>> = entries.iter().filter(|e| !e.rows.is_empty()).collect();
+        // Each name and company folded once: the order and the words both come from it.
+        let folded: Vec<(String, String)> = entries
+            .iter()
+            .map(|e| (fold::fold(e.name), fold::fold(e.company)))
+            .collect();
+
+        // The contacts in the address book's order (name, then company, folded), compared on
+        // the first 16 bytes of the name as one integer (most names fit) and in full only when
+        // those are equal. Contacts with the same name and company share a key, so that their
+        // rows mix by number below.
+        // Sorted as (head, contact) pairs, which compare as integers in place; only runs of
+        // equal heads are then sorted again on the whole name and company.
+        let mut by_key: Vec<(u128, u32)> = folded
+            .iter()
+            .enumerate()
+            .map(|(contact, (name, _))| {
+                let mut bytes = [0u8; 16];
+                let n = name.len().min(16);
+                bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
+                (u128::from_be_bytes(bytes), contact as u32)
+            })
+            .collect();
+        by_key.sort_unstable();
+        let full =
+            |a: &(u128, u32), b: &(u128, u32)| folded[a.1 as usize].cmp(&folded[b.1 as usize]);
+        for run in by_key.chunk_by_mut(|a, b| a.0 == b.0) {
+            if run.len() > 1 {
+                run.sort_unstable_by(full);
             }
         }
-        ordered.sort_by(|a, b| {
-            (&a.0, &a.1)
-                .cmp(&(&b.0, &b.1))
-                .then_with(|| number_text_order(a.3.e164, b.3.e164))
-        });
+        let mut key_of = vec![0u32; entries.len()];
+        for at in 0..by_key.len() {
+            let contact = by_key[at].1 as usize;
+            let same_as_previous = at > 0
+                && by_key[at - 1].0 == by_key[at].0
+                && full(&by_key[at - 1], &by_key[at]) == Ordering::Equal;
+            key_of[contact] = if same_as_previous {
+                key_of[by_key[at - 1].1 as usize]
+            } else {
+                at as u32
+            };
+        }
 
-        // Number the contacts with rows by their first row, so that a set of contacts walked
-        // in ascending order is walked in the address book's order.
+        // Every row, by (key, number as text).
+        let mut ordered: Vec<(u32, u64, u32, Row)> = Vec::new();
+        for (contact, entry) in entries.iter().enumerate() {
+            for row in &entry.rows {
+                ordered.push((
+                    key_of[contact],
+                    text_order_key(row.e164),
+                    contact as u32,
+                    *row,
+                ));
+            }
+        }
+        ordered.sort_unstable_by_key(|&(key, number, contact, _)| (key, number, contact));
+
+        // Number the contacts by their first row, so that a set of contacts walked in
+        // ascending order is walked in the address book's order.
         let mut rank = vec![u32::MAX; entries.len()];
         let mut ranked = 0u32;
         for (_, _, contact, _) in &mut ordered {
@@ -204,9 +240,6 @@ impl NameIndex {
                 ranked += 1;
             }
             *contact = *r;
-        }
-        for word in by_letters.iter_mut().chain(keypad_words.iter_mut()) {
-            word.contact = rank[word.contact as usize];
         }
         let contacts = ranked as usize;
         let mut contact_start = vec![0u32; contacts + 1];
@@ -225,14 +258,55 @@ impl NameIndex {
         }
         let rows: Box<[Row]> = ordered.into_iter().map(|(_, _, _, row)| row).collect();
 
-        let text = |w: &WordRef| word_at(&word_text, w.start);
-        by_letters.sort_unstable_by(|a, b| text(a).cmp(text(b)).then(a.contact.cmp(&b.contact)));
-        by_letters.dedup_by(|a, b| a.contact == b.contact && text(a) == text(b));
-        keypad_words.sort_unstable_by(|a, b| {
-            keypad_order(text(a), text(b)).then(a.contact.cmp(&b.contact))
+        // The words: names, companies and groups repeat them ("Anna", "GmbH", "Customers"), so
+        // each distinct word is kept once, in sorted order, and every (word, contact) pair
+        // sorts as two integers.
+        let folded_groups: Vec<Vec<String>> = entries
+            .iter()
+            .map(|e| e.groups.iter().map(|g| fold::fold(g)).collect())
+            .collect();
+        let mut ids: rustc_hash::FxHashMap<&str, u32> = Default::default();
+        let mut distinct: Vec<&str> = Vec::new();
+        let mut pairs: Vec<(u32, u32, bool)> = Vec::new(); // (word id, contact rank, dialled)
+        for (contact, (name, company)) in folded.iter().enumerate() {
+            let dialled = fold::split(name)
+                .chain(fold::split(company))
+                .map(|w| (w, true));
+            let labels = folded_groups[contact]
+                .iter()
+                .flat_map(|g| fold::split(g))
+                .map(|w| (w, false));
+            for (word, dialled) in dialled.chain(labels) {
+                let id = *ids.entry(word).or_insert_with(|| {
+                    distinct.push(word);
+                    distinct.len() as u32 - 1
+                });
+                pairs.push((id, rank[contact], dialled));
+            }
+        }
+        let mut sorted_ids: Vec<u32> = (0..distinct.len() as u32).collect();
+        sorted_ids.sort_unstable_by_key(|&id| distinct[id as usize]);
+        let mut word_text: Vec<u8> = Vec::new();
+        let mut offset_of = vec![0u32; distinct.len()];
+        for &id in &sorted_ids {
+            offset_of[id as usize] = word_text.len() as u32;
+            word_text.extend_from_slice(distinct[id as usize].as_bytes());
+            word_text.push(0);
+        }
+        let mut by_letters: Vec<WordRef> = pairs
+            .into_iter()
+            .map(|(id, contact, dialled)| WordRef {
+                start: offset_of[id as usize] | if dialled { 0 } else { GROUP_WORD },
+                contact,
+            })
+            .collect();
+        // The arena is in word order, so offsets sort as the words do. Same word, same
+        // contact: one entry, a dialled one (name, company) before a group's.
+        by_letters.sort_unstable_by_key(|w| {
+            ((w.offset() as u64) << 33) | (u64::from(w.contact) << 1) | u64::from(!w.dialled())
         });
-        keypad_words.dedup_by(|a, b| {
-            a.contact == b.contact && keypad_order(text(a), text(b)) == Ordering::Equal
+        by_letters.dedup_by(|later, kept| {
+            later.contact == kept.contact && later.offset() == kept.offset()
         });
 
         NameIndex {
@@ -241,7 +315,6 @@ impl NameIndex {
             contact_rows: contact_rows.into_boxed_slice(),
             word_text: word_text.into_boxed_slice(),
             by_letters: by_letters.into_boxed_slice(),
-            by_keypad: keypad_words.into_boxed_slice(),
         }
     }
 
@@ -289,50 +362,61 @@ impl NameIndex {
 
     /// Contacts with a word that starts with `prefix`.
     fn letter_contacts(&self, prefix: &[u8]) -> ContactSet {
-        // The word's bytes as long as the prefix, its NUL included when it is shorter: the
-        // NUL sorts before every letter, so this orders the words as their text does,
-        // without looking for where each one ends.
-        let head = |w: &WordRef| {
-            let start = w.start as usize;
-            &self.word_text[start..(start + prefix.len()).min(self.word_text.len())]
-        };
-        let from = self.by_letters.partition_point(|w| head(w) < prefix);
         let mut set = ContactSet::new(self.contact_count());
-        for word in self.by_letters[from..]
-            .iter()
-            .take_while(|w| head(w) == prefix)
-        {
+        for word in &self.by_letters[self.narrow(0..self.by_letters.len(), prefix)] {
             set.insert(word.contact);
         }
         set
     }
 
-    /// Contacts with a name or company word whose keypad spelling starts with `digits`.
+    /// The part of `range` (sorted by letters) whose words start with `prefix`. A word's
+    /// bytes are compared as long as the prefix, its NUL included when it is shorter: the NUL
+    /// sorts before every letter, so this orders the words as their text does without
+    /// looking for where each one ends.
+    fn narrow(&self, range: Range<usize>, prefix: &[u8]) -> Range<usize> {
+        let head = |w: &WordRef| {
+            let start = w.offset();
+            &self.word_text[start..(start + prefix.len()).min(self.word_text.len())]
+        };
+        let words = &self.by_letters[range.clone()];
+        let from = words.partition_point(|w| head(w) < prefix);
+        let to = from + words[from..].partition_point(|w| head(w) == prefix);
+        range.start + from..range.start + to
+    }
+
+    /// Contacts with a name or company word whose keypad spelling starts with `digits`: the
+    /// letters each digit stands for narrow the sorted words one digit at a time, so only
+    /// prefixes some word has are ever followed.
     fn keypad_contacts(&self, digits: &[u8]) -> ContactSet {
-        let spelled_prefix = |w: &WordRef| -> Ordering {
-            let mut letters = word_at(&self.word_text, w.start)
-                .iter()
-                .map(|&c| fold::keypad_digit(c).unwrap_or(b'0'));
-            for &d in digits {
-                match letters.next() {
-                    None => return Ordering::Less,
-                    Some(spelled) if spelled != d => return spelled.cmp(&d),
-                    Some(_) => {}
+        let mut set = ContactSet::new(self.contact_count());
+        let mut prefix = Vec::with_capacity(digits.len());
+        self.spell(digits, &mut prefix, 0..self.by_letters.len(), &mut set);
+        set
+    }
+
+    fn spell(
+        &self,
+        digits: &[u8],
+        prefix: &mut Vec<u8>,
+        range: Range<usize>,
+        set: &mut ContactSet,
+    ) {
+        let Some(&digit) = digits.get(prefix.len()) else {
+            for word in &self.by_letters[range] {
+                if word.dialled() {
+                    set.insert(word.contact);
                 }
             }
-            Ordering::Equal
+            return;
         };
-        let from = self
-            .by_keypad
-            .partition_point(|w| spelled_prefix(w) == Ordering::Less);
-        let mut set = ContactSet::new(self.contact_count());
-        for word in self.by_keypad[from..]
-            .iter()
-            .take_while(|w| spelled_prefix(w) == Ordering::Equal)
-        {
-            set.insert(word.contact);
+        for &key in fold::keypad_keys(digit) {
+            prefix.push(key);
+            let narrowed = self.narrow(range.clone(), prefix);
+            if !narrowed.is_empty() {
+                self.spell(digits, prefix, narrowed, set);
+            }
+            prefix.pop();
         }
-        set
     }
 
     fn contact_count(&self) -> usize {
@@ -391,24 +475,8 @@ impl NameIndex {
         self.rows.len() * std::mem::size_of::<Row>()
             + (self.contact_start.len() + self.contact_rows.len()) * 4
             + self.word_text.len()
-            + (self.by_letters.len() + self.by_keypad.len()) * std::mem::size_of::<WordRef>()
+            + self.by_letters.len() * std::mem::size_of::<WordRef>()
     }
-}
-
-/// The folded word that starts at `start`, without its NUL.
-fn word_at(text: &[u8], start: u32) -> &[u8] {
-    let rest = &text[start as usize..];
-    &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]
-}
-
-/// Orders words by their keypad spelling.
-fn keypad_order(a: &[u8], b: &[u8]) -> Ordering {
-    let spell = |w: &[u8]| {
-        w.iter()
-            .map(|&c| fold::keypad_digit(c).unwrap_or(b'0'))
-            .collect::<Vec<u8>>()
-    };
-    spell(a).cmp(&spell(b))
 }
 
 fn row_has_digits(row: &Row, digits: &[String]) -> bool {
@@ -418,6 +486,13 @@ fn row_has_digits(row: &Row, digits: &[String]) -> bool {
     let mut buf = [0u8; 20];
     let text = super::phone::E164(row.e164).write(&mut buf);
     digits.iter().all(|d| text.contains(d.as_str()))
+}
+
+/// A key that orders E.164 numbers as their text does: the digits left-aligned to 16 places
+/// (so "+1212…" comes before "+44…"), and the length last (a number before its extensions).
+fn text_order_key(e164: u64) -> u64 {
+    let digits = if e164 == 0 { 1 } else { e164.ilog10() + 1 };
+    (e164 * 10u64.pow(16 - digits.min(16))) * 16 + u64::from(digits)
 }
 
 /// E.164 numbers ordered as their text ("+1212…" before "+44…").
