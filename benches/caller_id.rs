@@ -389,8 +389,40 @@ fn name_index_build(c: &mut Criterion) {
     });
 }
 
+/// `gi_lookup_contact` itself, in process, on an account with no contacts: the C boundary's
+/// share of a lookup (checks, the closable handle, zeroing and filling GiContact) beside the
+/// number reading measured above.
+fn boundary(c: &mut Criterion) {
+    use google_integration::ffi::{gi_close, gi_lookup_contact, gi_open, GiContact};
+    use std::ffi::CString;
+    let dir = tempfile::tempdir().unwrap();
+    let config = CString::new(format!(
+        r#"{{"client_id":"c","client_secret":"s","redirect_uri":"https://pbx.example.com/cb","data_dir":"{}"}}"#,
+        dir.path().join("data").display()
+    ))
+    .unwrap();
+    let plugin = gi_open(config.as_ptr());
+    assert!(!plugin.is_null());
+    let account = CString::new("example.com/40").unwrap();
+    let number = CString::new("+12125550199").unwrap();
+    // SAFETY: GiContact is plain bytes.
+    let mut out: GiContact = unsafe { std::mem::zeroed() };
+    c.bench_function("boundary/gi_lookup_contact_miss", |b| {
+        b.iter(|| {
+            gi_lookup_contact(
+                plugin,
+                account.as_ptr(),
+                black_box(number.as_ptr()),
+                &mut out,
+            )
+        })
+    });
+    gi_close(plugin);
+}
+
 criterion_group!(
     benches,
+    boundary,
     number_reading,
     lookups,
     index_build,

@@ -28,8 +28,10 @@ pub fn validate(account: &str) -> Result<()> {
             "the account contains a control character (or a bidirectional-text control); accounts are plain text like \"example.com/40\"",
         ));
     }
-    let domain = domain_of(account);
-    if domain.is_empty() || domain == "." {
+    // The domain is empty ("/40") or only its trailing dot (".", "./40"): checked on the first
+    // bytes, without looking for the '/' (this runs on every lookup).
+    let bytes = account.as_bytes();
+    if bytes[0] == b'/' || (bytes[0] == b'.' && bytes.get(1).is_none_or(|&b| b == b'/')) {
         return Err(Error::invalid_argument(
             "the account has no domain before its '/'; pass \"example.com/40\"",
         ));
@@ -40,8 +42,17 @@ pub fn validate(account: &str) -> Result<()> {
 /// Whether the account is already in canonical form: its domain has no ASCII capital and
 /// no trailing dot. Checked on the bytes: this runs on every lookup.
 pub fn is_canonical(account: &str) -> bool {
-    let domain = domain_of(account);
-    !domain.ends_with('.') && !domain.bytes().any(|b| b.is_ascii_uppercase())
+    let mut last = 0u8;
+    for &b in account.as_bytes() {
+        if b == b'/' {
+            break;
+        }
+        if b.is_ascii_uppercase() {
+            return false;
+        }
+        last = b;
+    }
+    last != b'.'
 }
 
 /// The canonical form of a valid account (a copy only when it differs).

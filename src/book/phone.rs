@@ -96,6 +96,11 @@ impl NationalKey {
     fn from_digits(digits: &[u8]) -> NationalKey {
         NationalKey(10u64.pow(digits.len() as u32) + decimal(digits))
     }
+
+    /// How many digits the national number has (the leading 1 of the key marks the length).
+    fn digits_len(&self) -> usize {
+        self.0.ilog10() as usize
+    }
 }
 
 /// A number stored in Google Contacts, normalised at sync time.
@@ -233,7 +238,8 @@ impl RegionRules {
         let read = Dialled::lex(value)
             .and_then(|dialled| self.read(&dialled))
             .and_then(StoredNumber::from_reading);
-        read.or_else(|| self.parse_with_metadata(value))
+        read.or_else(|| read_international_text(value))
+            .or_else(|| self.parse_with_metadata(value))
     }
 
     /// Lookup-time reading of an incoming number: no allocation, no regex, no parser. Returns
@@ -389,6 +395,54 @@ impl RegionRules {
             national: NationalKey::from_digits(nsn.as_bytes()),
         })
     }
+}
+
+/// Stored text with a country code that the byte reader declines for a trunk prefix in
+/// brackets ("+44 (0)20 7946 0958") or an extension ("+1 212 555 0199 ext. 5"), read here
+/// rather than by the parser, which takes the *tenant's* trunk prefix off a foreign number
+/// (phonenumber 0.3 stores "+880 1812-345639 ext. 2" as +880 812345639 at a US tenant). The
+/// bracketed 0 is dropped when the country's trunk prefix is 0 (GB, DE) and kept where it is
+/// part of the number (Italy has no trunk prefix).
+fn read_international_text(value: &str) -> Option<StoredNumber> {
+    let text = value.trim().strip_prefix('+')?;
+    // The extension: everything from the first letter, '#', ',' or ';' on.
+    let end = text
+        .find(|c: char| c.is_alphabetic() || matches!(c, '#' | ',' | ';'))
+        .unwrap_or(text.len());
+    let main = &text[..end];
+    let digits_of = |part: &str| -> Option<String> {
+        let mut digits = String::new();
+        for c in part.chars() {
+            match c {
+                '0'..='9' => digits.push(c),
+                ' ' | '\t' | '-' | '.' | '(' | ')' | '/' | '\u{a0}' => {}
+                _ => return None,
+            }
+        }
+        Some(digits)
+    };
+    let digits = match main.split_once("(0)") {
+        Some((code, rest)) => {
+            let code_digits = digits_of(code)?;
+            let code: u16 = code_digits.parse().ok()?;
+            let regions = DATABASE.by_code(&code)?;
+            let trunk_is_zero = regions
+                .iter()
+                .any(|meta| meta.national_prefix() == Some("0"));
+            let zero = if trunk_is_zero { "" } else { "0" };
+            format!("{code_digits}{zero}{}", digits_of(rest)?)
+        }
+        None => digits_of(main)?,
+    };
+    let e164 = international(digits.as_bytes())?.e164;
+    let national = national_key_of(e164)?;
+    // A length the country's numbers have, or it is no number (the parser is asked instead).
+    let code_len = digits.len() - national.digits_len();
+    let code = decimal(&digits.as_bytes()[..code_len]) as u16;
+    if !lengths_of_country_code(code).contains(digits.len() - code_len) {
+        return None;
+    }
+    Some(StoredNumber { e164, national })
 }
 
 /// Google's `canonicalForm`: "+" and the E.164 digits, nothing else.
@@ -736,6 +790,23 @@ mod tests {
         ("RU", "8 10 44 20 7946 0958", Some("+442079460958"), None),
         ("RU", "8 495 123-45-67", Some("+74951234567"), Some("4951234567")),
     ];
+
+    #[test]
+    fn foreign_numbers_with_a_bracketed_trunk_prefix_or_an_extension_are_stored_right() {
+        for region in ["US", "IT", "DE"] {
+            let rules = rules(region);
+            for (text, e164) in [
+                ("+44 (0)20 7946 0958", 442079460958u64),
+                ("+49 (0)30 12345678", 493012345678),
+                ("+39 (0)6 1234 5678", 390612345678), // Italy keeps its 0
+                ("+880 1812-345639 ext. 2", 8801812345639),
+                ("+1 212-555-0199 x5", 12125550199),
+            ] {
+                let stored = rules.normalise_stored(text, None).map(|s| s.e164.0);
+                assert_eq!(stored, Some(e164), "{text} at {region}");
+            }
+        }
+    }
 
     #[test]
     fn argentine_mobiles_dialled_nationally_read_as_libphonenumber_reads_them() {
