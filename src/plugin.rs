@@ -11,8 +11,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::account;
+use crate::book::contact::Contact;
 use crate::book::names::Query;
-use crate::book::numbers::{AccountIndex, ContactIndex, ContactMatch};
+use crate::book::numbers::{AccountIndex, ContactIndex, ContactMatch, GroupNames};
 use crate::config::Config;
 use crate::core::{rfc3339, unix_now, AccountState, Core, Status};
 use crate::error::{Error, ErrorKind, Result};
@@ -56,12 +57,7 @@ impl Plugin {
             .into_iter()
             .map(|stored| (stored.account.clone(), AccountState::from(stored)))
             .collect();
-        let mut built = Vec::new();
-        store.for_each_account(|account, contacts, group_names| {
-            let only_groups = config.settings_for(&account).contact_groups.as_deref();
-            let index = AccountIndex::build_with(&contacts, &group_names, only_groups);
-            built.push((account, index));
-        })?;
+        let built = build_indexes(&store, &config)?;
         let index = ContactIndex::default();
         index.replace_all(built);
         let schedule: Vec<(String, Option<i64>)> = accounts
@@ -362,6 +358,48 @@ impl Drop for Plugin {
         }
         log::info!("closed");
     }
+}
+
+/// Every stored account's index, built while the store is still being read: the store is
+/// read on this thread and the indexes (numbers and names) are built on the others, so that
+/// an open with a million stored numbers takes what the slower of the two takes.
+fn build_indexes(store: &Store, config: &Config) -> Result<Vec<(String, AccountIndex)>> {
+    type Loaded = (String, Vec<Contact>, GroupNames);
+    let builders = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
+    let (loaded, to_build) = std::sync::mpsc::sync_channel::<Loaded>(builders * 2);
+    let to_build = parking_lot::Mutex::new(to_build);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..builders)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut built = Vec::new();
+                    loop {
+                        let next = to_build.lock().recv();
+                        let Ok((account, contacts, group_names)) = next else {
+                            return built;
+                        };
+                        let only_groups = config.settings_for(&account).contact_groups.as_deref();
+                        let index = AccountIndex::build_with(&contacts, &group_names, only_groups);
+                        built.push((account, index));
+                    }
+                })
+            })
+            .collect();
+        let read = store.for_each_account(|account, contacts, group_names| {
+            let _ = loaded.send((account, contacts, group_names));
+        });
+        drop(loaded);
+        let mut all = Vec::new();
+        for thread in threads {
+            all.extend(thread.join().map_err(|_| {
+                Error::new(
+                    ErrorKind::Internal,
+                    "building the caller-ID index failed (a bug in the plugin); please report it with the plugin's log",
+                )
+            })?);
+        }
+        read.map(|()| all)
+    })
 }
 
 /// 256 random bits, URL-safe: unguessable, and carrying nothing but chance.
