@@ -756,6 +756,56 @@ fn a_retry_after_of_an_hour_defers_the_sync_without_turning_yellow() {
     );
 }
 
+#[test]
+fn long_retry_afters_count_as_retries_and_the_fourth_turns_the_account_yellow() {
+    const ACCOUNT: &str = "deferred-often.example";
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, three_people());
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    h.fake.set_sticky_fault(
+        Endpoint::People,
+        Some(Fault::RateLimited {
+            retry_after_secs: 3600,
+        }),
+    );
+    // The first attempt and three retries (Sync now stands in for the hour Google asked).
+    for attempt in 1..=4 {
+        let before = people_requests(&h);
+        plugin.sync_now(ACCOUNT).unwrap();
+        let status = wait_for_people_requests(&h, &plugin, ACCOUNT, before, 1);
+        if attempt < 4 {
+            assert_eq!(
+                status["status"], "connected",
+                "after attempt {attempt}: {status}"
+            );
+        } else {
+            assert!(
+                wait_until(PATIENCE, || plugin.status_value(ACCOUNT)["status"]
+                    == "issue"),
+                "yellow after the third retry: {status}"
+            );
+        }
+    }
+    let status = plugin.status_value(ACCOUNT);
+    assert!(
+        status["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("3 retries")),
+        "{status}"
+    );
+    // Google answers again: green.
+    h.fake.set_sticky_fault(Endpoint::People, None);
+    let before = people_requests(&h);
+    plugin.sync_now(ACCOUNT).unwrap();
+    let status = wait_for_people_requests(&h, &plugin, ACCOUNT, before, 1);
+    assert!(
+        wait_until(PATIENCE, || plugin.status_value(ACCOUNT)["status"]
+            == "connected"),
+        "{status}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 11. No sync token or page token in any message
 // ---------------------------------------------------------------------------------------------
