@@ -28,6 +28,7 @@ pub struct AccountState {
     pub syncing: bool,
     pub last_sync: Option<i64>,
     pub last_error: Option<String>,
+    pub scopes: Vec<String>,
 }
 
 impl From<StoredAccount> for AccountState {
@@ -38,6 +39,7 @@ impl From<StoredAccount> for AccountState {
             syncing: false,
             last_sync: stored.last_sync,
             last_error: stored.last_error,
+            scopes: stored.scopes,
         }
     }
 }

@@ -41,6 +41,29 @@ pub struct StatusReport<'a> {
     pub numbers: usize,
     pub last_sync: Option<String>,
     pub last_error: Option<String>,
+    pub next_sync: Option<String>,
+    pub scopes: Vec<String>,
+    /// One entry for each configured source.
+    pub sources: std::collections::BTreeMap<&'static str, SourceReport>,
+    /// Null unless calendar presence is on for the account's domain.
+    pub presence: Option<PresenceReport>,
+}
+
+/// One contact source of an account, in `gi_status_json`.
+#[derive(Serialize)]
+pub struct SourceReport {
+    pub contacts: usize,
+    pub numbers: usize,
+    pub last_sync: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// Calendar presence, in `gi_status_json`.
+#[derive(Serialize)]
+pub struct PresenceReport {
+    pub state: &'static str,
+    pub until: Option<String>,
+    pub updated: Option<String>,
 }
 
 impl Plugin {
@@ -64,6 +87,12 @@ impl Plugin {
             .iter()
             .map(|(account, state)| (account.clone(), state.last_sync))
             .collect();
+        if config.configures_unsynced_features() {
+            log::warn!(
+                "the configuration names contact sources other than \"contacts\", or calendar presence: plugin {} syncs Google Contacts only (gi_status_json shows those as not synced)",
+                env!("CARGO_PKG_VERSION")
+            );
+        }
         log::info!(
             "opened with {} connected account(s) from {}",
             accounts.len(),
@@ -185,6 +214,16 @@ impl Plugin {
                 "Google granted access for {account} without a refresh token, so syncing could not continue; click \"Get auth code\" again"
             ))
         })?;
+        // What Google says it granted; else what the redirect said; else what was asked.
+        let scopes: Vec<String> = granted.scopes.clone().unwrap_or_else(|| {
+            callback
+                .scope
+                .as_deref()
+                .unwrap_or(oauth::CONTACTS_SCOPE)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect()
+        });
         let stored = self.core.store.connect_account(
             &account,
             &Tokens {
@@ -192,6 +231,7 @@ impl Plugin {
                 access_token: Some(granted.access_token),
                 access_expires_at: granted.expires_at,
             },
+            &scopes,
             now,
         )?;
         self.core
@@ -218,6 +258,52 @@ impl Plugin {
             Some(_) => self.core.index.counts(account),
             None => (0, 0),
         };
+        let settings = self.core.config.settings_for(account);
+        let connected = state.is_some();
+        let sources = settings
+            .sources
+            .iter()
+            .map(|source| {
+                let source = crate::config::SOURCES
+                    .into_iter()
+                    .find(|known| known == source)
+                    .unwrap_or("contacts");
+                let report = if source == "contacts" {
+                    SourceReport {
+                        contacts,
+                        numbers,
+                        last_sync: state.as_ref().and_then(|s| s.last_sync).map(rfc3339),
+                        last_error: state.as_ref().and_then(|s| s.last_error.clone()),
+                    }
+                } else {
+                    // Configured, but this version syncs Google Contacts only.
+                    SourceReport {
+                        contacts: 0,
+                        numbers: 0,
+                        last_sync: None,
+                        last_error: connected.then(|| {
+                            format!(
+                                "the {source} source is not synced by plugin {}; only contacts are",
+                                env!("CARGO_PKG_VERSION")
+                            )
+                        }),
+                    }
+                };
+                (source, report)
+            })
+            .collect();
+        // Calendar presence is not fetched by this version: unknown, as the contract says
+        // for "nothing was fetched yet".
+        let presence = settings.calendar.then_some(PresenceReport {
+            state: "unknown",
+            until: None,
+            updated: None,
+        });
+        let next_sync = if connected {
+            self.worker.next_due(account).map(rfc3339)
+        } else {
+            None
+        };
         Ok(match state {
             None => StatusReport {
                 account,
@@ -228,6 +314,10 @@ impl Plugin {
                 numbers,
                 last_sync: None,
                 last_error: None,
+                next_sync,
+                scopes: Vec::new(),
+                sources,
+                presence,
             },
             Some(state) => StatusReport {
                 account,
@@ -242,6 +332,10 @@ impl Plugin {
                 numbers,
                 last_sync: state.last_sync.map(rfc3339),
                 last_error: state.last_error,
+                next_sync,
+                scopes: state.scopes,
+                sources,
+                presence,
             },
         })
     }

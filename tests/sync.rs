@@ -575,3 +575,63 @@ fn an_access_token_about_to_expire_is_refreshed_before_the_call() {
         "no 401 was needed"
     );
 }
+
+#[test]
+fn the_status_json_has_every_field_of_the_contract() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, people("A", 3));
+    let mut config = h.config();
+    config["sources"] = serde_json::json!(["contacts", "directory"]);
+    config["domains"] = serde_json::json!({"cal.example": {"calendar": true}});
+    let plugin = h.open_with(&config);
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    let status = plugin.status_value(ACCOUNT);
+    for field in [
+        "account",
+        "status",
+        "reason",
+        "syncing",
+        "contacts",
+        "numbers",
+        "last_sync",
+        "last_error",
+        "next_sync",
+        "scopes",
+        "sources",
+        "presence",
+    ] {
+        assert!(status.get(field).is_some(), "no {field} in {status}");
+    }
+    assert!(
+        status["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "https://www.googleapis.com/auth/contacts.readonly"),
+        "{status}"
+    );
+    // The next periodic sync, one interval (3600 s) from the one that just ran.
+    let next = status["next_sync"].as_str().expect("a time");
+    assert!(
+        next.contains('T') && next > status["last_sync"].as_str().unwrap(),
+        "{status}"
+    );
+    assert_eq!(status["sources"]["contacts"]["contacts"], 3, "{status}");
+    assert_eq!(status["sources"]["contacts"]["numbers"], 3, "{status}");
+    assert!(
+        status["sources"]["directory"]["last_error"].is_string(),
+        "{status}"
+    );
+    assert_eq!(
+        status["presence"],
+        serde_json::Value::Null,
+        "calendar is off here"
+    );
+    let other = plugin.status_value("cal.example/7");
+    assert_eq!(other["presence"]["state"], "unknown", "{other}");
+    assert_eq!(other["scopes"], serde_json::json!([]));
+    // The scopes survive a restart.
+    drop(plugin);
+    let plugin = h.open_with(&config);
+    assert_eq!(plugin.status_value(ACCOUNT)["scopes"], status["scopes"]);
+}

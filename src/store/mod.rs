@@ -18,6 +18,8 @@ pub struct StoredAccount {
     pub issue: Option<String>,
     pub last_sync: Option<i64>,
     pub last_error: Option<String>,
+    /// The scopes Google granted at the last connect.
+    pub scopes: Vec<String>,
 }
 
 /// The OAuth tokens of one account. No `Debug`: they must never be printed.

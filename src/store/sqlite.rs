@@ -68,6 +68,8 @@ const MIGRATIONS: &[&str] = &[
         name          TEXT NOT NULL,
         PRIMARY KEY (account, resource_name)
      );",
+    // 3: the scopes Google granted, space-separated, for the status.
+    "ALTER TABLE accounts ADD COLUMN scopes TEXT NOT NULL DEFAULT '';",
 ];
 
 pub struct Store {
@@ -183,18 +185,19 @@ impl Store {
         &self,
         account: &str,
         tokens: &Tokens,
+        scopes: &[String],
         now: i64,
     ) -> Result<StoredAccount> {
         let connection_id: i64 = rand::random::<i64>() & i64::MAX;
         self.conn.lock().execute(
             "INSERT INTO accounts (account, connection_id, refresh_token, access_token, access_expires_at,
-                                   connected_at, status, reason, last_error, sync_token)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'connected', NULL, NULL, NULL)
+                                   connected_at, status, reason, last_error, sync_token, scopes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'connected', NULL, NULL, NULL, ?7)
              ON CONFLICT (account) DO UPDATE SET
                 connection_id = excluded.connection_id, refresh_token = excluded.refresh_token,
                 access_token = excluded.access_token, access_expires_at = excluded.access_expires_at,
                 connected_at = excluded.connected_at, status = 'connected', reason = NULL,
-                last_error = NULL, sync_token = NULL",
+                last_error = NULL, sync_token = NULL, scopes = excluded.scopes",
             params![
                 account,
                 connection_id,
@@ -204,7 +207,8 @@ impl Store {
                     .as_deref()
                     .map(|t| self.sealer.seal(account, ACCESS, t)),
                 tokens.access_expires_at,
-                now
+                now,
+                scopes.join(" ")
             ],
         )?;
         self.account(account)?
@@ -215,7 +219,7 @@ impl Store {
         let conn = self.conn.lock();
         let found = conn
             .query_row(
-                "SELECT account, connection_id, status, reason, last_sync, last_error FROM accounts WHERE account = ?1",
+                "SELECT account, connection_id, status, reason, last_sync, last_error, scopes FROM accounts WHERE account = ?1",
                 [account],
                 stored_account_from_row,
             )
@@ -226,7 +230,7 @@ impl Store {
     pub fn accounts(&self) -> Result<Vec<StoredAccount>> {
         let conn = self.conn.lock();
         let mut stmt = conn.prepare(
-            "SELECT account, connection_id, status, reason, last_sync, last_error FROM accounts ORDER BY account",
+            "SELECT account, connection_id, status, reason, last_sync, last_error, scopes FROM accounts ORDER BY account",
         )?;
         let rows = stmt.query_map([], stored_account_from_row)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -584,6 +588,11 @@ fn stored_account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredAc
         },
         last_sync: row.get(4)?,
         last_error: row.get(5)?,
+        scopes: row
+            .get::<_, String>(6)?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
     })
 }
 
@@ -790,7 +799,7 @@ mod tests {
             access_expires_at: Some(1),
         };
         let id = store
-            .connect_account("example.com", &tokens, 1)
+            .connect_account("example.com", &tokens, &[], 1)
             .unwrap()
             .connection_id;
         store
@@ -894,8 +903,12 @@ mod tests {
             access_token: None,
             access_expires_at: None,
         };
-        let old = store.connect_account("example.com", &tokens, 1).unwrap();
-        let new = store.connect_account("example.com", &tokens, 2).unwrap();
+        let old = store
+            .connect_account("example.com", &tokens, &[], 1)
+            .unwrap();
+        let new = store
+            .connect_account("example.com", &tokens, &[], 2)
+            .unwrap();
         assert_ne!(old.connection_id, new.connection_id);
         let contact = Contact {
             resource_name: "people/c1".into(),

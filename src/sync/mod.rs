@@ -86,6 +86,15 @@ impl SyncWorker {
         self.shared.wake.notify_one();
     }
 
+    /// When the account's next sync is due (Unix time), if it is on the schedule: now when it
+    /// waits in line or runs.
+    pub fn next_due(&self, account: &str) -> Option<i64> {
+        let queue = self.shared.queue.lock();
+        let due = *queue.due.get(account)?;
+        let wait = due.saturating_duration_since(Instant::now());
+        Some(unix_now() + wait.as_secs() as i64)
+    }
+
     /// Takes the account off the schedule (it was disabled). A sync already running for it
     /// finds the account gone when it tries to commit, and changes nothing.
     pub fn forget(&self, account: &str) {
