@@ -5,6 +5,7 @@
 #define GOOGLE_INTEGRATION_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /**
  * The outcome of a call. Every failure also sets gi_last_error on the calling thread.
@@ -85,6 +86,18 @@ typedef enum {
    */
   GI_SEARCH_KEYPAD = 1,
 } GiSearchMode;
+
+/**
+ * An account's presence from its Google Calendar.
+ */
+typedef enum {
+  /**
+   * No calendar data, or too old.
+   */
+  GI_PRESENCE_UNKNOWN = 0,
+  GI_PRESENCE_FREE = 1,
+  GI_PRESENCE_BUSY = 2,
+} GiPresence;
 
 /**
  * The plugin. Opaque to the host; thread-safe; one per process is usual.
@@ -222,6 +235,21 @@ GiResult gi_search_contacts(GiPlugin *plugin,
                             size_t cap,
                             size_t *count_out,
                             size_t *total_out);
+
+/**
+ * The account's presence from its calendar, from memory, at once; `*until_out` (may be
+ * NULL) gets the Unix time it changes, or 0. This version fetches no calendar yet, so every
+ * account is GI_PRESENCE_UNKNOWN (until 0). A NULL or closed plugin or a bad account is
+ * GI_PRESENCE_UNKNOWN too, with gi_last_error saying why.
+ */
+GiPresence gi_presence(GiPlugin *plugin, const char *account, int64_t *until_out);
+
+/**
+ * Writes a consistent copy of the SQLite store to `path`, a new file (0600), while lookups
+ * and syncs go on. An existing `path` is GI_ERR_STORAGE. The copy, put in another data_dir as
+ * google-integration.sqlite3 beside the same token key, opens with every account connected.
+ */
+GiResult gi_backup(GiPlugin *plugin, const char *path);
 
 /**
  * Routes the plugin's log to `cb` (levels: 1 error, 2 warn, 3 info, 4 debug, 5 trace).

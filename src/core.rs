@@ -12,6 +12,14 @@ use crate::config::Config;
 use crate::google::http::HttpClient;
 use crate::store::{Store, StoredAccount};
 
+/// An account's calendar presence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presence {
+    Unknown,
+    Free,
+    Busy,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     Disconnected,

@@ -63,6 +63,16 @@ impl Default for GiContact {
     }
 }
 
+/// Mirrors `GiPresence`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum GiPresence {
+    GI_PRESENCE_UNKNOWN = 0,
+    GI_PRESENCE_FREE = 1,
+    GI_PRESENCE_BUSY = 2,
+}
+
 /// Mirrors `GiSearchMode`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,6 +150,8 @@ pub struct Api {
         *mut usize,
         *mut usize,
     ) -> GiResult,
+    pub gi_presence: unsafe extern "C" fn(*mut GiPlugin, *const c_char, *mut i64) -> GiPresence,
+    pub gi_backup: unsafe extern "C" fn(*mut GiPlugin, *const c_char) -> GiResult,
     pub gi_set_logger: unsafe extern "C" fn(Option<LogCallback>, *mut c_void),
     path: PathBuf,
     // Keeps the library loaded for as long as the function pointers above live.
@@ -206,6 +218,8 @@ impl Api {
             gi_sync_now: symbol!(gi_sync_now),
             gi_lookup_contact: symbol!(gi_lookup_contact),
             gi_search_contacts: symbol!(gi_search_contacts),
+            gi_presence: symbol!(gi_presence),
+            gi_backup: symbol!(gi_backup),
             gi_set_logger: symbol!(gi_set_logger),
             path: path.to_path_buf(),
             _library: library,
@@ -411,6 +425,22 @@ impl<'a> Plugin<'a> {
         let account = c(account);
         let number = c(number);
         self.lookup_raw(&account, &number)
+    }
+
+    /// The account's calendar presence and when it changes (Unix time, or 0).
+    pub fn presence(&self, account: &str) -> (GiPresence, i64) {
+        let account = c(account);
+        let mut until = -1i64;
+        // SAFETY: valid plugin, string and output.
+        let presence = unsafe { (self.api.gi_presence)(self.raw, account.as_ptr(), &mut until) };
+        (presence, until)
+    }
+
+    /// A consistent copy of the store at `path` (a new file).
+    pub fn backup(&self, path: &std::path::Path) -> Result<(), CallError> {
+        let path = c(&path.to_string_lossy());
+        // SAFETY: valid plugin and string.
+        self.check(unsafe { (self.api.gi_backup)(self.raw, path.as_ptr()) })
     }
 
     /// One page of the address book: rows `offset..offset + cap` and the total that match.

@@ -59,6 +59,11 @@ impl PanicValue for *mut GiPlugin {
         ptr::null_mut()
     }
 }
+impl PanicValue for super::types::GiPresence {
+    fn on_panic() -> Self {
+        super::types::GiPresence::GI_PRESENCE_UNKNOWN
+    }
+}
 impl PanicValue for usize {
     fn on_panic() -> Self {
         0

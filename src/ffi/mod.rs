@@ -16,7 +16,7 @@ use std::ptr;
 use arc_swap::ArcSwapOption;
 
 use boundary::{ffi_boundary, try_ffi};
-pub use types::{GiContact, GiPlugin, GiResult, GiSearchMode, GiStatus};
+pub use types::{GiContact, GiPlugin, GiPresence, GiResult, GiSearchMode, GiStatus};
 
 use crate::account::{self, MAX_ACCOUNT_BYTES};
 use crate::error::Error;
@@ -227,6 +227,45 @@ pub extern "C" fn gi_search_contacts(
         boundary::put(count_out, written);
         boundary::put(total_out, total);
         GiResult::GI_OK
+    })
+}
+
+/// The account's presence from its calendar, from memory, at once; `*until_out` (may be
+/// NULL) gets the Unix time it changes, or 0. This version fetches no calendar yet, so every
+/// account is GI_PRESENCE_UNKNOWN (until 0). A NULL or closed plugin or a bad account is
+/// GI_PRESENCE_UNKNOWN too, with gi_last_error saying why.
+#[no_mangle]
+pub extern "C" fn gi_presence(
+    plugin: *mut GiPlugin,
+    account: *const c_char,
+    until_out: *mut i64,
+) -> GiPresence {
+    ffi_boundary!("gi_presence", {
+        boundary::put(until_out, 0);
+        let checked = boundary::plugin(plugin)
+            .and_then(|plugin| boundary::account(account).map(|account| (plugin, account)));
+        match checked {
+            Ok((plugin, account)) => plugin.presence(&account).into(),
+            Err(error) => {
+                boundary::fail(&error);
+                GiPresence::GI_PRESENCE_UNKNOWN
+            }
+        }
+    })
+}
+
+/// Writes a consistent copy of the SQLite store to `path`, a new file (0600), while lookups
+/// and syncs go on. An existing `path` is GI_ERR_STORAGE. The copy, put in another data_dir as
+/// google-integration.sqlite3 beside the same token key, opens with every account connected.
+#[no_mangle]
+pub extern "C" fn gi_backup(plugin: *mut GiPlugin, path: *const c_char) -> GiResult {
+    ffi_boundary!("gi_backup", {
+        let plugin = try_ffi!(boundary::plugin(plugin));
+        let path = try_ffi!(boundary::string(path, "path"));
+        match plugin.backup(path) {
+            Ok(()) => GiResult::GI_OK,
+            Err(error) => boundary::fail(&error),
+        }
     })
 }
 

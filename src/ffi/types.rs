@@ -6,7 +6,7 @@ use std::os::raw::c_char;
 
 use arc_swap::ArcSwapOption;
 
-use crate::core::Status;
+use crate::core::{Presence, Status};
 use crate::error::ErrorKind;
 use crate::plugin::Plugin;
 
@@ -77,6 +77,26 @@ pub struct GiContact {
     /// The contact's own Google labels (user contact groups), by name, sorted, joined with
     /// ", ", cut after a whole name; or "".
     pub groups: [c_char; 128],
+}
+
+/// An account's presence from its Google Calendar.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GiPresence {
+    /// No calendar data, or too old.
+    GI_PRESENCE_UNKNOWN = 0,
+    GI_PRESENCE_FREE = 1,
+    GI_PRESENCE_BUSY = 2,
+}
+
+impl From<Presence> for GiPresence {
+    fn from(presence: Presence) -> GiPresence {
+        match presence {
+            Presence::Unknown => GiPresence::GI_PRESENCE_UNKNOWN,
+            Presence::Free => GiPresence::GI_PRESENCE_FREE,
+            Presence::Busy => GiPresence::GI_PRESENCE_BUSY,
+        }
+    }
 }
 
 /// How gi_search_contacts reads its query.

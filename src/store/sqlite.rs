@@ -74,6 +74,8 @@ const MIGRATIONS: &[&str] = &[
 
 pub struct Store {
     conn: Mutex<Connection>,
+    /// The database file, for backups (made on a connection of their own).
+    path: std::path::PathBuf,
     sealer: Sealer,
     /// Held (an OS lock on `data_dir/.lock`) while the store is open: one plugin per
     /// data_dir, in this process or another; the OS releases it if the process dies.
@@ -105,6 +107,7 @@ impl Store {
         seal_plain_tokens(&mut conn, &sealer)?;
         Ok(Store {
             conn: Mutex::new(conn),
+            path,
             sealer,
             _data_dir_lock: data_dir_lock,
         })
@@ -486,6 +489,46 @@ impl Store {
         let mut found = Vec::new();
         load_contacts(conn, Some(account), |_, contacts| found = contacts)?;
         Ok(found)
+    }
+
+    /// Writes a consistent copy of the database to `target`, a new file (0600): `VACUUM INTO`
+    /// on a connection of its own reads one snapshot while syncs go on writing through the
+    /// store's connection (WAL), and lookups never come here. An existing `target` is refused.
+    /// Tokens stay sealed in the copy: it opens with the same key.
+    pub fn backup(&self, target: &Path) -> Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Created here, empty and private, so that the copy is never readable by others and
+        // an existing file is never overwritten (VACUUM INTO accepts an empty file).
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(target)
+            .map_err(|e| {
+                Error::storage(format!(
+                    "cannot create the backup {} ({e}); give a path to a new file in a writable directory",
+                    target.display()
+                ))
+            })?;
+        let copied = Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .and_then(|source| {
+            source.busy_timeout(std::time::Duration::from_secs(30))?;
+            let target = target
+                .to_str()
+                .ok_or(rusqlite::Error::InvalidPath(target.into()))?;
+            source.execute("VACUUM INTO ?1", [target])
+        });
+        if let Err(e) = copied {
+            let _ = std::fs::remove_file(target);
+            return Err(Error::storage(format!(
+                "the backup to {} failed ({e}); check the free space where it goes",
+                target.display()
+            )));
+        }
+        Ok(())
     }
 
     /// Checkpoints the WAL into the database file and empties it. Called on close too.

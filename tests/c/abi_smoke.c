@@ -120,6 +120,12 @@ int main(int argc, char **argv) {
     CHECK(gi_search_contacts(p, NULL, "x", GI_SEARCH_TEXT, 0, rows, 4, &count, &total) == GI_ERR_INVALID_ARGUMENT);
     CHECK(gi_search_contacts(p, "example.com/40", "bad\xff", GI_SEARCH_TEXT, 0, rows, 4, &count, &total) == GI_ERR_INVALID_ARGUMENT);
 
+    /* Presence (no calendar fetched by this version) and backup's argument check. */
+    int64_t until = 99;
+    CHECK(gi_presence(p, "example.com/40", &until) == GI_PRESENCE_UNKNOWN && until == 0);
+    CHECK(gi_presence(p, "example.com/40", NULL) == GI_PRESENCE_UNKNOWN);
+    CHECK(gi_backup(p, NULL) == GI_ERR_INVALID_ARGUMENT);
+
     CHECK(gi_disable(p, "example.com/40") == GI_OK);
     CHECK(gi_sync_now(p, "example.com/40") == GI_ERR_INVALID_ARGUMENT);
 
