@@ -322,10 +322,6 @@ impl NameIndex {
         &self.rows[position as usize]
     }
 
-    pub fn row_count(&self) -> usize {
-        self.rows.len()
-    }
-
     /// What `query` matches: the total, and the first `need` rows in order.
     pub fn matching(&self, query: &Query, need: usize) -> Matches {
         match query {

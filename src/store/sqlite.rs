@@ -475,16 +475,6 @@ impl Store {
         })
     }
 
-    /// The names of an account's user contact groups, by resource name.
-    pub fn group_names_of(conn: &Connection, account: &str) -> Result<GroupNames> {
-        let mut stmt = conn
-            .prepare_cached("SELECT resource_name, name FROM contact_groups WHERE account = ?1")?;
-        let names = stmt
-            .query_map([account], |row| Ok((row.get(0)?, row.get(1)?)))?
-            .collect::<rusqlite::Result<GroupNames>>()?;
-        Ok(names)
-    }
-
     pub fn contacts_of(conn: &Connection, account: &str) -> Result<Vec<Contact>> {
         let mut found = Vec::new();
         load_contacts(conn, Some(account), |_, contacts| found = contacts)?;
