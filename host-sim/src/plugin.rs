@@ -197,7 +197,7 @@ impl Api {
                 let symbol = unsafe { library.get(concat!(stringify!($name), "\0").as_bytes()) }
                     .map_err(|e| {
                         format!(
-                            "the plugin {} lacks the symbol {}: {e}",
+                            "the plugin {} lacks the symbol {}: {e} (a build of an older contract? run `cargo build --workspace` first, with the same --release or not)",
                             path.display(),
                             stringify!($name)
                         )
