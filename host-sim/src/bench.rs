@@ -882,22 +882,7 @@ fn lookups_during_searches(
     inputs: &[(CString, CString)],
     duration: Duration,
 ) -> Result<(Histogram<u64>, Histogram<u64>), String> {
-    let lookups = |stop: &AtomicBool| -> Result<Histogram<u64>, String> {
-        let mut h = histogram();
-        let mut out = GiContact::default();
-        let mut n = 0;
-        while !stop.load(Ordering::Relaxed) {
-            let (account, number) = &inputs[n % inputs.len()];
-            let before = Instant::now();
-            let found = plugin.lookup_into(account, number, &mut out);
-            let _ = h.record(before.elapsed().as_nanos().max(1) as u64);
-            n += 1;
-            if found != GiResult::GI_OK {
-                return Err("a lookup failed while searches ran".to_string());
-            }
-        }
-        Ok(h)
-    };
+    let lookups = |stop: &AtomicBool| lookups_until(plugin, inputs, 0, stop, "searches");
     let run = |search: bool| -> Result<Histogram<u64>, String> {
         let stop = AtomicBool::new(false);
         std::thread::scope(|s| {
@@ -934,6 +919,31 @@ fn lookups_during_searches(
     Ok((alone, beside))
 }
 
+/// Looks up `inputs` (from `first` on, round and round) until `stop`, timing each call; every
+/// one must find its number while `what` runs beside.
+fn lookups_until(
+    plugin: &Plugin<'_>,
+    inputs: &[(CString, CString)],
+    first: usize,
+    stop: &AtomicBool,
+    what: &str,
+) -> Result<Histogram<u64>, String> {
+    let mut h = histogram();
+    let mut out = GiContact::default();
+    let mut n = first;
+    while !stop.load(Ordering::Relaxed) {
+        let (account, number) = &inputs[n % inputs.len()];
+        let before = Instant::now();
+        let found = plugin.lookup_into(account, number, &mut out);
+        let _ = h.record(before.elapsed().as_nanos().max(1) as u64);
+        n += 1;
+        if found != GiResult::GI_OK {
+            return Err(format!("a lookup failed while {what} ran"));
+        }
+    }
+    Ok(h)
+}
+
 /// Two threads look up while the caller runs full syncs of the big account back to back;
 /// then the same two threads with nothing else running.
 fn lookups_during_syncs(
@@ -945,24 +955,7 @@ fn lookups_during_syncs(
     let two_threads = |stop: &AtomicBool| -> Result<Histogram<u64>, String> {
         std::thread::scope(|s| {
             let workers: Vec<_> = (0..2)
-                .map(|t| {
-                    s.spawn(move || {
-                        let mut h = histogram();
-                        let mut out = GiContact::default();
-                        let mut n = t * 1000;
-                        while !stop.load(Ordering::Relaxed) {
-                            let (account, number) = &inputs[n % inputs.len()];
-                            let before = Instant::now();
-                            let found = plugin.lookup_into(account, number, &mut out);
-                            let _ = h.record(before.elapsed().as_nanos().max(1) as u64);
-                            n += 1;
-                            if found != GiResult::GI_OK {
-                                return Err("a lookup failed while syncs ran".to_string());
-                            }
-                        }
-                        Ok(h)
-                    })
-                })
+                .map(|t| s.spawn(move || lookups_until(plugin, inputs, t * 1000, stop, "syncs")))
                 .collect();
             let mut total = histogram();
             for w in workers {
