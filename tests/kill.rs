@@ -154,3 +154,31 @@ fn a_process_killed_at_any_moment_of_a_large_sync_leaves_one_whole_state() {
     }
     eprintln!("state after each kill: {outcomes:?}");
 }
+
+#[test]
+fn a_data_dir_in_use_by_another_process_is_refused_until_that_process_dies() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, people("Old", 10));
+    {
+        let plugin = h.open();
+        h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    }
+    // The child keeps the plugin open (and a sync stuck in a slow reply) until it is killed.
+    h.fake
+        .inject(Endpoint::People, Fault::Delay(Duration::from_secs(30)));
+    let before = h.fake.requests_to(Endpoint::People).len();
+    let mut child = spawn_child(&h);
+    assert!(
+        wait_until(PATIENCE, || h.fake.requests_to(Endpoint::People).len()
+            > before),
+        "the child opened the plugin and started syncing"
+    );
+    let err = host_sim::plugin::Plugin::open(api(), &h.config().to_string())
+        .err()
+        .expect("the data_dir is another process's");
+    assert!(err.message.contains("in use"), "{}", err.message);
+    child.kill().unwrap(); // SIGKILL: the OS lets go of the lock with the process
+    child.wait().unwrap();
+    let plugin = h.open();
+    assert!(plugin.lookup(ACCOUNT, "+12125550001").unwrap().is_some());
+}
