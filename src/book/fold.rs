@@ -24,7 +24,9 @@ pub fn fold(text: &str) -> String {
     if text.is_ascii() {
         return text.to_ascii_lowercase();
     }
-    deunicode::deunicode(text).to_ascii_lowercase()
+    let mut folded = deunicode::deunicode(text);
+    folded.make_ascii_lowercase();
+    folded
 }
 
 /// The keypad digit of a folded letter or digit; None for anything else.
