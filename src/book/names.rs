@@ -493,10 +493,7 @@ fn text_order_key(e164: u64) -> u64 {
 
 /// E.164 numbers ordered as their text ("+1212…" before "+44…").
 pub fn number_text_order(a: u64, b: u64) -> Ordering {
-    let (mut x, mut y) = ([0u8; 20], [0u8; 20]);
-    let a = super::phone::E164(a).write(&mut x);
-    let b = super::phone::E164(b).write(&mut y);
-    a.cmp(b)
+    text_order_key(a).cmp(&text_order_key(b))
 }
 
 #[cfg(test)]
@@ -576,6 +573,23 @@ mod tests {
         assert_eq!(rows(&i, "anna sch", false), [4940123456]);
         assert!(rows(&i, "number", false).is_empty(), "no number, no row");
         assert!(rows(&i, "zzz", false).is_empty());
+    }
+
+    #[test]
+    fn numbers_order_as_their_text_does() {
+        let mut numbers = [
+            4930123456u64,
+            12125550100,
+            491701234567,
+            1,
+            10,
+            44207946095,
+            4420794609,
+        ];
+        numbers.sort_by(|&a, &b| number_text_order(a, b));
+        let mut as_text = numbers.map(|n| format!("+{n}"));
+        as_text.sort();
+        assert_eq!(numbers.map(|n| format!("+{n}")), as_text);
     }
 
     #[test]

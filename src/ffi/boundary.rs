@@ -334,13 +334,21 @@ pub fn contacts_out<'a>(out: *mut GiContact, cap: usize) -> Result<&'a mut [GiCo
     Ok(rows)
 }
 
+/// The open plugin and the canonical account of a call, checked in that order.
+pub fn plugin_and_account<'a>(
+    plugin: *mut GiPlugin,
+    account: *const c_char,
+) -> Result<(OpenPlugin, Cow<'a, str>), Error> {
+    self::plugin(plugin).and_then(|p| self::account(account).map(|a| (p, a)))
+}
+
 /// The body of every call that takes (plugin, account) and does one thing with them.
 pub fn with_account(
     plugin: *mut GiPlugin,
     account: *const c_char,
     act: impl FnOnce(&Plugin, &str) -> Result<(), Error>,
 ) -> GiResult {
-    let checked = self::plugin(plugin).and_then(|p| self::account(account).map(|a| (p, a)));
+    let checked = plugin_and_account(plugin, account);
     match checked.and_then(|(plugin, account)| act(&plugin, &account)) {
         Ok(()) => GiResult::GI_OK,
         Err(error) => fail(&error),

@@ -114,8 +114,7 @@ pub extern "C" fn gi_complete(
 #[no_mangle]
 pub extern "C" fn gi_status(plugin: *mut GiPlugin, account: *const c_char) -> GiStatus {
     ffi_boundary!("gi_status", {
-        let checked = boundary::plugin(plugin)
-            .and_then(|plugin| boundary::account(account).map(|account| (plugin, account)));
+        let checked = boundary::plugin_and_account(plugin, account);
         match checked {
             Ok((plugin, account)) => plugin.status(&account).into(),
             Err(error) => {
@@ -242,8 +241,7 @@ pub extern "C" fn gi_presence(
 ) -> GiPresence {
     ffi_boundary!("gi_presence", {
         boundary::put(until_out, 0);
-        let checked = boundary::plugin(plugin)
-            .and_then(|plugin| boundary::account(account).map(|account| (plugin, account)));
+        let checked = boundary::plugin_and_account(plugin, account);
         match checked {
             Ok((plugin, account)) => plugin.presence(&account).into(),
             Err(error) => {
