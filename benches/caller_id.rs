@@ -368,22 +368,7 @@ fn name_index_build(c: &mut Criterion) {
     );
     c.bench_function("name_index_build/25k_address_book", |b| {
         b.iter(|| {
-            let entries = contacts
-                .iter()
-                .map(|c| Entry {
-                    name: &c.name,
-                    company: &c.company,
-                    groups: &[],
-                    rows: c
-                        .numbers
-                        .iter()
-                        .map(|n| Row {
-                            e164: n.e164.0,
-                            ..Row::default()
-                        })
-                        .collect(),
-                })
-                .collect();
+            let entries = entries(&contacts);
             NameIndex::build(black_box(entries))
         })
     });

@@ -109,23 +109,9 @@ pub(super) fn contact_groups_endpoint(st: &mut State, rq: &Request) -> Reply {
         };
         params.entry(c).or_insert_with(|| v.clone());
     }
-    let page_size = match params.get("pageSize").map(|s| s.parse::<i64>()) {
-        None => DEFAULT_GROUPS_PAGE_SIZE,
-        Some(Err(_)) => {
-            let v = &params["pageSize"];
-            return invalid_argument_field(
-                &format!("Invalid value at 'page_size' (TYPE_INT32), \"{v}\""),
-                "page_size",
-            );
-        }
-        Some(Ok(n)) if n < 0 => {
-            return invalid_argument("Page size must be greater than or equal to 0.");
-        }
-        Some(Ok(0)) => DEFAULT_GROUPS_PAGE_SIZE,
-        Some(Ok(n)) if n > MAX_PAGE_SIZE as i64 => {
-            return invalid_argument("Page size must be less than or equal to 1000.");
-        }
-        Some(Ok(n)) => usize::try_from(n).unwrap_or(DEFAULT_GROUPS_PAGE_SIZE),
+    let page_size = match page_size(params.get("pageSize"), DEFAULT_GROUPS_PAGE_SIZE) {
+        Ok(n) => n,
+        Err(reply) => return reply,
     };
     let sync_token = params.get("syncToken").filter(|s| !s.is_empty()).cloned();
 

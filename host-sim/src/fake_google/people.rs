@@ -130,6 +130,28 @@ pub(super) fn expired_sync_token_at(endpoint: Endpoint) -> Reply {
     )
 }
 
+/// A list endpoint's `pageSize` as Google reads it: absent or 0 is the endpoint's default,
+/// over 1000 or negative or not a number is a 400 in Google's words.
+pub(super) fn page_size(value: Option<&String>, default: usize) -> Result<usize, Reply> {
+    match value.map(|s| s.parse::<i64>()) {
+        None | Some(Ok(0)) => Ok(default),
+        Some(Err(_)) => Err(invalid_argument_field(
+            &format!(
+                "Invalid value at 'page_size' (TYPE_INT32), \"{}\"",
+                value.map_or("", String::as_str)
+            ),
+            "page_size",
+        )),
+        Some(Ok(n)) if n < 0 => Err(invalid_argument(
+            "Page size must be greater than or equal to 0.",
+        )),
+        Some(Ok(n)) if n > MAX_PAGE_SIZE as i64 => Err(invalid_argument(
+            "Page size must be less than or equal to 1000.",
+        )),
+        Some(Ok(n)) => Ok(usize::try_from(n).unwrap_or(default)),
+    }
+}
+
 pub(super) fn invalid_argument(message: &str) -> Reply {
     api_error(400, "INVALID_ARGUMENT", message, vec![])
 }
@@ -276,23 +298,9 @@ pub(super) fn people_endpoint(st: &mut State, rq: &Request) -> Reply {
         );
     }
     person_fields.sort();
-    let page_size = match params.get("pageSize").map(|s| s.parse::<i64>()) {
-        None => DEFAULT_PAGE_SIZE,
-        Some(Err(_)) => {
-            let v = &params["pageSize"];
-            return invalid_argument_field(
-                &format!("Invalid value at 'page_size' (TYPE_INT32), \"{v}\""),
-                "page_size",
-            );
-        }
-        Some(Ok(n)) if n < 0 => {
-            return invalid_argument("Page size must be greater than or equal to 0.");
-        }
-        Some(Ok(0)) => DEFAULT_PAGE_SIZE,
-        Some(Ok(n)) if n > MAX_PAGE_SIZE as i64 => {
-            return invalid_argument("Page size must be less than or equal to 1000.");
-        }
-        Some(Ok(n)) => usize::try_from(n).unwrap_or(DEFAULT_PAGE_SIZE),
+    let page_size = match page_size(params.get("pageSize"), DEFAULT_PAGE_SIZE) {
+        Ok(n) => n,
+        Err(reply) => return reply,
     };
     let request_sync = match params.get("requestSyncToken").map(String::as_str) {
         None | Some("false") | Some("0") => false,
