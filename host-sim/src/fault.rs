@@ -46,6 +46,30 @@ enum FaultKind {
     },
     /// Every access token expires: the plugin refreshes at its next call
     ExpireAccessTokens,
+    /// Book a meeting in the user's Google Calendar: busy from START to END, each an RFC 3339
+    /// time (2026-11-29T20:00:00Z, 2026-11-29T21:00:00+01:00) or minutes from now (+1 +31: from
+    /// one minute to 31 minutes from now; -5 is five minutes ago)
+    #[command(after_help = "Examples:\n  \
+host-sim fault busy alice@example.com +1 +31    a meeting from 1 to 31 minutes from now\n  \
+host-sim fault busy alice@example.com -5 +25    one under way: busy now, for 25 more minutes\n  \
+host-sim fault busy alice@example.com 2026-11-29T20:00:00Z 2026-11-29T21:00:00Z")]
+    Busy {
+        /// The Google user, e.g. alice@example.com
+        email: String,
+        /// When the meeting starts: RFC 3339, or +MINUTES / -MINUTES from now
+        #[arg(allow_hyphen_values = true)]
+        start: String,
+        /// When it ends (after START): RFC 3339, or +MINUTES / -MINUTES from now
+        #[arg(allow_hyphen_values = true)]
+        end: String,
+    },
+    /// Cancel every meeting of the user: their calendar is free
+    Free {
+        /// The Google user, e.g. alice@example.com
+        email: String,
+    },
+    /// The Calendar API answers 403 SERVICE_DISABLED (not enabled for the project) until cleared
+    CalendarDisabled,
     /// Drop every queued and sticky fault
     Clear,
 }
@@ -66,6 +90,12 @@ pub fn run(args: &FaultArgs) -> Result<(), String> {
             json!({"action": "expire-sync-tokens", "email": email})
         }
         FaultKind::ExpireAccessTokens => json!({"action": "expire-access-tokens"}),
+        // The times go as typed: the server reads them, so that the CLI and the page agree.
+        FaultKind::Busy { email, start, end } => {
+            json!({"action": "busy", "email": email, "start": start, "end": end})
+        }
+        FaultKind::Free { email } => json!({"action": "free", "email": email}),
+        FaultKind::CalendarDisabled => json!({"action": "calendar-disabled"}),
         FaultKind::Clear => json!({"action": "clear"}),
     };
     let reply = post_json(&args.server, "/api/fault", &body)?;

@@ -12,18 +12,19 @@
 //! | `POST /api/lookup {account, number}` | `gi_lookup_contact`, as on an incoming call, timed |
 //! | `GET /api/search?account=A&q=Q&mode=text\|keypad&offset=N&limit=N` | `gi_search_contacts`: `{rows, total, offset, limit, took}`; a bad query is a 400 with the plugin's message |
 //! | `POST /api/accounts {account}` | adds an account to the selector (checked by the plugin) |
-//! | `GET /api/fake`, `POST /api/fault {action, …}` | the fake Google's faults (not with `--google`) |
+//! | `GET /api/fake`, `POST /api/fault {action, …}` | the fake Google's faults and meetings (not with `--google`): `{done, queued_people_faults, sticky, meetings}` |
 //!
 //! POSTs must be `application/json` (a cross-site form cannot send that without CORS, which
 //! this server never grants), and on a loopback bind the `Host` must be a loopback name, so a
 //! DNS-rebinding page cannot drive it. Nothing logged or shown carries a token or a code: the
 //! callback's query is handed to the plugin and never printed.
 
+use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::net::{SocketAddr, TcpListener};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use host_sim::fake_google::{Endpoint, FakeGoogle, Fault};
+use host_sim::fake_google::{parse_rfc3339_ms, rfc3339_utc, Endpoint, FakeGoogle, Fault};
 use host_sim::html_escape;
 use host_sim::plugin::{GiResult, Plugin};
 use parking_lot::Mutex;
@@ -135,7 +136,8 @@ pub struct App<'a> {
     pub callback_uri: String,
     pub data_dir: String,
     accounts: Mutex<Vec<String>>,
-    sticky: Mutex<Option<String>>,
+    /// What each API's sticky fault does ("People", "Calendar"), for the developer panel.
+    sticky: Mutex<BTreeMap<&'static str, String>>,
 }
 
 struct Reply {
@@ -198,7 +200,7 @@ impl<'a> App<'a> {
             callback_uri,
             data_dir,
             accounts: Mutex::new(accounts.iter().map(|s| s.to_string()).collect()),
-            sticky: Mutex::new(None),
+            sticky: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -504,9 +506,20 @@ impl<'a> App<'a> {
             200,
             &json!({
                 "queued_people_faults": fake.pending_faults(Endpoint::People),
-                "sticky": *self.sticky.lock(),
+                "sticky": self.sticky_text(),
+                "meetings": meetings(fake),
             }),
         )
+    }
+
+    /// The sticky faults in words, `null` when there is none.
+    fn sticky_text(&self) -> Value {
+        let sticky = self.sticky.lock();
+        if sticky.is_empty() {
+            Value::Null
+        } else {
+            json!(sticky.values().cloned().collect::<Vec<_>>().join("; "))
+        }
     }
 
     fn fault(&self, body: &Value) -> Reply {
@@ -550,13 +563,17 @@ impl<'a> App<'a> {
                     Err(r) => return r,
                 };
                 fake.set_sticky_fault(Endpoint::People, Some(fault));
-                *self.sticky.lock() = Some(format!("every People API call answers {status}"));
+                self.sticky
+                    .lock()
+                    .insert("People", format!("every People API call answers {status}"));
                 format!("every People API call answers {status} until faults are cleared")
             }
             "people-disabled" => {
                 fake.set_sticky_fault(Endpoint::People, Some(Fault::PeopleDisabled));
-                *self.sticky.lock() =
-                    Some("the People API is disabled for the project (403 SERVICE_DISABLED)".into());
+                self.sticky.lock().insert(
+                    "People",
+                    "the People API is disabled for the project (403 SERVICE_DISABLED)".into(),
+                );
                 "the People API now answers 403 SERVICE_DISABLED until faults are cleared".into()
             }
             "expire-sync-tokens" => {
@@ -570,15 +587,58 @@ impl<'a> App<'a> {
                 fake.expire_access_tokens();
                 "every access token expired: the next call refreshes it".into()
             }
+            "busy" => {
+                if !known() {
+                    return Reply::error(400, format!("no Google user `{email}` at the fake"));
+                }
+                let now = unix_now();
+                let (start, end) =
+                    match (meeting_time(&body["start"], now), meeting_time(&body["end"], now)) {
+                        (Ok(s), Ok(e)) => (s, e),
+                        (Err(e), _) => return Reply::error(400, format!("start: {e}")),
+                        (_, Err(e)) => return Reply::error(400, format!("end: {e}")),
+                    };
+                if end <= start {
+                    return Reply::error(
+                        400,
+                        format!(
+                            "the meeting must end after it starts ({} is not after {})",
+                            rfc3339_utc(end),
+                            rfc3339_utc(start)
+                        ),
+                    );
+                }
+                fake.add_busy(email, start, end);
+                format!(
+                    "{email} has a meeting from {} to {}",
+                    rfc3339_utc(start),
+                    rfc3339_utc(end)
+                )
+            }
+            "free" => {
+                if !known() {
+                    return Reply::error(400, format!("no Google user `{email}` at the fake"));
+                }
+                fake.clear_busy(email);
+                format!("{email} has no meetings any more: their calendar is free")
+            }
+            "calendar-disabled" => {
+                fake.set_sticky_fault(Endpoint::Calendar, Some(Fault::CalendarDisabled));
+                self.sticky.lock().insert(
+                    "Calendar",
+                    "the Calendar API is disabled for the project (403 SERVICE_DISABLED)".into(),
+                );
+                "the Calendar API now answers 403 SERVICE_DISABLED until faults are cleared".into()
+            }
             "clear" => {
                 fake.clear_faults();
-                *self.sticky.lock() = None;
+                self.sticky.lock().clear();
                 "faults cleared: the fake Google answers normally".into()
             }
             other => {
                 return Reply::error(
                     400,
-                    format!("unknown fault `{other}`: use revoke, people-status, people-sticky, people-disabled, expire-sync-tokens, expire-access-tokens or clear"),
+                    format!("unknown fault `{other}`: use revoke, people-status, people-sticky, people-disabled, expire-sync-tokens, expire-access-tokens, busy, free, calendar-disabled or clear"),
                 )
             }
         };
@@ -588,9 +648,65 @@ impl<'a> App<'a> {
             &json!({
                 "done": done,
                 "queued_people_faults": fake.pending_faults(Endpoint::People),
-                "sticky": *self.sticky.lock(),
+                "sticky": self.sticky_text(),
+                "meetings": meetings(fake),
             }),
         )
+    }
+}
+
+/// Every user's busy periods at the fake, sorted:
+/// `{"alice@example.com": [{"start": RFC 3339, "end": RFC 3339}, …], …}` (users without any
+/// left out).
+fn meetings(fake: &FakeGoogle) -> Value {
+    let mut out = serde_json::Map::new();
+    for (email, _) in fake.users() {
+        let mut busy = fake.busy(&email);
+        if busy.is_empty() {
+            continue;
+        }
+        busy.sort_unstable();
+        let periods: Vec<Value> = busy
+            .into_iter()
+            .map(|(s, e)| json!({"start": rfc3339_utc(s), "end": rfc3339_utc(e)}))
+            .collect();
+        out.insert(email, Value::Array(periods));
+    }
+    Value::Object(out)
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// A meeting's start or end as Unix seconds: an RFC 3339 time, `+MINUTES` or `-MINUTES` from
+/// `now` (a whole or decimal number; a JSON number is minutes from now too).
+fn meeting_time(v: &Value, now: i64) -> Result<i64, String> {
+    let minutes = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) if s.starts_with(['+', '-']) => s.parse::<f64>().ok(),
+        Value::String(s) => {
+            return parse_rfc3339_ms(s).map(|ms| ms.div_euclid(1000)).ok_or_else(|| {
+                format!(
+                    "`{s}` is neither an RFC 3339 time (2026-11-29T20:00:00Z) nor minutes from now (+1, -5)"
+                )
+            })
+        }
+        Value::Null => return Err("missing: give an RFC 3339 time or +MINUTES".into()),
+        other => {
+            return Err(format!(
+                "`{other}` is neither an RFC 3339 time nor minutes from now"
+            ))
+        }
+    };
+    // A year either way is plenty, and keeps the arithmetic far from overflow.
+    match minutes {
+        Some(m) if m.is_finite() && m.abs() <= 525_600.0 => Ok(now + (m * 60.0).round() as i64),
+        _ => Err(format!(
+            "`{v}` is not a number of minutes from now within a year (+1, -5, +90)"
+        )),
     }
 }
 

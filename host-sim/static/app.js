@@ -77,6 +77,38 @@ function ago(date) {
   return `${Math.round(s / 3600)} h ago`;
 }
 
+/** Local HH:MM of an RFC 3339 time. */
+function hhmm(iso) {
+  const d = new Date(iso);
+  return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+}
+
+/** The account's calendar presence (gi_status_json's `presence`): nothing when it is null
+ *  (calendar off for the account), else free, free with the next meeting, busy until, or
+ *  unknown. `data-presence` holds the state and `data-until` the plugin's time, for tests. */
+function renderPresence(p) {
+  const el = $('presence');
+  if (!p) {
+    el.hidden = true;
+    el.dataset.presence = 'none';
+    delete el.dataset.until;
+    el.title = '';
+    $('presence-text').textContent = '';
+    return;
+  }
+  const kind = ['free', 'busy', 'unknown'].includes(p.state) ? p.state : 'unknown';
+  let text = 'unknown';
+  if (kind === 'free') text = p.until ? `free (meeting at ${hhmm(p.until)})` : 'free';
+  if (kind === 'busy') text = p.until ? `busy until ${hhmm(p.until)}` : 'busy';
+  el.dataset.presence = kind;
+  if (p.until && kind !== 'unknown') el.dataset.until = p.until; else delete el.dataset.until;
+  $('presence-text').textContent = text;
+  el.title = p.updated
+    ? `Google Calendar last read at ${new Date(p.updated).toLocaleTimeString()}`
+    : 'Google Calendar not read yet';
+  el.hidden = false;
+}
+
 function render(s) {
   state.lastStatus = s;
   const kind = LOOK[s.status] ? s.status : 'disconnected';
@@ -99,6 +131,7 @@ function render(s) {
   } else {
     reason.hidden = true;
   }
+  renderPresence(s.presence);
 
   $('contacts').textContent = (s.contacts || 0).toLocaleString();
   $('numbers').textContent = (s.numbers || 0).toLocaleString();
@@ -408,6 +441,11 @@ function pressKey(digit) {
   searchSoon();
 }
 
+/** Minutes from now as the fault API reads them: "+5", "-5". */
+function fromNow(minutes) {
+  return minutes < 0 ? String(minutes) : `+${minutes}`;
+}
+
 async function fault(button) {
   const body = {
     action: button.dataset.action,
@@ -415,6 +453,16 @@ async function fault(button) {
     status: Number(button.dataset.status || 503),
     count: 2,
   };
+  if (body.action === 'busy') {
+    const start = Number($('meeting-start').value);
+    const length = Number($('meeting-length').value);
+    if ($('meeting-start').value === '' || !Number.isFinite(start) || !Number.isFinite(length) || length <= 0) {
+      showMessage('error', 'Give the meeting a start in minutes from now (0 for now, -5 for five minutes ago) and a length of at least one minute.');
+      return;
+    }
+    body.start = fromNow(start);
+    body.end = fromNow(start + length);
+  }
   await run(button, async () => {
     const r = await api('/api/fault', body);
     showFaultState(r, r.done);
@@ -426,6 +474,9 @@ function showFaultState(r, done) {
   if (done) parts.push(done + '.');
   if (r.queued_people_faults) parts.push(`Queued People faults: ${r.queued_people_faults}.`);
   if (r.sticky) parts.push(`Sticky: ${r.sticky}.`);
+  const meetings = Object.entries(r.meetings || {})
+    .map(([email, busy]) => `${email} ${busy.map((b) => `${hhmm(b.start)}–${hhmm(b.end)}`).join(', ')}`);
+  if (meetings.length) parts.push(`Meetings: ${meetings.join('; ')}.`);
   $('fault-state').textContent = parts.join(' ') || 'No faults.';
 }
 

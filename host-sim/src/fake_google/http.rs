@@ -31,6 +31,8 @@ pub(super) enum Delivery {
 const HUGE_PREFIX: &[u8] = b"{\"connections\":[";
 /// The same for [`Endpoint::ContactGroups`].
 const HUGE_GROUPS_PREFIX: &[u8] = b"{\"contactGroups\":[";
+/// The same for [`Endpoint::Calendar`].
+const HUGE_CALENDAR_PREFIX: &[u8] = b"{\"calendars\":{";
 /// Chunk size for generated bodies: big enough to stream 300 MB quickly, small enough to
 /// notice a shutdown between chunks.
 const GENERATED_CHUNK: usize = 64 * 1024;
@@ -381,6 +383,7 @@ pub(super) fn serve(shared: &Shared, raw: RawRequest) -> Reply {
             Some(Endpoint::ContactGroups)
         }
         p if p.starts_with("/v1/") => Some(Endpoint::People),
+        p if p.starts_with("/calendar/") => Some(Endpoint::Calendar),
         _ => None,
     };
     let request = Request {
@@ -430,6 +433,7 @@ pub(super) fn normal(shared: &Shared, rq: &Request) -> Reply {
         (_, REVOKE_PATH) => revoke_endpoint(&mut st, rq),
         (_, CONNECTIONS_PATH) => people_endpoint(&mut st, rq),
         (_, CONTACT_GROUPS_PATH) => contact_groups_endpoint(&mut st, rq),
+        (_, FREEBUSY_PATH) => freebusy_endpoint(&st, rq),
         _ => not_found(&rq.path),
     }
 }
@@ -457,6 +461,7 @@ pub(super) fn apply_fault(
             match endpoint {
                 Endpoint::People => v["connections"] = json!("oops"),
                 Endpoint::ContactGroups => v["contactGroups"] = json!("oops"),
+                Endpoint::Calendar => v["calendars"] = json!("oops"),
                 Endpoint::Token => {
                     if v.get("access_token").is_some() {
                         v["access_token"] = json!(12345);
@@ -472,8 +477,11 @@ pub(super) fn apply_fault(
         }
         Fault::Status(code) => status_fault(endpoint, code),
         Fault::PeopleDisabled => people_disabled(),
+        Fault::CalendarDisabled => calendar_disabled(),
         Fault::RateLimited { retry_after_secs } => {
-            let r = if is_api(endpoint) {
+            let r = if endpoint == Endpoint::Calendar {
+                calendar_status_fault(429)
+            } else if is_api(endpoint) {
                 api_error(
                     429,
                     "RESOURCE_EXHAUSTED",
@@ -559,16 +567,18 @@ pub(super) fn apply_fault(
                 "Content-Type".into(),
                 "application/json; charset=UTF-8".into(),
             )],
-            body: if endpoint == Endpoint::ContactGroups {
-                HUGE_GROUPS_PREFIX.to_vec()
-            } else {
-                HUGE_PREFIX.to_vec()
+            body: match endpoint {
+                Endpoint::ContactGroups => HUGE_GROUPS_PREFIX.to_vec(),
+                Endpoint::Calendar => HUGE_CALENDAR_PREFIX.to_vec(),
+                _ => HUGE_PREFIX.to_vec(),
             },
             delivery: Delivery::Generated {
                 len: bytes,
                 content_length,
             },
         },
+        // freeBusy has no pages to go on with.
+        Fault::EndlessPages if endpoint == Endpoint::Calendar => normal(shared, rq),
         Fault::EndlessPages => {
             let mut st = shared.state.lock();
             if endpoint == Endpoint::ContactGroups {
@@ -580,9 +590,13 @@ pub(super) fn apply_fault(
     }
 }
 
-/// The People API endpoints, which answer with API errors (the others with OAuth errors).
+/// The People and Calendar API endpoints, which answer with API errors (the others with
+/// OAuth errors).
 pub(super) fn is_api(endpoint: Endpoint) -> bool {
-    matches!(endpoint, Endpoint::People | Endpoint::ContactGroups)
+    matches!(
+        endpoint,
+        Endpoint::People | Endpoint::ContactGroups | Endpoint::Calendar
+    )
 }
 
 pub(super) fn status_fault(endpoint: Endpoint, code: u16) -> Reply {
@@ -607,6 +621,9 @@ pub(super) fn status_fault(endpoint: Endpoint, code: u16) -> Reply {
             _ => ("unknown_error", "Unknown Error"),
         };
         return oauth_error(code, error, description);
+    }
+    if endpoint == Endpoint::Calendar {
+        return calendar_status_fault(code);
     }
     match code {
         400 => api_error(

@@ -1,6 +1,7 @@
 //! A fake Google for tests: the OAuth 2.0 web-server flow (authorization page, token and
 //! revocation endpoints) and the People API's `people.connections.list`, served over plain
-//! HTTP on loopback only, plus `contactGroups.list` for the user's contact groups (labels).
+//! HTTP on loopback only, plus `contactGroups.list` for the user's contact groups (labels) and
+//! the Calendar API's `freebusy.query` for the user's busy times.
 //!
 //! It answers with the shapes Google uses, errors included, so that a client tested against it
 //! meets the same bodies, status codes and quirks it will meet in production:
@@ -30,13 +31,21 @@
 //! cuts open connections, so a client then meets "connection refused" at once rather than a
 //! hang on a pooled keep-alive connection. Layout: `oauth.rs` (consent page, token, revoke),
 //! `people.rs` (API errors, `people.connections.list`), `groups.rs` (`contactGroups.list`),
-//! `tests.rs`.
+//! `calendar.rs` (`freebusy.query`, RFC 3339 times), `tests.rs`.
 //!
 //! Contact groups: a [`Person`] names its groups ([`Person::with_group`]); a name seen for the
 //! first time creates the user's group with a stable `contactGroups/{hex id}`, which
 //! [`FakeGoogle::rename_group`] keeps. Persons' `memberships` name the groups by id, plus the
 //! system group `myContacts` for everyone; `contactGroups.list` lists the user's groups then
 //! the eight system groups, and ends with a `nextSyncToken` whether asked for or not.
+//!
+//! Calendar: a user's busy periods are set with [`FakeGoogle::set_busy`] (Unix seconds,
+//! `[start, end)`); `POST /calendar/v3/freeBusy` answers those overlapping the asked window,
+//! clipped to it, sorted by start and never merged (overlapping or adjacent periods come back
+//! as stored, as two events of a real calendar do), so a client's own merging is exercised.
+//! It takes an access token whose grant has a calendar scope ([`CALENDAR_FREEBUSY`],
+//! `calendar.readonly` or `calendar`); [`FakeGoogle::approve_unticking`] grants less than was
+//! asked, as a user who unticks a box on Google's consent screen.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -56,6 +65,7 @@ use rand::Rng as _;
 use serde_json::{json, Map, Value};
 use sha2::{Digest as _, Sha256};
 
+mod calendar;
 mod groups;
 mod http;
 mod oauth;
@@ -63,6 +73,9 @@ mod people;
 #[cfg(test)]
 mod tests;
 
+pub use calendar::{parse_rfc3339_ms, rfc3339_utc};
+
+use calendar::*;
 use groups::*;
 use http::*;
 use oauth::*;
@@ -71,11 +84,19 @@ use people::*;
 /// The scope the plugin must ask for.
 pub const CONTACTS_READONLY: &str = "https://www.googleapis.com/auth/contacts.readonly";
 const CONTACTS_FULL: &str = "https://www.googleapis.com/auth/contacts";
+/// The scope the plugin asks for when `calendar` is on: free/busy times only.
+pub const CALENDAR_FREEBUSY: &str = "https://www.googleapis.com/auth/calendar.freebusy";
+/// A broader scope that also lets `freebusy.query` through.
+pub const CALENDAR_READONLY: &str = "https://www.googleapis.com/auth/calendar.readonly";
+/// The broadest calendar scope; it lets `freebusy.query` through too.
+pub const CALENDAR_FULL: &str = "https://www.googleapis.com/auth/calendar";
 /// The Google Cloud project number that error messages name.
 pub const PROJECT_NUMBER: &str = "487325908013";
 const PEOPLE_SERVICE: &str = "people.googleapis.com";
 const LIST_METHOD: &str = "google.people.v1.PeopleService.ListConnections";
 const GROUPS_METHOD: &str = "google.people.v1.ContactGroupService.ListContactGroups";
+const CALENDAR_SERVICE: &str = "calendar-json.googleapis.com";
+const FREEBUSY_METHOD: &str = "calendar.v3.Freebusy.Query";
 
 /// Path of the authorization (consent) page.
 pub const AUTH_PATH: &str = "/o/oauth2/v2/auth";
@@ -89,6 +110,8 @@ pub const REVOKE_PATH: &str = "/revoke";
 pub const CONNECTIONS_PATH: &str = "/v1/people/me/connections";
 /// Path of `contactGroups.list`, under [`FakeGoogle::people_url`].
 pub const CONTACT_GROUPS_PATH: &str = "/v1/contactGroups";
+/// Path of the Calendar API's `freebusy.query`, under [`FakeGoogle::calendar_url`].
+pub const FREEBUSY_PATH: &str = "/calendar/v3/freeBusy";
 
 const MAX_BODY: usize = 1 << 20;
 const MAX_PAGE_SIZE: usize = 1000;
@@ -108,6 +131,9 @@ const SCOPES_KNOWN: &[&str] = &[
     CONTACTS_FULL,
     "https://www.googleapis.com/auth/contacts.other.readonly",
     "https://www.googleapis.com/auth/directory.readonly",
+    CALENDAR_FREEBUSY,
+    CALENDAR_READONLY,
+    CALENDAR_FULL,
     "https://www.googleapis.com/auth/userinfo.email",
     "https://www.googleapis.com/auth/userinfo.profile",
     "openid",
@@ -289,12 +315,19 @@ pub enum Fault {
     /// contactGroups): 400 `INVALID_ARGUMENT`,
     /// 401 `UNAUTHENTICATED`, 403 `PERMISSION_DENIED` (`ACCESS_TOKEN_SCOPE_INSUFFICIENT`),
     /// 404 `NOT_FOUND`, 429 `RESOURCE_EXHAUSTED`, 500 `INTERNAL`, 502 (Google's HTML page),
-    /// 503 `UNAVAILABLE`, 504 `DEADLINE_EXCEEDED`. On the OAuth endpoints an OAuth error body.
+    /// 503 `UNAVAILABLE`, 504 `DEADLINE_EXCEEDED`. On the Calendar API the same statuses in
+    /// its shape, with an `errors` entry (`badRequest`, `insufficientPermissions`,
+    /// `rateLimitExceeded`, `backendError`, ...). On the OAuth endpoints an OAuth error body.
     Status(u16),
     /// 403 `PERMISSION_DENIED` with reason `SERVICE_DISABLED`, as when the People API is not
     /// enabled for the project.
     PeopleDisabled,
-    /// 429 `RESOURCE_EXHAUSTED` with a `Retry-After` header.
+    /// 403 `PERMISSION_DENIED` with reason `SERVICE_DISABLED` (and the older `errors` entry
+    /// `accessNotConfigured`), as when the Google Calendar API is not enabled for the project.
+    /// Meant for [`Endpoint::Calendar`]; on another endpoint it plays the same body.
+    CalendarDisabled,
+    /// 429 `RESOURCE_EXHAUSTED` with a `Retry-After` header (on the Calendar API with its
+    /// `rateLimitExceeded` entry).
     RateLimited { retry_after_secs: u64 },
     /// 400 `FAILED_PRECONDITION` with an ErrorInfo of reason `EXPIRED_SYNC_TOKEN`.
     ExpiredSyncToken,
@@ -303,8 +336,9 @@ pub enum Fault {
     /// The request is handled (with its side effects), and the reply's body is cut in half.
     TruncatedJson,
     /// The request is handled, and the reply is valid JSON with a field of the wrong type
-    /// (`"connections": "oops"`; on contactGroups `"contactGroups": "oops"`; on the token
-    /// endpoint `"access_token": 12345`; on the revocation endpoint the JSON string `"oops"`).
+    /// (`"connections": "oops"`; on contactGroups `"contactGroups": "oops"`; on freeBusy
+    /// `"calendars": "oops"`; on the token endpoint `"access_token": 12345`; on the revocation
+    /// endpoint the JSON string `"oops"`).
     WrongType,
     /// Sleeps, then answers normally.
     Delay(Duration),
@@ -329,7 +363,7 @@ pub enum Fault {
     /// quietly when the client goes away or the fake is dropped.
     Trickle { interval: Duration },
     /// 200 `application/json` with a body of `bytes` bytes, `{"connections":[` (on
-    /// contactGroups `{"contactGroups":[`) then spaces (a
+    /// contactGroups `{"contactGroups":[`, on freeBusy `{"calendars":{`) then spaces (a
     /// JSON prefix that never closes), generated chunk by chunk so that even hundreds of MB
     /// are never held in memory. With `content_length` it is announced by `Content-Length`;
     /// without, there is no `Content-Length` and the body ends when the fake closes the
@@ -343,7 +377,8 @@ pub enum Fault {
     /// and the page tokens mean nothing to the real endpoint, so set it sticky: a client that
     /// follows `nextPageToken` then never reaches the end. On [`Endpoint::ContactGroups`] the
     /// same with one new user group (`contactGroups/e{n}`, "Endless {n}") per page and
-    /// `endless-groups-{n}` page tokens.
+    /// `endless-groups-{n}` page tokens. freeBusy has no pages: on [`Endpoint::Calendar`] it
+    /// answers normally.
     EndlessPages,
 }
 
@@ -359,6 +394,10 @@ pub enum Endpoint {
     /// [`Fault::WrongType`] makes `"contactGroups": "oops"`; [`Fault::EndlessPages`] serves
     /// endless pages of new groups.
     ContactGroups,
+    /// The Calendar API's `freebusy.query` (`/calendar/v3/...`), with its own queue. Its
+    /// errors have the Calendar API's shape (an `errors` list beside `status` and `details`);
+    /// [`Fault::CalendarDisabled`] is its disabled-API 403.
+    Calendar,
 }
 
 /// One HTTP request the fake received.
@@ -414,6 +453,8 @@ struct User {
     contacts: BTreeMap<String, Entry>,
     /// The user's own contact groups, in order of creation.
     groups: Vec<Group>,
+    /// Busy periods of the user's primary calendar, Unix seconds `[start, end)`, as set.
+    busy: Vec<(i64, i64)>,
 }
 
 /// A user contact group (`USER_CONTACT_GROUP`).
@@ -583,6 +624,7 @@ impl State {
             display_name: email.to_string(),
             contacts: BTreeMap::new(),
             groups: Vec::new(),
+            busy: Vec::new(),
         })
     }
 
@@ -857,6 +899,12 @@ impl FakeGoogle {
         self.base_url()
     }
 
+    /// The Calendar API base (the same server); `freebusy.query` is at
+    /// `{calendar_url}/calendar/v3/freeBusy`, as at `https://www.googleapis.com`.
+    pub fn calendar_url(&self) -> String {
+        self.base_url()
+    }
+
     /// The `google` object of the plugin's configuration, pointing at this fake.
     pub fn config_json(&self) -> Value {
         json!({
@@ -864,6 +912,7 @@ impl FakeGoogle {
             "token_url": self.token_url(),
             "revoke_url": self.revoke_url(),
             "people_url": self.people_url(),
+            "calendar_url": self.calendar_url(),
         })
     }
 
@@ -1006,6 +1055,40 @@ impl FakeGoogle {
         Ok(())
     }
 
+    /// Replaces the busy periods of the user's primary calendar (adding the user if unknown):
+    /// Unix seconds, `[start, end)`, in any order, overlapping or not. `freebusy.query`
+    /// answers them as they are (clipped to its window), never merged. A period that does not
+    /// end after it starts is kept but never answered, as it overlaps no window.
+    pub fn set_busy(&self, email: &str, periods: Vec<(i64, i64)>) {
+        self.shared.state.lock().user_mut(email).busy = periods;
+    }
+
+    /// Adds one busy period `[start, end)` (Unix seconds) to the user's primary calendar, as
+    /// when someone books a meeting with them.
+    pub fn add_busy(&self, email: &str, start: i64, end: i64) {
+        self.shared
+            .state
+            .lock()
+            .user_mut(email)
+            .busy
+            .push((start, end));
+    }
+
+    /// The user's busy periods, as set and added (not sorted, not merged).
+    pub fn busy(&self, email: &str) -> Vec<(i64, i64)> {
+        let st = self.shared.state.lock();
+        st.users
+            .get(email)
+            .map_or_else(Vec::new, |u| u.busy.clone())
+    }
+
+    /// Removes every busy period of the user: the calendar is free.
+    pub fn clear_busy(&self, email: &str) {
+        if let Some(u) = self.shared.state.lock().users.get_mut(email) {
+            u.busy.clear();
+        }
+    }
+
     /// Makes every page (of connections and of contactGroups) at most `n` items long, whatever
     /// `pageSize` asks for (0: no cap).
     pub fn set_page_size_cap(&self, n: usize) {
@@ -1027,7 +1110,40 @@ impl FakeGoogle {
     pub fn approve(&self, auth_url: &str, email: &str) -> Result<String, String> {
         let pairs = self.auth_pairs(auth_url)?;
         let mut st = self.shared.state.lock();
-        approve_locked(&mut st, &pairs, email).map(|(_, q)| q)
+        approve_locked(&mut st, &pairs, email, &|_| true).map(|(_, q)| q)
+    }
+
+    /// Programmatic consent by a user who unticks some of the requested scopes on Google's
+    /// consent screen (granular consent): like [`FakeGoogle::approve`], but the grant has the
+    /// requested scopes minus `unticked`, in the redirect's `scope=`, in the token endpoint's
+    /// `scope` (at the exchange and at every refresh) and for the APIs' scope checks.
+    /// `unticked` names scopes in full or after `https://www.googleapis.com/auth/`
+    /// (`"calendar.freebusy"`); one that was not requested is an error (a typo would
+    /// otherwise untick nothing). Unticking `contacts.readonly` is allowed here, though the
+    /// consent page offers no box for it, so that a client's refusal of such a grant can be
+    /// tested.
+    pub fn approve_unticking(
+        &self,
+        auth_url: &str,
+        email: &str,
+        unticked: &[&str],
+    ) -> Result<String, String> {
+        let pairs = self.auth_pairs(auth_url)?;
+        let mut st = self.shared.state.lock();
+        let requested = validate_auth(&st, &pairs)
+            .map_err(|e| e.to_string())?
+            .scopes();
+        let unticked: Vec<String> = unticked.iter().map(|s| full_scope(s)).collect();
+        if let Some(s) = unticked.iter().find(|s| !requested.contains(s)) {
+            return Err(format!(
+                "{s} cannot be unticked: it was not requested (requested: {})",
+                requested.join(" ")
+            ));
+        }
+        approve_locked(&mut st, &pairs, email, &|s| {
+            !unticked.iter().any(|u| u == s)
+        })
+        .map(|(_, q)| q)
     }
 
     /// Programmatic refusal: same checks; returns `state=...&error=access_denied`.
@@ -1294,6 +1410,18 @@ fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// A scope as Google spells it in full: `calendar.freebusy` is
+/// `https://www.googleapis.com/auth/calendar.freebusy`; `openid` and full URLs stay.
+fn full_scope(s: &str) -> String {
+    match s {
+        "openid" => s.to_string(),
+        "email" => "https://www.googleapis.com/auth/userinfo.email".to_string(),
+        "profile" => "https://www.googleapis.com/auth/userinfo.profile".to_string(),
+        s if s.contains("://") => s.to_string(),
+        s => format!("https://www.googleapis.com/auth/{s}"),
+    }
+}
+
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -1306,4 +1434,17 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
     let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
     (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// (year, month, day), proleptic Gregorian, to days since 1970-01-01: the inverse of
+/// [`civil_from_days`].
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }

@@ -17,6 +17,17 @@ pub(super) struct AuthRequest {
     login_hint: Option<String>,
 }
 
+impl AuthRequest {
+    /// The requested scopes, in full, in the order asked, without repeats.
+    pub(super) fn scopes(&self) -> Vec<String> {
+        self.scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
 /// An error Google shows on its own page (it does not redirect for these).
 pub(super) struct AuthError {
     code: u16,
@@ -180,13 +191,21 @@ pub(super) fn validate_auth(
     })
 }
 
-/// Returns (redirect_uri, callback query).
+/// Returns (redirect_uri, callback query). `granted` says which of the requested scopes the
+/// user left ticked; the grant (and the callback's `scope`) has only those.
 pub(super) fn approve_locked(
     st: &mut State,
     pairs: &[(String, String)],
     email: &str,
+    granted: &dyn Fn(&str) -> bool,
 ) -> Result<(String, String), String> {
-    let ar = validate_auth(st, pairs).map_err(|e| e.to_string())?;
+    let mut ar = validate_auth(st, pairs).map_err(|e| e.to_string())?;
+    ar.scope = ar
+        .scopes()
+        .into_iter()
+        .filter(|s| granted(s))
+        .collect::<Vec<_>>()
+        .join(" ");
     if !st.users.contains_key(email) {
         return Err(format!(
             "unknown Google account {email}: add it with add_user first"
@@ -247,6 +266,35 @@ pub(super) fn auth_error_page(e: &AuthError) -> Reply {
     )
 }
 
+/// What Google's consent screen says a scope lets the app do.
+fn scope_description(scope: &str) -> &str {
+    match scope {
+        CONTACTS_READONLY => "See and download your contacts",
+        CONTACTS_FULL => "See, edit, download, and permanently delete your contacts",
+        "https://www.googleapis.com/auth/contacts.other.readonly" => {
+            "See and download contact info automatically saved in your “Other contacts”"
+        }
+        "https://www.googleapis.com/auth/directory.readonly" => {
+            "See and download your organization’s Google Workspace directory"
+        }
+        CALENDAR_FREEBUSY => "View your availability in your calendars",
+        CALENDAR_READONLY => {
+            "See and download any calendar you can access using your Google Calendar"
+        }
+        CALENDAR_FULL => {
+            "See, edit, share, and permanently delete all the calendars you can access using Google Calendar"
+        }
+        "https://www.googleapis.com/auth/userinfo.email" => {
+            "See your primary Google Account email address"
+        }
+        "https://www.googleapis.com/auth/userinfo.profile" => {
+            "See your personal info, including any personal info you’ve made publicly available"
+        }
+        "openid" => "Associate you with your personal info on Google",
+        other => other,
+    }
+}
+
 pub(super) fn consent_page(st: &State, pairs: &[(String, String)]) -> Reply {
     let ar = match validate_auth(st, pairs) {
         Ok(ar) => ar,
@@ -272,6 +320,25 @@ pub(super) fn consent_page(st: &State, pairs: &[(String, String)]) -> Reply {
     if users.is_empty() {
         users.push_str("<li id=\"no-users\">No Google accounts (add one with add_user)</li>\n");
     }
+    // Granular consent: every scope but contacts.readonly (which the fake always grants on
+    // this page) has a ticked box the user may untick; `decision` grants the ticked ones.
+    let mut choices = String::new();
+    for scope in ar.scopes() {
+        let what = html_escape(scope_description(&scope));
+        if scope == CONTACTS_READONLY {
+            let _ = writeln!(choices, "<li id=\"scope-contacts.readonly\">{what}</li>");
+            continue;
+        }
+        let short = scope
+            .strip_prefix("https://www.googleapis.com/auth/")
+            .unwrap_or(&scope);
+        let _ = writeln!(
+            choices,
+            "<li><label><input type=\"checkbox\" name=\"grant\" id=\"scope-{id}\" value=\"{s}\" checked> {what}</label></li>",
+            id = html_escape(short),
+            s = html_escape(&scope),
+        );
+    }
     Reply::html(
         200,
         format!(
@@ -286,6 +353,9 @@ pub(super) fn consent_page(st: &State, pairs: &[(String, String)]) -> Reply {
 <ul id="users">
 {users}</ul>
 <p id="scopes">This app wants to: {scope}</p>
+<input type="hidden" name="granular" value="1">
+<ul id="scope-choices">
+{choices}</ul>
 <button type="submit" id="allow" name="decision" value="allow">Allow</button>
 <button type="submit" id="deny" name="decision" value="deny">Deny</button>
 </form>
@@ -301,9 +371,17 @@ pub(super) fn consent_page(st: &State, pairs: &[(String, String)]) -> Reply {
 
 pub(super) fn decision(st: &mut State, form: &[(String, String)]) -> Reply {
     let pairs = parse_query(first(form, "q").unwrap_or(""));
+    // Only a form with the scope boxes (`granular`) can untick: a post without it (an older
+    // page, a test posting by hand) grants everything asked, as before.
+    let granular = first(form, "granular").is_some();
+    let granted = |scope: &str| {
+        !granular
+            || scope == CONTACTS_READONLY
+            || form.iter().any(|(k, v)| k == "grant" && v == scope)
+    };
     let result = match first(form, "decision") {
         Some("allow") => match first(form, "email") {
-            Some(email) => approve_locked(st, &pairs, email),
+            Some(email) => approve_locked(st, &pairs, email, &granted),
             None => Err("Choose an account".to_string()),
         },
         Some("deny") => deny_locked(st, &pairs),

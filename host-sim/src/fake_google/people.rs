@@ -50,6 +50,7 @@ pub(super) fn people_metadata() -> Value {
 pub(super) fn method_metadata(endpoint: Endpoint) -> Value {
     match endpoint {
         Endpoint::ContactGroups => json!({"service": PEOPLE_SERVICE, "method": GROUPS_METHOD}),
+        Endpoint::Calendar => calendar_metadata(),
         _ => people_metadata(),
     }
 }
@@ -68,17 +69,35 @@ pub(super) fn unauthenticated_at(endpoint: Endpoint, had_credentials: bool) -> R
             "Bearer realm=\"https://accounts.google.com/\"",
         )
     };
-    api_error(
-        401,
-        "UNAUTHENTICATED",
-        message,
-        vec![error_info(
-            reason,
-            "googleapis.com",
-            method_metadata(endpoint),
-        )],
-    )
-    .header("WWW-Authenticate", www)
+    let details = vec![error_info(
+        reason,
+        "googleapis.com",
+        method_metadata(endpoint),
+    )];
+    let reply = if endpoint == Endpoint::Calendar {
+        // The Calendar API adds its older `errors` entry, which names the header at fault.
+        let (text, why) = if had_credentials {
+            ("Invalid Credentials", "authError")
+        } else {
+            ("Login Required.", "required")
+        };
+        calendar_error(
+            401,
+            "UNAUTHENTICATED",
+            message,
+            vec![json!({
+                "message": text,
+                "domain": "global",
+                "reason": why,
+                "location": "Authorization",
+                "locationType": "header",
+            })],
+            details,
+        )
+    } else {
+        api_error(401, "UNAUTHENTICATED", message, details)
+    };
+    reply.header("WWW-Authenticate", www)
 }
 
 pub(super) fn people_disabled() -> Reply {
@@ -237,6 +256,16 @@ pub(super) fn snake_to_camel(s: &str) -> String {
 /// The user behind the request's `Authorization: Bearer` access token, or the 401 (or 403
 /// without a contacts scope) Google answers that endpoint with.
 pub(super) fn authenticate(st: &State, rq: &Request, endpoint: Endpoint) -> Result<String, Reply> {
+    authenticate_for(st, rq, endpoint, &[CONTACTS_READONLY, CONTACTS_FULL])
+}
+
+/// The same for an endpoint that needs one of `scopes` (403 without any of them).
+pub(super) fn authenticate_for(
+    st: &State,
+    rq: &Request,
+    endpoint: Endpoint,
+    scopes: &[&str],
+) -> Result<String, Reply> {
     let Some(auth) = rq.header("authorization") else {
         return Err(unauthenticated_at(endpoint, false));
     };
@@ -247,11 +276,7 @@ pub(super) fn authenticate(st: &State, rq: &Request, endpoint: Endpoint) -> Resu
     let Some(grant) = st.access_grant(token) else {
         return Err(unauthenticated_at(endpoint, true));
     };
-    if !grant
-        .scope
-        .split(' ')
-        .any(|s| s == CONTACTS_READONLY || s == CONTACTS_FULL)
-    {
+    if !grant.scope.split(' ').any(|s| scopes.contains(&s)) {
         return Err(status_fault(endpoint, 403));
     }
     Ok(grant.email.clone())

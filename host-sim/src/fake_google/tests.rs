@@ -1418,6 +1418,8 @@ fn only_loopback() {
     let g = FakeGoogle::start_on("127.0.0.1:0".parse().unwrap()).unwrap();
     assert!(g.base_url().starts_with("http://127.0.0.1:"));
     assert_eq!(g.config_json()["token_url"], g.token_url());
+    assert_eq!(g.config_json()["calendar_url"], g.calendar_url());
+    assert_eq!(g.calendar_url(), g.people_url());
 }
 
 #[test]
@@ -2009,4 +2011,666 @@ fn contact_groups_auth_and_faults() {
     // Revoked grants and expired access tokens get 401.
     g.expire_access_tokens();
     assert_eq!(groups_list(&g, &access, "").status, 401);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calendar: freebusy.query
+// ---------------------------------------------------------------------------------------------
+
+/// An authorization URL asking for contacts and free/busy (and whatever `extra` adds).
+fn calendar_auth_url(g: &FakeGoogle, extra: &str) -> String {
+    let scope = format!("{CONTACTS_READONLY} {CALENDAR_FREEBUSY} {extra}");
+    auth_url_with(g, &[("scope", Some(scope.trim()))])
+}
+
+/// Connects Alice through `approve_unticking`; returns (callback query, token reply).
+fn connect_unticking(g: &FakeGoogle, auth_url: &str, unticked: &[&str]) -> (String, Value) {
+    let q = g.approve_unticking(auth_url, ALICE, unticked).unwrap();
+    let r = exchange(g, &callback_param(&q, "code").unwrap(), VERIFIER);
+    assert_eq!(r.status, 200, "{}", r.body);
+    (q, r.json())
+}
+
+/// Alice's access token with the free/busy scope granted.
+fn connect_calendar(g: &FakeGoogle) -> String {
+    let (_, v) = connect_unticking(g, &calendar_auth_url(g, ""), &[]);
+    v["access_token"].as_str().unwrap().to_string()
+}
+
+fn freebusy_raw(g: &FakeGoogle, headers: &[(&str, &str)], body: &str) -> Resp {
+    http(
+        "POST",
+        &format!("{}{FREEBUSY_PATH}", g.calendar_url()),
+        headers,
+        body,
+    )
+}
+
+fn freebusy(g: &FakeGoogle, access: &str, body: &Value) -> Resp {
+    freebusy_raw(
+        g,
+        &[
+            ("Authorization", &format!("Bearer {access}")),
+            ("Content-Type", "application/json"),
+        ],
+        &body.to_string(),
+    )
+}
+
+/// The usual query: `[min, max)` of the primary calendar.
+fn window(min: &str, max: &str) -> Value {
+    json!({"timeMin": min, "timeMax": max, "items": [{"id": "primary"}]})
+}
+
+/// Unix seconds of an RFC 3339 time.
+fn secs(t: &str) -> i64 {
+    parse_rfc3339_ms(t).unwrap() / 1000
+}
+
+fn periods(v: &Value) -> Vec<(String, String)> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("no busy list: {v}"))
+        .iter()
+        .map(|p| {
+            (
+                p["start"].as_str().unwrap().to_string(),
+                p["end"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn freebusy_clips_sorts_and_never_merges() {
+    let g = setup();
+    let access = connect_calendar(&g);
+    let day = secs("2026-11-29T00:00:00Z");
+    let h = |n: f64| day + (n * 3600.0) as i64;
+    g.set_busy(
+        ALICE,
+        vec![
+            (h(20.0), h(21.0)),
+            (h(9.5), h(11.0)), // overlaps the next one
+            (h(9.0), h(10.0)),
+            (h(11.0), h(12.0)), // adjacent to the one before
+            (h(-2.0), h(1.0)),  // straddles timeMin
+            (h(23.0), h(26.0)), // straddles timeMax
+            (h(-1.0), h(0.0)),  // ends at timeMin: outside
+            (h(24.0), h(25.0)), // starts at timeMax: outside
+            (h(30.0), h(31.0)),
+            (h(5.0), h(5.0)), // empty
+        ],
+    );
+    g.add_busy(ALICE, h(9.0), h(10.0)); // the same meeting twice: two events
+    assert_eq!(g.busy(ALICE).len(), 11);
+
+    // The window written with offsets: 2026-11-29T00:00Z to 2026-11-30T00:00Z.
+    let mut query = window("2026-11-29T01:00:00+01:00", "2026-11-29T19:00:00.000-05:00");
+    query["items"] = json!([{"id": "primary"}, {"id": ALICE}, {"id": "bob@example.com"}]);
+    let r = freebusy(&g, &access, &query);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
+    let v = r.json();
+    assert_eq!(v["kind"], "calendar#freeBusy");
+    assert_eq!(v["timeMin"], "2026-11-29T00:00:00.000Z");
+    assert_eq!(v["timeMax"], "2026-11-30T00:00:00.000Z");
+    let expect: Vec<(String, String)> = [
+        ("00:00", "01:00"),
+        ("09:00", "10:00"),
+        ("09:00", "10:00"),
+        ("09:30", "11:00"),
+        ("11:00", "12:00"),
+        ("20:00", "21:00"),
+        ("23:00", "00:00"),
+    ]
+    .iter()
+    .map(|(s, e)| {
+        let end_day = if *e == "00:00" { "30" } else { "29" };
+        (
+            format!("2026-11-29T{s}:00Z"),
+            format!("2026-11-{end_day}T{e}:00Z"),
+        )
+    })
+    .collect();
+    assert_eq!(periods(&v["calendars"]["primary"]["busy"]), expect);
+    // The user's own address is the primary calendar too.
+    assert_eq!(v["calendars"][ALICE], v["calendars"]["primary"]);
+    // Any other calendar: Google's notFound, with an empty busy list.
+    assert_eq!(
+        v["calendars"]["bob@example.com"],
+        json!({"errors": [{"domain": "global", "reason": "notFound"}], "busy": []})
+    );
+    assert!(v["calendars"]["primary"].get("errors").is_none());
+
+    // A window with a fraction of a second clips to it, to the millisecond.
+    let v = freebusy(
+        &g,
+        &access,
+        &window("2026-11-29T09:45:00.5Z", "2026-11-29T09:50:00Z"),
+    )
+    .json();
+    assert_eq!(v["timeMin"], "2026-11-29T09:45:00.500Z");
+    assert_eq!(
+        periods(&v["calendars"]["primary"]["busy"]),
+        vec![
+            (
+                "2026-11-29T09:45:00.500Z".to_string(),
+                "2026-11-29T09:50:00Z".to_string()
+            );
+            3
+        ]
+    );
+
+    // No items, no calendars; a free window, an empty busy list.
+    let v = freebusy(
+        &g,
+        &access,
+        &json!({"timeMin": "2026-11-29T00:00:00Z", "timeMax": "2026-11-30T00:00:00Z"}),
+    )
+    .json();
+    assert_eq!(v["calendars"], json!({}));
+    let v = freebusy(
+        &g,
+        &access,
+        &window("2026-11-29T13:00:00Z", "2026-11-29T14:00:00Z"),
+    )
+    .json();
+    assert_eq!(v["calendars"]["primary"], json!({"busy": []}));
+
+    g.clear_busy(ALICE);
+    assert!(g.busy(ALICE).is_empty());
+    let v = freebusy(
+        &g,
+        &access,
+        &window("2026-11-29T00:00:00Z", "2026-11-30T00:00:00Z"),
+    )
+    .json();
+    assert_eq!(v["calendars"]["primary"]["busy"], json!([]));
+
+    let reqs = g.requests_to(Endpoint::Calendar);
+    assert_eq!(reqs.len(), 5);
+    assert_eq!(
+        (
+            reqs[0].method.as_str(),
+            reqs[0].path.as_str(),
+            reqs[0].status
+        ),
+        ("POST", FREEBUSY_PATH, 200)
+    );
+    assert_eq!(
+        reqs[0].form_param("timeMin"),
+        Some("2026-11-29T01:00:00+01:00")
+    );
+    assert!(g.requests_to(Endpoint::People).is_empty());
+}
+
+#[test]
+fn freebusy_needs_a_token_with_a_calendar_scope() {
+    let g = setup();
+    g.add_busy(
+        ALICE,
+        secs("2026-11-29T09:00:00Z"),
+        secs("2026-11-29T10:00:00Z"),
+    );
+    let query = window("2026-11-29T00:00:00Z", "2026-11-30T00:00:00Z");
+
+    // No token, or not one of ours: 401 in the Calendar API's shape.
+    let r = freebusy_raw(
+        &g,
+        &[("Content-Type", "application/json")],
+        &query.to_string(),
+    );
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").is_some());
+    let v = r.json();
+    assert_eq!(v["error"]["status"], "UNAUTHENTICATED");
+    assert_eq!(v["error"]["errors"][0]["reason"], "required");
+    assert_eq!(v["error"]["errors"][0]["location"], "Authorization");
+    assert_eq!(v["error"]["details"][0]["reason"], "CREDENTIALS_MISSING");
+    assert_eq!(
+        v["error"]["details"][0]["metadata"],
+        json!({"service": "calendar-json.googleapis.com", "method": "calendar.v3.Freebusy.Query"})
+    );
+    let r = freebusy(&g, "ya29.bogus", &query);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"]["errors"][0]["reason"], "authError");
+
+    // The user unticked the calendar box: contacts work, freeBusy is a 403.
+    let (_, token) = connect_unticking(&g, &calendar_auth_url(&g, ""), &[CALENDAR_FREEBUSY]);
+    let without = token["access_token"].as_str().unwrap().to_string();
+    assert_eq!(list(&g, &without, FULL).status, 200);
+    let r = freebusy(&g, &without, &query);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r
+        .header("www-authenticate")
+        .unwrap()
+        .contains("insufficient_scope"));
+    assert_eq!(
+        r.json(),
+        json!({"error": {
+            "code": 403,
+            "message": "Request had insufficient authentication scopes.",
+            "errors": [{"message": "Insufficient Permission", "domain": "global",
+                        "reason": "insufficientPermissions"}],
+            "status": "PERMISSION_DENIED",
+            "details": [{
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+                "domain": "googleapis.com",
+                "metadata": {"service": "calendar-json.googleapis.com",
+                             "method": "calendar.v3.Freebusy.Query"},
+            }],
+        }})
+    );
+    // A plain contacts grant, never asked for the calendar: the same.
+    let (contacts_only, _) = connect(&g);
+    assert_eq!(freebusy(&g, &contacts_only, &query).status, 403);
+
+    // calendar.freebusy, calendar.readonly and calendar each let it through.
+    let with = connect_calendar(&g);
+    assert_eq!(freebusy(&g, &with, &query).status, 200);
+    for scope in [CALENDAR_READONLY, CALENDAR_FULL] {
+        let url = auth_url_with(
+            &g,
+            &[("scope", Some(&format!("{CONTACTS_READONLY} {scope}")))],
+        );
+        let (_, t) = connect_unticking(&g, &url, &[]);
+        let r = freebusy(&g, t["access_token"].as_str().unwrap(), &query);
+        assert_eq!(r.status, 200, "{scope}: {}", r.body);
+        assert_eq!(
+            r.json()["calendars"]["primary"]["busy"][0]["start"],
+            "2026-11-29T09:00:00Z"
+        );
+    }
+
+    // Expired and revoked tokens: 401.
+    g.expire_access_tokens();
+    assert_eq!(freebusy(&g, &with, &query).status, 401);
+}
+
+#[test]
+fn freebusy_request_validation() {
+    let g = setup();
+    let access = connect_calendar(&g);
+    let bad = |body: Value, reason: &str, message: &str, location: &str| {
+        let r = freebusy(&g, &access, &body);
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        let v = r.json();
+        assert_eq!(v["error"]["code"], 400);
+        assert_eq!(v["error"]["message"], message, "{body}");
+        assert_eq!(v["error"]["status"], "INVALID_ARGUMENT");
+        let e = &v["error"]["errors"][0];
+        assert_eq!(
+            (&e["reason"], &e["message"], &e["location"]),
+            (&json!(reason), &json!(message), &json!(location)),
+            "{body}"
+        );
+    };
+    let ok_min = "2026-11-29T00:00:00Z";
+    let ok_max = "2026-11-30T00:00:00Z";
+    bad(
+        json!({"timeMax": ok_max, "items": [{"id": "primary"}]}),
+        "required",
+        "Missing timeMin parameter.",
+        "timeMin",
+    );
+    bad(
+        json!({"timeMin": ok_min, "items": [{"id": "primary"}]}),
+        "required",
+        "Missing timeMax parameter.",
+        "timeMax",
+    );
+    bad(
+        json!({}),
+        "required",
+        "Missing timeMin parameter.",
+        "timeMin",
+    );
+    for wrong in [
+        json!("tomorrow"),
+        json!("2026-11-29"),
+        json!("2026-11-29T00:00:00"),
+        json!("2026-02-30T00:00:00Z"),
+        json!(1_795_000_000),
+    ] {
+        bad(
+            json!({"timeMin": wrong, "timeMax": ok_max}),
+            "invalid",
+            "Invalid timeMin parameter.",
+            "timeMin",
+        );
+    }
+    bad(
+        window(ok_min, "2026-11-29T24:00:00Z"),
+        "invalid",
+        "Invalid timeMax parameter.",
+        "timeMax",
+    );
+    // timeMax not after timeMin, however written.
+    for max in [ok_min, "2026-11-28T19:00:00-05:00", "2026-11-28T00:00:00Z"] {
+        bad(
+            window(ok_min, max),
+            "timeRangeEmpty",
+            "The specified time range is empty.",
+            "timeMax",
+        );
+    }
+    bad(
+        json!({"timeMin": ok_min, "timeMax": ok_max, "items": "primary"}),
+        "invalid",
+        "Invalid items parameter.",
+        "items",
+    );
+    bad(
+        json!({"timeMin": ok_min, "timeMax": ok_max, "items": [{}]}),
+        "required",
+        "Missing items.id parameter.",
+        "items.id",
+    );
+
+    // Not JSON, or not said to be JSON.
+    let bearer = format!("Bearer {access}");
+    let r = freebusy_raw(
+        &g,
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/json"),
+        ],
+        "{\"timeMin\":",
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["errors"][0]["reason"], "parseError");
+    let r = freebusy_raw(
+        &g,
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        &form(&[("timeMin", ok_min), ("timeMax", ok_max)]),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["errors"][0]["reason"], "parseError");
+    // freeBusy is a POST.
+    let r = get(
+        &format!("{}{FREEBUSY_PATH}", g.calendar_url()),
+        &[("Authorization", &bearer)],
+    );
+    assert_eq!(r.status, 404);
+    // Unused settings are accepted.
+    let mut q = window(ok_min, ok_max);
+    q["timeZone"] = json!("Europe/Berlin");
+    q["calendarExpansionMax"] = json!(5);
+    assert_eq!(freebusy(&g, &access, &q).status, 200);
+}
+
+#[test]
+fn calendar_faults() {
+    let g = setup();
+    g.add_busy(
+        ALICE,
+        secs("2026-11-29T09:00:00Z"),
+        secs("2026-11-29T10:00:00Z"),
+    );
+    let (contacts_access, _) = connect(&g);
+    let access = connect_calendar(&g);
+    let query = window("2026-11-29T00:00:00Z", "2026-11-30T00:00:00Z");
+    let calendar = |f: Fault| {
+        g.inject(Endpoint::Calendar, f);
+        freebusy(&g, &access, &query)
+    };
+
+    let r = calendar(Fault::CalendarDisabled);
+    assert_eq!(r.status, 403);
+    let v = r.json();
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "Google Calendar API has not been used in project {PROJECT_NUMBER} before or it is disabled. Enable it by visiting https://console.developers.google.com/apis/api/calendar-json.googleapis.com/overview?project={PROJECT_NUMBER} then retry."
+        )),
+        "{message}"
+    );
+    assert_eq!(v["error"]["status"], "PERMISSION_DENIED");
+    assert_eq!(
+        v["error"]["errors"][0],
+        json!({"message": message, "domain": "usageLimits", "reason": "accessNotConfigured",
+               "extendedHelp": "https://console.developers.google.com"})
+    );
+    let info = &v["error"]["details"][0];
+    assert_eq!(info["@type"], "type.googleapis.com/google.rpc.ErrorInfo");
+    assert_eq!(info["reason"], "SERVICE_DISABLED");
+    assert_eq!(info["metadata"]["service"], "calendar-json.googleapis.com");
+    assert_eq!(
+        info["metadata"]["consumer"],
+        format!("projects/{PROJECT_NUMBER}")
+    );
+
+    let r = calendar(Fault::WrongType);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["calendars"], "oops");
+    let r = calendar(Fault::TruncatedJson);
+    assert_eq!(r.status, 200);
+    assert!(serde_json::from_str::<Value>(&r.body).is_err());
+    assert!(r.body.starts_with("{\n  \"calendars\""), "{}", r.body);
+
+    let r = calendar(Fault::Status(503));
+    assert_eq!(r.status, 503);
+    let v = r.json();
+    assert_eq!(v["error"]["status"], "UNAVAILABLE");
+    assert_eq!(v["error"]["errors"][0]["reason"], "backendError");
+    let r = calendar(Fault::Status(500));
+    assert_eq!(r.json()["error"]["errors"][0]["reason"], "backendError");
+    let r = calendar(Fault::Status(403));
+    assert_eq!(
+        r.json()["error"]["errors"][0]["reason"],
+        "insufficientPermissions"
+    );
+    let r = calendar(Fault::Status(401));
+    assert_eq!(r.json()["error"]["errors"][0]["reason"], "authError");
+    let r = calendar(Fault::Status(502));
+    assert_eq!(r.status, 502);
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    let r = calendar(Fault::RateLimited {
+        retry_after_secs: 4,
+    });
+    assert_eq!((r.status, r.header("retry-after")), (429, Some("4")));
+    let v = r.json();
+    assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED");
+    assert_eq!(v["error"]["errors"][0]["reason"], "rateLimitExceeded");
+    let r = calendar(Fault::Huge {
+        bytes: 200,
+        content_length: true,
+    });
+    assert_eq!((r.status, r.body.len()), (200, 200));
+    assert!(r.body.starts_with("{\"calendars\":{ "));
+    let t0 = Instant::now();
+    let r = calendar(Fault::Delay(Duration::from_millis(200)));
+    assert!(t0.elapsed() >= Duration::from_millis(200));
+    assert_eq!(
+        r.json()["calendars"]["primary"]["busy"][0]["end"],
+        "2026-11-29T10:00:00Z"
+    );
+    // No pages to go on with: EndlessPages answers normally.
+    assert_eq!(calendar(Fault::EndlessPages).status, 200);
+    assert_eq!(g.pending_faults(Endpoint::Calendar), 0);
+
+    // Its own queue: the People API does not eat its faults, nor the other way round.
+    g.inject(Endpoint::Calendar, Fault::Status(503));
+    assert_eq!(list(&g, &contacts_access, FULL).status, 200);
+    assert_eq!(g.pending_faults(Endpoint::Calendar), 1);
+    g.inject(Endpoint::People, Fault::Status(500));
+    assert_eq!(freebusy(&g, &access, &query).status, 503);
+    assert_eq!(freebusy(&g, &access, &query).status, 200);
+    assert_eq!(list(&g, &contacts_access, FULL).status, 500);
+
+    // Sticky until cleared, and recorded like every request.
+    g.set_sticky_fault(Endpoint::Calendar, Some(Fault::CalendarDisabled));
+    for _ in 0..2 {
+        let r = freebusy(&g, &access, &query);
+        assert_eq!(
+            r.json()["error"]["details"][0]["reason"],
+            "SERVICE_DISABLED"
+        );
+    }
+    assert_eq!(list(&g, &contacts_access, FULL).status, 200);
+    g.clear_faults();
+    assert_eq!(freebusy(&g, &access, &query).status, 200);
+    let statuses: Vec<u16> = g
+        .requests_to(Endpoint::Calendar)
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses.len(), 17);
+    assert_eq!(&statuses[statuses.len() - 3..], &[403, 403, 200]);
+}
+
+#[test]
+fn approve_unticking_grants_less() {
+    let g = setup();
+    let url = calendar_auth_url(&g, "https://www.googleapis.com/auth/directory.readonly");
+    let directory = "https://www.googleapis.com/auth/directory.readonly";
+
+    let (q, token) = connect_unticking(&g, &url, &["calendar.freebusy"]);
+    let granted = format!("{CONTACTS_READONLY} {directory}");
+    assert_eq!(callback_param(&q, "scope").unwrap(), granted);
+    // As Google writes it: `/` and `:` as they are, spaces as %20.
+    assert!(
+        q.contains("&scope=https://www.googleapis.com/auth/contacts.readonly%20https://"),
+        "{q}"
+    );
+    assert_eq!(token["scope"], granted.as_str());
+    // A refresh keeps the smaller grant.
+    let r = refresh_with(&g, token["refresh_token"].as_str().unwrap());
+    assert_eq!(r.json()["scope"], granted.as_str());
+    let refreshed = r.json()["access_token"].as_str().unwrap().to_string();
+    let query = window("2026-11-29T00:00:00Z", "2026-11-30T00:00:00Z");
+    assert_eq!(freebusy(&g, &refreshed, &query).status, 403);
+
+    // Nothing unticked: everything asked; in full or short, the same scope.
+    let (q, token) = connect_unticking(&g, &url, &[]);
+    let all = format!("{CONTACTS_READONLY} {CALENDAR_FREEBUSY} {directory}");
+    assert_eq!(callback_param(&q, "scope").unwrap(), all);
+    assert_eq!(token["scope"], all.as_str());
+    let (q, _) = connect_unticking(&g, &url, &[CALENDAR_FREEBUSY, "directory.readonly"]);
+    assert_eq!(callback_param(&q, "scope").unwrap(), CONTACTS_READONLY);
+
+    // Unticking contacts.readonly: the People API refuses the grant, freeBusy takes it.
+    let (q, token) = connect_unticking(&g, &url, &["contacts.readonly"]);
+    assert_eq!(
+        callback_param(&q, "scope").unwrap(),
+        format!("{CALENDAR_FREEBUSY} {directory}")
+    );
+    let access = token["access_token"].as_str().unwrap();
+    assert_eq!(list(&g, access, FULL).status, 403);
+    assert_eq!(freebusy(&g, access, &query).status, 200);
+
+    // A scope that was not asked for cannot be unticked; a bad URL is refused as by approve.
+    let e = g
+        .approve_unticking(&url, ALICE, &["calendar.readonly"])
+        .unwrap_err();
+    assert!(e.contains("not requested"), "{e}");
+    assert!(g
+        .approve_unticking(&auth_url_with(&g, &[("code_challenge", None)]), ALICE, &[])
+        .is_err());
+    assert!(g
+        .approve_unticking(&url, "nobody@example.com", &[])
+        .is_err());
+}
+
+#[test]
+fn consent_page_scope_boxes() {
+    let g = setup();
+    let url = calendar_auth_url(&g, "");
+    let r = get(&url, &[]);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains(&format!(
+            "<input type=\"checkbox\" name=\"grant\" id=\"scope-calendar.freebusy\" value=\"{CALENDAR_FREEBUSY}\" checked>"
+        )),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("View your availability in your calendars"));
+    // contacts.readonly has no box: it is always granted on this page.
+    assert!(r.body.contains("id=\"scope-contacts.readonly\""));
+    assert!(!r.body.contains(&format!("value=\"{CONTACTS_READONLY}\"")));
+    assert!(r.body.contains("name=\"granular\""));
+
+    let raw_q: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(parse_query(url.split_once('?').unwrap().1))
+        .finish();
+    let decide = |fields: &[(&str, &str)]| -> String {
+        let mut all = vec![
+            ("q", raw_q.as_str()),
+            ("email", ALICE),
+            ("decision", "allow"),
+        ];
+        all.extend_from_slice(fields);
+        let r = post_form(&format!("{}{DECISION_PATH}", g.base_url()), &all, &[]);
+        assert_eq!(r.status, 302, "{}", r.body);
+        let loc = r.header("location").unwrap();
+        callback_param(loc.split_once('?').unwrap().1, "scope").unwrap()
+    };
+    // Unticked (the box is not posted): only contacts.
+    assert_eq!(decide(&[("granular", "1")]), CONTACTS_READONLY);
+    // Left ticked: both.
+    let both = format!("{CONTACTS_READONLY} {CALENDAR_FREEBUSY}");
+    assert_eq!(
+        decide(&[("granular", "1"), ("grant", CALENDAR_FREEBUSY)]),
+        both
+    );
+    // A form without the boxes grants everything asked.
+    assert_eq!(decide(&[]), both);
+}
+
+#[test]
+fn rfc3339_times() {
+    let ms = |t: &str| parse_rfc3339_ms(t);
+    assert_eq!(ms("1970-01-01T00:00:00Z"), Some(0));
+    assert_eq!(ms("1970-01-01t00:00:01z"), Some(1000));
+    assert_eq!(ms("2026-11-29T20:00:00Z"), Some(1_795_982_400_000));
+    assert_eq!(ms("2026-11-29T21:00:00+01:00"), ms("2026-11-29T20:00:00Z"));
+    assert_eq!(ms("2026-11-29T14:30:00-05:30"), ms("2026-11-29T20:00:00Z"));
+    assert_eq!(ms("2026-11-29T20:00:00-00:00"), ms("2026-11-29T20:00:00Z"));
+    assert_eq!(ms("2026-11-29T20:00:00.1Z"), Some(1_795_982_400_100));
+    assert_eq!(
+        ms("2026-11-29T20:00:00.123456789Z"),
+        Some(1_795_982_400_123)
+    );
+    assert_eq!(ms("2024-02-29T12:34:56.123Z"), Some(1_709_210_096_123));
+    assert_eq!(ms("1969-12-31T23:59:59Z"), Some(-1000));
+    assert_eq!(ms("2016-12-31T23:59:60Z"), ms("2017-01-01T00:00:00Z"));
+    for bad in [
+        "",
+        "2026-11-29",
+        "2026-11-29T20:00:00",
+        "2026-11-29T20:00Z",
+        "2026-11-29 20:00:00Z",
+        "2026-11-29T20:00:00.Z",
+        "2026-11-29T20:00:00+0100",
+        "2026-11-29T20:00:00+24:00",
+        "2026-11-29T20:00:00Z ",
+        "2026-13-01T00:00:00Z",
+        "2026-00-01T00:00:00Z",
+        "2026-02-29T00:00:00Z",
+        "2026-04-31T00:00:00Z",
+        "2026-11-29T24:00:00Z",
+        "2026-11-29T23:60:00Z",
+        "+026-11-29T20:00:00Z",
+        "2026-11-29T20:00:00ü",
+    ] {
+        assert_eq!(ms(bad), None, "{bad:?}");
+    }
+    assert_eq!(rfc3339_utc(1_795_982_400), "2026-11-29T20:00:00Z");
+    assert_eq!(rfc3339_utc(-1), "1969-12-31T23:59:59Z");
+    assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+    for days in (-800_000..800_000).step_by(997) {
+        let (y, m, d) = civil_from_days(days);
+        assert_eq!(days_from_civil(y, m, d), days);
+    }
+    for secs in [0, 951_782_400, 1_709_210_096, 4_102_444_799] {
+        assert_eq!(parse_rfc3339_ms(&rfc3339_utc(secs)), Some(secs * 1000));
+    }
 }
