@@ -237,10 +237,11 @@ GiResult gi_search_contacts(GiPlugin *plugin,
                             size_t *total_out);
 
 /**
- * The account's presence from its calendar, from memory, at once; `*until_out` (may be
- * NULL) gets the Unix time it changes, or 0. This version fetches no calendar yet, so every
- * account is GI_PRESENCE_UNKNOWN (until 0). A NULL or closed plugin or a bad account is
- * GI_PRESENCE_UNKNOWN too, with gi_last_error saying why.
+ * The account's presence from its calendar, from memory, at once: BUSY (`*until_out` = when
+ * the busy stretch ends) or FREE (`*until_out` = when the next one starts, or 0); UNKNOWN
+ * (0) when presence is off, not granted, not fetched yet or stale. `until_out` may be NULL.
+ * A NULL or closed plugin or a bad account is GI_PRESENCE_UNKNOWN too, with gi_last_error
+ * saying why.
  */
 GiPresence gi_presence(GiPlugin *plugin, const char *account, int64_t *until_out);
 

@@ -314,11 +314,11 @@ impl Config {
     }
 
     /// Whether any domain asks for what this version does not sync yet (directory, other
-    /// contacts, calendar presence).
+    /// contacts).
     pub fn configures_unsynced_features(&self) -> bool {
         std::iter::once(&self.default_settings)
             .chain(self.domains.values())
-            .any(|s| s.calendar || s.sources.iter().any(|source| source != "contacts"))
+            .any(|s| s.sources.iter().any(|source| source != "contacts"))
     }
 
     /// The OAuth client and region for an account, from its domain's entry or the top level.

@@ -1,5 +1,5 @@
 //! The state every part of the plugin shares: the configuration, the store, the HTTP client,
-//! the caller-ID index and what is known of each account. The façade (`plugin`) and the sync
+//! the caller-ID index, the calendars' busy times and what is known of each account. The façade (`plugin`) and the sync
 //! workers (`sync`) both hold it; it knows neither of them.
 
 use std::collections::HashMap;
@@ -10,15 +10,8 @@ use parking_lot::RwLock;
 use crate::book::numbers::ContactIndex;
 use crate::config::Config;
 use crate::google::http::HttpClient;
+use crate::presence::PresenceBook;
 use crate::store::{Store, StoredAccount};
-
-/// An account's calendar presence.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Presence {
-    Unknown,
-    Free,
-    Busy,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -37,6 +30,21 @@ pub struct AccountState {
     pub last_sync: Option<i64>,
     pub last_error: Option<String>,
     pub scopes: Vec<String>,
+    /// A calendar presence problem an administrator must act on (the scope not granted, the
+    /// Calendar API disabled): kept apart from the sync's, so that a good sync does not hide
+    /// it, nor a good calendar fetch a sync's.
+    pub presence_issue: Option<String>,
+}
+
+impl AccountState {
+    /// Why the account is yellow, if it is: the sync's problem, the calendar's, or both.
+    pub fn reason(&self) -> Option<String> {
+        match (&self.issue, &self.presence_issue) {
+            (Some(sync), Some(calendar)) => Some(format!("{sync}; also: {calendar}")),
+            (Some(one), None) | (None, Some(one)) => Some(one.clone()),
+            (None, None) => None,
+        }
+    }
 }
 
 impl From<StoredAccount> for AccountState {
@@ -48,6 +56,7 @@ impl From<StoredAccount> for AccountState {
             last_sync: stored.last_sync,
             last_error: stored.last_error,
             scopes: stored.scopes,
+            presence_issue: None,
         }
     }
 }
@@ -58,6 +67,7 @@ pub struct Core {
     pub store: Store,
     pub http: HttpClient,
     pub index: ContactIndex,
+    pub presence: PresenceBook,
     pub accounts: RwLock<HashMap<String, AccountState>>,
 }
 
@@ -94,6 +104,23 @@ impl Core {
         self.update_state(account, connection_id, |s| {
             s.issue = Some(reason.to_owned());
             s.last_error = Some(reason.to_owned());
+        });
+    }
+}
+
+impl Core {
+    /// Records a calendar presence problem an administrator must act on (the yellow !). The
+    /// busy times already known stay until they are stale.
+    pub fn record_presence_issue(&self, account: &str, connection_id: i64, reason: &str) {
+        log::warn!("account {account}: calendar presence: {reason}");
+        if let Err(e) = self
+            .store
+            .set_presence_issue(account, connection_id, Some(reason))
+        {
+            log::error!("account {account}: cannot store its calendar status: {e}");
+        }
+        self.update_state(account, connection_id, |s| {
+            s.presence_issue = Some(reason.to_owned())
         });
     }
 }

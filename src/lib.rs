@@ -4,11 +4,12 @@
 //! `include/google_integration.h`). Behind them, plain safe Rust, each layer using only the
 //! ones below it:
 //! - `plugin`: the façade, as the host sees it;
-//! - `sync`: the background workers that keep every account's contacts current;
+//! - `sync`: the background workers that keep every account's contacts and calendar current;
 //! - `core`: the state the façade and the workers share;
-//! - `google`: the bounded HTTP client, OAuth 2.0 and the People API;
+//! - `google`: the bounded HTTP client, OAuth 2.0, the People and Calendar APIs;
 //! - `store`: what is persisted (SQLite), tokens sealed;
 //! - `book`: numbers, contacts and the in-memory caller-ID index lookups read;
+//! - `presence`: each account's busy times from its calendar, in memory;
 //! - `account`, `config`, `error`: the words everything else uses.
 
 pub mod account;
@@ -19,5 +20,6 @@ pub mod error;
 pub mod ffi;
 pub mod google;
 pub mod plugin;
+pub mod presence;
 pub mod store;
 pub mod sync;

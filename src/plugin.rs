@@ -15,12 +15,14 @@ use crate::book::contact::Contact;
 use crate::book::names::Query;
 use crate::book::numbers::{AccountIndex, ContactIndex, ContactMatch, GroupNames};
 use crate::config::Config;
-use crate::core::{rfc3339, unix_now, AccountState, Core, Presence, Status};
+use crate::core::{rfc3339, unix_now, AccountState, Core, Status};
 use crate::error::{Error, ErrorKind, Result};
+use crate::google::calendar;
 use crate::google::http::{HttpClient, Limits};
 use crate::google::oauth::{self, Callback};
+use crate::presence::{Presence, PresenceBook};
 use crate::store::{PendingAuth, Sealer, Store, Tokens};
-use crate::sync::SyncWorker;
+use crate::sync::{Job, SyncWorker};
 
 /// How long a state from `auth_url` may wait for Google's redirect.
 pub const STATE_LIFETIME_SECS: i64 = 600;
@@ -75,10 +77,16 @@ impl Plugin {
         let store = Store::open(&config.data_dir, sealer)?;
         let http = HttpClient::new(Limits::default())?;
 
-        let accounts: HashMap<String, AccountState> = store
+        let mut accounts: HashMap<String, AccountState> = store
             .accounts()?
             .into_iter()
             .map(|stored| (stored.account.clone(), AccountState::from(stored)))
+            .collect();
+        let presence = load_presence(&store, &config, &mut accounts)?;
+        let calendars: Vec<String> = accounts
+            .iter()
+            .filter(|(account, state)| calendar_fetched(&config, account, state))
+            .map(|(account, _)| account.clone())
             .collect();
         let built = build_indexes(&store, &config)?;
         let index = ContactIndex::default();
@@ -89,7 +97,7 @@ impl Plugin {
             .collect();
         if config.configures_unsynced_features() {
             log::warn!(
-                "the configuration names contact sources other than \"contacts\", or calendar presence: plugin {} syncs Google Contacts only (gi_status_json shows those as not synced)",
+                "the configuration names contact sources other than \"contacts\": plugin {} syncs Google Contacts only (gi_status_json shows those as not synced)",
                 env!("CARGO_PKG_VERSION")
             );
         }
@@ -104,9 +112,10 @@ impl Plugin {
             store,
             http,
             index,
+            presence,
             accounts: RwLock::new(accounts),
         });
-        let worker = SyncWorker::start(core.clone(), schedule);
+        let worker = SyncWorker::start(core.clone(), schedule, calendars);
         Ok(Plugin { core, worker })
     }
 
@@ -215,15 +224,16 @@ impl Plugin {
             ))
         })?;
         // What Google says it granted; else what the redirect said; else what was asked.
-        let scopes: Vec<String> = granted.scopes.clone().unwrap_or_else(|| {
-            callback
-                .scope
-                .as_deref()
-                .unwrap_or(oauth::CONTACTS_SCOPE)
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect()
-        });
+        let scopes: Vec<String> = granted
+            .scopes
+            .clone()
+            .unwrap_or_else(|| match &callback.scope {
+                Some(scope) => scope.split_whitespace().map(str::to_owned).collect(),
+                None => oauth::scopes_for(settings)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+            });
         let stored = self.core.store.connect_account(
             &account,
             &Tokens {
@@ -234,19 +244,27 @@ impl Plugin {
             &scopes,
             now,
         )?;
-        self.core
-            .accounts
-            .write()
-            .insert(account.clone(), AccountState::from(stored));
+        // The older connection's busy times may be another Google user's (the store dropped
+        // them too): presence is unknown until this grant's first answer, asked for at once.
+        self.core.presence.remove(&account);
+        let mut state = AccountState::from(stored);
+        state.presence_issue = missing_calendar_scope(&self.core.config, &account, &state);
+        let fetch_calendar = calendar_fetched(&self.core.config, &account, &state);
+        self.core.accounts.write().insert(account.clone(), state);
         log::info!("account {account}: connected to Google");
-        self.worker.request(&account);
+        self.worker.request(&account, Job::Contacts);
+        if fetch_calendar {
+            self.worker.request(&account, Job::Presence);
+        } else {
+            self.worker.forget(&account, Job::Presence);
+        }
         Ok(account)
     }
 
     pub fn status(&self, account: &str) -> Status {
         match self.core.accounts.read().get(account) {
             None => Status::Disconnected,
-            Some(state) if state.issue.is_some() => Status::Issue,
+            Some(state) if state.issue.is_some() || state.presence_issue.is_some() => Status::Issue,
             Some(_) => Status::Connected,
         }
     }
@@ -292,12 +310,17 @@ impl Plugin {
                 (source, report)
             })
             .collect();
-        // Calendar presence is not fetched by this version: unknown, as the contract says
-        // for "nothing was fetched yet".
-        let presence = settings.calendar.then_some(PresenceReport {
-            state: "unknown",
-            until: None,
-            updated: None,
+        let presence = settings.calendar.then(|| {
+            let (presence, until) = self.presence(account);
+            PresenceReport {
+                state: match presence {
+                    Presence::Unknown => "unknown",
+                    Presence::Free => "free",
+                    Presence::Busy => "busy",
+                },
+                until: (until != 0).then(|| rfc3339(until)),
+                updated: self.core.presence.fetched_at(account).map(rfc3339),
+            }
         });
         let next_sync = if connected {
             self.worker.next_due(account).map(rfc3339)
@@ -321,12 +344,12 @@ impl Plugin {
             },
             Some(state) => StatusReport {
                 account,
-                status: if state.issue.is_some() {
+                status: if state.reason().is_some() {
                     "issue"
                 } else {
                     "connected"
                 },
-                reason: state.issue,
+                reason: state.reason(),
                 syncing: state.syncing,
                 contacts,
                 numbers,
@@ -381,23 +404,32 @@ impl Plugin {
                 .is_some_and(|state| state.connection_id == connection_id)
             {
                 accounts.remove(account);
-                self.worker.forget(account);
+                self.worker.forget(account, Job::Contacts);
+                self.worker.forget(account, Job::Presence);
                 self.core.index.remove(account);
+                self.core.presence.remove(account);
             }
         }
-        log::info!("account {account}: disabled; its tokens and contacts are erased");
+        log::info!("account {account}: disabled; its tokens, contacts and calendar are erased");
         Ok(())
     }
 
-    /// Starts a sync of the account in the background and returns at once.
+    /// Starts a sync of the account (and a fetch of its calendar, when presence is on) in the
+    /// background and returns at once.
     pub fn sync_now(&self, account: &str) -> Result<()> {
         account::validate(account)?;
-        if self.core.connection_id(account).is_none() {
-            return Err(Error::invalid_argument(format!(
-                "account {account} is not connected to Google; connect it with \"Get auth code\" first"
-            )));
+        let fetch_calendar = match self.core.accounts.read().get(account) {
+            None => {
+                return Err(Error::invalid_argument(format!(
+                    "account {account} is not connected to Google; connect it with \"Get auth code\" first"
+                )))
+            }
+            Some(state) => calendar_fetched(&self.core.config, account, state),
+        };
+        self.worker.request(account, Job::Contacts);
+        if fetch_calendar {
+            self.worker.request(account, Job::Presence);
         }
-        self.worker.request(account);
         Ok(())
     }
 
@@ -427,12 +459,12 @@ impl Plugin {
         Ok(())
     }
 
-    /// Calendar presence is not fetched by this version (the calendar issue builds it): every
-    /// account is unknown, which the contract also answers while nothing was fetched yet. The
-    /// function is here so that hosts built against contract 0.2 load the plugin.
-    pub fn presence(&self, account: &str) -> Presence {
-        let _ = account;
-        Presence::Unknown
+    /// The account's calendar presence now, and when it changes (Unix seconds, or 0), from
+    /// memory. Unknown when presence is off for the account, its grant lacks the calendar,
+    /// nothing was fetched yet, or the last good answer is older than three intervals (the
+    /// book holds an account only while the first two allow it).
+    pub fn presence(&self, account: &str) -> (Presence, i64) {
+        self.core.presence.answer(account, unix_now())
     }
 
     /// The first step of closing, taken before the calls in flight are waited for: replies
@@ -473,6 +505,56 @@ impl Drop for Plugin {
         }
         log::info!("closed");
     }
+}
+
+/// Whether the account's calendar is fetched: presence is on for its domain and its grant
+/// covers free/busy times.
+fn calendar_fetched(config: &Config, account: &str, state: &AccountState) -> bool {
+    config.settings_for(account).calendar && calendar::grants_free_busy(&state.scopes)
+}
+
+/// The yellow ! of an account whose configuration wants its calendar but whose grant lacks it.
+fn missing_calendar_scope(config: &Config, account: &str, state: &AccountState) -> Option<String> {
+    (config.settings_for(account).calendar && !calendar::grants_free_busy(&state.scopes)).then(|| {
+        format!("calendar presence is on, but Google did not grant {account} access to its calendar's free/busy times: click \"Get auth code\" to grant calendar access (keep the calendar box ticked on Google's consent screen)")
+    })
+}
+
+/// The calendar answers and problems the store kept, for accounts whose presence is on: what
+/// was kept of accounts whose presence was turned off is erased (busy times are personal
+/// data, kept only while they serve). Sets each account's calendar problem.
+fn load_presence(
+    store: &Store,
+    config: &Config,
+    accounts: &mut HashMap<String, AccountState>,
+) -> Result<PresenceBook> {
+    let stale_after = 3 * config.presence_interval.as_secs() as i64;
+    let book = PresenceBook::new(stale_after);
+    for stored in store.presences()? {
+        let Some(state) = accounts.get_mut(&stored.account) else {
+            continue;
+        };
+        if !config.settings_for(&stored.account).calendar {
+            store.delete_presence(&stored.account)?;
+            log::info!(
+                "account {}: calendar presence is off; its stored busy times are erased",
+                stored.account
+            );
+            continue;
+        }
+        state.presence_issue = stored.issue;
+        if let Some(busy) = stored.busy {
+            if calendar::grants_free_busy(&state.scopes) {
+                book.set(&stored.account, busy);
+            }
+        }
+    }
+    for (account, state) in accounts.iter_mut() {
+        if let Some(missing) = missing_calendar_scope(config, account, state) {
+            state.presence_issue = Some(missing);
+        }
+    }
+    Ok(book)
 }
 
 /// Every stored account's index, built while the store is still being read: the store is

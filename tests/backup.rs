@@ -1,7 +1,6 @@
 //! gi_backup through the C ABI: a consistent copy while syncs go on, that another data_dir
 //! opens (with the same key) with every account connected and every contact present; an
-//! existing path refused; the copy private. And gi_presence, which this version answers with
-//! "unknown" (no calendar is fetched yet), so that hosts built against contract 0.2 load it.
+//! existing path refused; the copy private.
 
 mod common;
 
@@ -9,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use common::*;
 use host_sim::fake_google::Person;
-use host_sim::plugin::{GiPresence, GiResult, GiStatus};
+use host_sim::plugin::{GiResult, GiStatus};
 
 fn book(count: usize) -> Vec<Person> {
     (0..count)
@@ -96,27 +95,4 @@ fn backup_arguments_are_checked() {
     assert_eq!(code, GiResult::GI_ERR_INVALID_ARGUMENT);
     let code = unsafe { (plugin.api().gi_backup)(std::ptr::null_mut(), c"x".as_ptr()) };
     assert_eq!(code, GiResult::GI_ERR_INVALID_ARGUMENT);
-}
-
-#[test]
-fn presence_is_unknown_in_this_version_and_bad_input_says_so() {
-    let h = Harness::new();
-    let plugin = h.open();
-    assert_eq!(
-        plugin.presence("example.com/40"),
-        (GiPresence::GI_PRESENCE_UNKNOWN, 0)
-    );
-    let api = plugin.api();
-    // until_out may be NULL.
-    let presence =
-        unsafe { (api.gi_presence)(plugin.raw(), c"example.com".as_ptr(), std::ptr::null_mut()) };
-    assert_eq!(presence, GiPresence::GI_PRESENCE_UNKNOWN);
-    let mut until = 5i64;
-    let presence =
-        unsafe { (api.gi_presence)(std::ptr::null_mut(), c"example.com".as_ptr(), &mut until) };
-    assert_eq!((presence, until), (GiPresence::GI_PRESENCE_UNKNOWN, 0));
-    assert!(api.last_error().contains("NULL"));
-    let presence = unsafe { (api.gi_presence)(plugin.raw(), c"bad\ncontrol".as_ptr(), &mut until) };
-    assert_eq!(presence, GiPresence::GI_PRESENCE_UNKNOWN);
-    assert!(api.last_error().contains("control"));
 }

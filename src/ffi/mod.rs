@@ -229,10 +229,11 @@ pub extern "C" fn gi_search_contacts(
     })
 }
 
-/// The account's presence from its calendar, from memory, at once; `*until_out` (may be
-/// NULL) gets the Unix time it changes, or 0. This version fetches no calendar yet, so every
-/// account is GI_PRESENCE_UNKNOWN (until 0). A NULL or closed plugin or a bad account is
-/// GI_PRESENCE_UNKNOWN too, with gi_last_error saying why.
+/// The account's presence from its calendar, from memory, at once: BUSY (`*until_out` = when
+/// the busy stretch ends) or FREE (`*until_out` = when the next one starts, or 0); UNKNOWN
+/// (0) when presence is off, not granted, not fetched yet or stale. `until_out` may be NULL.
+/// A NULL or closed plugin or a bad account is GI_PRESENCE_UNKNOWN too, with gi_last_error
+/// saying why.
 #[no_mangle]
 pub extern "C" fn gi_presence(
     plugin: *mut GiPlugin,
@@ -243,7 +244,11 @@ pub extern "C" fn gi_presence(
         boundary::put(until_out, 0);
         let checked = boundary::plugin_and_account(plugin, account);
         match checked {
-            Ok((plugin, account)) => plugin.presence(&account).into(),
+            Ok((plugin, account)) => {
+                let (presence, until) = plugin.presence(&account);
+                boundary::put(until_out, until);
+                presence.into()
+            }
             Err(error) => {
                 boundary::fail(&error);
                 GiPresence::GI_PRESENCE_UNKNOWN

@@ -6,9 +6,10 @@ use std::os::raw::c_char;
 
 use arc_swap::ArcSwapOption;
 
-use crate::core::{Presence, Status};
+use crate::core::Status;
 use crate::error::ErrorKind;
 use crate::plugin::Plugin;
+use crate::presence::Presence;
 
 /// The plugin. Opaque to the host; thread-safe; one per process is usual.
 ///

@@ -1,7 +1,10 @@
 //! Everything that speaks to Google: one bounded HTTP client (`http`: every reply capped in
 //! size and every request in time, since Google's replies are untrusted input), OAuth 2.0
-//! (`oauth`) and the People API (`people`). Stateless: what must be kept goes to the store.
+//! (`oauth`), the People API (`people`) and the Calendar API (`calendar`), whose failures `api`
+//! sorts alike. Stateless: what must be kept goes to the store.
 
+pub mod api;
+pub mod calendar;
 pub mod http;
 pub mod oauth;
 pub mod people;

@@ -50,6 +50,16 @@ fn client(settings: &DomainSettings, endpoints: &GoogleEndpoints) -> GoogleClien
 }
 
 /// Google's consent URL with every parameter the contract lists, for the given state.
+/// The scopes an account's configuration needs: contacts always, the calendar's free/busy
+/// times when calendar presence is on.
+pub fn scopes_for(settings: &DomainSettings) -> Vec<&'static str> {
+    let mut scopes = vec![CONTACTS_SCOPE];
+    if settings.calendar {
+        scopes.push(super::calendar::CALENDAR_SCOPE);
+    }
+    scopes
+}
+
 pub fn authorization_request(
     settings: &DomainSettings,
     endpoints: &GoogleEndpoints,
@@ -58,7 +68,11 @@ pub fn authorization_request(
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, _) = client(settings, endpoints)
         .authorize_url(|| CsrfToken::new(state))
-        .add_scope(Scope::new(CONTACTS_SCOPE.into()))
+        .add_scopes(
+            scopes_for(settings)
+                .into_iter()
+                .map(|scope| Scope::new(scope.into())),
+        )
         // A refresh token, so syncs go on without the user; `prompt=consent` makes Google
         // send one even when this user granted access before.
         .add_extra_param("access_type", "offline")

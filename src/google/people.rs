@@ -1,17 +1,15 @@
-//! The People API's `people/me/connections`, as the sync uses it: one page at a time, with
-//! Google's failures sorted into what the sync does about them, and Google's person shape
-//! turned into the plugin's `Contact` with its numbers normalised.
-
-use std::time::Duration;
+//! The People API's `people/me/connections`, as the sync uses it: one page at a time (its
+//! failures sorted by `api`), and Google's person shape turned into the plugin's `Contact`
+//! with its numbers normalised.
 
 use std::collections::{HashMap, HashSet};
-use std::time::SystemTime;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use url::Url;
 
-use super::http::{error_chain, Failure, HttpClient};
+use super::api::{self, Api, ApiError};
+use super::http::HttpClient;
 use crate::book::contact::{Contact, ContactNumber};
 use crate::book::phone::RegionRules;
 
@@ -20,26 +18,6 @@ pub const PERSON_FIELDS: &str =
     "names,phoneNumbers,organizations,emailAddresses,memberships,metadata";
 /// The largest page the API serves.
 pub const PAGE_SIZE: u32 = 1000;
-
-/// Why a page could not be had, sorted by what the sync does next.
-#[derive(Debug)]
-pub enum PeopleError {
-    /// 401: the access token is expired or revoked; refresh it once and retry.
-    Unauthorized,
-    /// The stored sync token is too old (400 FAILED_PRECONDITION / EXPIRED_SYNC_TOKEN, or 410):
-    /// start one clean full sync.
-    ExpiredSyncToken,
-    /// 403: the People API is disabled for the client, or the grant lacks the contacts scope.
-    /// An administrator must act; retrying does not help.
-    Forbidden(String),
-    /// 429, 5xx, a network failure or a broken reply: worth retrying after a pause.
-    Transient {
-        message: String,
-        retry_after: Option<Duration>,
-    },
-    /// Any other refusal (4xx): retrying the same request will not help.
-    Refused(String),
-}
 
 /// One page of connections.
 pub struct Page {
@@ -203,7 +181,7 @@ pub fn fetch_group_names(
     http: &HttpClient,
     people_url: &Url,
     access_token: &str,
-) -> Result<HashMap<String, String>, PeopleError> {
+) -> Result<HashMap<String, String>, ApiError> {
     let mut names = HashMap::new();
     let mut page_token: Option<String> = None;
     let mut seen = HashSet::new();
@@ -222,7 +200,7 @@ pub fn fetch_group_names(
         }
         let body = get(http, people_url, url, access_token)?;
         let page: GroupsPage =
-            serde_json::from_slice(&body).map_err(|e| PeopleError::Transient {
+            serde_json::from_slice(&body).map_err(|e| ApiError::Transient {
                 message: format!(
                     "the People API sent contact groups that are not the expected JSON ({e}); nothing was changed"
                 ),
@@ -264,48 +242,15 @@ struct ContactGroup {
     group_type: Option<String>,
 }
 
-/// One GET to the People API through the bounded client: the body of a 200, or the failure
-/// sorted by what the sync does next.
+/// One GET to the People API through the bounded client.
 fn get(
     http: &HttpClient,
     people_url: &Url,
     url: Url,
     access_token: &str,
-) -> Result<Vec<u8>, PeopleError> {
-    let request = http
-        .requests()
-        .get(url)
-        .bearer_auth(access_token)
-        .build()
-        .map_err(|e| {
-            PeopleError::Refused(format!(
-                "cannot build the People API request ({})",
-                error_chain(&e)
-            ))
-        })?;
-    let reply = http.execute(request).map_err(|e| match e.failure {
-        Failure::TooLarge => PeopleError::Refused(format!(
-            "the People API at {people_url} sent {}; the sync stopped and nothing was changed",
-            e.message
-        )),
-        _ => PeopleError::Transient {
-            message: format!("cannot reach the People API at {people_url}: {}", e.message),
-            retry_after: None,
-        },
-    })?;
-    if reply.status == 200 {
-        return Ok(reply.body);
-    }
-    let retry_after = reply
-        .headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, SystemTime::now()));
-    Err(classify_failure(
-        reply.status,
-        &String::from_utf8_lossy(&reply.body),
-        retry_after,
-    ))
+) -> Result<Vec<u8>, ApiError> {
+    let request = http.requests().get(url).bearer_auth(access_token);
+    api::send(http, Api::People, people_url, request)
 }
 
 /// Fetches one page of the signed-in user's connections.
@@ -315,7 +260,7 @@ pub fn fetch_page(
     access_token: &str,
     sync_token: Option<&str>,
     page_token: Option<&str>,
-) -> Result<Page, PeopleError> {
+) -> Result<Page, ApiError> {
     let mut url = people_url.clone();
     url.set_path(&format!(
         "{}/v1/people/me/connections",
@@ -337,21 +282,10 @@ pub fn fetch_page(
     parse_page(&get(http, people_url, url, access_token)?)
 }
 
-/// `Retry-After` as Google may send it: a number of seconds, or an HTTP date (a date in the
-/// past means at once).
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 /// A page whose shape is Google's; a person in it that is not (no resource name, a field of
 /// the wrong type) is skipped and logged rather than failing the whole sync.
-pub fn parse_page(body: &[u8]) -> Result<Page, PeopleError> {
-    let raw: RawPage = serde_json::from_slice(body).map_err(|e| PeopleError::Transient {
+pub fn parse_page(body: &[u8]) -> Result<Page, ApiError> {
+    let raw: RawPage = serde_json::from_slice(body).map_err(|e| ApiError::Transient {
         message: format!(
             "the People API sent a reply that is not the expected JSON ({e}); nothing was changed"
         ),
@@ -375,122 +309,9 @@ pub fn parse_page(body: &[u8]) -> Result<Page, PeopleError> {
     })
 }
 
-/// Google's JSON error: `{"error":{"code","message","status","details":[{"reason"}]}}`.
-#[derive(Deserialize, Default)]
-struct GoogleErrorBody {
-    #[serde(default)]
-    error: GoogleError,
-}
-
-#[derive(Deserialize, Default)]
-struct GoogleError {
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    status: String,
-    #[serde(default)]
-    details: Vec<GoogleErrorDetail>,
-}
-
-#[derive(Deserialize)]
-struct GoogleErrorDetail {
-    reason: Option<String>,
-}
-
-fn classify_failure(status: u16, body: &str, retry_after: Option<Duration>) -> PeopleError {
-    let parsed: GoogleErrorBody = serde_json::from_str(body).unwrap_or_default();
-    let error = parsed.error;
-    let reasons: Vec<&str> = error
-        .details
-        .iter()
-        .filter_map(|d| d.reason.as_deref())
-        .collect();
-    let google_says = if error.message.is_empty() {
-        format!("HTTP {status}")
-    } else {
-        format!("HTTP {status} {}: {}", error.status, error.message)
-    };
-    match status {
-        401 => PeopleError::Unauthorized,
-        410 => PeopleError::ExpiredSyncToken,
-        400 if reasons.contains(&"EXPIRED_SYNC_TOKEN") => PeopleError::ExpiredSyncToken,
-        403 if reasons.contains(&"SERVICE_DISABLED") || error.message.contains("has not been used") => {
-            PeopleError::Forbidden(format!(
-                "the People API is not enabled for this Google Cloud project: enable \"Google People API\" under APIs & Services > Library in the Google Cloud console, then press Sync now ({google_says})"
-            ))
-        }
-        403 if reasons.contains(&"ACCESS_TOKEN_SCOPE_INSUFFICIENT") => PeopleError::Forbidden(format!(
-            "the Google user did not grant access to contacts: click \"Get auth code\" again and tick \"See and download your contacts\" ({google_says})"
-        )),
-        403 => PeopleError::Forbidden(format!(
-            "Google denied access to the contacts: check that the People API is enabled and that the user may share contacts ({google_says})"
-        )),
-        429 | 500..=599 => PeopleError::Transient {
-            message: format!("the People API is busy or failing ({google_says})"),
-            retry_after,
-        },
-        _ => PeopleError::Refused(format!("the People API refused the request ({google_says})")),
-    }
-}
-
-impl PeopleError {
-    pub fn message(&self) -> String {
-        match self {
-            PeopleError::Unauthorized => {
-                "Google rejected the access token (HTTP 401) even after a refresh".into()
-            }
-            PeopleError::ExpiredSyncToken => "Google expired the sync token".into(),
-            PeopleError::Forbidden(m) | PeopleError::Refused(m) => m.clone(),
-            PeopleError::Transient { message, .. } => message.clone(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_expired_sync_token_is_recognised_by_its_reason() {
-        let body = r#"{"error":{"code":400,"message":"Sync token is expired. Clear local cache and retry call without the sync token.","status":"FAILED_PRECONDITION","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"EXPIRED_SYNC_TOKEN","domain":"people.googleapis.com"}]}}"#;
-        assert!(matches!(
-            classify_failure(400, body, None),
-            PeopleError::ExpiredSyncToken
-        ));
-        // Another 400 is not an expired token, whatever its status text.
-        let other = r#"{"error":{"code":400,"message":"Invalid personFields mask path","status":"INVALID_ARGUMENT"}}"#;
-        assert!(matches!(
-            classify_failure(400, other, None),
-            PeopleError::Refused(_)
-        ));
-        assert!(matches!(
-            classify_failure(410, "", None),
-            PeopleError::ExpiredSyncToken
-        ));
-    }
-
-    #[test]
-    fn failures_are_sorted_by_what_to_do() {
-        assert!(matches!(
-            classify_failure(401, "{}", None),
-            PeopleError::Unauthorized
-        ));
-        let disabled = r#"{"error":{"code":403,"message":"People API has not been used in project 1 before or it is disabled.","status":"PERMISSION_DENIED","details":[{"reason":"SERVICE_DISABLED"}]}}"#;
-        match classify_failure(403, disabled, None) {
-            PeopleError::Forbidden(m) => assert!(m.contains("not enabled"), "{m}"),
-            _ => panic!("403 SERVICE_DISABLED must be Forbidden"),
-        }
-        match classify_failure(429, "not json", Some(Duration::from_secs(7))) {
-            PeopleError::Transient { retry_after, .. } => {
-                assert_eq!(retry_after, Some(Duration::from_secs(7)))
-            }
-            _ => panic!("429 must be transient"),
-        }
-        assert!(matches!(
-            classify_failure(503, "", None),
-            PeopleError::Transient { .. }
-        ));
-    }
 
     #[test]
     fn a_reply_with_a_field_of_the_wrong_type_is_an_error_not_an_empty_page() {
@@ -512,20 +333,5 @@ mod tests {
             .map(|p| p.resource_name.as_str())
             .collect();
         assert_eq!(names, ["people/c2"]);
-    }
-
-    #[test]
-    fn retry_after_takes_seconds_or_an_http_date() {
-        let now = httpdate::parse_http_date("Sun, 29 Nov 2026 12:00:00 GMT").unwrap();
-        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Sun, 29 Nov 2026 12:01:30 GMT", now),
-            Some(Duration::from_secs(90))
-        );
-        assert_eq!(
-            parse_retry_after("Sun, 29 Nov 2026 11:00:00 GMT", now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
     }
 }

@@ -1,4 +1,5 @@
-//! What the plugin persists: pending authorizations, tokens, sync state and contacts. The
+//! What the plugin persists: pending authorizations, tokens, sync state, contacts and
+//! calendar presence. The
 //! plugin uses the `Store` of `sqlite`, whose tokens `seal` encrypts; the types here are what
 //! crosses the interface.
 
@@ -20,6 +21,16 @@ pub struct StoredAccount {
     pub last_error: Option<String>,
     /// The scopes Google granted at the last connect.
     pub scopes: Vec<String>,
+}
+
+/// What the store keeps of an account's calendar presence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredPresence {
+    pub account: String,
+    /// The last good answer, if there was one.
+    pub busy: Option<crate::presence::BusyTimes>,
+    /// The calendar problem an administrator must act on, if any.
+    pub issue: Option<String>,
 }
 
 /// The OAuth tokens of one account. No `Debug`: they must never be printed.

@@ -9,13 +9,14 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::seal::Sealer;
-use super::{PendingAuth, StoredAccount, Tokens};
+use super::{PendingAuth, StoredAccount, StoredPresence, Tokens};
 use std::collections::HashMap;
 
 use crate::book::contact::{Contact, ContactNumber};
 use crate::book::numbers::GroupNames;
 use crate::book::phone::{NationalKey, E164};
 use crate::error::{Error, Result};
+use crate::presence::BusyTimes;
 
 pub const DATABASE_FILE: &str = "google-integration.sqlite3";
 /// Authorizations an account may have waiting for Google's redirect at once.
@@ -70,6 +71,16 @@ const MIGRATIONS: &[&str] = &[
      );",
     // 3: the scopes Google granted, space-separated, for the status.
     "ALTER TABLE accounts ADD COLUMN scopes TEXT NOT NULL DEFAULT '';",
+    // 4: calendar presence: the last good freeBusy answer of an account's connection (busy
+    // periods as "start end" pairs of Unix seconds, one a line) and its calendar problem.
+    "CREATE TABLE presence (
+        account       TEXT PRIMARY KEY,
+        connection_id INTEGER NOT NULL,
+        fetched_at    INTEGER,
+        window_end    INTEGER,
+        busy          TEXT NOT NULL DEFAULT '',
+        issue         TEXT
+     );",
 ];
 
 pub struct Store {
@@ -214,6 +225,10 @@ impl Store {
                 scopes.join(" ")
             ],
         )?;
+        // The older connection's busy times may be another Google user's: never shown again.
+        self.conn
+            .lock()
+            .execute("DELETE FROM presence WHERE account = ?1", [account])?;
         self.account(account)?
             .ok_or_else(|| Error::storage("the account vanished while it was being stored"))
     }
@@ -335,9 +350,113 @@ impl Store {
         }
         delete_contacts(&tx, account)?;
         tx.execute("DELETE FROM pending_auth WHERE account = ?1", [account])?;
+        tx.execute("DELETE FROM presence WHERE account = ?1", [account])?;
         tx.commit()?;
         checkpoint(&conn)?;
         Ok(true)
+    }
+
+    // ---- calendar presence --------------------------------------------------------------
+
+    /// Every stored calendar answer and problem, of accounts' current connections only.
+    pub fn presences(&self) -> Result<Vec<StoredPresence>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare(
+            "SELECT p.account, p.fetched_at, p.window_end, p.busy, p.issue
+             FROM presence p JOIN accounts a
+               ON a.account = p.account AND a.connection_id = p.connection_id",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            let fetched_at: Option<i64> = row.get(1)?;
+            let window_end: Option<i64> = row.get(2)?;
+            let busy: String = row.get(3)?;
+            Ok(StoredPresence {
+                account: row.get(0)?,
+                busy: fetched_at.map(|fetched_at| {
+                    BusyTimes::new(
+                        read_periods(&busy),
+                        fetched_at,
+                        window_end.unwrap_or(fetched_at),
+                    )
+                }),
+                issue: row.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Stores a good calendar answer of the account's connection `connection_id` (clearing
+    /// its calendar problem), then runs `after_commit` while the database is still locked,
+    /// so that memory changes in the same order as the store. Returns false, changing
+    /// nothing, when the account was disabled or reconnected meanwhile.
+    pub fn save_presence(
+        &self,
+        account: &str,
+        connection_id: i64,
+        busy: &BusyTimes,
+        after_commit: impl FnOnce(),
+    ) -> Result<bool> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        let current: Option<i64> = tx
+            .query_row(
+                "SELECT 1 FROM accounts WHERE account = ?1 AND connection_id = ?2",
+                params![account, connection_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if current.is_none() {
+            return Ok(false);
+        }
+        let periods: Vec<String> = busy
+            .periods()
+            .iter()
+            .map(|(start, end)| format!("{start} {end}"))
+            .collect();
+        tx.execute(
+            "INSERT INTO presence (account, connection_id, fetched_at, window_end, busy, issue)
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL)
+             ON CONFLICT (account) DO UPDATE SET connection_id = excluded.connection_id,
+                fetched_at = excluded.fetched_at, window_end = excluded.window_end,
+                busy = excluded.busy, issue = NULL",
+            params![
+                account,
+                connection_id,
+                busy.fetched_at,
+                busy.window_end,
+                periods.join("\n")
+            ],
+        )?;
+        tx.commit()?;
+        after_commit();
+        Ok(true)
+    }
+
+    /// Records (or clears) the calendar problem of the account's connection `connection_id`;
+    /// the busy times already stored stay.
+    pub fn set_presence_issue(
+        &self,
+        account: &str,
+        connection_id: i64,
+        issue: Option<&str>,
+    ) -> Result<()> {
+        self.conn.lock().execute(
+            "INSERT INTO presence (account, connection_id, issue)
+             SELECT ?1, ?2, ?3 WHERE EXISTS
+                (SELECT 1 FROM accounts WHERE account = ?1 AND connection_id = ?2)
+             ON CONFLICT (account) DO UPDATE SET issue = excluded.issue
+             WHERE presence.connection_id = excluded.connection_id",
+            params![account, connection_id, issue],
+        )?;
+        Ok(())
+    }
+
+    /// Erases what the store knows of the account's calendar (presence was turned off).
+    pub fn delete_presence(&self, account: &str) -> Result<()> {
+        self.conn
+            .lock()
+            .execute("DELETE FROM presence WHERE account = ?1", [account])?;
+        Ok(())
     }
 
     // ---- sync ---------------------------------------------------------------------------
@@ -627,6 +746,16 @@ fn stored_account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredAc
             .map(str::to_owned)
             .collect(),
     })
+}
+
+/// Busy periods as `save_presence` writes them; a line that is not two numbers is skipped.
+fn read_periods(text: &str) -> Vec<(i64, i64)> {
+    text.lines()
+        .filter_map(|line| {
+            let (start, end) = line.split_once(' ')?;
+            Some((start.parse().ok()?, end.parse().ok()?))
+        })
+        .collect()
 }
 
 fn delete_contacts(tx: &Transaction<'_>, account: &str) -> Result<()> {

@@ -1,10 +1,14 @@
-//! Background syncing of every connected account's contacts, on plain threads. A scheduler
-//! queue hands due accounts to a few workers, so one slow or failing account never holds up
-//! another; a sync fetches every page first and lands them in one transaction and one index
-//! swap, so a sync that fails half-way (or a killed process) leaves the last complete state.
+//! Background work for every connected account, on plain threads: syncing its contacts
+//! (`account_sync`) and fetching its calendar's busy times (`presence_fetch`), both through
+//! one `session` with Google. A scheduler queue hands due tasks to a few workers, so one slow
+//! or failing account never holds up another; a sync fetches every page first and lands them
+//! in one transaction and one index swap, so a sync that fails half-way (or a killed process)
+//! leaves the last complete state.
 
 mod account_sync;
+mod presence_fetch;
 mod schedule;
+mod session;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,15 +17,59 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::config::Config;
 use crate::core::{unix_now, Core};
-use account_sync::{run_sync, SyncEnd};
+use account_sync::run_sync;
+use presence_fetch::run_presence;
 use schedule::Queue;
+use session::SyncEnd;
 
 /// Accounts synced at the same time. More only adds load on Google and the disk.
 const WORKERS: usize = 4;
 /// Retries of one request after a 429, a 5xx or a network failure, before the status turns
 /// yellow (the contract's "past three retries").
 const MAX_RETRIES: u32 = 3;
+
+/// What a worker does for an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Job {
+    /// Sync its contacts, every `sync_interval_secs`.
+    Contacts,
+    /// Fetch its calendar's busy times, every `presence_interval_secs`.
+    Presence,
+}
+
+impl Job {
+    fn interval(self, config: &Config) -> Duration {
+        match self {
+            Job::Contacts => config.sync_interval,
+            Job::Presence => config.presence_interval,
+        }
+    }
+
+    /// The job's name in messages to an administrator.
+    fn noun(self) -> &'static str {
+        match self {
+            Job::Contacts => "sync",
+            Job::Presence => "calendar fetch",
+        }
+    }
+
+    fn run(self, shared: &Shared, account: &str) -> SyncEnd {
+        match self {
+            Job::Contacts => run_sync(shared, account),
+            Job::Presence => run_presence(shared, account),
+        }
+    }
+
+    /// Records a problem an administrator must act on, where the status shows this job's.
+    fn record_issue(self, core: &Core, account: &str, connection_id: i64, reason: &str) {
+        match self {
+            Job::Contacts => core.record_issue(account, connection_id, reason),
+            Job::Presence => core.record_presence_issue(account, connection_id, reason),
+        }
+    }
+}
 
 pub struct SyncWorker {
     shared: Arc<Shared>,
@@ -40,8 +88,13 @@ struct Shared {
 
 impl SyncWorker {
     /// Starts the workers. `accounts` are the connected accounts with their last sync time:
-    /// each is due one interval after it, or at once if it never synced.
-    pub fn start(core: Arc<Core>, accounts: Vec<(String, Option<i64>)>) -> SyncWorker {
+    /// each is due one interval after it, or at once if it never synced. The calendars of
+    /// `calendars` are fetched at once: presence must not wait for the interval after a restart.
+    pub fn start(
+        core: Arc<Core>,
+        accounts: Vec<(String, Option<i64>)>,
+        calendars: Vec<String>,
+    ) -> SyncWorker {
         let interval = core.config.sync_interval;
         let now = Instant::now();
         let unix = unix_now();
@@ -52,9 +105,13 @@ impl SyncWorker {
                     (at + interval.as_secs() as i64 - unix).clamp(0, interval.as_secs() as i64)
                 })
                 .unwrap_or(0);
-            queue
-                .due
-                .insert(account, now + Duration::from_secs(wait as u64));
+            queue.due.insert(
+                (account, Job::Contacts),
+                now + Duration::from_secs(wait as u64),
+            );
+        }
+        for account in calendars {
+            queue.due.insert((account, Job::Presence), now);
         }
         let shared = Arc::new(Shared {
             core,
@@ -76,13 +133,14 @@ impl SyncWorker {
         SyncWorker { shared, threads }
     }
 
-    /// Syncs the account as soon as a worker is free (once more if it is syncing now), and
-    /// keeps it on the schedule from then on.
-    pub fn request(&self, account: &str) {
+    /// Runs the job for the account as soon as a worker is free (once more if it runs now),
+    /// and keeps it on the schedule from then on.
+    pub fn request(&self, account: &str, job: Job) {
         let mut queue = self.shared.queue.lock();
-        let next = Instant::now() + self.shared.core.config.sync_interval;
-        queue.due.entry(account.to_owned()).or_insert(next);
-        queue.push(account);
+        let next = Instant::now() + job.interval(&self.shared.core.config);
+        let task = (account.to_owned(), job);
+        queue.due.entry(task.clone()).or_insert(next);
+        queue.push(&task);
         self.shared.wake.notify_one();
     }
 
@@ -90,15 +148,15 @@ impl SyncWorker {
     /// waits in line or runs.
     pub fn next_due(&self, account: &str) -> Option<i64> {
         let queue = self.shared.queue.lock();
-        let due = *queue.due.get(account)?;
+        let due = *queue.due.get(&(account.to_owned(), Job::Contacts))?;
         let wait = due.saturating_duration_since(Instant::now());
         Some(unix_now() + wait.as_secs() as i64)
     }
 
-    /// Takes the account off the schedule (it was disabled). A sync already running for it
-    /// finds the account gone when it tries to commit, and changes nothing.
-    pub fn forget(&self, account: &str) {
-        self.shared.queue.lock().forget(account);
+    /// Takes the account's job off the schedule. A run already going for it finds the
+    /// account gone (or reconnected) when it tries to commit, and changes nothing.
+    pub fn forget(&self, account: &str, job: Job) {
+        self.shared.queue.lock().forget(&(account.to_owned(), job));
     }
 
     /// Stops every worker; a sync in flight stops at its next step without committing.
@@ -125,19 +183,19 @@ impl Drop for SyncWorker {
 }
 
 fn worker_loop(shared: &Shared) {
-    let interval = shared.core.config.sync_interval;
+    let config = &shared.core.config;
     loop {
-        let account = {
+        let task = {
             let mut queue = shared.queue.lock();
             loop {
                 if shared.stopping.load(Ordering::SeqCst) {
                     return;
                 }
-                queue.promote_due(Instant::now(), interval);
-                if let Some(account) = queue.ready.pop_front() {
-                    queue.queued.remove(&account);
-                    queue.running.insert(account.clone());
-                    break account;
+                queue.promote_due(Instant::now(), |job| job.interval(config));
+                if let Some(task) = queue.ready.pop_front() {
+                    queue.queued.remove(&task);
+                    queue.running.insert(task.clone());
+                    break task;
                 }
                 match queue.next_deadline() {
                     Some(at) => {
@@ -147,41 +205,44 @@ fn worker_loop(shared: &Shared) {
                 }
             }
         };
+        let (account, job) = (&task.0, task.1);
 
-        // A panic in one sync must not take the worker (or the PBX) down with it, nor leave
+        // A panic in one run must not take the worker (or the PBX) down with it, nor leave
         // the account looking as if it were syncing still.
         let end = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_sync(shared, &account)
+            job.run(shared, account)
         }))
         .unwrap_or_else(|_| {
-            if let Some(connection_id) = shared.core.connection_id(&account) {
+            if let Some(connection_id) = shared.core.connection_id(account) {
                 shared
                     .core
-                    .update_state(&account, connection_id, |s| s.syncing = false);
-                shared.core.record_issue(
-                    &account,
+                    .update_state(account, connection_id, |s| s.syncing = false);
+                job.record_issue(
+                    &shared.core,
+                    account,
                     connection_id,
-                    "the sync failed on an internal error (a bug in the plugin; please report it with the plugin's log); it is retried at the next interval or on Sync now",
+                    &format!("the {} failed on an internal error (a bug in the plugin; please report it with the plugin's log); it is retried at the next interval or on Sync now", job.noun()),
                 );
             }
             SyncEnd::Done
         });
 
         let mut queue = shared.queue.lock();
-        queue.running.remove(&account);
+        queue.running.remove(&task);
         let next = match end {
             SyncEnd::Done => {
-                queue.deferrals.remove(&account);
-                interval
+                queue.deferrals.remove(&task);
+                job.interval(config)
             }
             SyncEnd::Deferred { wait, reason } => {
-                let deferred = queue.deferrals.entry(account.clone()).or_insert(0);
+                let deferred = queue.deferrals.entry(task.clone()).or_insert(0);
                 if *deferred >= MAX_RETRIES {
                     *deferred = 0;
                     drop(queue);
-                    if let Some(connection_id) = shared.core.connection_id(&account) {
-                        shared.core.record_issue(
-                            &account,
+                    if let Some(connection_id) = shared.core.connection_id(account) {
+                        job.record_issue(
+                            &shared.core,
+                            account,
                             connection_id,
                             &format!("{reason}; still failing after {MAX_RETRIES} retries. The plugin tries again when Google allows"),
                         );
@@ -190,18 +251,19 @@ fn worker_loop(shared: &Shared) {
                 } else {
                     *deferred += 1;
                     log::warn!(
-                        "account {account}: {reason}; retry {deferred} of {MAX_RETRIES} in {} s, as Google asked",
+                        "account {account}: {reason}; retry {deferred} of {MAX_RETRIES} of the {} in {} s, as Google asked",
+                        job.noun(),
                         wait.as_secs()
                     );
                 }
                 wait
             }
         };
-        if let Some(at) = queue.due.get_mut(&account) {
+        if let Some(at) = queue.due.get_mut(&task) {
             *at = Instant::now() + next;
         }
-        if queue.again.remove(&account) {
-            queue.push(&account);
+        if queue.again.remove(&task) {
+            queue.push(&task);
             shared.wake.notify_one();
         }
     }

@@ -1,52 +1,60 @@
-//! The sync schedule: when each connected account is next due, which are ready to run, and
-//! which are running (an account is never synced twice at once).
+//! The schedule: when each connected account's jobs (its contacts sync, its calendar fetch)
+//! are next due, which are ready to run, and which are running (a job of an account never
+//! runs twice at once).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use super::Job;
+
+/// One job of one account.
+pub type Task = (String, Job);
+
 #[derive(Default)]
 pub struct Queue {
-    pub ready: VecDeque<String>,
-    pub queued: HashSet<String>,
-    pub running: HashSet<String>,
-    /// Asked for while running: run once more when the current sync ends.
-    pub again: HashSet<String>,
-    /// When each connected account is next due.
-    pub due: HashMap<String, Instant>,
-    /// Syncs in a row that ended with Google asking to wait longer than a sync waits: each
+    pub ready: VecDeque<Task>,
+    pub queued: HashSet<Task>,
+    pub running: HashSet<Task>,
+    /// Asked for while running: run once more when the current run ends.
+    pub again: HashSet<Task>,
+    /// When each scheduled task is next due.
+    pub due: HashMap<Task, Instant>,
+    /// Runs in a row that ended with Google asking to wait longer than a run waits: each
     /// counts as a retry, so the account turns yellow only after three.
-    pub deferrals: HashMap<String, u32>,
+    pub deferrals: HashMap<Task, u32>,
 }
 
 impl Queue {
-    pub fn push(&mut self, account: &str) {
-        if self.running.contains(account) {
-            self.again.insert(account.to_owned());
-        } else if self.queued.insert(account.to_owned()) {
-            self.ready.push_back(account.to_owned());
+    pub fn push(&mut self, task: &Task) {
+        if self.running.contains(task) {
+            self.again.insert(task.clone());
+        } else if self.queued.insert(task.clone()) {
+            self.ready.push_back(task.clone());
         }
     }
 
-    pub fn promote_due(&mut self, now: Instant, interval: Duration) {
-        let due: Vec<String> = self
+    /// Queues every task that is due by `now`, and puts it on the schedule again one
+    /// interval (of its job) later.
+    pub fn promote_due(&mut self, now: Instant, interval: impl Fn(Job) -> Duration) {
+        let due: Vec<Task> = self
             .due
             .iter()
             .filter(|(_, at)| **at <= now)
-            .map(|(account, _)| account.clone())
+            .map(|(task, _)| task.clone())
             .collect();
-        for account in due {
-            self.due.insert(account.clone(), now + interval);
-            self.push(&account);
+        for task in due {
+            self.due.insert(task.clone(), now + interval(task.1));
+            self.push(&task);
         }
     }
 
-    /// Takes the account off the schedule.
-    pub fn forget(&mut self, account: &str) {
-        self.due.remove(account);
-        self.again.remove(account);
-        self.deferrals.remove(account);
-        if self.queued.remove(account) {
-            self.ready.retain(|a| a != account);
+    /// Takes a task off the schedule.
+    pub fn forget(&mut self, task: &Task) {
+        self.due.remove(task);
+        self.again.remove(task);
+        self.deferrals.remove(task);
+        if self.queued.remove(task) {
+            self.ready.retain(|t| t != task);
         }
     }
 

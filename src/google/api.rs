@@ -1,0 +1,264 @@
+//! What every Google API call has in common: one request through the bounded client, and
+//! Google's failures sorted by what the caller does next (refresh the token, retry later,
+//! start over, or tell an administrator what to fix). The People API and the Calendar API
+//! answer failures in the same shape; only the fixes an administrator is told differ.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+use url::Url;
+
+use super::http::{error_chain, Failure, HttpClient};
+
+/// The Google API a request went to, for messages that name it and its fix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    People,
+    Calendar,
+}
+
+impl Api {
+    /// The API's name as the Google Cloud console's library lists it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::People => "Google People API",
+            Api::Calendar => "Google Calendar API",
+        }
+    }
+
+    /// What a user does when the grant lacks this API's scope.
+    fn scope_fix(self) -> &'static str {
+        match self {
+            Api::People => "the Google user did not grant access to contacts: click \"Get auth code\" again and tick \"See and download your contacts\"",
+            Api::Calendar => "the Google user did not grant calendar access: click \"Get auth code\" to grant calendar access (tick the calendar box on Google's consent screen)",
+        }
+    }
+
+    /// What Google denies when it answers 403 for another reason.
+    fn denied(self) -> &'static str {
+        match self {
+            Api::People => "Google denied access to the contacts: check that the Google People API is enabled and that the user may share contacts",
+            Api::Calendar => "Google denied access to the calendar: check that the Google Calendar API is enabled and that the user may share free/busy times",
+        }
+    }
+}
+
+/// Why a call failed, sorted by what the caller does next.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 401: the access token is expired or revoked; refresh it once and retry.
+    Unauthorized,
+    /// The stored sync token is too old (400 FAILED_PRECONDITION / EXPIRED_SYNC_TOKEN, or 410):
+    /// start one clean full sync.
+    ExpiredSyncToken,
+    /// 403: the API is disabled for the client, or the grant lacks its scope. An
+    /// administrator must act; retrying does not help.
+    Forbidden(String),
+    /// 429, 5xx, a network failure or a broken reply: worth retrying after a pause.
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Any other refusal (4xx): retrying the same request will not help.
+    Refused(String),
+}
+
+impl ApiError {
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::Unauthorized => {
+                "Google rejected the access token (HTTP 401) even after a refresh".into()
+            }
+            ApiError::ExpiredSyncToken => "Google expired the sync token".into(),
+            ApiError::Forbidden(m) | ApiError::Refused(m) => m.clone(),
+            ApiError::Transient { message, .. } => message.clone(),
+        }
+    }
+}
+
+/// Sends one request through the bounded client: the body of a 200, or the failure sorted
+/// by what to do next. `base_url` is named in messages (never the request's query).
+pub fn send(
+    http: &HttpClient,
+    api: Api,
+    base_url: &Url,
+    request: reqwest::blocking::RequestBuilder,
+) -> Result<Vec<u8>, ApiError> {
+    let name = api.name();
+    let request = request.build().map_err(|e| {
+        ApiError::Refused(format!(
+            "cannot build the {name} request ({})",
+            error_chain(&e)
+        ))
+    })?;
+    let reply = http.execute(request).map_err(|e| match e.failure {
+        Failure::TooLarge => ApiError::Refused(format!(
+            "the {name} at {base_url} sent {}; nothing was changed",
+            e.message
+        )),
+        _ => ApiError::Transient {
+            message: format!("cannot reach the {name} at {base_url}: {}", e.message),
+            retry_after: None,
+        },
+    })?;
+    if reply.status == 200 {
+        return Ok(reply.body);
+    }
+    let retry_after = reply
+        .headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    Err(classify_failure(
+        api,
+        reply.status,
+        &String::from_utf8_lossy(&reply.body),
+        retry_after,
+    ))
+}
+
+/// `Retry-After` as Google may send it: a number of seconds, or an HTTP date (a date in the
+/// past means at once).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Google's JSON error: `{"error":{"code","message","status","details":[{"reason"}]}}`.
+#[derive(Deserialize, Default)]
+struct GoogleErrorBody {
+    #[serde(default)]
+    error: GoogleError,
+}
+
+#[derive(Deserialize, Default)]
+struct GoogleError {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    details: Vec<GoogleErrorDetail>,
+}
+
+#[derive(Deserialize)]
+struct GoogleErrorDetail {
+    reason: Option<String>,
+}
+
+fn classify_failure(api: Api, status: u16, body: &str, retry_after: Option<Duration>) -> ApiError {
+    let parsed: GoogleErrorBody = serde_json::from_str(body).unwrap_or_default();
+    let error = parsed.error;
+    let reasons: Vec<&str> = error
+        .details
+        .iter()
+        .filter_map(|d| d.reason.as_deref())
+        .collect();
+    let google_says = if error.message.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        format!("HTTP {status} {}: {}", error.status, error.message)
+    };
+    let name = api.name();
+    match status {
+        401 => ApiError::Unauthorized,
+        410 => ApiError::ExpiredSyncToken,
+        400 if reasons.contains(&"EXPIRED_SYNC_TOKEN") => ApiError::ExpiredSyncToken,
+        403 if reasons.contains(&"SERVICE_DISABLED") || error.message.contains("has not been used") => {
+            ApiError::Forbidden(format!(
+                "the {name} is not enabled for this Google Cloud project: enable the {name} in the Google Cloud console (APIs & Services > Library > \"{name}\"), then press Sync now ({google_says})"
+            ))
+        }
+        403 if reasons.contains(&"ACCESS_TOKEN_SCOPE_INSUFFICIENT") => {
+            ApiError::Forbidden(format!("{} ({google_says})", api.scope_fix()))
+        }
+        403 => ApiError::Forbidden(format!("{} ({google_says})", api.denied())),
+        429 | 500..=599 => ApiError::Transient {
+            message: format!("the {name} is busy or failing ({google_says})"),
+            retry_after,
+        },
+        _ => ApiError::Refused(format!("the {name} refused the request ({google_says})")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expired_sync_token_is_recognised_by_its_reason() {
+        let body = r#"{"error":{"code":400,"message":"Sync token is expired. Clear local cache and retry call without the sync token.","status":"FAILED_PRECONDITION","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"EXPIRED_SYNC_TOKEN","domain":"people.googleapis.com"}]}}"#;
+        assert!(matches!(
+            classify_failure(Api::People, 400, body, None),
+            ApiError::ExpiredSyncToken
+        ));
+        // Another 400 is not an expired token, whatever its status text.
+        let other = r#"{"error":{"code":400,"message":"Invalid personFields mask path","status":"INVALID_ARGUMENT"}}"#;
+        assert!(matches!(
+            classify_failure(Api::People, 400, other, None),
+            ApiError::Refused(_)
+        ));
+        assert!(matches!(
+            classify_failure(Api::People, 410, "", None),
+            ApiError::ExpiredSyncToken
+        ));
+    }
+
+    #[test]
+    fn failures_are_sorted_by_what_to_do() {
+        assert!(matches!(
+            classify_failure(Api::People, 401, "{}", None),
+            ApiError::Unauthorized
+        ));
+        let disabled = r#"{"error":{"code":403,"message":"People API has not been used in project 1 before or it is disabled.","status":"PERMISSION_DENIED","details":[{"reason":"SERVICE_DISABLED"}]}}"#;
+        match classify_failure(Api::People, 403, disabled, None) {
+            ApiError::Forbidden(m) => assert!(m.contains("not enabled"), "{m}"),
+            _ => panic!("403 SERVICE_DISABLED must be Forbidden"),
+        }
+        match classify_failure(Api::People, 429, "not json", Some(Duration::from_secs(7))) {
+            ApiError::Transient { retry_after, .. } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(7)))
+            }
+            _ => panic!("429 must be transient"),
+        }
+        assert!(matches!(
+            classify_failure(Api::People, 503, "", None),
+            ApiError::Transient { .. }
+        ));
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        let now = httpdate::parse_http_date("Sun, 29 Nov 2026 12:00:00 GMT").unwrap();
+        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Sun, 29 Nov 2026 12:01:30 GMT", now),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 29 Nov 2026 11:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+    #[test]
+    fn a_disabled_calendar_api_names_the_calendar_api() {
+        let disabled = r#"{"error":{"code":403,"message":"Google Calendar API has not been used in project 1 before or it is disabled.","status":"PERMISSION_DENIED","details":[{"reason":"SERVICE_DISABLED"}]}}"#;
+        match classify_failure(Api::Calendar, 403, disabled, None) {
+            ApiError::Forbidden(m) => assert!(
+                m.contains("enable the Google Calendar API in the Google Cloud console"),
+                "{m}"
+            ),
+            _ => panic!("403 SERVICE_DISABLED must be Forbidden"),
+        }
+        let scope = r#"{"error":{"code":403,"status":"PERMISSION_DENIED","message":"Request had insufficient authentication scopes.","details":[{"reason":"ACCESS_TOKEN_SCOPE_INSUFFICIENT"}]}}"#;
+        match classify_failure(Api::Calendar, 403, scope, None) {
+            ApiError::Forbidden(m) => assert!(m.contains("grant calendar access"), "{m}"),
+            _ => panic!("a missing scope must be Forbidden"),
+        }
+    }
+}
