@@ -8,7 +8,8 @@
 //! - `gi_open` with 1,000,000 stored numbers until the first lookup answers;
 //! - resident memory per indexed number;
 //! - address book searches (text and keypad) against SQLite FTS5 over the same rows, and
-//!   lookups beside a thread that searches.
+//!   lookups beside a thread that searches;
+//! - `gi_presence` at 10,000 accounts with 20 busy periods each, beside a lookup.
 //!
 //! Latencies go into HDR histograms (one clock read per call; the clock's own cost is measured
 //! and shown). Nothing here is asserted: figures are for the report, on a shared machine.
@@ -23,7 +24,7 @@ use serde_json::{json, Value};
 
 use crate::progress::Bar;
 use host_sim::fake_google::{Client, Endpoint, FakeGoogle, Person};
-use host_sim::plugin::{Api, GiContact, GiResult, GiSearchMode, Plugin};
+use host_sim::plugin::{Api, GiContact, GiPresence, GiResult, GiSearchMode, Plugin};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -81,6 +82,8 @@ struct Sizes {
     sync_contacts: usize,
     tenants: usize,
     per_tenant: usize,
+    /// Accounts with calendar presence on.
+    presence_accounts: usize,
     measure: Duration,
 }
 
@@ -123,6 +126,7 @@ pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
             sync_contacts: 2_000,
             tenants: 20,
             per_tenant: 1_000,
+            presence_accounts: 1_000,
             measure: Duration::from_secs(args.seconds.unwrap_or(1)),
         }
     } else {
@@ -130,6 +134,7 @@ pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
             sync_contacts: 25_000,
             tenants: 1_000,
             per_tenant: 1_000,
+            presence_accounts: 10_000,
             measure: Duration::from_secs(args.seconds.unwrap_or(3)),
         }
     };
@@ -416,7 +421,7 @@ pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
     let plugin = open(api, &config)?;
     let mut bar = Bar::new("lookups many");
     bar.update(0, 1, "plugin vs SQLite");
-    lookup_rows(
+    let lookups = lookup_rows(
         &plugin,
         &tenant_sets,
         &format!("{total} numbers"),
@@ -424,8 +429,103 @@ pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
         &mut rows,
     )?;
     bar.finish(1, 1, "done");
+    drop(plugin);
+
+    presence_rows(api, &sizes, &lookups, &mut rows)?;
 
     print_table(&rows);
+    Ok(())
+}
+
+// ---- calendar presence ----------------------------------------------------------------------
+
+/// Busy periods each account's calendar holds in the next 24 hours.
+const BUSY_PER_ACCOUNT: i64 = 20;
+
+/// `gi_presence` with many accounts, each with `BUSY_PER_ACCOUNT` busy periods (half of them
+/// in a meeting now), beside a lookup hit's median from the same run.
+fn presence_rows(
+    api: &Api,
+    sizes: &Sizes,
+    lookups: &Histogram<u64>,
+    rows: &mut Vec<Row>,
+) -> Result<(), String> {
+    let accounts = sizes.presence_accounts;
+    let fake = FakeGoogle::start();
+    fake.add_client(Client::new(CLIENT_ID, CLIENT_SECRET, &[REDIRECT_URI]));
+    let dir =
+        tempfile::tempdir().map_err(|e| format!("cannot create a temporary data_dir: {e}"))?;
+    let config = json!({
+        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uri": REDIRECT_URI,
+        "data_dir": dir.path().join("data"), "sync_interval_secs": 86_400, "retry_base_ms": 50,
+        "calendar": true, "presence_interval_secs": 3600,
+        "google": fake.config_json(),
+    });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let plugin = open(api, &config)?;
+    let mut bar = Bar::new("presence    ");
+    let mut names = Vec::with_capacity(accounts);
+    for i in 0..accounts {
+        let email = format!("calendar{i}@example.com");
+        // Half the accounts are in a meeting now; each has 20 meetings of 30 minutes an hour
+        // apart from then on.
+        let first = if i % 2 == 0 { now - 600 } else { now + 600 };
+        fake.add_user(&email, &email);
+        fake.set_busy(
+            &email,
+            (0..BUSY_PER_ACCOUNT)
+                .map(|k| (first + k * 3600, first + k * 3600 + 1800))
+                .collect(),
+        );
+        let account = format!("presence.example/{i}");
+        host_sim::connect_through_fake(&plugin, &fake, &account, &email)?;
+        names.push(CString::new(account).map_err(|e| e.to_string())?);
+        if i % 100 == 0 {
+            bar.update(
+                i,
+                accounts,
+                &format!("{i} of {accounts} accounts connected"),
+            );
+        }
+    }
+    let mut known = 0;
+    while known < accounts {
+        known = names
+            .iter()
+            .filter(|name| {
+                plugin.presence(name.to_str().unwrap_or("")).0 != GiPresence::GI_PRESENCE_UNKNOWN
+            })
+            .count();
+        bar.update(
+            known,
+            accounts,
+            &format!("{known} of {accounts} calendars fetched"),
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bar.finish(accounts, accounts, "calendars fetched");
+    let mut until = 0i64;
+    let ours = measure(&names, sizes.measure, |account| {
+        // SAFETY: the plugin is open and `account` a NUL-terminated string.
+        let presence =
+            unsafe { (plugin.api().gi_presence)(plugin.raw(), account.as_ptr(), &mut until) };
+        presence != GiPresence::GI_PRESENCE_UNKNOWN && until != 0
+    })?;
+    let lookup = lookups.value_at_quantile(0.5) as f64;
+    for (label, q) in [("median", 0.5), ("p99", 0.99)] {
+        let a = ours.value_at_quantile(q) as f64;
+        rows.push(row(
+            format!(
+                "gi_presence {label}, {accounts} accounts × {BUSY_PER_ACCOUNT} busy periods (C ABI)"
+            ),
+            ns(a),
+            format!("lookup hit median: {}", ns(lookup)),
+            format!("{:.2}x a lookup", a / lookup),
+            if label == "median" { "≤ 100 ns" } else { "" },
+        ));
+    }
     Ok(())
 }
 

@@ -1,14 +1,14 @@
 //! `host-sim demo`: the whole feature in one command, offline. A fake Google seeded with a few
 //! hundred contacts, three accounts connected through its consent flow, the syncs watched with
-//! a progress bar, a handful of incoming calls, a few address-book searches, then the Google
-//! Integration page.
+//! a progress bar, a handful of incoming calls, a few address-book searches, a meeting that
+//! turns a phone busy, then the Google Integration page.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use host_sim::fake_google::{Endpoint, FakeGoogle};
-use host_sim::plugin::Plugin;
+use host_sim::plugin::{GiPresence, Plugin};
 
 use crate::progress::Bar;
 use crate::web::{App, Listener, Mode};
@@ -144,6 +144,10 @@ pub fn run(plugin_path: &Path, args: DemoArgs) -> Result<(), String> {
         );
     }
 
+    println!("\n7. Calendar presence: a meeting in Bob's Google Calendar makes his phone busy");
+    println!("   (gi_presence, from memory; the busy times come from Calendar's freeBusy)");
+    presence_demo(&plugin, &fake)?;
+
     if args.once {
         println!("\nDone (--once). Run `host-sim demo` without --once to try the web page.");
         return Ok(());
@@ -156,7 +160,7 @@ pub fn run(plugin_path: &Path, args: DemoArgs) -> Result<(), String> {
         data_dir.display().to_string(),
         &seed::ACCOUNTS,
     );
-    println!("\n7. The PBX's Google Integration page is up.");
+    println!("\n8. The PBX's Google Integration page is up.");
     println!(
         "   Open it, pick an account, press \"Get auth code\", ring a number, or search the\n   \
          address book (Keypad dials by name)."
@@ -167,6 +171,63 @@ pub fn run(plugin_path: &Path, args: DemoArgs) -> Result<(), String> {
     listener.serve(&app);
     println!("\nStopping: closing the plugin and removing the temporary data_dir.");
     Ok(())
+}
+
+/// Books a short meeting in Bob's calendar and prints his extension's presence as it turns
+/// busy at the meeting's start and free again at its end, from memory between fetches.
+fn presence_demo(plugin: &Plugin<'_>, fake: &FakeGoogle) -> Result<(), String> {
+    let account = seed::BOB.account;
+    let now = unix_now();
+    let (start, end) = (now + 3, now + 7);
+    fake.add_busy(seed::BOB.email, start, end);
+    println!(
+        "\n   booked for {}: a meeting {} to {} (UTC)",
+        seed::BOB.email,
+        clock(start),
+        clock(end)
+    );
+    plugin
+        .sync_now(account)
+        .map_err(|e| format!("gi_sync_now({account}) failed: {}", e.message))?;
+    let deadline = Instant::now() + SYNC_PATIENCE;
+    let mut shown = String::new();
+    loop {
+        let (presence, until) = plugin.presence(account);
+        let line = match presence {
+            GiPresence::GI_PRESENCE_BUSY => format!("busy until {}", clock(until)),
+            GiPresence::GI_PRESENCE_FREE if until != 0 => {
+                format!("free (meeting at {})", clock(until))
+            }
+            GiPresence::GI_PRESENCE_FREE => "free".to_owned(),
+            GiPresence::GI_PRESENCE_UNKNOWN => "unknown (fetching the calendar)".to_owned(),
+        };
+        if line != shown {
+            println!("   {}  {account}: {line}", clock(unix_now()));
+            shown = line;
+        }
+        if presence == GiPresence::GI_PRESENCE_FREE && unix_now() >= end {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the presence of {account} did not follow the meeting: {}",
+                sim::status(plugin, account)?
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// HH:MM:SS (UTC) of a Unix time.
+fn clock(unix: i64) -> String {
+    let text = host_sim::fake_google::rfc3339_utc(unix);
+    text.get(11..19).unwrap_or(&text).to_owned()
 }
 
 /// Connects through the fake consent flow and says so.

@@ -96,6 +96,10 @@ pub fn fake_config(
         "sync_interval_secs": 600,
         // Short backoff, so a 429/503 fault and its recovery show within seconds.
         "retry_base_ms": 250,
+        // Calendar presence on, fetched every 15 s, so a meeting booked from the developer
+        // panel shows within seconds (Google's default would be 300 s).
+        "calendar": true,
+        "presence_interval_secs": 15,
         "google": fake.config_json(),
         "domains": { "acme.de": { "region": "DE" } },
     })

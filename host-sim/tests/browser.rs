@@ -641,9 +641,9 @@ fn the_google_integration_page_in_headless_chromium() {
     driver.set_size(1200, 1000);
 
     address_book(&driver, &host);
+    calendar_presence(&driver, &host);
 
     // Revoke alice's grant at the fake Google from the developer panel, then Sync now: yellow !.
-    driver.click("#dev-panel summary");
     assert_eq!(
         driver.js("return document.getElementById('fault-user').value"),
         "alice@example.com"
@@ -722,6 +722,63 @@ fn the_google_integration_page_in_headless_chromium() {
     for secret in ["code=", "GOCSPX-", "ya29.", "1//0"] {
         assert!(!log.contains(secret), "host-sim printed `{secret}`:\n{log}");
     }
+}
+
+fn presence_of(driver: &Driver) -> String {
+    driver
+        .js("return document.getElementById('presence').dataset.presence")
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Calendar presence of example.com (alice's calendar, fetched since the connect): free with
+/// nothing booked; a meeting booked from the developer panel turns it busy, clearing the
+/// meetings frees it; the Calendar API disabled turns the account yellow naming the Calendar
+/// API, and clearing the fault turns it green again. Leaves the developer panel open.
+fn calendar_presence(driver: &Driver, host: &Proc) {
+    driver.js("window.scrollTo(0, 0)");
+    wait(driver, host, "the page shows alice free", || {
+        presence_of(driver) == "free"
+    });
+    assert_eq!(driver.text("presence-text"), "free");
+    driver.click("#dev-panel summary");
+    driver.type_into("#meeting-start", "0");
+    driver.type_into("#meeting-length", "30");
+    driver.click("#fault-busy");
+    wait(driver, host, "the fake books the meeting", || {
+        driver.text("fault-state").contains("alice@example.com")
+    });
+    driver.click("#sync-now");
+    wait(driver, host, "the page shows alice busy", || {
+        presence_of(driver) == "busy"
+    });
+    let shown = driver.text("presence-text");
+    assert!(shown.starts_with("busy until "), "{shown}");
+    driver.js("window.scrollTo(0, 0)");
+    driver.screenshot("05f-presence-busy");
+
+    driver.click("#fault-free");
+    driver.click("#sync-now");
+    wait(driver, host, "the page shows alice free again", || {
+        presence_of(driver) == "free"
+    });
+
+    driver.click("#fault-calendar-disabled");
+    driver.click("#sync-now");
+    wait(
+        driver,
+        host,
+        "the Calendar API's problem turns the indicator yellow",
+        || status_is(driver, "issue") && driver.text("reason").contains("Google Calendar API"),
+    );
+    driver.js("window.scrollTo(0, 0)");
+    driver.screenshot("05g-presence-calendar-disabled");
+    driver.click("#fault-clear");
+    driver.click("#sync-now");
+    wait(driver, host, "the next good answer turns it green", || {
+        status_is(driver, "connected")
+    });
 }
 
 /// The address book of example.com (alice's contacts, synced): text search as the user types,
