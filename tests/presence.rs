@@ -481,3 +481,62 @@ fn bad_input_is_unknown_and_says_why() {
     assert_eq!((presence, until), (UNKNOWN, 0));
     assert!(api.last_error().contains("UTF-8"), "{}", api.last_error());
 }
+
+#[test]
+fn presence_answers_while_a_fetch_waits_on_google() {
+    let h = Harness::new();
+    let t = now();
+    h.fake.set_busy(ALICE, vec![(t - 60, t + 3600)]);
+    let plugin = h.open_with(&calendar_config(&h));
+    h.connect(&plugin, ACCOUNT, ALICE);
+    assert_eq!(wait_for_presence(&plugin, ACCOUNT), (BUSY, t + 3600));
+    // Google hangs on the next fetch; presence answers from memory meanwhile.
+    h.fake.set_sticky_fault(
+        Endpoint::Calendar,
+        Some(Fault::Delay(Duration::from_secs(5))),
+    );
+    let before = calendar_requests(&h);
+    plugin.sync_now(ACCOUNT).unwrap();
+    let in_flight = |h: &Harness| {
+        h.fake
+            .requests_to(Endpoint::Calendar)
+            .iter()
+            .skip(before)
+            .any(|r| r.status == 0)
+    };
+    assert!(wait_until(PATIENCE, || in_flight(&h)), "no fetch went out");
+    assert_eq!(plugin.presence(ACCOUNT), (BUSY, t + 3600));
+    assert_eq!(plugin.status_value(ACCOUNT)["presence"]["state"], "busy");
+    assert!(
+        in_flight(&h),
+        "the answers came while Google was still being asked"
+    );
+    h.fake.set_sticky_fault(Endpoint::Calendar, None);
+}
+
+#[test]
+fn an_oversized_or_endless_calendar_reply_is_cut_off_and_named() {
+    let h = Harness::new();
+    let t = now();
+    h.fake.set_busy(ALICE, vec![(t - 60, t + 3600)]);
+    let plugin = h.open_with(&calendar_config(&h));
+    h.connect(&plugin, ACCOUNT, ALICE);
+    assert_eq!(wait_for_presence(&plugin, ACCOUNT), (BUSY, t + 3600));
+    // 40 MiB of a JSON object that never closes, with no Content-Length: read to the 32 MiB
+    // cap, refused, and the presence already known kept.
+    h.fake.set_sticky_fault(
+        Endpoint::Calendar,
+        Some(Fault::Huge {
+            bytes: 40 << 20,
+            content_length: false,
+        }),
+    );
+    plugin.sync_now(ACCOUNT).unwrap();
+    let status = wait_for_reason(&plugin, ACCOUNT, "Google Calendar API");
+    assert_eq!(status["status"], "issue", "{status}");
+    assert_eq!(plugin.presence(ACCOUNT), (BUSY, t + 3600));
+    h.fake.set_sticky_fault(Endpoint::Calendar, None);
+    plugin.sync_now(ACCOUNT).unwrap();
+    assert!(wait_until(PATIENCE, || plugin.status(ACCOUNT)
+        == GiStatus::GI_STATUS_CONNECTED));
+}

@@ -438,3 +438,60 @@ fn usage_errors_say_what_to_do() {
         text(&out.stderr)
     );
 }
+
+/// `host-sim fault busy/free/calendar-disabled` against a running `serve`: the meeting shows
+/// in the fake's state, and bad times are refused saying what is expected.
+#[test]
+fn fault_books_and_clears_meetings_in_the_fake_calendar() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    plugin_built();
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = Command::new(BIN)
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start host-sim serve");
+    let mut lines = BufReader::new(serve.stdout.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.strip_prefix("Google Integration page: ")
+                .map(|u| u.trim().trim_end_matches('/').to_string())
+        })
+        .expect("serve printed its URL");
+    // Keep reading what serve prints, so that it never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let fault = |args: &[&str]| {
+        let mut all = vec!["fault", "--server", url.as_str()];
+        all.extend_from_slice(args);
+        host_sim(&all)
+    };
+
+    let out = fault(&["busy", "alice@example.com", "+1", "+31"]);
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("alice@example.com"), "{said}");
+
+    let out = fault(&["busy", "alice@example.com", "soon", "+31"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("RFC 3339") || text(&out.stderr).contains("+MIN"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = fault(&["calendar-disabled"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = fault(&["free", "alice@example.com"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = fault(&["clear"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let _ = serve.kill();
+    let _ = serve.wait();
+}
