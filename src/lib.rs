@@ -10,10 +10,11 @@
 //! - `store`: what is persisted (SQLite), tokens sealed;
 //! - `book`: numbers, contacts and the in-memory caller-ID index lookups read;
 //! - `presence`: each account's busy times from its calendar, in memory;
-//! - `account`, `config`, `error`: the words everything else uses.
+//! - `account`, `clock`, `config`, `error`: the words everything else uses.
 
 pub mod account;
 pub mod book;
+pub mod clock;
 pub mod config;
 pub mod core;
 pub mod error;

@@ -464,7 +464,7 @@ impl Plugin {
     /// nothing was fetched yet, or the last good answer is older than three intervals (the
     /// book holds an account only while the first two allow it).
     pub fn presence(&self, account: &str) -> (Presence, i64) {
-        self.core.presence.answer(account, unix_now())
+        self.core.presence.answer_now(account)
     }
 
     /// The first step of closing, taken before the calls in flight are waited for: replies

@@ -5,6 +5,8 @@
 use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
 
+use crate::clock;
+
 /// An account's calendar presence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Presence {
@@ -67,9 +69,102 @@ impl BusyTimes {
 /// presence is on for it and its grant covers the calendar: the plugin removes it otherwise,
 /// so that an answer needs one map read.
 pub struct PresenceBook {
-    calendars: RwLock<FxHashMap<String, BusyTimes>>,
+    calendars: RwLock<FxHashMap<Key, Entry>>,
     /// An answer older than this (three fetch intervals) is no longer told.
     stale_after_secs: i64,
+}
+
+/// One account's calendar, laid out for `answer`: with thousands of accounts asked in turn,
+/// each answer is a few cache misses, so what it needs most of the time is in the map's own
+/// slot (the key, the answer that holds from the fetch until the first start or end after
+/// it, the staleness deadline), and the periods are read only after a meeting started or
+/// ended since the fetch.
+struct Entry {
+    /// The answer at the fetch, and when it first changes (`i64::MAX`: never, in the window).
+    settled: (Presence, i64),
+    changes_at: i64,
+    /// Past this, the answer is stale (unknown).
+    stale_at: i64,
+    busy: BusyTimes,
+}
+
+impl Entry {
+    fn new(busy: BusyTimes, stale_after_secs: i64) -> Entry {
+        let settled = busy.at(busy.fetched_at);
+        let changes_at = match settled {
+            (Presence::Free, 0) => i64::MAX,
+            (_, until) => until,
+        };
+        Entry {
+            settled,
+            changes_at,
+            stale_at: busy.fetched_at.saturating_add(stale_after_secs),
+            busy,
+        }
+    }
+
+    /// The answer for every second from `earliest` to `latest` (at most one apart), if it is
+    /// the same for both: answers change only at whole seconds, so then it is the answer.
+    fn answer_within(&self, earliest: i64, latest: i64) -> Option<(Presence, i64)> {
+        let answer = self.answer(earliest);
+        (latest == earliest || self.answer(latest) == answer).then_some(answer)
+    }
+
+    fn answer(&self, now: i64) -> (Presence, i64) {
+        if now > self.stale_at {
+            (Presence::Unknown, 0)
+        } else if now >= self.busy.fetched_at && now < self.changes_at {
+            self.settled
+        } else {
+            self.busy.at(now)
+        }
+    }
+}
+
+/// An account as the map's key: inline when it fits (as PBX accounts like "example.com/40"
+/// do), so that finding an entry does not read the key from elsewhere in memory. Hashed and
+/// compared as its bytes.
+#[derive(PartialEq, Eq)]
+enum Key {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+const INLINE_KEY: usize = 23;
+
+impl Key {
+    fn new(account: &str) -> Key {
+        let given = account.as_bytes();
+        if given.len() <= INLINE_KEY {
+            let mut bytes = [0; INLINE_KEY];
+            bytes[..given.len()].copy_from_slice(given);
+            Key::Inline {
+                len: given.len() as u8,
+                bytes,
+            }
+        } else {
+            Key::Heap(given.into())
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, bytes } => &bytes[..*len as usize],
+            Key::Heap(bytes) => bytes,
+        }
+    }
+}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.bytes().hash(state)
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        self.bytes()
+    }
 }
 
 impl PresenceBook {
@@ -82,24 +177,39 @@ impl PresenceBook {
 
     /// The account's presence at `now`, and when it changes (Unix seconds, or 0).
     pub fn answer(&self, account: &str, now: i64) -> (Presence, i64) {
-        let calendars = self.calendars.read();
-        match calendars.get(account) {
-            Some(busy) if now - busy.fetched_at <= self.stale_after_secs => busy.at(now),
-            _ => (Presence::Unknown, 0),
+        match self.calendars.read().get(account.as_bytes()) {
+            Some(entry) => entry.answer(now),
+            None => (Presence::Unknown, 0),
+        }
+    }
+
+    /// The account's presence now, and when it changes: read with the cheap clock when the
+    /// answer is the same across its window, else with the precise one (see `clock`).
+    pub fn answer_now(&self, account: &str) -> (Presence, i64) {
+        let (earliest, latest) = clock::now_window();
+        match self.calendars.read().get(account.as_bytes()) {
+            Some(entry) => entry
+                .answer_within(earliest, latest)
+                .unwrap_or_else(|| entry.answer(clock::unix_now())),
+            None => (Presence::Unknown, 0),
         }
     }
 
     /// When the account's last good answer came, if there is one.
     pub fn fetched_at(&self, account: &str) -> Option<i64> {
-        self.calendars.read().get(account).map(|b| b.fetched_at)
+        self.calendars
+            .read()
+            .get(account.as_bytes())
+            .map(|e| e.busy.fetched_at)
     }
 
     pub fn set(&self, account: &str, busy: BusyTimes) {
-        self.calendars.write().insert(account.to_owned(), busy);
+        let entry = Entry::new(busy, self.stale_after_secs);
+        self.calendars.write().insert(Key::new(account), entry);
     }
 
     pub fn remove(&self, account: &str) {
-        self.calendars.write().remove(account);
+        self.calendars.write().remove(account.as_bytes());
     }
 }
 
@@ -145,5 +255,45 @@ mod tests {
         assert_eq!(book.answer("a", 31), (Presence::Unknown, 0));
         book.remove("a");
         assert_eq!(book.fetched_at("a"), None);
+    }
+
+    #[test]
+    fn the_answer_kept_from_the_fetch_agrees_with_the_periods_at_every_second() {
+        let long = "a-domain-longer-than-the-inline-key.example/40";
+        let book = PresenceBook::new(1000);
+        for account in ["example.com/40", long] {
+            book.set(
+                account,
+                BusyTimes::new(vec![(110, 120), (120, 130), (150, 160)], 100, 300),
+            );
+        }
+        let busy = BusyTimes::new(vec![(110, 130), (150, 160)], 100, 300);
+        for now in 90..=1101 {
+            let expected = if now > 1100 {
+                (Presence::Unknown, 0)
+            } else {
+                busy.at(now)
+            };
+            assert_eq!(book.answer("example.com/40", now), expected, "at {now}");
+            assert_eq!(book.answer(long, now), expected, "at {now}");
+        }
+        // Fetched during a meeting, and with nothing booked.
+        book.set("b", BusyTimes::new(vec![(90, 130)], 100, 300));
+        assert_eq!(book.answer("b", 100), (Presence::Busy, 130));
+        assert_eq!(book.answer("b", 130), (Presence::Free, 0));
+        book.set("c", BusyTimes::new(vec![], 100, 300));
+        assert_eq!(book.answer("c", 1100), (Presence::Free, 0));
+        assert_eq!(book.answer("example.com/4", 100), (Presence::Unknown, 0));
+    }
+
+    #[test]
+    fn a_window_across_a_change_has_no_answer_and_one_within_a_stretch_has() {
+        let entry = Entry::new(BusyTimes::new(vec![(110, 120)], 100, 300), 30);
+        assert_eq!(entry.answer_within(105, 106), Some((Presence::Free, 110)));
+        assert_eq!(entry.answer_within(109, 110), None);
+        assert_eq!(entry.answer_within(110, 111), Some((Presence::Busy, 120)));
+        assert_eq!(entry.answer_within(119, 120), None);
+        assert_eq!(entry.answer_within(130, 131), None); // stale from 131
+        assert_eq!(entry.answer_within(131, 131), Some((Presence::Unknown, 0)));
     }
 }

@@ -109,9 +109,14 @@ fn install_panic_hook() {
 /// last error, and never unwinds into the PBX.
 pub fn guard<T: PanicValue>(function: &str, body: impl FnOnce() -> T) -> T {
     PANIC_HOOK.call_once(install_panic_hook);
-    let outer = IN_BOUNDARY.with(|b| b.replace(true));
-    let outcome = catch_unwind(AssertUnwindSafe(body));
-    IN_BOUNDARY.with(|b| b.set(outer));
+    // One thread-local access, not two: in a library the PBX loads with dlopen, each costs a
+    // call into the dynamic linker, on every lookup.
+    let outcome = IN_BOUNDARY.with(|in_boundary| {
+        let outer = in_boundary.replace(true);
+        let outcome = catch_unwind(AssertUnwindSafe(body));
+        in_boundary.set(outer);
+        outcome
+    });
     match outcome {
         Ok(value) => value,
         Err(_) => {
@@ -215,12 +220,16 @@ pub fn string<'a>(s: *const c_char, what: &str) -> Result<&'a str, Error> {
     }
     // SAFETY: the host passes a NUL-terminated string that lives for the call.
     let bytes = unsafe { CStr::from_ptr(s) }.to_bytes();
-    std::str::from_utf8(bytes).map_err(|e| {
-        Error::invalid_argument(format!(
-            "{what} is not valid UTF-8 (bad byte at offset {})",
-            e.valid_up_to()
-        ))
-    })
+    std::str::from_utf8(bytes).map_err(|e| not_utf8(what, e))
+}
+
+#[cold]
+#[inline(never)]
+fn not_utf8(what: &str, e: std::str::Utf8Error) -> Error {
+    Error::invalid_argument(format!(
+        "{what} is not valid UTF-8 (bad byte at offset {})",
+        e.valid_up_to()
+    ))
 }
 
 /// An account string from the host, checked as the contract defines accounts.
