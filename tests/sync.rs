@@ -125,6 +125,52 @@ fn an_incremental_sync_applies_changes_and_deletions_only() {
 }
 
 #[test]
+fn an_incremental_sync_that_brings_nothing_writes_only_its_token_and_keeps_the_index() {
+    capture_logs();
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, people("Quiet", 5));
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    let before = people_requests(&h).len();
+    let first_sync = plugin.status_value(ACCOUNT)["last_sync"].clone();
+
+    plugin.sync_now(ACCOUNT).unwrap();
+    let status = wait_for_people_requests(&h, &plugin, ACCOUNT, before, 1);
+    assert!(people_requests(&h)[before]
+        .query_param("syncToken")
+        .is_some());
+    let kept = |lines: &[String]| {
+        lines
+            .iter()
+            .any(|l| l.contains("incremental sync: 0 changed") && l.contains("the index is kept"))
+    };
+    assert!(
+        wait_until(PATIENCE, || kept(&logged_lines())),
+        "no sync said it kept the index: {:?}",
+        logged_lines()
+            .iter()
+            .filter(|l| l.contains("sync"))
+            .collect::<Vec<_>>()
+    );
+    // The state is the same, and the sync counts as one (its time and token are stored).
+    assert_eq!(status["contacts"], 5, "{status}");
+    assert_eq!(status["status"], "connected", "{status}");
+    assert!(status["last_sync"].as_str() >= first_sync.as_str());
+    assert_eq!(
+        name(&plugin, ACCOUNT, &number(3)).as_deref(),
+        Some("Quiet Person003")
+    );
+    // (A renamed group alone is a change, and rebuilds: tests/search.rs shows the new name.)
+    drop(plugin);
+    let plugin = h.open();
+    assert_eq!(
+        name(&plugin, ACCOUNT, &number(3)).as_deref(),
+        Some("Quiet Person003"),
+        "the token written alone leaves the stored contacts whole"
+    );
+}
+
+#[test]
 fn an_expired_sync_token_triggers_one_clean_full_sync() {
     for fault in [None, Some(Fault::Gone)] {
         let h = Harness::new();

@@ -475,18 +475,20 @@ impl Store {
 
     /// Lands a whole sync in one transaction: a full sync first removes every contact of
     /// the account; then the upserts replace contacts by resource name, the deletions remove
-    /// them, the group names are replaced, and the new sync token and sync time are stored.
-    /// Returns None, changing nothing, when the account was disabled or reconnected since the
-    /// sync started. The `after_commit` callback runs while the database is still locked, so
-    /// that the in-memory index is swapped in the same order as the commits (a disable cannot
-    /// slip in between).
+    /// them, the group names are replaced when they changed, and the new sync token and sync
+    /// time are stored. Returns None, changing nothing, when the account was disabled or
+    /// reconnected since the sync started. The `after_commit` callback runs while the
+    /// database is still locked, so that the in-memory index is swapped in the same order as
+    /// the commits (a disable cannot slip in between); it is told whether any contact or
+    /// group name changed (an incremental sync that brought nothing writes only its token,
+    /// and needs no new index).
     pub fn commit_sync<R>(
         &self,
         account: &str,
         connection_id: i64,
         landing: &Landing<'_>,
         now: i64,
-        after_commit: impl FnOnce(&Connection) -> Result<R>,
+        after_commit: impl FnOnce(&Connection, bool) -> Result<R>,
     ) -> Result<Option<R>> {
         let Landing {
             replace_all,
@@ -556,8 +558,9 @@ impl Store {
                 }
             }
         }
-        tx.execute("DELETE FROM contact_groups WHERE account = ?1", [account])?;
-        {
+        let groups_changed = stored_group_names(&tx, account)? != *group_names;
+        if groups_changed {
+            tx.execute("DELETE FROM contact_groups WHERE account = ?1", [account])?;
             let mut insert_group = tx.prepare_cached(
                 "INSERT INTO contact_groups (account, resource_name, name) VALUES (?1, ?2, ?3)",
             )?;
@@ -566,7 +569,8 @@ impl Store {
             }
         }
         tx.commit()?;
-        after_commit(&conn).map(Some)
+        let changed = replace_all || !upserts.is_empty() || !deletions.is_empty() || groups_changed;
+        after_commit(&conn, changed).map(Some)
     }
 
     /// Hands every account's stored contacts and group names to `each`, one account at a
@@ -746,6 +750,14 @@ fn stored_account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredAc
             .map(str::to_owned)
             .collect(),
     })
+}
+
+/// The account's stored contact group names.
+fn stored_group_names(conn: &Connection, account: &str) -> Result<GroupNames> {
+    let mut stmt =
+        conn.prepare_cached("SELECT resource_name, name FROM contact_groups WHERE account = ?1")?;
+    let rows = stmt.query_map([account], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<GroupNames>>()?)
 }
 
 /// Busy periods as `save_presence` writes them; a line that is not two numbers is skipped.
@@ -1087,7 +1099,7 @@ mod tests {
             group_names: &GroupNames::new(),
         };
         let landed = store
-            .commit_sync("example.com", old.connection_id, &landing, 3, |_| Ok(()))
+            .commit_sync("example.com", old.connection_id, &landing, 3, |_, _| Ok(()))
             .unwrap();
         assert!(landed.is_none());
         let conn = store.conn.lock();

@@ -185,8 +185,12 @@ impl AccountSync<'_> {
             self.session.connection_id,
             &landing,
             unix_now(),
-            |conn| {
+            |conn, changed| {
                 let written = started.elapsed();
+                if !changed {
+                    // Nothing to reload or rebuild: the index in memory is this state.
+                    return Ok((core.index.counts(account), [written; 3], changed));
+                }
                 let contacts = Store::contacts_of(conn, account)?;
                 let reloaded = started.elapsed();
                 let index = AccountIndex::build_with(
@@ -196,19 +200,26 @@ impl AccountSync<'_> {
                 );
                 let counts = (index.contact_count(), index.number_count());
                 core.index.replace(account, index);
-                Ok((counts, [written, reloaded, started.elapsed()]))
+                Ok((counts, [written, reloaded, started.elapsed()], changed))
             },
         )?;
-        let Some(((contacts, numbers), [written, reloaded, indexed])) = landed else {
+        let Some(((contacts, numbers), [written, reloaded, indexed], changed)) = landed else {
             return Err(SyncFailure::Abandoned);
         };
         // Where the time went, for whoever tunes a slow sync: write, reload, index.
-        let phases = format!(
-            "written in {} ms, reloaded in {} ms, indexed in {} ms",
-            written.as_millis(),
-            (reloaded - written).as_millis(),
-            (indexed - reloaded).as_millis()
-        );
+        let phases = if changed {
+            format!(
+                "written in {} ms, reloaded in {} ms, indexed in {} ms",
+                written.as_millis(),
+                (reloaded - written).as_millis(),
+                (indexed - reloaded).as_millis()
+            )
+        } else {
+            format!(
+                "nothing changed: only the sync token was written, in {} µs; the index is kept",
+                written.as_micros()
+            )
+        };
         Ok(if full {
             format!("full sync: {contacts} contacts, {numbers} numbers ({phases})")
         } else {
