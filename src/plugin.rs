@@ -75,7 +75,10 @@ impl Plugin {
         let config = Config::parse(config_json)?;
         let sealer = Sealer::load(config.token_key_file.as_deref(), &config.data_dir)?;
         let store = Store::open(&config.data_dir, sealer)?;
-        let http = HttpClient::new(Limits::default())?;
+        let http = HttpClient::new(Limits {
+            requests_per_minute: config.requests_per_minute,
+            ..Limits::default()
+        })?;
 
         let mut accounts: HashMap<String, AccountState> = store
             .accounts()?

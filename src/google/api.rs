@@ -58,6 +58,8 @@ pub enum ApiError {
     Transient {
         message: String,
         retry_after: Option<Duration>,
+        /// A 429: the OAuth client's quota is spent, for every account of that client.
+        quota_exhausted: bool,
     },
     /// Any other refusal (4xx): retrying the same request will not help.
     Refused(String),
@@ -99,6 +101,7 @@ pub fn send(
         _ => ApiError::Transient {
             message: format!("cannot reach the {name} at {base_url}: {}", e.message),
             retry_after: None,
+            quota_exhausted: false,
         },
     })?;
     if reply.status == 200 {
@@ -180,6 +183,7 @@ fn classify_failure(api: Api, status: u16, body: &str, retry_after: Option<Durat
         429 | 500..=599 => ApiError::Transient {
             message: format!("the {name} is busy or failing ({google_says})"),
             retry_after,
+            quota_exhausted: status == 429,
         },
         _ => ApiError::Refused(format!("the {name} refused the request ({google_says})")),
     }

@@ -90,6 +90,7 @@ pub fn parse_busy(body: &[u8], from: i64, until: i64) -> Result<Vec<(i64, i64)>,
         ApiError::Transient {
         message: format!("the Google Calendar API sent a freeBusy reply that is not the expected JSON ({what}); the presence already known is kept"),
         retry_after: None,
+        quota_exhausted: false,
     }
     };
     let reply: FreeBusyReply =
@@ -106,6 +107,7 @@ pub fn parse_busy(body: &[u8], from: i64, until: i64) -> Result<Vec<(i64, i64)>,
             reason => ApiError::Transient {
                 message: format!("the Google Calendar API could not read the primary calendar ({reason})"),
                 retry_after: None,
+                quota_exhausted: false,
             },
         });
     }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
 
+use super::budget::Budget;
 use crate::error::{Error, ErrorKind, Result};
 
 /// The most bytes of a reply body the plugin reads (the contract's 32 MiB).
@@ -27,6 +28,8 @@ pub const MAX_ERROR_BYTES: usize = 64 << 10;
 pub struct Limits {
     pub deadline: Duration,
     pub max_body: usize,
+    /// The request budget (see `budget`): `google_requests_per_minute`.
+    pub requests_per_minute: u64,
 }
 
 impl Default for Limits {
@@ -34,6 +37,7 @@ impl Default for Limits {
         Limits {
             deadline: REQUEST_DEADLINE,
             max_body: MAX_REPLY_BYTES,
+            requests_per_minute: 600,
         }
     }
 }
@@ -97,6 +101,7 @@ pub struct HttpClient {
     limits: Limits,
     /// Set when the plugin closes: a reply being read is abandoned at its next chunk.
     closing: AtomicBool,
+    budget: Budget,
 }
 
 impl HttpClient {
@@ -122,7 +127,20 @@ impl HttpClient {
             client,
             limits,
             closing: AtomicBool::new(false),
+            budget: Budget::new(limits.requests_per_minute),
         })
+    }
+
+    /// The request budget every request takes from (and a 429 pauses a client of).
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// Waits while `client`'s quota is paused after a 429; false when the plugin closes.
+    pub fn wait_for_client(&self, client: &str) -> bool {
+        self.budget
+            .wait_for_client(client, || self.closing.load(Ordering::SeqCst))
+            .is_ok()
     }
 
     /// For building requests; send them with [`execute`](Self::execute).
@@ -140,10 +158,12 @@ impl HttpClient {
         &self,
         mut request: reqwest::blocking::Request,
     ) -> std::result::Result<Reply, HttpError> {
+        // Every request to Google waits for its turn in the plugin's budget first; the
+        // deadline counts from when it goes out.
+        self.budget
+            .take(None, || self.closing.load(Ordering::SeqCst))
+            .map_err(|_| closing())?;
         let deadline = Instant::now() + self.limits.deadline;
-        if self.closing.load(Ordering::SeqCst) {
-            return Err(closing());
-        }
         // Bounds each wait of reqwest (headers, then every read) by the whole deadline.
         *request.timeout_mut() = Some(self.limits.deadline);
         let mut response = self
@@ -354,6 +374,7 @@ mod tests {
         let client = HttpClient::new(Limits {
             deadline: Duration::from_millis(600),
             max_body: 1 << 20,
+            ..Limits::default()
         })
         .unwrap();
         let url = trickling_server(
@@ -373,6 +394,7 @@ mod tests {
         let client = HttpClient::new(Limits {
             deadline: Duration::from_secs(10),
             max_body: 10,
+            ..Limits::default()
         })
         .unwrap();
         let url = trickling_server(

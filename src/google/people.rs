@@ -205,6 +205,7 @@ pub fn fetch_group_names(
                     "the People API sent contact groups that are not the expected JSON ({e}); nothing was changed"
                 ),
                 retry_after: None,
+                quota_exhausted: false,
             })?;
         for group in page.contact_groups {
             if group.group_type.as_deref() == Some("USER_CONTACT_GROUP") {
@@ -290,6 +291,7 @@ pub fn parse_page(body: &[u8]) -> Result<Page, ApiError> {
             "the People API sent a reply that is not the expected JSON ({e}); nothing was changed"
         ),
         retry_after: None,
+        quota_exhausted: false,
     })?;
     let mut people = Vec::with_capacity(raw.connections.len());
     for (at, person) in raw.connections.iter().enumerate() {

@@ -85,6 +85,10 @@ impl<'a> Session<'a> {
             if self.shared.stopping.load(Ordering::SeqCst) {
                 return Err(SyncFailure::Abandoned);
             }
+            // After a 429 for this OAuth client (met by any of its accounts), wait it out.
+            if !core.http.wait_for_client(&self.settings.client_id) {
+                return Err(SyncFailure::Abandoned);
+            }
             let outcome = match self.access_token(false) {
                 Ok(token) => request(&token),
                 Err(failure) => Err(failure),
@@ -104,7 +108,24 @@ impl<'a> Session<'a> {
                 Err(ApiError::Transient {
                     message,
                     retry_after,
-                }) => (message, retry_after),
+                    quota_exhausted,
+                }) => {
+                    if quota_exhausted {
+                        // The quota is the OAuth client's: every account of it pauses.
+                        let pause = retry_after
+                            .unwrap_or_else(|| backoff(core.config.retry_base, retries, None))
+                            .min(MAX_PAUSE);
+                        log::warn!(
+                            "account {}: Google's quota for the OAuth client is spent (429); every account of that client pauses {} ms",
+                            self.account,
+                            pause.as_millis()
+                        );
+                        core.http
+                            .budget()
+                            .pause_client(&self.settings.client_id, pause);
+                    }
+                    (message, retry_after)
+                }
                 Err(ApiError::ExpiredSyncToken) => return Err(SyncFailure::ExpiredSyncToken),
                 Err(other) => return Err(self.failure(other)),
             };
@@ -179,6 +200,7 @@ impl<'a> Session<'a> {
             RefreshFailure::Unreachable(e) => ApiError::Transient {
                 message: e.message().to_owned(),
                 retry_after: None,
+                quota_exhausted: false,
             },
             RefreshFailure::Refused(e) => ApiError::Refused(e.message().to_owned()),
         })?;
