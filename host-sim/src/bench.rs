@@ -241,6 +241,19 @@ pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
         SYNC_ROUNDS,
         &format!("{:.1} ms", ms(incremental_median)),
     );
+    let mut unchanged = Vec::new();
+    let mut bar = Bar::new("no change   ");
+    for round in 0..SYNC_ROUNDS {
+        bar.update(round, SYNC_ROUNDS, "nothing changed at Google");
+        unchanged.push(timed_sync(&plugin, &fake, BIG_ACCOUNT)?);
+    }
+    unchanged.sort();
+    let unchanged_median = unchanged[unchanged.len() / 2];
+    bar.finish(
+        SYNC_ROUNDS,
+        SYNC_ROUNDS,
+        &format!("{:.1} ms", ms(unchanged_median)),
+    );
     rows.push(row(
         format!(
             "full sync, {} contacts (median of {SYNC_ROUNDS})",
@@ -264,6 +277,18 @@ pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
             100.0 * incremental_median.as_secs_f64() / full_median.as_secs_f64()
         ),
         "≤ 50 ms",
+    ));
+    rows.push(row(
+        format!(
+            "incremental sync, no change (median of {SYNC_ROUNDS}; end to end: two requests to the fake, the token written)"
+        ),
+        format!("{:.1} ms", ms(unchanged_median)),
+        format!("full: {:.0} ms", ms(full_median)),
+        format!(
+            "{:.2}% of full",
+            100.0 * unchanged_median.as_secs_f64() / full_median.as_secs_f64()
+        ),
+        "≤ 1 ms of plugin time",
     ));
 
     let mut bar = Bar::new("lookups 25k ");

@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
+use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::core::{unix_now, Core};
@@ -47,6 +48,21 @@ impl Job {
         }
     }
 
+    /// How long from now until the job's next regular run for `account`. A contacts sync
+    /// runs in the account's own slot of the interval (see `next_slot`), at least half an
+    /// interval after this one; a calendar fetch one interval from now.
+    fn next_wait(self, config: &Config, account: &str) -> Duration {
+        match self {
+            Job::Contacts => {
+                let interval = config.sync_interval.as_secs();
+                let now = unix_now();
+                let at = next_slot(account, interval, now + (interval / 2) as i64);
+                Duration::from_secs((at - now).max(0) as u64)
+            }
+            Job::Presence => config.presence_interval,
+        }
+    }
+
     /// The job's name in messages to an administrator.
     fn noun(self) -> &'static str {
         match self {
@@ -71,6 +87,29 @@ impl Job {
     }
 }
 
+/// An account's place in the sync interval: seconds after each multiple of the interval (in
+/// Unix time). Derived from the account (a hash), so it is the same at every restart and on
+/// every node, and a thousand accounts connected or restarted together sync spread over the
+/// interval instead of all at once.
+fn slot_offset(account: &str, interval_secs: u64) -> u64 {
+    let digest = Sha256::digest(account.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(first) % interval_secs.max(1)
+}
+
+/// The account's first sync slot at or after `not_before` (Unix seconds).
+fn next_slot(account: &str, interval_secs: u64, not_before: i64) -> i64 {
+    let interval = interval_secs.max(1) as i64;
+    let offset = slot_offset(account, interval_secs) as i64;
+    let phase = (not_before - offset).rem_euclid(interval);
+    if phase == 0 {
+        not_before
+    } else {
+        not_before - phase + interval
+    }
+}
+
 pub struct SyncWorker {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
@@ -88,23 +127,24 @@ struct Shared {
 
 impl SyncWorker {
     /// Starts the workers. `accounts` are the connected accounts with their last sync time:
-    /// each is due one interval after it, or at once if it never synced. The calendars of
-    /// `calendars` are fetched at once: presence must not wait for the interval after a restart.
+    /// each is due in its slot of the interval (at least half an interval after its last
+    /// sync), or at once if it never synced, so a restart does not sync every account at once.
+    /// The calendars of `calendars` are fetched at once: presence must not wait for the
+    /// interval after a restart.
     pub fn start(
         core: Arc<Core>,
         accounts: Vec<(String, Option<i64>)>,
         calendars: Vec<String>,
     ) -> SyncWorker {
-        let interval = core.config.sync_interval;
+        let interval = core.config.sync_interval.as_secs();
         let now = Instant::now();
         let unix = unix_now();
         let mut queue = Queue::default();
         for (account, last_sync) in accounts {
-            let wait = last_sync
-                .map(|at| {
-                    (at + interval.as_secs() as i64 - unix).clamp(0, interval.as_secs() as i64)
-                })
-                .unwrap_or(0);
+            let wait = last_sync.map_or(0, |at| {
+                let not_before = unix.max(at + (interval / 2) as i64);
+                next_slot(&account, interval, not_before) - unix
+            });
             queue.due.insert(
                 (account, Job::Contacts),
                 now + Duration::from_secs(wait as u64),
@@ -137,7 +177,7 @@ impl SyncWorker {
     /// and keeps it on the schedule from then on.
     pub fn request(&self, account: &str, job: Job) {
         let mut queue = self.shared.queue.lock();
-        let next = Instant::now() + job.interval(&self.shared.core.config);
+        let next = Instant::now() + job.next_wait(&self.shared.core.config, account);
         let task = (account.to_owned(), job);
         queue.due.entry(task.clone()).or_insert(next);
         queue.push(&task);
@@ -191,7 +231,9 @@ fn worker_loop(shared: &Shared) {
                 if shared.stopping.load(Ordering::SeqCst) {
                     return;
                 }
-                queue.promote_due(Instant::now(), |job| job.interval(config));
+                queue.promote_due(Instant::now(), |(account, job)| {
+                    job.next_wait(config, account)
+                });
                 if let Some(task) = queue.ready.pop_front() {
                     queue.queued.remove(&task);
                     queue.running.insert(task.clone());
@@ -232,7 +274,7 @@ fn worker_loop(shared: &Shared) {
         let next = match end {
             SyncEnd::Done => {
                 queue.deferrals.remove(&task);
-                job.interval(config)
+                job.next_wait(config, account)
             }
             SyncEnd::Deferred { wait, reason } => {
                 let deferred = queue.deferrals.entry(task.clone()).or_insert(0);
@@ -266,5 +308,38 @@ fn worker_loop(shared: &Shared) {
             queue.push(&task);
             shared.wake.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_account_has_its_own_stable_slot_in_the_interval() {
+        let interval = 3600;
+        let slots: Vec<i64> = (0..1000)
+            .map(|i| next_slot(&format!("tenant{i}.example"), interval, 1_000_000))
+            .collect();
+        for &slot in &slots {
+            assert!((1_000_000..1_000_000 + interval as i64).contains(&slot));
+        }
+        // Spread: no ten-second stretch of the hour holds more than a few of 1,000 accounts.
+        let mut per_ten_seconds = std::collections::HashMap::new();
+        for slot in &slots {
+            *per_ten_seconds.entry(slot / 10).or_insert(0) += 1;
+        }
+        assert!(
+            per_ten_seconds.values().all(|&n| n <= 12),
+            "{per_ten_seconds:?}"
+        );
+        // Stable: the same account, the same place in every interval.
+        let a = next_slot("example.com/40", interval, 1_000_000);
+        assert_eq!(next_slot("example.com/40", interval, a), a);
+        assert_eq!(
+            next_slot("example.com/40", interval, a + 1),
+            a + interval as i64
+        );
+        assert_eq!(next_slot("example.com/40", 1, 77), 77);
     }
 }

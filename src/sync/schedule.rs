@@ -33,9 +33,9 @@ impl Queue {
         }
     }
 
-    /// Queues every task that is due by `now`, and puts it on the schedule again one
-    /// interval (of its job) later.
-    pub fn promote_due(&mut self, now: Instant, interval: impl Fn(Job) -> Duration) {
+    /// Queues every task that is due by `now`, and puts it on the schedule again `next`
+    /// from now (its job's next regular run; the run itself sets it again when it ends).
+    pub fn promote_due(&mut self, now: Instant, next: impl Fn(&Task) -> Duration) {
         let due: Vec<Task> = self
             .due
             .iter()
@@ -43,7 +43,7 @@ impl Queue {
             .map(|(task, _)| task.clone())
             .collect();
         for task in due {
-            self.due.insert(task.clone(), now + interval(task.1));
+            self.due.insert(task.clone(), now + next(&task));
             self.push(&task);
         }
     }

@@ -1,0 +1,204 @@
+//! Hosted scale through the C ABI: syncs spread over the interval by account (stable across
+//! restarts, so a restart does not sync every account at once), one request budget for every
+//! call to Google, and a 429 that pauses every account of the OAuth client.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use common::*;
+use host_sim::fake_google::{Endpoint, Fault};
+use host_sim::plugin::{GiStatus, Plugin};
+use serde_json::json;
+
+const ACCOUNTS: usize = 12;
+
+fn account(i: usize) -> String {
+    format!("tenant{i}.example")
+}
+
+fn unix(text: &str) -> i64 {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .unix_timestamp()
+}
+
+fn next_syncs(plugin: &Plugin<'_>) -> Vec<i64> {
+    (0..ACCOUNTS)
+        .map(|i| {
+            let status = plugin.status_value(&account(i));
+            unix(
+                status["next_sync"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{status}")),
+            )
+        })
+        .collect()
+}
+
+fn connect_all(h: &Harness, plugin: &Plugin<'_>) {
+    for i in 0..ACCOUNTS {
+        h.connect(plugin, &account(i), ALICE);
+    }
+    for i in 0..ACCOUNTS {
+        wait_for_sync(plugin, &account(i), 1);
+    }
+}
+
+#[test]
+fn syncs_are_spread_over_the_interval_and_keep_their_place_across_restarts() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, vec![]);
+    let plugin = h.open(); // sync_interval_secs 3600
+    connect_all(&h, &plugin);
+    let now = common_now();
+    let first = next_syncs(&plugin);
+    // The next regular sync is in the account's slot, at least half an interval after the
+    // first sync (so it does not run twice in a row), at most one and a half.
+    for &at in &first {
+        assert!(at >= now + 1790 && at <= now + 5400, "{at} vs now {now}");
+    }
+    // Connected within seconds of each other, they sync spread over the hour.
+    let spread = first.iter().max().unwrap() - first.iter().min().unwrap();
+    assert!(spread > 600, "next syncs {first:?}");
+    drop(plugin);
+
+    let plugin = h.open();
+    let again = next_syncs(&plugin);
+    for (a, b) in first.iter().zip(&again) {
+        // The same place in the interval, to the second the status rounds to (an hour later
+        // only if the slot fell in the second between the sync and its bookkeeping).
+        let apart = (b - a).abs();
+        assert!(
+            apart <= 1 || (apart - 3600).abs() <= 1,
+            "{first:?} then {again:?}"
+        );
+    }
+}
+
+#[test]
+fn a_restart_after_a_long_stop_does_not_sync_every_account_at_once() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, vec![]);
+    let plugin = h.open();
+    connect_all(&h, &plugin);
+    drop(plugin);
+    // The PBX was down for a day: every account is overdue.
+    read_db(&h, |db| {
+        db.execute("UPDATE accounts SET last_sync = last_sync - 86400", [])
+            .unwrap()
+    });
+    let before = h.fake.requests_to(Endpoint::People).len();
+    let plugin = h.open();
+    std::thread::sleep(Duration::from_secs(3));
+    let synced = h.fake.requests_to(Endpoint::People).len() - before;
+    assert!(
+        synced < 3,
+        "{synced} of {ACCOUNTS} accounts synced within 3 s of the restart"
+    );
+    // Each is due within the hour, in its own place.
+    let now = common_now();
+    for at in next_syncs(&plugin) {
+        assert!(at >= now - 1 && at <= now + 3600, "{at}");
+    }
+    // Sync now still runs at once.
+    plugin.sync_now(&account(0)).unwrap();
+    assert!(wait_until(PATIENCE, || h
+        .fake
+        .requests_to(Endpoint::People)
+        .len()
+        > before + synced));
+}
+
+#[test]
+fn every_request_to_google_waits_for_the_budget_and_nobody_turns_yellow() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, vec![]);
+    let mut config = h.config();
+    config["google_requests_per_minute"] = json!(60); // one a second
+    let plugin = h.open_with(&config);
+    let before = h.fake.requests().len();
+    h.connect(&plugin, "example.com", ALICE); // the token exchange
+    h.connect(&plugin, "example.com/41", ALICE);
+    wait_for_sync(&plugin, "example.com", 1); // connections and contact groups, each
+    wait_for_sync(&plugin, "example.com/41", 1);
+    let mut times: Vec<SystemTime> = h.fake.requests()[before..]
+        .iter()
+        .map(|r| r.received_at)
+        .collect();
+    times.sort();
+    assert!(times.len() >= 6, "{} requests", times.len());
+    for pair in times.windows(2) {
+        let gap = pair[1].duration_since(pair[0]).unwrap_or_default();
+        assert!(
+            gap >= Duration::from_millis(900),
+            "two requests {gap:?} apart at 60 a minute"
+        );
+    }
+    for account in ["example.com", "example.com/41"] {
+        assert_eq!(plugin.status(account), GiStatus::GI_STATUS_CONNECTED);
+    }
+}
+
+#[test]
+fn a_429_pauses_every_account_of_the_oauth_client() {
+    capture_logs();
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, vec![]);
+    h.fake.set_contacts(BOB, vec![]);
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, "quota.example", ALICE);
+    h.connect_and_sync(&plugin, "quota.example/41", BOB);
+
+    h.fake.inject(
+        Endpoint::People,
+        Fault::RateLimited {
+            retry_after_secs: 3,
+        },
+    );
+    let before = h.fake.requests_to(Endpoint::People).len();
+    plugin.sync_now("quota.example").unwrap();
+    assert!(
+        wait_until(PATIENCE, || logged_lines()
+            .iter()
+            .any(|l| l.contains("account quota.example:")
+                && l.contains("every account of that client pauses"))),
+        "the 429 was not taken as the client's"
+    );
+    let limited = h.fake.requests_to(Endpoint::People)[before..]
+        .iter()
+        .find(|r| r.status == 429)
+        .map(|r| r.received_at)
+        .expect("the 429 was served");
+    // Another account of the same client waits out Google's Retry-After too.
+    let bobs = h.fake.requests_to(Endpoint::People).len();
+    plugin.sync_now("quota.example/41").unwrap();
+    assert!(wait_until(PATIENCE, || h
+        .fake
+        .requests_to(Endpoint::People)
+        .len()
+        >= bobs + 2));
+    let after: Vec<SystemTime> = h.fake.requests_to(Endpoint::People)[before..]
+        .iter()
+        .filter(|r| r.status != 429)
+        .map(|r| r.received_at)
+        .collect();
+    for at in after {
+        let waited = at.duration_since(limited).unwrap_or_default();
+        assert!(
+            waited >= Duration::from_millis(2900),
+            "a People request {waited:?} after the 429 that asked for 3 s"
+        );
+    }
+    for account in ["quota.example", "quota.example/41"] {
+        wait_for_sync(&plugin, account, 1);
+        assert_eq!(plugin.status(account), GiStatus::GI_STATUS_CONNECTED);
+    }
+}
+
+fn common_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
