@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 use host_sim::fake_google::{Endpoint, Fault};
-use host_sim::plugin::{GiStatus, Plugin};
+use host_sim::plugin::{GiSearchMode, GiStatus, Plugin};
 use serde_json::json;
 
 const ACCOUNTS: usize = 12;
@@ -201,4 +201,128 @@ fn common_now() -> i64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
+}
+
+/// Many incremental syncs of random changes (renames, moved and shared numbers, deletions,
+/// new people, rounds with no change) leave what a plugin rebuilding from the same store
+/// answers: the same caller for every number, the same address book, and the model's counts.
+#[test]
+fn many_incremental_syncs_leave_what_a_rebuild_from_the_store_gives() {
+    use host_sim::fake_google::Person;
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::PermissionsExt;
+
+    const ROUNDS: usize = 1000;
+    const POOL: u64 = 40; // numbers shared among more people than that: ties happen
+    let number = |n: u64| format!("+1 212 555 {:04}", 3000 + n);
+    let e164 = |n: u64| format!("+12125553{:03}", n);
+    let mut seed = 0x5eed_1234_u64;
+    let mut next = move |below: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % below
+    };
+
+    let h = Harness::new();
+    let mut model: BTreeMap<String, (String, u64)> = BTreeMap::new();
+    let mut people = Vec::new();
+    for i in 0..60u64 {
+        let (resource, name, n) = (format!("people/m{i}"), format!("Person{i}"), next(POOL));
+        model.insert(resource.clone(), (name.clone(), n));
+        people.push(Person::new(&resource, &name, "Model").with_phone(&number(n), "mobile"));
+    }
+    h.fake.set_contacts(ALICE, people);
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, "model.example", ALICE);
+    let mut fresh = 60u64;
+    for round in 0..ROUNDS {
+        let before = h.fake.requests_to(Endpoint::People).len();
+        for _ in 0..next(4) {
+            let keys: Vec<String> = model.keys().cloned().collect();
+            match next(4) {
+                0 if !keys.is_empty() => {
+                    let resource = &keys[next(keys.len() as u64) as usize];
+                    h.fake.delete_contact(ALICE, resource);
+                    model.remove(resource);
+                }
+                1 => {
+                    let (resource, n) = (format!("people/m{fresh}"), next(POOL));
+                    fresh += 1;
+                    let name = format!("New{round}");
+                    h.fake.upsert_contact(
+                        ALICE,
+                        Person::new(&resource, &name, "Model").with_phone(&number(n), "work"),
+                    );
+                    model.insert(resource, (name, n));
+                }
+                _ if !keys.is_empty() => {
+                    let resource = keys[next(keys.len() as u64) as usize].clone();
+                    let (name, n) = (format!("Renamed{round}"), next(POOL));
+                    h.fake.upsert_contact(
+                        ALICE,
+                        Person::new(&resource, &name, "Model").with_phone(&number(n), "home"),
+                    );
+                    model.insert(resource, (name, n));
+                }
+                _ => {}
+            }
+        }
+        plugin.sync_now("model.example").unwrap();
+        let status = wait_for_people_requests(&h, &plugin, "model.example", before, 1);
+        assert_eq!(status["contacts"], model.len(), "round {round}: {status}");
+        assert_eq!(status["status"], "connected", "round {round}: {status}");
+    }
+
+    // Every number answers a current holder of it; a number nobody holds answers nobody.
+    let answers = |p: &Plugin<'_>| -> Vec<Option<String>> {
+        (0..POOL)
+            .map(|n| p.lookup("model.example", &e164(n)).unwrap().map(|c| c.name))
+            .collect()
+    };
+    let live = answers(&plugin);
+    for (n, answer) in live.iter().enumerate() {
+        let holders: Vec<String> = model
+            .values()
+            .filter(|(_, m)| *m == n as u64)
+            .map(|(name, _)| format!("{name} Model"))
+            .collect();
+        match answer {
+            Some(name) => assert!(holders.contains(name), "{n}: {name} not in {holders:?}"),
+            None => assert!(holders.is_empty(), "{n}: nobody answered for {holders:?}"),
+        }
+    }
+    let book = |p: &Plugin<'_>| {
+        let (rows, _) = p
+            .search("model.example", "", GiSearchMode::GI_SEARCH_TEXT, 0, 1000)
+            .expect("search");
+        rows.iter()
+            .map(|c| (c.name.clone(), c.number.clone()))
+            .collect::<Vec<_>>()
+    };
+    let live_book = book(&plugin);
+
+    // A plugin rebuilding from the same store (a backup, Google unreachable) answers alike.
+    let copy = h.data_dir().join("model.sqlite3");
+    plugin.backup(&copy).unwrap();
+    drop(plugin);
+    let node = tempfile::tempdir().unwrap();
+    let data = node.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::copy(&copy, data.join("google-integration.sqlite3")).unwrap();
+    std::fs::copy(h.data_dir().join("data/token.key"), data.join("token.key")).unwrap();
+    std::fs::set_permissions(
+        data.join("token.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let mut config = h.config();
+    config["data_dir"] = json!(data);
+    config["google"]["people_url"] = json!("http://127.0.0.1:9");
+    config["google"]["token_url"] = json!("http://127.0.0.1:9/token");
+    let rebuilt = h.open_with(&config);
+    assert_eq!(answers(&rebuilt), live);
+    assert_eq!(book(&rebuilt), live_book);
+    assert_eq!(live_book.len(), model.len());
 }

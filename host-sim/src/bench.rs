@@ -480,7 +480,7 @@ pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
     presence_rows(
         api,
         &sizes,
-        (&lookups, "lookup hit median, 1,000,000 numbers"),
+        (&lookups, &format!("lookup hit median, {total} numbers")),
         &mut rows,
     )?;
 

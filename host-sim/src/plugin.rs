@@ -345,7 +345,8 @@ impl<'a> Plugin<'a> {
     }
 
     /// Calls a buffer-protocol function the way a careful host does: ask the length, allocate,
-    /// ask again.
+    /// ask again, and once more should the value have grown in between (a status changes
+    /// while a sync runs).
     fn read_buffer(
         &self,
         call: impl Fn(*mut c_char, usize, *mut usize) -> GiResult,
@@ -355,10 +356,18 @@ impl<'a> Plugin<'a> {
         if first != GiResult::GI_ERR_BUFFER_TOO_SMALL {
             self.check(first)?;
         }
-        let mut buf = vec![0u8; len + 1];
-        self.check(call(buf.as_mut_ptr().cast(), buf.len(), &mut len))?;
-        buf.truncate(len);
-        Ok(String::from_utf8(buf).expect("the plugin writes UTF-8"))
+        let mut attempts = 0;
+        loop {
+            let mut buf = vec![0u8; len + 1];
+            let code = call(buf.as_mut_ptr().cast(), buf.len(), &mut len);
+            attempts += 1;
+            if code == GiResult::GI_ERR_BUFFER_TOO_SMALL && attempts < 5 {
+                continue;
+            }
+            self.check(code)?;
+            buf.truncate(len);
+            return Ok(String::from_utf8(buf).expect("the plugin writes UTF-8"));
+        }
     }
 
     pub fn auth_url(&self, account: &str) -> Result<String, CallError> {

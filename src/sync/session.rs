@@ -111,10 +111,13 @@ impl<'a> Session<'a> {
                     quota_exhausted,
                 }) => {
                     if quota_exhausted {
-                        // The quota is the OAuth client's: every account of it pauses.
+                        // The quota is the OAuth client's: every account of it pauses, as
+                        // long as Google asked when that is within a run's wait; a longer
+                        // ask defers this account's run (below), and the others only back
+                        // off, so that Sync now is not stuck behind an hour's pause.
                         let pause = retry_after
-                            .unwrap_or_else(|| backoff(core.config.retry_base, retries, None))
-                            .min(MAX_PAUSE);
+                            .filter(|asked| *asked <= MAX_PAUSE)
+                            .unwrap_or_else(|| backoff(core.config.retry_base, retries, None));
                         log::warn!(
                             "account {}: Google's quota for the OAuth client is spent (429); every account of that client pauses {} ms",
                             self.account,

@@ -44,8 +44,8 @@ impl Harness {
         self.dir.path()
     }
 
-    /// A configuration pointing at the fake, with short retries and no periodic sync
-    /// during a test unless it asks for one.
+    /// A configuration pointing at the fake, with short retries, no periodic sync during a
+    /// test unless it asks for one, and no request budget to wait for.
     pub fn config(&self) -> Value {
         json!({
             "client_id": CLIENT_ID,
@@ -55,6 +55,8 @@ impl Harness {
             "default_region": "US",
             "sync_interval_secs": 3600,
             "retry_base_ms": 20,
+            // No request budget to speak of: tests that are about the budget set their own.
+            "google_requests_per_minute": 100000,
             "google": self.fake.config_json(),
         })
     }
