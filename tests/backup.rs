@@ -51,22 +51,7 @@ fn a_backup_taken_while_syncs_run_opens_elsewhere_connected_with_every_contact()
     drop(plugin);
 
     // Another node: the copy as its database, the same key, Google unreachable.
-    let node = tempfile::tempdir().unwrap();
-    let data = node.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::fs::copy(&copy, data.join("google-integration.sqlite3")).unwrap();
-    std::fs::copy(h.data_dir().join("data/token.key"), data.join("token.key")).unwrap();
-    std::fs::set_permissions(
-        data.join("token.key"),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .unwrap();
-    let mut config = h.config();
-    config["data_dir"] = serde_json::json!(data);
-    config["google"]["people_url"] = serde_json::json!("http://127.0.0.1:9");
-    config["google"]["token_url"] = serde_json::json!("http://127.0.0.1:9/token");
-    let other = h.open_with(&config);
+    let (_node, other) = h.open_backup_elsewhere(&copy);
     for account in ["example.com", "example.com/40"] {
         assert_eq!(
             other.status(account),

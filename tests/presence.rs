@@ -70,6 +70,17 @@ fn wait_for_reason(plugin: &Plugin<'_>, account: &str, what: &str) -> Value {
     status
 }
 
+/// Opens with presence on and connects ACCOUNT as ALICE, who is in a meeting from a minute
+/// ago to an hour from `t` (returned); waits until the plugin says so.
+fn connected_in_a_meeting(h: &Harness) -> (Plugin<'static>, i64) {
+    let t = now();
+    h.fake.set_busy(ALICE, vec![(t - 60, t + 3600)]);
+    let plugin = h.open_with(&calendar_config(h));
+    h.connect(&plugin, ACCOUNT, ALICE);
+    assert_eq!(wait_for_presence(&plugin, ACCOUNT), (BUSY, t + 3600));
+    (plugin, t)
+}
+
 /// Runs the consent flow with the calendar box unticked on Google's consent screen.
 fn connect_without_calendar(h: &Harness, plugin: &Plugin<'_>, account: &str, email: &str) {
     let url = plugin.auth_url(account).expect("gi_auth_url");
@@ -485,11 +496,7 @@ fn bad_input_is_unknown_and_says_why() {
 #[test]
 fn presence_answers_while_a_fetch_waits_on_google() {
     let h = Harness::new();
-    let t = now();
-    h.fake.set_busy(ALICE, vec![(t - 60, t + 3600)]);
-    let plugin = h.open_with(&calendar_config(&h));
-    h.connect(&plugin, ACCOUNT, ALICE);
-    assert_eq!(wait_for_presence(&plugin, ACCOUNT), (BUSY, t + 3600));
+    let (plugin, t) = connected_in_a_meeting(&h);
     // Google hangs on the next fetch; presence answers from memory meanwhile.
     h.fake.set_sticky_fault(
         Endpoint::Calendar,
@@ -517,11 +524,7 @@ fn presence_answers_while_a_fetch_waits_on_google() {
 #[test]
 fn an_oversized_or_endless_calendar_reply_is_cut_off_and_named() {
     let h = Harness::new();
-    let t = now();
-    h.fake.set_busy(ALICE, vec![(t - 60, t + 3600)]);
-    let plugin = h.open_with(&calendar_config(&h));
-    h.connect(&plugin, ACCOUNT, ALICE);
-    assert_eq!(wait_for_presence(&plugin, ACCOUNT), (BUSY, t + 3600));
+    let (plugin, t) = connected_in_a_meeting(&h);
     // 40 MiB of a JSON object that never closes, with no Content-Length: read to the 32 MiB
     // cap, refused, and the presence already known kept.
     h.fake.set_sticky_fault(

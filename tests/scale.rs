@@ -210,7 +210,6 @@ fn common_now() -> i64 {
 fn many_incremental_syncs_leave_what_a_rebuild_from_the_store_gives() {
     use host_sim::fake_google::Person;
     use std::collections::BTreeMap;
-    use std::os::unix::fs::PermissionsExt;
 
     const ROUNDS: usize = 1000;
     const POOL: u64 = 40; // numbers shared among more people than that: ties happen
@@ -306,22 +305,7 @@ fn many_incremental_syncs_leave_what_a_rebuild_from_the_store_gives() {
     let copy = h.data_dir().join("model.sqlite3");
     plugin.backup(&copy).unwrap();
     drop(plugin);
-    let node = tempfile::tempdir().unwrap();
-    let data = node.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::fs::copy(&copy, data.join("google-integration.sqlite3")).unwrap();
-    std::fs::copy(h.data_dir().join("data/token.key"), data.join("token.key")).unwrap();
-    std::fs::set_permissions(
-        data.join("token.key"),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .unwrap();
-    let mut config = h.config();
-    config["data_dir"] = json!(data);
-    config["google"]["people_url"] = json!("http://127.0.0.1:9");
-    config["google"]["token_url"] = json!("http://127.0.0.1:9/token");
-    let rebuilt = h.open_with(&config);
+    let (_node, rebuilt) = h.open_backup_elsewhere(&copy);
     assert_eq!(answers(&rebuilt), live);
     assert_eq!(book(&rebuilt), live_book);
     assert_eq!(live_book.len(), model.len());

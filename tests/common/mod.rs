@@ -73,6 +73,27 @@ impl Harness {
         Plugin::open(api(), &config.to_string()).unwrap_or_else(|e| panic!("gi_open: {e}"))
     }
 
+    /// Another node: a plugin on a new data_dir whose database is the backup `copy` (with this
+    /// harness's token key), and whose Google is unreachable. Keep the directory while the
+    /// plugin is open.
+    pub fn open_backup_elsewhere(&self, copy: &Path) -> (tempfile::TempDir, Plugin<'static>) {
+        use std::os::unix::fs::PermissionsExt;
+        let node = tempfile::tempdir().expect("temp dir");
+        let data = node.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::copy(copy, data.join("google-integration.sqlite3")).unwrap();
+        let key = data.join("token.key");
+        std::fs::copy(self.data_dir().join("data/token.key"), &key).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let mut config = self.config();
+        config["data_dir"] = json!(data);
+        config["google"]["people_url"] = json!("http://127.0.0.1:9");
+        config["google"]["token_url"] = json!("http://127.0.0.1:9/token");
+        let plugin = self.open_with(&config);
+        (node, plugin)
+    }
+
     /// Runs the whole consent flow for `account` as `email` and returns the connected account.
     pub fn connect(&self, plugin: &Plugin<'_>, account: &str, email: &str) -> String {
         host_sim::connect_through_fake(plugin, &self.fake, account, email)
