@@ -9,7 +9,9 @@
 //! - resident memory per indexed number;
 //! - address book searches (text and keypad) against SQLite FTS5 over the same rows, and
 //!   lookups beside a thread that searches;
-//! - `gi_presence` at 10,000 accounts with 20 busy periods each, beside a lookup.
+//! - `gi_presence` at 10,000 accounts with 20 busy periods each, beside a lookup;
+//! - the plugin's CPU for an interval's worth of no-change syncs of 10,000 accounts, and
+//!   memory per account.
 //!
 //! Latencies go into HDR histograms (one clock read per call; the clock's own cost is measured
 //! and shown). Nothing here is asserted: figures are for the report, on a shared machine.
@@ -88,6 +90,8 @@ struct Sizes {
     per_tenant: usize,
     /// Accounts with calendar presence on.
     presence_accounts: usize,
+    /// Accounts of `SCALE_CONTACTS` contacts each, for the cost of an interval's syncs.
+    scale_accounts: usize,
     measure: Duration,
 }
 
@@ -131,6 +135,7 @@ pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
             tenants: 20,
             per_tenant: 1_000,
             presence_accounts: 1_000,
+            scale_accounts: 500,
             measure: Duration::from_secs(args.seconds.unwrap_or(1)),
         }
     } else {
@@ -139,6 +144,7 @@ pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
             tenants: 1_000,
             per_tenant: 1_000,
             presence_accounts: 10_000,
+            scale_accounts: 10_000,
             measure: Duration::from_secs(args.seconds.unwrap_or(3)),
         }
     };
@@ -485,6 +491,7 @@ pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
         (&lookups, &format!("lookup hit median, {total} numbers")),
         &mut rows,
     )?;
+    scale_rows(api, &sizes, &mut rows)?;
 
     print_table(&rows);
     Ok(())
@@ -580,6 +587,153 @@ fn presence_rows(
         ));
     }
     Ok(())
+}
+
+// ---- hosted scale ---------------------------------------------------------------------------
+
+/// Contacts in each account of the hosted-scale rows.
+const SCALE_CONTACTS: usize = 100;
+
+/// Many accounts on one node: what one interval's worth of syncs that bring no change costs
+/// the plugin in CPU (its sync threads' time, read from /proc, so the fake Google's share is
+/// not counted), and what each account costs in memory.
+fn scale_rows(api: &Api, sizes: &Sizes, rows: &mut Vec<Row>) -> Result<(), String> {
+    let accounts = sizes.scale_accounts;
+    let fake = FakeGoogle::start();
+    fake.add_client(Client::new(CLIENT_ID, CLIENT_SECRET, &[REDIRECT_URI]));
+    let dir =
+        tempfile::tempdir().map_err(|e| format!("cannot create a temporary data_dir: {e}"))?;
+    let config = json!({
+        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uri": REDIRECT_URI,
+        "data_dir": dir.path().join("data"), "sync_interval_secs": 86_400, "retry_base_ms": 50,
+        "google_requests_per_minute": 100_000,
+        "google": fake.config_json(),
+    });
+    let plugin = open(api, &config)?;
+    let mut bar = Bar::new("scale       ");
+    let names: Vec<String> = (0..accounts).map(|i| format!("host{i}.example")).collect();
+    for (i, account) in names.iter().enumerate() {
+        let email = format!("host{i}@example.com");
+        fake.add_user(&email, &email);
+        fake.set_contacts(&email, people(2_000 + i, SCALE_CONTACTS));
+        host_sim::connect_through_fake(&plugin, &fake, account, &email)?;
+        if i % 100 == 0 {
+            bar.update(
+                i,
+                accounts,
+                &format!("{i} of {accounts} accounts connected"),
+            );
+        }
+    }
+    let synced = |plugin: &Plugin<'_>| {
+        names
+            .iter()
+            .filter(|a| {
+                let s = status(plugin, a);
+                s["syncing"] == false && s["last_sync"].is_string()
+            })
+            .count()
+    };
+    while synced(&plugin) < accounts {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    bar.update(0, accounts, "an interval's worth of syncs, nothing changed");
+    let requests_before = fake.requests().len();
+    let people_before = fake.requests_to(Endpoint::People).len();
+    let cpu_before = sync_threads_cpu();
+    let started = Instant::now();
+    for account in &names {
+        plugin.sync_now(account).map_err(|e| e.to_string())?;
+    }
+    while fake.requests_to(Endpoint::People).len() < people_before + accounts
+        || names.iter().any(|a| status(&plugin, a)["syncing"] == true)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let wall = started.elapsed();
+    let cpu = sync_threads_cpu().saturating_sub(cpu_before);
+    let requests = fake.requests().len() - requests_before;
+    bar.finish(
+        accounts,
+        accounts,
+        &format!("{accounts} syncs in {:.1} s", wall.as_secs_f64()),
+    );
+    rows.push(row(
+        format!(
+            "no-change syncs of {accounts} accounts of {SCALE_CONTACTS} contacts (one interval's worth): plugin CPU"
+        ),
+        format!(
+            "{:.1} s in all, {:.2} ms an account",
+            cpu.as_secs_f64(),
+            cpu.as_secs_f64() * 1000.0 / accounts as f64
+        ),
+        format!(
+            "wall: {:.1} s; {requests} requests to the fake Google ({:.1} an account)",
+            wall.as_secs_f64(),
+            requests as f64 / accounts as f64
+        ),
+        "",
+        "≤ 20 s of CPU for 10,000",
+    ));
+    drop(plugin);
+    drop(fake);
+
+    // Memory: the same data_dir opened in a fresh process, against an empty one.
+    let first = people(2_000, 1)[0].phones[0].value.clone();
+    let number = format!("+{}", e164_of(&first));
+    let report = open_in_fresh_process(api, dir.path(), "scale", &config, &names[0], &number)?;
+    let mut empty_config = config.clone();
+    empty_config["data_dir"] = json!(dir.path().join("empty"));
+    let empty = open_in_fresh_process(
+        api,
+        dir.path(),
+        "scale-empty",
+        &empty_config,
+        &names[0],
+        &number,
+    )?;
+    let grown = |r: &Value| {
+        r["rss_after"]
+            .as_u64()
+            .unwrap_or(0)
+            .saturating_sub(r["rss_before"].as_u64().unwrap_or(0))
+    };
+    let per_account = grown(&report).saturating_sub(grown(&empty)) as f64 / accounts as f64;
+    rows.push(row(
+        format!(
+            "resident memory per account of {SCALE_CONTACTS} contacts ({accounts} accounts, fresh process)"
+        ),
+        format!("{:.1} KiB", per_account / 1024.0),
+        format!("open: {:.2} s", report["open_secs"].as_f64().unwrap_or(0.0)),
+        "",
+        "",
+    ));
+    Ok(())
+}
+
+/// CPU time (user + system) of the plugin's sync threads ("gi-sync-…"), from /proc.
+fn sync_threads_cpu() -> Duration {
+    let ticks_per_second = 100.0; // USER_HZ on Linux
+    let mut ticks = 0u64;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                continue;
+            };
+            // "tid (comm) state ..."; utime and stime are fields 14 and 15.
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            if !stat[open + 1..close].starts_with("gi-sync") {
+                continue;
+            }
+            let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+            let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+            ticks += field(14).unwrap_or(0) + field(15).unwrap_or(0);
+        }
+    }
+    Duration::from_secs_f64(ticks as f64 / ticks_per_second)
 }
 
 // ---- data ---------------------------------------------------------------------------------
