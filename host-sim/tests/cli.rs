@@ -448,14 +448,24 @@ fn fault_books_and_clears_meetings_in_the_fake_calendar() {
 
     plugin_built();
     let dir = tempfile::tempdir().unwrap();
-    let mut serve = Command::new(BIN)
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start host-sim serve");
-    let mut lines = BufReader::new(serve.stdout.take().unwrap()).lines();
+    /// Stops serve however the test ends: a failed assertion must not leave it running.
+    struct Serve(std::process::Child);
+    impl Drop for Serve {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut serve = Serve(
+        Command::new(BIN)
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start host-sim serve"),
+    );
+    let mut lines = BufReader::new(serve.0.stdout.take().unwrap()).lines();
     let url = lines
         .by_ref()
         .map_while(Result::ok)
@@ -492,6 +502,5 @@ fn fault_books_and_clears_meetings_in_the_fake_calendar() {
     let out = fault(&["clear"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
-    let _ = serve.kill();
-    let _ = serve.wait();
+    drop(serve);
 }
