@@ -154,17 +154,7 @@ pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
         api.version(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let fake = FakeGoogle::start();
-    fake.add_client(Client::new(CLIENT_ID, CLIENT_SECRET, &[REDIRECT_URI]));
-    let dir =
-        tempfile::tempdir().map_err(|e| format!("cannot create a temporary data_dir: {e}"))?;
-    let config = json!({
-        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uri": REDIRECT_URI,
-        "data_dir": dir.path().join("data"), "sync_interval_secs": 86_400, "retry_base_ms": 50,
-        // The fake Google has no quota: the plugin's own speed is measured, not the budget's.
-        "google_requests_per_minute": 100_000,
-        "google": fake.config_json(),
-    });
+    let (fake, dir, config) = bench_google(json!({}))?;
     let mut rows = Vec::new();
     let clock = clock_cost();
     rows.push(row(
@@ -511,16 +501,8 @@ fn presence_rows(
     rows: &mut Vec<Row>,
 ) -> Result<(), String> {
     let accounts = sizes.presence_accounts;
-    let fake = FakeGoogle::start();
-    fake.add_client(Client::new(CLIENT_ID, CLIENT_SECRET, &[REDIRECT_URI]));
-    let dir =
-        tempfile::tempdir().map_err(|e| format!("cannot create a temporary data_dir: {e}"))?;
-    let config = json!({
-        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uri": REDIRECT_URI,
-        "data_dir": dir.path().join("data"), "sync_interval_secs": 86_400, "retry_base_ms": 50,
-        "calendar": true, "presence_interval_secs": 3600, "google_requests_per_minute": 100_000,
-        "google": fake.config_json(),
-    });
+    let (fake, _dir, config) =
+        bench_google(json!({ "calendar": true, "presence_interval_secs": 3600 }))?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -599,16 +581,7 @@ const SCALE_CONTACTS: usize = 100;
 /// not counted), and what each account costs in memory.
 fn scale_rows(api: &Api, sizes: &Sizes, rows: &mut Vec<Row>) -> Result<(), String> {
     let accounts = sizes.scale_accounts;
-    let fake = FakeGoogle::start();
-    fake.add_client(Client::new(CLIENT_ID, CLIENT_SECRET, &[REDIRECT_URI]));
-    let dir =
-        tempfile::tempdir().map_err(|e| format!("cannot create a temporary data_dir: {e}"))?;
-    let config = json!({
-        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uri": REDIRECT_URI,
-        "data_dir": dir.path().join("data"), "sync_interval_secs": 86_400, "retry_base_ms": 50,
-        "google_requests_per_minute": 100_000,
-        "google": fake.config_json(),
-    });
+    let (fake, dir, config) = bench_google(json!({}))?;
     let plugin = open(api, &config)?;
     let mut bar = Bar::new("scale       ");
     let names: Vec<String> = (0..accounts).map(|i| format!("host{i}.example")).collect();
@@ -923,6 +896,26 @@ fn miss_inputs(sets: &[(String, Vec<u64>)]) -> Vec<(CString, CString)> {
             )
         })
         .collect()
+}
+
+/// A fake Google with the bench's OAuth client, a temporary data_dir, and the plugin's
+/// configuration for both, with the fields of `extra` added. The fake has no quota, so the
+/// request budget is lifted: the plugin's own speed is measured, not the budget's.
+fn bench_google(extra: Value) -> Result<(FakeGoogle, tempfile::TempDir, Value), String> {
+    let fake = FakeGoogle::start();
+    fake.add_client(Client::new(CLIENT_ID, CLIENT_SECRET, &[REDIRECT_URI]));
+    let dir =
+        tempfile::tempdir().map_err(|e| format!("cannot create a temporary data_dir: {e}"))?;
+    let mut config = json!({
+        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uri": REDIRECT_URI,
+        "data_dir": dir.path().join("data"), "sync_interval_secs": 86_400, "retry_base_ms": 50,
+        "google_requests_per_minute": 100_000,
+        "google": fake.config_json(),
+    });
+    if let (Some(config), Value::Object(extra)) = (config.as_object_mut(), extra) {
+        config.extend(extra);
+    }
+    Ok((fake, dir, config))
 }
 
 fn histogram() -> Histogram<u64> {
