@@ -46,28 +46,24 @@ impl Budget {
         }
     }
 
-    /// Waits until a request of `client` (its OAuth client ID, when known) may go out, and
-    /// takes its token. Fails only when `closing` says the plugin is closing.
-    pub fn take(&self, client: Option<&str>, closing: impl Fn() -> bool) -> Result<(), Closing> {
-        loop {
-            if closing() {
-                return Err(Closing);
-            }
-            match self.try_take(client, Instant::now()) {
-                Ok(()) => return Ok(()),
-                Err(wait) => std::thread::sleep(wait.min(NAP)),
-            }
-        }
+    /// Waits until a request may go out, and takes its token. Fails only when `closing` says
+    /// the plugin is closing.
+    pub fn take(&self, closing: impl Fn() -> bool) -> Result<(), Closing> {
+        wait(closing, |now| self.try_take(now))
     }
 
-    /// Takes a token for a request of `client` at `now`, or says how long to wait first.
-    fn try_take(&self, client: Option<&str>, now: Instant) -> Result<(), Duration> {
+    /// Waits while `client`'s quota is paused after a 429 (no token is taken: `take` does
+    /// that for each request).
+    pub fn wait_for_client(&self, client: &str, closing: impl Fn() -> bool) -> Result<(), Closing> {
+        wait(closing, |now| match self.pause_left(client, now) {
+            Some(left) => Err(left),
+            None => Ok(()),
+        })
+    }
+
+    /// Takes a token at `now`, or says how long to wait for one.
+    fn try_take(&self, now: Instant) -> Result<(), Duration> {
         let mut state = self.state.lock();
-        if let Some(until) = client.and_then(|c| state.paused.get(c).copied()) {
-            if until > now {
-                return Err(until - now);
-            }
-        }
         let elapsed = now.saturating_duration_since(state.refilled).as_secs_f64();
         state.tokens = (state.tokens + elapsed * self.per_second).min(self.burst);
         state.refilled = state.refilled.max(now);
@@ -81,18 +77,10 @@ impl Budget {
         }
     }
 
-    /// Waits while `client` is paused (no token is taken: `take` does that per request).
-    pub fn wait_for_client(&self, client: &str, closing: impl Fn() -> bool) -> Result<(), Closing> {
-        loop {
-            if closing() {
-                return Err(Closing);
-            }
-            let until = self.state.lock().paused.get(client).copied();
-            match until.map(|u| u.saturating_duration_since(Instant::now())) {
-                Some(wait) if !wait.is_zero() => std::thread::sleep(wait.min(NAP)),
-                _ => return Ok(()),
-            }
-        }
+    /// How long `client` stays paused after `now`, if it is.
+    fn pause_left(&self, client: &str, now: Instant) -> Option<Duration> {
+        let until = self.state.lock().paused.get(client).copied()?;
+        (until > now).then(|| until - now)
     }
 
     /// Pauses every request of `client` for `pause` (Google said its quota is spent).
@@ -101,6 +89,23 @@ impl Budget {
         let mut state = self.state.lock();
         let entry = state.paused.entry(client.to_owned()).or_insert(until);
         *entry = (*entry).max(until);
+    }
+}
+
+/// Retries `ready` until it passes, sleeping as long as it says (in naps, so that a closing
+/// plugin is noticed).
+fn wait(
+    closing: impl Fn() -> bool,
+    mut ready: impl FnMut(Instant) -> Result<(), Duration>,
+) -> Result<(), Closing> {
+    loop {
+        if closing() {
+            return Err(Closing);
+        }
+        match ready(Instant::now()) {
+            Ok(()) => return Ok(()),
+            Err(left) => std::thread::sleep(left.min(NAP)),
+        }
     }
 }
 
@@ -113,7 +118,7 @@ mod tests {
         let budget = Budget::new(600); // 10 a second
         let started = Instant::now();
         for _ in 0..15 {
-            budget.take(None, || false).unwrap();
+            budget.take(|| false).unwrap();
         }
         // 10 at once, then 5 more at 10 a second: at least 0.5 s (never less; more on a
         // busy machine).
@@ -129,20 +134,19 @@ mod tests {
         let budget = Budget::new(6000);
         budget.pause_client("a", Duration::from_secs(30));
         let now = Instant::now();
-        let wait = budget.try_take(Some("a"), now).unwrap_err();
-        assert!(wait > Duration::from_secs(29) && wait <= Duration::from_secs(30));
-        assert_eq!(budget.try_take(Some("b"), now), Ok(()));
-        assert_eq!(budget.try_take(None, now), Ok(()));
-        assert_eq!(
-            budget.try_take(Some("a"), now + Duration::from_secs(31)),
-            Ok(())
-        );
+        let left = budget.pause_left("a", now).expect("paused");
+        assert!(left > Duration::from_secs(29) && left <= Duration::from_secs(30));
+        assert_eq!(budget.pause_left("b", now), None);
+        assert_eq!(budget.pause_left("a", now + Duration::from_secs(31)), None);
+        assert_eq!(budget.wait_for_client("b", || false), Ok(()));
     }
 
     #[test]
     fn closing_ends_the_wait() {
         let budget = Budget::new(1);
-        budget.take(None, || false).unwrap();
-        assert_eq!(budget.take(None, || true), Err(Closing));
+        budget.take(|| false).unwrap();
+        assert_eq!(budget.take(|| true), Err(Closing));
+        budget.pause_client("a", Duration::from_secs(30));
+        assert_eq!(budget.wait_for_client("a", || true), Err(Closing));
     }
 }

@@ -161,7 +161,7 @@ impl HttpClient {
         // Every request to Google waits for its turn in the plugin's budget first; the
         // deadline counts from when it goes out.
         self.budget
-            .take(None, || self.closing.load(Ordering::SeqCst))
+            .take(|| self.closing.load(Ordering::SeqCst))
             .map_err(|_| closing())?;
         let deadline = Instant::now() + self.limits.deadline;
         // Bounds each wait of reqwest (headers, then every read) by the whole deadline.

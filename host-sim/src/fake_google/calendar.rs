@@ -86,39 +86,10 @@ pub(super) fn calendar_scope_insufficient() -> Reply {
 
 /// [`Fault::CalendarDisabled`]: the Google Calendar API is not enabled for the project.
 pub(super) fn calendar_disabled() -> Reply {
-    let activation = format!(
-        "https://console.developers.google.com/apis/api/{CALENDAR_SERVICE}/overview?project={PROJECT_NUMBER}"
-    );
-    let message = format!(
-        "Google Calendar API has not been used in project {PROJECT_NUMBER} before or it is disabled. Enable it by visiting {activation} then retry. If you enabled this API recently, wait a few minutes for the action to propagate to our systems and retry."
-    );
+    let (message, details) = service_disabled(CALENDAR_SERVICE, "Google Calendar API");
     let mut item = error_item(&message, "usageLimits", "accessNotConfigured");
     item["extendedHelp"] = json!("https://console.developers.google.com");
-    calendar_error(
-        403,
-        "PERMISSION_DENIED",
-        &message,
-        vec![item],
-        vec![
-            error_info(
-                "SERVICE_DISABLED",
-                "googleapis.com",
-                json!({
-                    "activationUrl": activation,
-                    "consumer": format!("projects/{PROJECT_NUMBER}"),
-                    "containerInfo": PROJECT_NUMBER,
-                    "service": CALENDAR_SERVICE,
-                    "serviceTitle": "Google Calendar API",
-                }),
-            ),
-            json!({
-                "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
-                "locale": "en-US",
-                "message": message,
-            }),
-            help_link("Google developers console API activation", &activation),
-        ],
-    )
+    calendar_error(403, "PERMISSION_DENIED", &message, vec![item], details)
 }
 
 /// [`Fault::Status`] on [`Endpoint::Calendar`] (502 and codes under 400 are answered before,

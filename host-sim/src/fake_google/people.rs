@@ -100,36 +100,41 @@ pub(super) fn unauthenticated_at(endpoint: Endpoint, had_credentials: bool) -> R
     reply.header("WWW-Authenticate", www)
 }
 
-pub(super) fn people_disabled() -> Reply {
+/// What Google answers when an API (`service`, named `title` in the console) is not enabled
+/// for the project: the message, and the details (ErrorInfo `SERVICE_DISABLED`, the localized
+/// message, the activation link). Every API the fake serves words it alike.
+pub(super) fn service_disabled(service: &str, title: &str) -> (String, Vec<Value>) {
     let activation = format!(
-        "https://console.developers.google.com/apis/api/{PEOPLE_SERVICE}/overview?project={PROJECT_NUMBER}"
+        "https://console.developers.google.com/apis/api/{service}/overview?project={PROJECT_NUMBER}"
     );
-    api_error(
-        403,
-        "PERMISSION_DENIED",
-        &format!(
-            "People API has not been used in project {PROJECT_NUMBER} before or it is disabled. Enable it by visiting {activation} then retry. If you enabled this API recently, wait a few minutes for the action to propagate to our systems and retry."
-        ),
-        vec![
-            error_info(
-                "SERVICE_DISABLED",
-                "googleapis.com",
-                json!({
-                    "activationUrl": activation,
-                    "consumer": format!("projects/{PROJECT_NUMBER}"),
-                    "containerInfo": PROJECT_NUMBER,
-                    "service": PEOPLE_SERVICE,
-                    "serviceTitle": "People API",
-                }),
-            ),
+    let message = format!(
+        "{title} has not been used in project {PROJECT_NUMBER} before or it is disabled. Enable it by visiting {activation} then retry. If you enabled this API recently, wait a few minutes for the action to propagate to our systems and retry."
+    );
+    let details = vec![
+        error_info(
+            "SERVICE_DISABLED",
+            "googleapis.com",
             json!({
-                "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
-                "locale": "en-US",
-                "message": format!("People API has not been used in project {PROJECT_NUMBER} before or it is disabled. Enable it by visiting {activation} then retry. If you enabled this API recently, wait a few minutes for the action to propagate to our systems and retry."),
+                "activationUrl": activation,
+                "consumer": format!("projects/{PROJECT_NUMBER}"),
+                "containerInfo": PROJECT_NUMBER,
+                "service": service,
+                "serviceTitle": title,
             }),
-            help_link("Google developers console API activation", &activation),
-        ],
-    )
+        ),
+        json!({
+            "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+            "locale": "en-US",
+            "message": message,
+        }),
+        help_link("Google developers console API activation", &activation),
+    ];
+    (message, details)
+}
+
+pub(super) fn people_disabled() -> Reply {
+    let (message, details) = service_disabled(PEOPLE_SERVICE, "People API");
+    api_error(403, "PERMISSION_DENIED", &message, details)
 }
 
 pub(super) fn expired_sync_token() -> Reply {
