@@ -360,7 +360,7 @@ fn name_index_build(c: &mut Criterion) {
             .collect()
     }
     // Not a timing: what the name index holds, per contact, for the README.
-    let bytes = NameIndex::build(entries(&contacts)).heap_bytes();
+    let bytes = NameIndex::build(entries(&contacts)).0.heap_bytes();
     println!(
         "name index: {bytes} heap bytes for {} contacts, {:.1} bytes a contact",
         contacts.len(),
@@ -405,6 +405,88 @@ fn boundary(c: &mut Criterion) {
     gi_close(plugin);
 }
 
+/// An incremental sync of 10 changes on 25,000 contacts lands as a patch: against rebuilding
+/// the account's index from the same contacts (the baseline, what 0.2.0 did on every sync),
+/// on a fresh patch and on one grown to 1,500 contacts (its limit is a sixteenth of the
+/// account, 1,562). The store's part (who else holds a touched number) is an in-memory map
+/// here. A book is patched once (the next patch takes what it carries), so each timed patch
+/// starts from a book set up afresh, outside the timing.
+fn index_patch(c: &mut Criterion) {
+    use google_integration::book::numbers::GroupNames;
+    use google_integration::book::patch::{AccountBook, Change, Replaced};
+    use std::collections::HashMap;
+
+    let contacts = address_book(25_000);
+    let ids: Vec<u64> = (1..=contacts.len() as u64).collect();
+    let names = GroupNames::new();
+    let mut holders_of: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, contact) in contacts.iter().enumerate() {
+        for number in &contact.numbers {
+            holders_of.entry(number.e164.0).or_default().push(i);
+            holders_of.entry(number.national.0).or_default().push(i);
+        }
+    }
+    let holders = |e164s: &[u64], nationals: &[u64]| -> Result<Vec<Contact>, ()> {
+        let mut found: Vec<usize> = e164s
+            .iter()
+            .chain(nationals)
+            .flat_map(|key| holders_of.get(key).into_iter().flatten().copied())
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        Ok(found.into_iter().map(|i| contacts[i].clone()).collect())
+    };
+    // Renames of contacts `from..from + count`, as the store reports them.
+    let renames = |from: usize, count: usize| -> (Vec<Replaced>, Vec<Contact>) {
+        (from..from + count)
+            .map(|i| {
+                let old = &contacts[i];
+                let replaced = Replaced {
+                    id: ids[i],
+                    numbers: old.numbers.iter().map(|n| (n.e164, n.national)).collect(),
+                };
+                let mut new = old.clone();
+                new.name = format!("Renamed {i}");
+                (replaced, new)
+            })
+            .unzip()
+    };
+    let base = AccountBook::new(AccountIndex::build_stored(&contacts, &ids, &names, None));
+    let (bulk_replaced, bulk_upserts) = renames(10_000, 1_500);
+    let bulk = Change {
+        replaced: &bulk_replaced,
+        upserts: &bulk_upserts,
+        deletions: &[],
+    };
+    let grown = || {
+        base.patched(&bulk, &names, None, holders)
+            .unwrap()
+            .expect("1,500 is under the limit")
+    };
+    let (replaced, upserts) = renames(0, 10);
+    let change = Change {
+        replaced: &replaced,
+        upserts: &upserts,
+        deletions: &[],
+    };
+
+    let mut group = c.benchmark_group("sync_index_25k");
+    group.bench_function("rebuild", |b| {
+        b.iter(|| AccountIndex::build_stored(black_box(&contacts), &ids, &names, None))
+    });
+    group.bench_function("patch_10_changes", |b| {
+        b.iter(|| base.patched(black_box(&change), &names, None, holders))
+    });
+    group.bench_function("patch_10_changes_on_1500", |b| {
+        b.iter_batched(
+            grown,
+            |book| book.patched(black_box(&change), &names, None, holders),
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     boundary,
@@ -412,6 +494,7 @@ criterion_group!(
     lookups,
     index_build,
     search,
-    name_index_build
+    name_index_build,
+    index_patch
 );
 criterion_main!(benches);

@@ -7,4 +7,5 @@ pub mod contact;
 pub mod fold;
 pub mod names;
 pub mod numbers;
+pub mod patch;
 pub mod phone;

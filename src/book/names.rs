@@ -134,6 +134,21 @@ pub struct Matches {
     pub first: Vec<u32>,
 }
 
+/// Base contacts a patch has replaced or deleted: their places in the address book (ranks)
+/// and their rows, each sorted, so that a search of the base can leave them out in time
+/// proportional to how many there are.
+#[derive(Clone, Debug, Default)]
+pub struct Hidden {
+    pub ranks: Vec<u32>,
+    pub rows: Vec<u32>,
+}
+
+impl Hidden {
+    fn hides_row(&self, row: u32) -> bool {
+        self.rows.binary_search(&row).is_ok()
+    }
+}
+
 /// A set of contacts, one bit each: contacts are numbered in the address book's order (by
 /// their first row), so walking the set walks the result in order.
 struct ContactSet(Vec<u64>);
@@ -147,9 +162,19 @@ impl ContactSet {
         self.0[contact as usize / 64] |= 1 << (contact % 64);
     }
 
+    fn remove(&mut self, contact: u32) {
+        self.0[contact as usize / 64] &= !(1 << (contact % 64));
+    }
+
     fn intersect(&mut self, other: &ContactSet) {
         for (word, other) in self.0.iter_mut().zip(&other.0) {
             *word &= other;
+        }
+    }
+
+    fn remove_all(&mut self, hidden: &Hidden) {
+        for &rank in &hidden.ranks {
+            self.remove(rank);
         }
     }
 
@@ -169,9 +194,11 @@ impl ContactSet {
 }
 
 impl NameIndex {
-    pub fn build(entries: Vec<Entry<'_>>) -> NameIndex {
+    /// Builds the index, and says each entry's place in the address book (its rank, by its
+    /// first row; `u32::MAX` for an entry without a number, which is not in the book).
+    pub fn build(all_entries: Vec<Entry<'_>>) -> (NameIndex, Vec<u32>) {
         // Only contacts with a number are in the address book.
-        let entries: Vec<&Entry<'_>> = entries.iter().filter(|e| !e.rows.is_empty()).collect();
+        let entries: Vec<&Entry<'_>> = all_entries.iter().filter(|e| !e.rows.is_empty()).collect();
         // Each name and company folded once: the order and the words both come from it.
         let folded: Vec<(String, String)> = entries
             .iter()
@@ -309,35 +336,55 @@ impl NameIndex {
             later.contact == kept.contact && later.offset() == kept.offset()
         });
 
-        NameIndex {
+        let mut ranks = rank.into_iter();
+        let rank_of_entry = all_entries
+            .iter()
+            .map(|e| {
+                if e.rows.is_empty() {
+                    u32::MAX
+                } else {
+                    ranks.next().expect("one rank per entry with rows")
+                }
+            })
+            .collect();
+        let index = NameIndex {
             rows,
             contact_start: contact_start.into_boxed_slice(),
             contact_rows: contact_rows.into_boxed_slice(),
             word_text: word_text.into_boxed_slice(),
             by_letters: by_letters.into_boxed_slice(),
-        }
+        };
+        (index, rank_of_entry)
     }
 
     pub fn row(&self, position: u32) -> &Row {
         &self.rows[position as usize]
     }
 
-    /// What `query` matches: the total, and the first `need` rows in order.
-    pub fn matching(&self, query: &Query, need: usize) -> Matches {
+    /// What `query` matches, leaving out the `hidden` contacts: the total, and the first
+    /// `need` rows in order.
+    pub fn matching(&self, query: &Query, need: usize, hidden: &Hidden) -> Matches {
         match query {
-            Query::All => Matches {
-                total: self.rows.len(),
-                first: (0..self.rows.len().min(need) as u32).collect(),
-            },
+            Query::All => {
+                let first = (0..self.rows.len() as u32)
+                    .filter(|&r| !hidden.hides_row(r))
+                    .take(need)
+                    .collect();
+                Matches {
+                    total: self.rows.len() - hidden.rows.len(),
+                    first,
+                }
+            }
             Query::Keypad(digits) => {
-                let set = self.keypad_contacts(digits.as_bytes());
+                let mut set = self.keypad_contacts(digits.as_bytes());
+                set.remove_all(hidden);
                 self.rows_of(&set, &[], need)
             }
             Query::Text { words, digits } if words.is_empty() => {
                 let mut total = 0;
                 let mut first = Vec::new();
                 for (position, row) in self.rows.iter().enumerate() {
-                    if row_has_digits(row, digits) {
+                    if row_has_digits(row, digits) && !hidden.hides_row(position as u32) {
                         total += 1;
                         if first.len() < need {
                             first.push(position as u32);
@@ -351,6 +398,7 @@ impl NameIndex {
                 for word in &words[1..] {
                     set.intersect(&self.letter_contacts(word.as_bytes()));
                 }
+                set.remove_all(hidden);
                 self.rows_of(&set, digits, need)
             }
         }
@@ -420,7 +468,7 @@ impl NameIndex {
     }
 
     /// The rows of a contact, ascending.
-    fn rows_of_contact(&self, contact: u32) -> &[u32] {
+    pub fn rows_of_contact(&self, contact: u32) -> &[u32] {
         let from = self.contact_start[contact as usize] as usize;
         let to = self.contact_start[contact as usize + 1] as usize;
         &self.contact_rows[from..to]
@@ -535,11 +583,12 @@ mod tests {
                 rows: vec![row(12125550100)],
             },
         ])
+        .0
     }
 
     fn rows(index: &NameIndex, query: &str, keypad: bool) -> Vec<u64> {
         let query = Query::parse(query, keypad).unwrap();
-        let matches = index.matching(&query, usize::MAX);
+        let matches = index.matching(&query, usize::MAX, &Hidden::default());
         assert_eq!(matches.total, matches.first.len());
         matches.first.iter().map(|&r| index.row(r).e164).collect()
     }
@@ -613,10 +662,11 @@ mod tests {
                 groups: &[],
                 rows: vec![row(12045550100)],
             },
-        ]);
+        ])
+        .0;
         let query = Query::parse("same", false).unwrap();
         for need in 0..4 {
-            let matches = index.matching(&query, need);
+            let matches = index.matching(&query, need, &Hidden::default());
             let first: Vec<u64> = matches.first.iter().map(|&r| index.row(r).e164).collect();
             let all = [12015550100, 12025550100, 12035550100];
             assert_eq!(
@@ -624,6 +674,34 @@ mod tests {
                 (3, &all[..need.min(3)]),
                 "{need}"
             );
+        }
+    }
+
+    #[test]
+    fn hidden_contacts_are_left_out_of_every_kind_of_search_and_of_the_totals() {
+        let i = index();
+        let (_, ranks) = NameIndex::build(vec![]);
+        assert!(ranks.is_empty());
+        // Jürgen Müller is the third contact in the book's order (anna adams, Anna Schmidt,
+        // Jürgen Müller): hide him and his two rows.
+        let rank = 2;
+        let hidden = Hidden {
+            ranks: vec![rank],
+            rows: i.rows_of_contact(rank).to_vec(),
+        };
+        assert_eq!(hidden.rows, [2, 3]);
+        for (query, keypad, left) in [
+            ("", false, vec![12125550100, 4940123456]),
+            ("mul", false, vec![12125550100]),
+            ("4930", false, vec![]),
+            ("494", false, vec![4940123456]),
+            ("685", true, vec![12125550100]),
+        ] {
+            let parsed = Query::parse(query, keypad).unwrap();
+            let matches = i.matching(&parsed, usize::MAX, &hidden);
+            let found: Vec<u64> = matches.first.iter().map(|&r| i.row(r).e164).collect();
+            assert_eq!(found, left, "{query:?}");
+            assert_eq!(matches.total, left.len(), "{query:?}");
         }
     }
 

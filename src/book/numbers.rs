@@ -3,6 +3,7 @@
 //! allocation), tries the account, then its domain, and copies out what the phone shows. It
 //! never waits for a sync, the database or the network.
 
+use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,12 +13,14 @@ use parking_lot::Mutex;
 use rustc_hash::FxBuildHasher;
 
 use super::fold;
-use super::names::{Entry, Matches, NameIndex, Query, Row};
+use super::names::{Entry, Hidden, Matches, NameIndex, Query, Row};
+use super::patch::AccountBook;
 use crate::account::domain_of;
-use crate::book::contact::Contact;
+use crate::book::contact::{Contact, ContactNumber};
 use crate::book::phone::{IncomingNumber, E164};
 
 type FxMap<K, V> = HashMap<K, V, FxBuildHasher>;
+pub(super) type FxSet<T> = std::collections::HashSet<T, FxBuildHasher>;
 
 /// The most bytes of a name or company the index keeps: all that `GiContact` can carry
 /// (128 bytes with the NUL). Longer text is cut at a character boundary when indexed.
@@ -27,6 +30,11 @@ pub const MAX_LABEL_BYTES: usize = 31;
 
 /// A national number that more than one contact has: it must not match anyone.
 const AMBIGUOUS: u32 = u32::MAX;
+/// In a patch, a national number that no contact has any more: the base must not answer it.
+const NOBODY: u32 = u32::MAX - 1;
+/// In a patch, the `text` of a slot whose number no contact has any more (a tombstone): the
+/// base must not answer it either.
+const TOMBSTONE: u32 = u32::MAX;
 /// Slots per number in the exact table: at a load of 0.7 linear probing finds a number in
 /// about 2 probes and a miss in about 6, mostly within one or two cache lines.
 const TABLE_LOAD: f64 = 0.7;
@@ -74,9 +82,64 @@ pub struct AccountIndex {
     contact_count: usize,
     number_count: usize,
     /// The address book: search by words, digits or keypad over the same contacts.
-    names: NameIndex,
+    pub(super) names: NameIndex,
     /// "contacts", "directory" or "other_contacts".
     source: &'static str,
+    /// The store's ids of the contacts, sorted, and beside each its place in the address
+    /// book (`u32::MAX` for a contact without a number): how a patch finds the version a
+    /// change replaces. Empty when built without ids (then every change rebuilds in full).
+    ids: Box<[u64]>,
+    id_ranks: Box<[u32]>,
+}
+
+/// What an index holds of the contacts it is built from.
+pub(super) enum Cover<'a> {
+    /// Everything: a full build.
+    Full,
+    /// A patch's share (see `patch`): the numbers whose E.164 or national number a change
+    /// touched, a tombstone for each of `e164s` and `nationals` that no contact holds any
+    /// more, and the address-book rows of the contacts marked `searchable` only.
+    Patch {
+        e164s: &'a FxSet<u64>,
+        nationals: &'a FxSet<u64>,
+        searchable: &'a [bool],
+    },
+}
+
+impl Cover<'_> {
+    fn slot(&self, number: &ContactNumber) -> bool {
+        match self {
+            Cover::Full => true,
+            Cover::Patch {
+                e164s, nationals, ..
+            } => e164s.contains(&number.e164.0) || nationals.contains(&number.national.0),
+        }
+    }
+
+    fn national(&self, number: &ContactNumber) -> bool {
+        match self {
+            Cover::Full => true,
+            Cover::Patch { nationals, .. } => nationals.contains(&number.national.0),
+        }
+    }
+
+    fn searchable(&self, contact: usize) -> bool {
+        match self {
+            Cover::Full => true,
+            Cover::Patch { searchable, .. } => searchable[contact],
+        }
+    }
+}
+
+/// What an index answers for a national number.
+pub(super) enum NationalAnswer<'a> {
+    /// The index does not know the number (a base: nobody has it; a patch: ask the base).
+    Unknown,
+    /// A patch knows that nobody has it any more.
+    Nobody,
+    /// Several contacts have it: no national match.
+    Several,
+    One(&'a Slot),
 }
 
 /// The names of an account's user contact groups, by resource name ("contactGroups/…").
@@ -103,6 +166,42 @@ fn groups_text(contact: &Contact, names: &GroupNames) -> String {
         text.push_str(name);
     }
     text
+}
+
+/// Which contacts `only_groups` keeps (positions, ascending; all of them when it is unset),
+/// and the names of every contact's groups.
+pub(super) fn kept_by_groups<C: Borrow<Contact>>(
+    contacts: &[C],
+    group_names: &GroupNames,
+    only_groups: Option<&[String]>,
+) -> (Vec<usize>, Vec<Vec<String>>) {
+    let groups: Vec<Vec<String>> = contacts
+        .iter()
+        .map(|c| {
+            c.borrow()
+                .groups
+                .iter()
+                .filter_map(|g| group_names.get(g).cloned())
+                .collect()
+        })
+        .collect();
+    let kept: Vec<usize> = (0..contacts.len())
+        .filter(|&i| {
+            only_groups.is_none_or(|wanted| {
+                groups[i].iter().any(|g| {
+                    wanted
+                        .iter()
+                        .any(|w| w.eq_ignore_ascii_case(g) || fold::fold(w) == fold::fold(g))
+                })
+            })
+        })
+        .collect();
+    (kept, groups)
+}
+
+/// Whether a patch's slot says that nobody has its number any more.
+pub(super) fn is_tombstone(slot: &Slot) -> bool {
+    slot.text == TOMBSTONE
 }
 
 fn slot_hash(e164: u64, len: usize) -> usize {
@@ -132,46 +231,47 @@ impl AccountIndex {
         group_names: &GroupNames,
         only_groups: Option<&[String]>,
     ) -> AccountIndex {
-        let groups: Vec<Vec<String>> = contacts
-            .iter()
-            .map(|c| {
-                c.groups
-                    .iter()
-                    .filter_map(|g| group_names.get(g).cloned())
-                    .collect()
-            })
-            .collect();
-        let kept: Vec<usize> = (0..contacts.len())
-            .filter(|&i| {
-                only_groups.is_none_or(|wanted| {
-                    groups[i].iter().any(|g| {
-                        wanted
-                            .iter()
-                            .any(|w| w.eq_ignore_ascii_case(g) || fold::fold(w) == fold::fold(g))
-                    })
-                })
-            })
-            .collect();
-        AccountIndex::build_kept(contacts, &kept, &groups, group_names)
+        AccountIndex::build_stored(contacts, &[], group_names, only_groups)
     }
 
-    fn build_kept(
-        all: &[Contact],
+    /// As `build_with`, for contacts read from the store with their ids (`ids[i]` is
+    /// `contacts[i]`'s), so that later syncs can patch the index instead of rebuilding it.
+    pub fn build_stored(
+        contacts: &[Contact],
+        ids: &[u64],
+        group_names: &GroupNames,
+        only_groups: Option<&[String]>,
+    ) -> AccountIndex {
+        let (kept, groups) = kept_by_groups(contacts, group_names, only_groups);
+        AccountIndex::build_kept(contacts, &kept, &groups, group_names, ids, &Cover::Full)
+    }
+
+    /// Builds what `cover` says of the contacts `kept` (positions in `all`); `groups[i]`
+    /// holds the names of `all[i]`'s groups.
+    pub(super) fn build_kept<C: Borrow<Contact>>(
+        all: &[C],
         kept: &[usize],
         groups: &[Vec<String>],
         group_names: &GroupNames,
+        ids: &[u64],
+        cover: &Cover<'_>,
     ) -> AccountIndex {
-        let contacts: Vec<&Contact> = kept.iter().map(|&i| &all[i]).collect();
+        let contacts: Vec<&Contact> = kept.iter().map(|&i| all[i].borrow()).collect();
         let number_count: usize = contacts.iter().map(|c| c.numbers.len()).sum();
-        let table_len = ((number_count as f64 / TABLE_LOAD) as usize).max(number_count + 1);
+        let tombstones = match cover {
+            Cover::Full => 0,
+            Cover::Patch { e164s, .. } => e164s.len(),
+        };
+        let slot_count = number_count + tombstones;
+        let table_len = ((slot_count as f64 / TABLE_LOAD) as usize).max(slot_count + 1);
         let mut slots = vec![Slot::default(); table_len].into_boxed_slice();
         // Which contact holds each slot, while building.
         let mut owners = vec![u32::MAX; table_len];
         let mut text = String::new();
         let mut labels: Vec<Box<str>> = Vec::new();
         let mut label_ids: HashMap<&str, u16> = HashMap::new();
-        // (national key, contact, slot), sorted and reduced to one entry a key below.
-        let mut national: Vec<(u64, u32, u32)> = Vec::with_capacity(number_count);
+        // (national key, contact, E.164, slot), sorted and reduced to one entry a key below.
+        let mut national: Vec<(u64, u32, u64, u32)> = Vec::with_capacity(number_count);
 
         let mut entries: Vec<Entry<'_>> = Vec::with_capacity(contacts.len());
         for (contact_id, contact) in contacts.iter().enumerate() {
@@ -190,6 +290,17 @@ impl AccountIndex {
                     labels.push(label_text.into());
                     (labels.len() - 1).min(u16::MAX as usize) as u16
                 });
+                let row = Row {
+                    e164: number.e164.0,
+                    text: text_start,
+                    name_len: name.len() as u8,
+                    company_len: company.len() as u8,
+                    label,
+                };
+                rows.push(row);
+                if !cover.slot(number) {
+                    continue;
+                }
                 let mut at = slot_hash(number.e164.0, table_len);
                 while slots[at].e164 != 0 && slots[at].e164 != number.e164.0 {
                     at = if at + 1 == table_len { 0 } else { at + 1 };
@@ -198,40 +309,79 @@ impl AccountIndex {
                     u32::MAX => true,
                     owner => tie_break(contact) < tie_break(contacts[owner as usize]),
                 };
-                let row = Row {
-                    e164: number.e164.0,
-                    text: text_start,
-                    name_len: name.len() as u8,
-                    company_len: company.len() as u8,
-                    label,
-                };
                 if claims {
                     owners[at] = contact_id as u32;
                     slots[at] = row;
                 }
-                rows.push(row);
-                national.push((number.national.0, contact_id as u32, at as u32));
+                if cover.national(number) {
+                    national.push((
+                        number.national.0,
+                        contact_id as u32,
+                        number.e164.0,
+                        at as u32,
+                    ));
+                }
             }
-            entries.push(Entry {
-                name,
-                company,
-                groups: &groups[kept[contact_id]],
-                rows,
-            });
+            if cover.searchable(kept[contact_id]) {
+                entries.push(Entry {
+                    name,
+                    company,
+                    groups: &groups[kept[contact_id]],
+                    rows,
+                });
+            }
         }
-        let names = NameIndex::build(entries);
+        let (names, ranks) = NameIndex::build(entries);
 
-        national.sort_unstable_by_key(|&(key, contact, _)| (key, contact));
+        if let Cover::Patch {
+            e164s, nationals, ..
+        } = cover
+        {
+            // What a change took from everyone: a tombstone, so that the base's stale answer
+            // is never reached.
+            for &e164 in e164s.iter() {
+                let mut at = slot_hash(e164, table_len);
+                while slots[at].e164 != 0 && slots[at].e164 != e164 {
+                    at = if at + 1 == table_len { 0 } else { at + 1 };
+                }
+                if slots[at].e164 == 0 {
+                    slots[at] = Row {
+                        e164,
+                        text: TOMBSTONE,
+                        ..Row::default()
+                    };
+                }
+            }
+            let held: FxSet<u64> = national.iter().map(|n| n.0).collect();
+            for &key in nationals.iter().filter(|key| !held.contains(key)) {
+                national.push((key, u32::MAX, 0, NOBODY));
+            }
+        }
+
+        // A contact with one national number under two country codes answers with the lower
+        // E.164, whatever order its numbers came in.
+        national.sort_unstable_by_key(|&(key, contact, e164, _)| (key, contact, e164));
         let mut national_keys = Vec::with_capacity(national.len());
         let mut national_slots = Vec::with_capacity(national.len());
         for group in national.chunk_by(|a, b| a.0 == b.0) {
-            let (key, first_contact, slot) = group[0];
+            let (key, first_contact, _, slot) = group[0];
             let unique = group
                 .iter()
-                .all(|&(_, contact, _)| contact == first_contact);
+                .all(|&(_, contact, _, _)| contact == first_contact);
             national_keys.push(key);
             national_slots.push(if unique { slot } else { AMBIGUOUS });
         }
+
+        // Full builds only: every kept contact has an entry, in order.
+        let mut by_id: Vec<(u64, u32)> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            kept.iter()
+                .zip(&ranks)
+                .map(|(&i, &rank)| (ids[i], rank))
+                .collect()
+        };
+        by_id.sort_unstable();
 
         AccountIndex {
             slots,
@@ -243,7 +393,20 @@ impl AccountIndex {
             number_count,
             names,
             source: "contacts",
+            ids: by_id.iter().map(|p| p.0).collect(),
+            id_ranks: by_id.iter().map(|p| p.1).collect(),
         }
+    }
+
+    /// Whether a patch can find the contacts of this index by their store ids.
+    pub(super) fn patchable(&self) -> bool {
+        self.ids.len() == self.contact_count
+    }
+
+    /// The place in the address book of the contact with store id `id` (`u32::MAX` when it
+    /// has no number), or None when this index does not hold it.
+    pub(super) fn rank_of_id(&self, id: u64) -> Option<u32> {
+        self.ids.binary_search(&id).ok().map(|at| self.id_ranks[at])
     }
 
     pub fn contact_count(&self) -> usize {
@@ -254,7 +417,8 @@ impl AccountIndex {
         self.number_count
     }
 
-    fn exact(&self, e164: E164) -> Option<&Slot> {
+    /// The slot of `e164`: in a patch, possibly a tombstone (see `is_tombstone`).
+    pub(super) fn exact(&self, e164: E164) -> Option<&Slot> {
         let len = self.slots.len();
         if len == 0 {
             return None;
@@ -272,17 +436,19 @@ impl AccountIndex {
         }
     }
 
-    /// The slot a national number finds: Ok(None) when no contact has it, Err(()) when more
-    /// than one does.
-    fn national(&self, key: u64) -> Result<Option<&Slot>, ()> {
+    /// What the index says of a national number.
+    pub(super) fn national(&self, key: u64) -> NationalAnswer<'_> {
         match self.national_keys.binary_search(&key) {
-            Err(_) => Ok(None),
-            Ok(i) if self.national_slots[i] == AMBIGUOUS => Err(()),
-            Ok(i) => Ok(Some(&self.slots[self.national_slots[i] as usize])),
+            Err(_) => NationalAnswer::Unknown,
+            Ok(i) => match self.national_slots[i] {
+                AMBIGUOUS => NationalAnswer::Several,
+                NOBODY => NationalAnswer::Nobody,
+                slot => NationalAnswer::One(&self.slots[slot as usize]),
+            },
         }
     }
 
-    fn found<'a>(&'a self, slot: &Slot, account: &'a str) -> ContactMatch<'a> {
+    pub(super) fn found<'a>(&'a self, slot: &Slot, account: &'a str) -> ContactMatch<'a> {
         let start = slot.text as usize;
         let name_end = start + slot.name_len as usize;
         let company_end = name_end + slot.company_len as usize;
@@ -299,7 +465,9 @@ impl AccountIndex {
     }
 }
 
-type Snapshot = FxMap<Box<str>, Arc<AccountIndex>>;
+/// Every account's book by name. A writer copies the map to swap one account; with shared
+/// names and books that copy is reference counts only, no text and no index.
+type Snapshot = FxMap<Arc<str>, AccountBook>;
 
 /// Every account's index, swapped whole by writers and read without locks.
 pub struct ContactIndex {
@@ -323,7 +491,7 @@ impl ContactIndex {
         let _writer = self.writer.lock();
         let snapshot: Snapshot = accounts
             .into_iter()
-            .map(|(account, index)| (account.into_boxed_str(), Arc::new(index)))
+            .map(|(account, index)| (Arc::from(account), AccountBook::new(index)))
             .collect();
         self.current.store(Arc::new(snapshot));
     }
@@ -331,10 +499,20 @@ impl ContactIndex {
     /// Replaces one account's index in a single swap: a lookup sees the old one or the new
     /// one, never a mix.
     pub fn replace(&self, account: &str, index: AccountIndex) {
+        self.replace_book(account, AccountBook::new(index));
+    }
+
+    /// Replaces one account's book (a patched one, say) in a single swap.
+    pub fn replace_book(&self, account: &str, book: AccountBook) {
         let _writer = self.writer.lock();
         let mut snapshot = Snapshot::clone(&self.current.load());
-        snapshot.insert(account.into(), Arc::new(index));
+        snapshot.insert(Arc::from(account), book);
         self.current.store(Arc::new(snapshot));
+    }
+
+    /// The account's book as lookups read it now, for patching.
+    pub fn book(&self, account: &str) -> Option<AccountBook> {
+        self.current.load().get(account).cloned()
     }
 
     pub fn remove(&self, account: &str) {
@@ -352,7 +530,7 @@ impl ContactIndex {
         self.current
             .load()
             .get(account)
-            .map_or((0, 0), |i| (i.contact_count(), i.number_count()))
+            .map_or((0, 0), |book| book.counts())
     }
 
     /// Finds who is calling `account` from `number` and hands it to `copy_out`, which runs
@@ -376,24 +554,24 @@ impl ContactIndex {
         };
         let scopes = [own, shared];
 
-        for (name, index) in scopes.iter().flatten() {
-            if let Some(slot) = index.exact(number.e164) {
+        for (name, book) in scopes.iter().flatten() {
+            if let Some((index, slot)) = book.exact(number.e164) {
                 return Some(copy_out(index.found(slot, name)));
             }
         }
         if let Some(national) = number.national {
-            for (name, index) in scopes.iter().flatten() {
-                match index.national(national.0) {
+            for (name, book) in scopes.iter().flatten() {
+                match book.national(national.0) {
                     Err(()) => break, // several fit: no national match
-                    Ok(Some(slot)) => return Some(copy_out(index.found(slot, name))),
+                    Ok(Some((index, slot))) => return Some(copy_out(index.found(slot, name))),
                     Ok(None) => {}
                 }
             }
         }
         // The digits read as E.164 without their '+', when no national reading matched.
         let international = number.international?;
-        for (name, index) in scopes.iter().flatten() {
-            if let Some(slot) = index.exact(international) {
+        for (name, book) in scopes.iter().flatten() {
+            if let Some((index, slot)) = book.exact(international) {
                 return Some(copy_out(index.found(slot, name)));
             }
         }
@@ -421,14 +599,27 @@ impl ContactIndex {
         } else {
             snapshot.get_key_value(domain)
         };
-        // Own first: on a tie the account's own row comes before its domain's.
+        // Own first: on a tie the account's own row comes before its domain's. Each account's
+        // base is searched without the contacts its patch replaced, and the patch's changed
+        // contacts beside it.
         let need = offset.saturating_add(cap);
+        let no_one = Hidden::default();
         let scopes: Vec<(&str, &AccountIndex, Matches)> = [own, shared]
             .into_iter()
             .flatten()
-            .map(|(name, index)| {
-                let matches = index.names.matching(query, need);
-                (name.as_ref(), index.as_ref(), matches)
+            .flat_map(|(name, book)| {
+                let hidden = book.patch.as_ref().map_or(&no_one, |p| &p.hidden);
+                let base = &*book.base;
+                let patch = book.patch.as_ref().map(|p| &p.index);
+                std::iter::once((base, hidden))
+                    .chain(patch.map(|index| (index, &no_one)))
+                    .map(move |(index, hidden)| {
+                        (
+                            name.as_ref(),
+                            index,
+                            index.names.matching(query, need, hidden),
+                        )
+                    })
             })
             .collect();
         let total: usize = scopes.iter().map(|(_, _, m)| m.total).sum();
