@@ -11,7 +11,6 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::account;
-use crate::book::contact::Contact;
 use crate::book::names::Query;
 use crate::book::numbers::{AccountIndex, ContactIndex, ContactMatch, GroupNames};
 use crate::config::Config;
@@ -564,7 +563,7 @@ fn load_presence(
 /// read on this thread and the indexes (numbers and names) are built on the others, so that
 /// an open with a million stored numbers takes what the slower of the two takes.
 fn build_indexes(store: &Store, config: &Config) -> Result<Vec<(String, AccountIndex)>> {
-    type Loaded = (String, Vec<Contact>, GroupNames);
+    type Loaded = (String, crate::store::Loaded, GroupNames);
     let builders = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
     let (loaded, to_build) = std::sync::mpsc::sync_channel::<Loaded>(builders * 2);
     let to_build = parking_lot::Mutex::new(to_build);
@@ -575,11 +574,16 @@ fn build_indexes(store: &Store, config: &Config) -> Result<Vec<(String, AccountI
                     let mut built = Vec::new();
                     loop {
                         let next = to_build.lock().recv();
-                        let Ok((account, contacts, group_names)) = next else {
+                        let Ok((account, loaded, group_names)) = next else {
                             return built;
                         };
                         let only_groups = config.settings_for(&account).contact_groups.as_deref();
-                        let index = AccountIndex::build_with(&contacts, &group_names, only_groups);
+                        let index = AccountIndex::build_stored(
+                            &loaded.contacts,
+                            &loaded.ids,
+                            &group_names,
+                            only_groups,
+                        );
                         built.push((account, index));
                     }
                 })

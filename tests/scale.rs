@@ -223,6 +223,7 @@ fn many_incremental_syncs_leave_what_a_rebuild_from_the_store_gives() {
         (seed >> 33) % below
     };
 
+    capture_logs();
     let h = Harness::new();
     let mut model: BTreeMap<String, (String, u64)> = BTreeMap::new();
     let mut people = Vec::new();
@@ -300,6 +301,21 @@ fn many_incremental_syncs_leave_what_a_rebuild_from_the_store_gives() {
             .collect::<Vec<_>>()
     };
     let live_book = book(&plugin);
+
+    // Both ways of landing a change ran: patches, and the rebuild once a patch outgrows its
+    // limit (an eighth of the account, at least 64 contacts; shared numbers pull their
+    // other holders into the patch, so it fills fast here).
+    let landed = |how: &str| {
+        logged_lines()
+            .iter()
+            .filter(|l| l.contains("model.example") && l.contains(how))
+            .count()
+    };
+    let (patched, rebuilt) = (landed("index patched"), landed("rebuilt from the store"));
+    assert!(
+        patched > ROUNDS / 2 && rebuilt > 0,
+        "{patched} patched, {rebuilt} rebuilt"
+    );
 
     // A plugin rebuilding from the same store (a backup, Google unreachable) answers alike.
     let copy = h.data_dir().join("model.sqlite3");

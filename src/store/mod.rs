@@ -7,7 +7,7 @@ mod seal;
 mod sqlite;
 
 pub use seal::{Sealer, KEY_FILE};
-pub use sqlite::{Landing, Store, DATABASE_FILE};
+pub use sqlite::{Committed, Landing, Loaded, Store, DATABASE_FILE};
 
 /// What the database remembers of a connected account besides its tokens.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use crate::book::contact::{Contact, ContactNumber};
 use crate::book::numbers::GroupNames;
+use crate::book::patch::Replaced;
 use crate::book::phone::{NationalKey, E164};
 use crate::error::{Error, Result};
 use crate::presence::BusyTimes;
@@ -81,6 +82,10 @@ const MIGRATIONS: &[&str] = &[
         busy          TEXT NOT NULL DEFAULT '',
         issue         TEXT
      );",
+    // 5: incremental syncs patch the index: they read who else holds a number a change
+    // touched, by E.164 and by national number.
+    "CREATE INDEX numbers_by_e164 ON numbers(e164);
+     CREATE INDEX numbers_by_national ON numbers(national);",
 ];
 
 pub struct Store {
@@ -479,16 +484,15 @@ impl Store {
     /// time are stored. Returns None, changing nothing, when the account was disabled or
     /// reconnected since the sync started. The `after_commit` callback runs while the
     /// database is still locked, so that the in-memory index is swapped in the same order as
-    /// the commits (a disable cannot slip in between); it is told whether any contact or
-    /// group name changed (an incremental sync that brought nothing writes only its token,
-    /// and needs no new index).
+    /// the commits (a disable cannot slip in between); it is told what changed (see
+    /// `Committed`).
     pub fn commit_sync<R>(
         &self,
         account: &str,
         connection_id: i64,
         landing: &Landing<'_>,
         now: i64,
-        after_commit: impl FnOnce(&Connection, bool) -> Result<R>,
+        after_commit: impl FnOnce(&Connection, &Committed) -> Result<R>,
     ) -> Result<Option<R>> {
         let Landing {
             replace_all,
@@ -499,6 +503,7 @@ impl Store {
         } = *landing;
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
+        let mut replaced = Vec::new();
         let current = tx.execute(
             "UPDATE accounts SET sync_token = ?3, last_sync = ?4, status = 'connected', reason = NULL
              WHERE account = ?1 AND connection_id = ?2",
@@ -514,6 +519,8 @@ impl Store {
             let mut find = tx.prepare_cached(
                 "SELECT id FROM contacts WHERE account = ?1 AND resource_name = ?2",
             )?;
+            let mut numbers_of =
+                tx.prepare_cached("SELECT e164, national FROM numbers WHERE contact_id = ?1")?;
             let mut remove_numbers =
                 tx.prepare_cached("DELETE FROM numbers WHERE contact_id = ?1")?;
             let mut remove_contact = tx.prepare_cached("DELETE FROM contacts WHERE id = ?1")?;
@@ -528,6 +535,18 @@ impl Store {
                     .query_row(params![account, resource_name], |row| row.get(0))
                     .optional()?;
                 if let Some(id) = existing {
+                    let numbers = numbers_of
+                        .query_map([id], |row| {
+                            Ok((
+                                E164(row.get::<_, i64>(0)? as u64),
+                                NationalKey(row.get::<_, i64>(1)? as u64),
+                            ))
+                        })?
+                        .collect::<rusqlite::Result<_>>()?;
+                    replaced.push(Replaced {
+                        id: id as u64,
+                        numbers,
+                    });
                     remove_numbers.execute([id])?;
                     remove_contact.execute([id])?;
                 }
@@ -569,16 +588,17 @@ impl Store {
             }
         }
         tx.commit()?;
-        let changed = replace_all || !upserts.is_empty() || !deletions.is_empty() || groups_changed;
-        after_commit(&conn, changed).map(Some)
+        let committed = Committed {
+            contacts_changed: replace_all || !upserts.is_empty() || !deletions.is_empty(),
+            groups_changed,
+            replaced,
+        };
+        after_commit(&conn, &committed).map(Some)
     }
 
     /// Hands every account's stored contacts and group names to `each`, one account at a
     /// time, for rebuilding the index at open without holding every contact in memory at once.
-    pub fn for_each_account(
-        &self,
-        mut each: impl FnMut(String, Vec<Contact>, GroupNames),
-    ) -> Result<()> {
+    pub fn for_each_account(&self, mut each: impl FnMut(String, Loaded, GroupNames)) -> Result<()> {
         let conn = self.conn.lock();
         let mut groups: HashMap<String, GroupNames> = HashMap::new();
         {
@@ -592,15 +612,81 @@ impl Store {
                     .insert(row.get(1)?, row.get(2)?);
             }
         }
-        load_contacts(&conn, None, |account, contacts| {
+        load_contacts(&conn, None, |account, loaded| {
             let names = groups.remove(&account).unwrap_or_default();
-            each(account, contacts, names)
+            each(account, loaded, names)
         })
     }
 
-    pub fn contacts_of(conn: &Connection, account: &str) -> Result<Vec<Contact>> {
-        let mut found = Vec::new();
-        load_contacts(conn, Some(account), |_, contacts| found = contacts)?;
+    pub fn contacts_of(conn: &Connection, account: &str) -> Result<Loaded> {
+        let mut found = Loaded::default();
+        load_contacts(conn, Some(account), |_, loaded| found = loaded)?;
+        Ok(found)
+    }
+
+    /// The account's contacts that hold one of `e164s` or `nationals`, for patching the index:
+    /// with their numbers in the order a full read gives them.
+    pub fn holders(
+        conn: &Connection,
+        account: &str,
+        e164s: &[u64],
+        nationals: &[u64],
+    ) -> Result<Vec<Contact>> {
+        let mut ids: Vec<i64> = Vec::new();
+        {
+            let mut by_e164 = conn.prepare_cached(
+                "SELECT n.contact_id FROM numbers n JOIN contacts c ON c.id = n.contact_id
+                 WHERE n.e164 = ?1 AND c.account = ?2",
+            )?;
+            for &e164 in e164s {
+                for id in by_e164.query_map(params![e164 as i64, account], |r| r.get(0))? {
+                    ids.push(id?);
+                }
+            }
+            let mut by_national = conn.prepare_cached(
+                "SELECT n.contact_id FROM numbers n JOIN contacts c ON c.id = n.contact_id
+                 WHERE n.national = ?1 AND c.account = ?2",
+            )?;
+            for &national in nationals {
+                for id in by_national.query_map(params![national as i64, account], |r| r.get(0))? {
+                    ids.push(id?);
+                }
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let mut contact = conn.prepare_cached(
+            "SELECT c.resource_name, c.name, c.company, c.groups, n.e164, n.national, n.label
+             FROM contacts c LEFT JOIN numbers n ON n.contact_id = c.id WHERE c.id = ?1
+             ORDER BY n.rowid",
+        )?;
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            let mut rows = contact.query([id])?;
+            let mut holder: Option<Contact> = None;
+            while let Some(row) = rows.next()? {
+                let holder = match &mut holder {
+                    Some(h) => h,
+                    None => holder.insert(Contact {
+                        resource_name: row.get(0)?,
+                        name: row.get(1)?,
+                        company: row.get(2)?,
+                        numbers: Vec::new(),
+                        groups: split_groups(
+                            row.get_ref(3)?.as_str().map_err(rusqlite::Error::from)?,
+                        ),
+                    }),
+                };
+                if let Some(e164) = row.get::<_, Option<i64>>(4)? {
+                    holder.numbers.push(ContactNumber {
+                        e164: E164(e164 as u64),
+                        national: NationalKey(row.get::<_, i64>(5)? as u64),
+                        label: row.get(6)?,
+                    });
+                }
+            }
+            found.extend(holder);
+        }
         Ok(found)
     }
 
@@ -648,6 +734,16 @@ impl Store {
     pub fn checkpoint(&self) -> Result<()> {
         checkpoint(&self.conn.lock())
     }
+}
+
+/// What a sync's commit changed, for the index (see `Store::commit_sync`).
+pub struct Committed {
+    /// Any contact was written or deleted (a full sync always is).
+    pub contacts_changed: bool,
+    /// The names of the account's contact groups changed.
+    pub groups_changed: bool,
+    /// The stored versions an incremental sync replaced or deleted (none for a full sync).
+    pub replaced: Vec<Replaced>,
 }
 
 /// What one sync lands (see `Store::commit_sync`).
@@ -782,10 +878,27 @@ fn delete_contacts(tx: &Transaction<'_>, account: &str) -> Result<()> {
 
 /// Loads contacts with their numbers in one scan ordered by account, handing each account's
 /// contacts to `each` as soon as they are complete.
+/// A contact's groups as stored: one resource name a line.
+fn split_groups(stored: &str) -> Vec<String> {
+    stored
+        .split('\n')
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// An account's contacts as the store holds them, in its order (by resource name), and
+/// beside each its store id (`ids[i]` is `contacts[i]`'s).
+#[derive(Default)]
+pub struct Loaded {
+    pub contacts: Vec<Contact>,
+    pub ids: Vec<u64>,
+}
+
 fn load_contacts(
     conn: &Connection,
     only: Option<&str>,
-    mut each: impl FnMut(String, Vec<Contact>),
+    mut each: impl FnMut(String, Loaded),
 ) -> Result<()> {
     // Ordered by (account, resource_name), the UNIQUE index's order: it serves both the
     // account filter and the grouping, so SQLite neither scans other accounts nor sorts.
@@ -807,31 +920,29 @@ fn load_contacts(
             stmt.query([])?
         }
     };
-    let mut current: Option<(String, Vec<Contact>)> = None;
+    let mut current: Option<(String, Loaded)> = None;
     let mut last_id: Option<i64> = None;
     while let Some(row) = rows.next()? {
         let account = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
         if current.as_ref().is_none_or(|(a, _)| a != account) {
-            if let Some((done, contacts)) = current.take() {
-                each(done, contacts);
+            if let Some((done, loaded)) = current.take() {
+                each(done, loaded);
             }
-            current = Some((account.to_owned(), Vec::new()));
+            current = Some((account.to_owned(), Loaded::default()));
             last_id = None;
         }
-        let contacts = &mut current.as_mut().expect("set above").1;
+        let loaded = &mut current.as_mut().expect("set above").1;
+        let contacts = &mut loaded.contacts;
         let id: i64 = row.get(1)?;
         if last_id != Some(id) {
+            loaded.ids.push(id as u64);
             let groups = row.get_ref(8)?.as_str().map_err(rusqlite::Error::from)?;
             contacts.push(Contact {
                 resource_name: row.get(2)?,
                 name: row.get(3)?,
                 company: row.get(4)?,
                 numbers: Vec::new(),
-                groups: groups
-                    .split('\n')
-                    .filter(|g| !g.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
+                groups: split_groups(groups),
             });
             last_id = Some(id);
         }
@@ -849,8 +960,8 @@ fn load_contacts(
                 });
         }
     }
-    if let Some((done, contacts)) = current {
-        each(done, contacts);
+    if let Some((done, loaded)) = current {
+        each(done, loaded);
     }
     Ok(())
 }
@@ -1103,6 +1214,9 @@ mod tests {
             .unwrap();
         assert!(landed.is_none());
         let conn = store.conn.lock();
-        assert!(Store::contacts_of(&conn, "example.com").unwrap().is_empty());
+        assert!(Store::contacts_of(&conn, "example.com")
+            .unwrap()
+            .contacts
+            .is_empty());
     }
 }

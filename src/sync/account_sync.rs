@@ -9,6 +9,7 @@ use super::session::{Session, SyncEnd, SyncFailure};
 use super::{Job, Shared};
 use crate::book::contact::Contact;
 use crate::book::numbers::{AccountIndex, GroupNames};
+use crate::book::patch::Change as IndexChange;
 use crate::core::unix_now;
 use crate::google::people::{self, Change};
 use crate::store::{Landing, Store};
@@ -180,45 +181,68 @@ impl AccountSync<'_> {
             sync_token: next_sync_token.as_deref(),
             group_names: &group_names,
         };
+        let only_groups = self.session.settings.contact_groups.as_deref();
         let landed = core.store.commit_sync(
             account,
             self.session.connection_id,
             &landing,
             unix_now(),
-            |conn, changed| {
+            |conn, committed| {
                 let written = started.elapsed();
-                if !changed {
-                    // Nothing to reload or rebuild: the index in memory is this state.
-                    return Ok((core.index.counts(account), [written; 3], changed));
+                if !committed.contacts_changed && !committed.groups_changed {
+                    // Nothing to patch or rebuild: the index in memory is this state.
+                    return Ok((core.index.counts(account), Landed::Kept, [written; 2]));
                 }
-                let contacts = Store::contacts_of(conn, account)?;
-                let reloaded = started.elapsed();
-                let index = AccountIndex::build_with(
-                    &contacts,
+                // An incremental sync patches the index in proportion to what changed; a full
+                // sync, new group names (every member's text changes) or a patch grown too
+                // big rebuild it from the store.
+                let current = core.index.book(account);
+                if let Some(current) = current.filter(|_| !full && !committed.groups_changed) {
+                    let change = IndexChange {
+                        replaced: &committed.replaced,
+                        upserts: &upserts,
+                        deletions: &deletions,
+                    };
+                    let patched = current.patched(&change, &group_names, only_groups, |e, n| {
+                        Store::holders(conn, account, e, n)
+                    })?;
+                    if let Some(book) = patched {
+                        let counts = book.counts();
+                        let size = book.patch_size();
+                        core.index.replace_book(account, book);
+                        return Ok((counts, Landed::Patched(size), [written, started.elapsed()]));
+                    }
+                }
+                let loaded = Store::contacts_of(conn, account)?;
+                let index = AccountIndex::build_stored(
+                    &loaded.contacts,
+                    &loaded.ids,
                     &group_names,
-                    self.session.settings.contact_groups.as_deref(),
+                    only_groups,
                 );
                 let counts = (index.contact_count(), index.number_count());
                 core.index.replace(account, index);
-                Ok((counts, [written, reloaded, started.elapsed()], changed))
+                Ok((counts, Landed::Rebuilt, [written, started.elapsed()]))
             },
         )?;
-        let Some(((contacts, numbers), [written, reloaded, indexed], changed)) = landed else {
+        let Some(((contacts, numbers), landed, [written, indexed])) = landed else {
             return Err(SyncFailure::Abandoned);
         };
-        // Where the time went, for whoever tunes a slow sync: write, reload, index.
-        let phases = if changed {
-            format!(
-                "written in {} ms, reloaded in {} ms, indexed in {} ms",
-                written.as_millis(),
-                (reloaded - written).as_millis(),
-                (indexed - reloaded).as_millis()
-            )
-        } else {
-            format!(
+        // Where the time went, for whoever tunes a slow sync: write, then index.
+        let index_ms = (indexed - written).as_secs_f64() * 1000.0;
+        let phases = match landed {
+            Landed::Kept => format!(
                 "nothing changed: only the sync token was written, in {} µs; the index is kept",
                 written.as_micros()
-            )
+            ),
+            Landed::Patched(size) => format!(
+                "written in {} ms, index patched in {index_ms:.2} ms ({size} contacts in the patch)",
+                written.as_millis()
+            ),
+            Landed::Rebuilt => format!(
+                "written in {} ms, index rebuilt from the store in {index_ms:.1} ms",
+                written.as_millis()
+            ),
         };
         Ok(if full {
             format!("full sync: {contacts} contacts, {numbers} numbers ({phases})")
@@ -230,6 +254,16 @@ impl AccountSync<'_> {
             )
         })
     }
+}
+
+/// What became of the index when a sync landed.
+enum Landed {
+    /// Nothing changed: the index in memory stays.
+    Kept,
+    /// Patched; the patch now holds this many contacts.
+    Patched(usize),
+    /// Rebuilt from the store.
+    Rebuilt,
 }
 
 /// What a sync's changes come to, person by person: a person listed more than once counts
