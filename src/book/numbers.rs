@@ -13,10 +13,10 @@ use parking_lot::Mutex;
 use rustc_hash::FxBuildHasher;
 
 use super::fold;
-use super::names::{Entry, Hidden, Matches, NameIndex, Query, Row};
+use super::names::{Entry, Matches, NameIndex, Query, Row};
 use super::patch::AccountBook;
 use crate::account::domain_of;
-use crate::book::contact::{Contact, ContactNumber};
+use crate::book::contact::Contact;
 use crate::book::phone::{IncomingNumber, E164};
 
 type FxMap<K, V> = HashMap<K, V, FxBuildHasher>;
@@ -30,11 +30,6 @@ pub const MAX_LABEL_BYTES: usize = 31;
 
 /// A national number that more than one contact has: it must not match anyone.
 const AMBIGUOUS: u32 = u32::MAX;
-/// In a patch, a national number that no contact has any more: the base must not answer it.
-const NOBODY: u32 = u32::MAX - 1;
-/// In a patch, the `text` of a slot whose number no contact has any more (a tombstone): the
-/// base must not answer it either.
-const TOMBSTONE: u32 = u32::MAX;
 /// Slots per number in the exact table: at a load of 0.7 linear probing finds a number in
 /// about 2 probes and a miss in about 6, mostly within one or two cache lines.
 const TABLE_LOAD: f64 = 0.7;
@@ -61,7 +56,7 @@ pub struct ContactMatch<'a> {
 type Slot = Row;
 
 /// The order that settles a number several contacts share.
-fn tie_break(c: &Contact) -> (&str, &str, &str) {
+pub(super) fn tie_break(c: &Contact) -> (&str, &str, &str) {
     (&c.name, &c.company, &c.resource_name)
 }
 
@@ -92,63 +87,13 @@ pub struct AccountIndex {
     id_ranks: Box<[u32]>,
 }
 
-/// What an index holds of the contacts it is built from.
-pub(super) enum Cover<'a> {
-    /// Everything: a full build.
-    Full,
-    /// A patch's share (see `patch`): the numbers whose E.164 or national number a change
-    /// touched, a tombstone for each of `e164s` and `nationals` that no contact holds any
-    /// more, and the address-book rows of the contacts marked `searchable` only.
-    Patch {
-        e164s: &'a FxSet<u64>,
-        nationals: &'a FxSet<u64>,
-        searchable: &'a [bool],
-    },
-}
-
-impl Cover<'_> {
-    fn slot(&self, number: &ContactNumber) -> bool {
-        match self {
-            Cover::Full => true,
-            Cover::Patch {
-                e164s, nationals, ..
-            } => e164s.contains(&number.e164.0) || nationals.contains(&number.national.0),
-        }
-    }
-
-    fn national(&self, number: &ContactNumber) -> bool {
-        match self {
-            Cover::Full => true,
-            Cover::Patch { nationals, .. } => nationals.contains(&number.national.0),
-        }
-    }
-
-    fn searchable(&self, contact: usize) -> bool {
-        match self {
-            Cover::Full => true,
-            Cover::Patch { searchable, .. } => searchable[contact],
-        }
-    }
-}
-
-/// What an index answers for a national number.
-pub(super) enum NationalAnswer<'a> {
-    /// The index does not know the number (a base: nobody has it; a patch: ask the base).
-    Unknown,
-    /// A patch knows that nobody has it any more.
-    Nobody,
-    /// Several contacts have it: no national match.
-    Several,
-    One(&'a Slot),
-}
-
 /// The names of an account's user contact groups, by resource name ("contactGroups/…").
 /// System groups (myContacts, starred, …) are not in it, so they are never shown.
 pub type GroupNames = HashMap<String, String>;
 
 /// The groups a contact shows, by name, sorted (case ignored), joined with ", " and cut after
 /// a whole name to what `GiContact.groups` holds.
-fn groups_text(contact: &Contact, names: &GroupNames) -> String {
+pub(super) fn groups_text(contact: &Contact, names: &GroupNames) -> String {
     let mut shown: Vec<&str> = contact
         .groups
         .iter()
@@ -199,18 +144,13 @@ pub(super) fn kept_by_groups<C: Borrow<Contact>>(
     (kept, groups)
 }
 
-/// Whether a patch's slot says that nobody has its number any more.
-pub(super) fn is_tombstone(slot: &Slot) -> bool {
-    slot.text == TOMBSTONE
-}
-
 fn slot_hash(e164: u64, len: usize) -> usize {
     // Multiplicative hashing, then the high bits mapped onto the table ("fastrange").
     let hash = e164.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     ((u128::from(hash) * len as u128) >> 64) as usize
 }
 
-fn cut(s: &str, max: usize) -> &str {
+pub(super) fn cut(s: &str, max: usize) -> &str {
     &s[..s.floor_char_boundary(max)]
 }
 
@@ -243,26 +183,23 @@ impl AccountIndex {
         only_groups: Option<&[String]>,
     ) -> AccountIndex {
         let (kept, groups) = kept_by_groups(contacts, group_names, only_groups);
-        AccountIndex::build_kept(contacts, &kept, &groups, group_names, ids, &Cover::Full)
+        AccountIndex::build_kept(contacts, &kept, &groups, group_names, ids, true)
     }
 
-    /// Builds what `cover` says of the contacts `kept` (positions in `all`); `groups[i]`
-    /// holds the names of `all[i]`'s groups.
+    /// Builds the index of the contacts `kept` (positions in `all`); `groups[i]` holds the
+    /// names of `all[i]`'s groups. Without `numbers`, only the address book (a patch's level:
+    /// the patch answers numbers itself).
     pub(super) fn build_kept<C: Borrow<Contact>>(
         all: &[C],
         kept: &[usize],
         groups: &[Vec<String>],
         group_names: &GroupNames,
         ids: &[u64],
-        cover: &Cover<'_>,
+        numbers: bool,
     ) -> AccountIndex {
         let contacts: Vec<&Contact> = kept.iter().map(|&i| all[i].borrow()).collect();
         let number_count: usize = contacts.iter().map(|c| c.numbers.len()).sum();
-        let tombstones = match cover {
-            Cover::Full => 0,
-            Cover::Patch { e164s, .. } => e164s.len(),
-        };
-        let slot_count = number_count + tombstones;
+        let slot_count = if numbers { number_count } else { 0 };
         let table_len = ((slot_count as f64 / TABLE_LOAD) as usize).max(slot_count + 1);
         let mut slots = vec![Slot::default(); table_len].into_boxed_slice();
         // Which contact holds each slot, while building.
@@ -298,7 +235,7 @@ impl AccountIndex {
                     label,
                 };
                 rows.push(row);
-                if !cover.slot(number) {
+                if !numbers {
                     continue;
                 }
                 let mut at = slot_hash(number.e164.0, table_len);
@@ -313,53 +250,24 @@ impl AccountIndex {
                     owners[at] = contact_id as u32;
                     slots[at] = row;
                 }
-                if cover.national(number) {
-                    national.push((
-                        number.national.0,
-                        contact_id as u32,
-                        number.e164.0,
-                        at as u32,
-                    ));
-                }
+                national.push((
+                    number.national.0,
+                    contact_id as u32,
+                    number.e164.0,
+                    at as u32,
+                ));
             }
-            if cover.searchable(kept[contact_id]) {
-                entries.push(Entry {
-                    name,
-                    company,
-                    groups: &groups[kept[contact_id]],
-                    rows,
-                });
-            }
+            entries.push(Entry {
+                name,
+                company,
+                groups: &groups[kept[contact_id]],
+                rows,
+            });
         }
         let (names, ranks) = NameIndex::build(entries);
 
-        if let Cover::Patch {
-            e164s, nationals, ..
-        } = cover
-        {
-            // What a change took from everyone: a tombstone, so that the base's stale answer
-            // is never reached.
-            for &e164 in e164s.iter() {
-                let mut at = slot_hash(e164, table_len);
-                while slots[at].e164 != 0 && slots[at].e164 != e164 {
-                    at = if at + 1 == table_len { 0 } else { at + 1 };
-                }
-                if slots[at].e164 == 0 {
-                    slots[at] = Row {
-                        e164,
-                        text: TOMBSTONE,
-                        ..Row::default()
-                    };
-                }
-            }
-            let held: FxSet<u64> = national.iter().map(|n| n.0).collect();
-            for &key in nationals.iter().filter(|key| !held.contains(key)) {
-                national.push((key, u32::MAX, 0, NOBODY));
-            }
-        }
-
         // A contact with one national number under two country codes answers with the lower
-        // E.164, whatever order its numbers came in.
+        // E.164, whatever order its numbers came in (as a patch does).
         national.sort_unstable_by_key(|&(key, contact, e164, _)| (key, contact, e164));
         let mut national_keys = Vec::with_capacity(national.len());
         let mut national_slots = Vec::with_capacity(national.len());
@@ -372,7 +280,6 @@ impl AccountIndex {
             national_slots.push(if unique { slot } else { AMBIGUOUS });
         }
 
-        // Full builds only: every kept contact has an entry, in order.
         let mut by_id: Vec<(u64, u32)> = if ids.is_empty() {
             Vec::new()
         } else {
@@ -417,7 +324,6 @@ impl AccountIndex {
         self.number_count
     }
 
-    /// The slot of `e164`: in a patch, possibly a tombstone (see `is_tombstone`).
     pub(super) fn exact(&self, e164: E164) -> Option<&Slot> {
         let len = self.slots.len();
         if len == 0 {
@@ -436,15 +342,13 @@ impl AccountIndex {
         }
     }
 
-    /// What the index says of a national number.
-    pub(super) fn national(&self, key: u64) -> NationalAnswer<'_> {
+    /// The slot a national number finds: Ok(None) when no contact has it, Err(()) when more
+    /// than one does.
+    pub(super) fn national(&self, key: u64) -> Result<Option<&Slot>, ()> {
         match self.national_keys.binary_search(&key) {
-            Err(_) => NationalAnswer::Unknown,
-            Ok(i) => match self.national_slots[i] {
-                AMBIGUOUS => NationalAnswer::Several,
-                NOBODY => NationalAnswer::Nobody,
-                slot => NationalAnswer::One(&self.slots[slot as usize]),
-            },
+            Err(_) => Ok(None),
+            Ok(i) if self.national_slots[i] == AMBIGUOUS => Err(()),
+            Ok(i) => Ok(Some(&self.slots[self.national_slots[i] as usize])),
         }
     }
 
@@ -555,15 +459,15 @@ impl ContactIndex {
         let scopes = [own, shared];
 
         for (name, book) in scopes.iter().flatten() {
-            if let Some((index, slot)) = book.exact(number.e164) {
-                return Some(copy_out(index.found(slot, name)));
+            if let Some(found) = book.exact(number.e164, name) {
+                return Some(copy_out(found));
             }
         }
         if let Some(national) = number.national {
             for (name, book) in scopes.iter().flatten() {
-                match book.national(national.0) {
+                match book.national(national.0, name) {
                     Err(()) => break, // several fit: no national match
-                    Ok(Some((index, slot))) => return Some(copy_out(index.found(slot, name))),
+                    Ok(Some(found)) => return Some(copy_out(found)),
                     Ok(None) => {}
                 }
             }
@@ -571,8 +475,8 @@ impl ContactIndex {
         // The digits read as E.164 without their '+', when no national reading matched.
         let international = number.international?;
         for (name, book) in scopes.iter().flatten() {
-            if let Some((index, slot)) = book.exact(international) {
-                return Some(copy_out(index.found(slot, name)));
+            if let Some(found) = book.exact(international, name) {
+                return Some(copy_out(found));
             }
         }
         None
@@ -600,26 +504,17 @@ impl ContactIndex {
             snapshot.get_key_value(domain)
         };
         // Own first: on a tie the account's own row comes before its domain's. Each account's
-        // base is searched without the contacts its patch replaced, and the patch's changed
-        // contacts beside it.
+        // base is searched without the contacts its patch replaced, and the patch's levels of
+        // changed contacts beside it.
         let need = offset.saturating_add(cap);
-        let no_one = Hidden::default();
         let scopes: Vec<(&str, &AccountIndex, Matches)> = [own, shared]
             .into_iter()
             .flatten()
             .flat_map(|(name, book)| {
-                let hidden = book.patch.as_ref().map_or(&no_one, |p| &p.hidden);
-                let base = &*book.base;
-                let patch = book.patch.as_ref().map(|p| &p.index);
-                std::iter::once((base, hidden))
-                    .chain(patch.map(|index| (index, &no_one)))
-                    .map(move |(index, hidden)| {
-                        (
-                            name.as_ref(),
-                            index,
-                            index.names.matching(query, need, hidden),
-                        )
-                    })
+                book.address_books().map(move |(index, hidden)| {
+                    let matches = index.names.matching(query, need, hidden);
+                    (name.as_ref(), index, matches)
+                })
             })
             .collect();
         let total: usize = scopes.iter().map(|(_, _, m)| m.total).sum();
