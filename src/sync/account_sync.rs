@@ -205,12 +205,21 @@ impl AccountSync<'_> {
                     };
                     let patched = current.patched(&change, &group_names, only_groups, |e, n| {
                         Store::holders(conn, account, e, n)
-                    })?;
-                    if let Some(book) = patched {
-                        let counts = book.counts();
-                        let size = book.patch_size();
-                        core.index.replace_book(account, book);
-                        return Ok((counts, Landed::Patched(size), [written, started.elapsed()]));
+                    });
+                    match patched {
+                        Ok(Some(book)) => {
+                            let counts = book.counts();
+                            let size = book.patch_size();
+                            core.index.replace_book(account, book);
+                            let took = [written, started.elapsed()];
+                            return Ok((counts, Landed::Patched(size), took));
+                        }
+                        Ok(None) => {}
+                        // The changes are committed: the index must follow them, so a failed
+                        // patch rebuilds (and a failed rebuild fails the sync, as before).
+                        Err(error) => log::warn!(
+                            "{account}: patching the index failed ({error}); rebuilding it from the store"
+                        ),
                     }
                 }
                 let loaded = Store::contacts_of(conn, account)?;
