@@ -633,22 +633,13 @@ impl Store {
         nationals: &[u64],
     ) -> Result<Vec<Contact>> {
         let mut ids: Vec<i64> = Vec::new();
-        {
-            let mut by_e164 = conn.prepare_cached(
+        for (column, keys) in [("e164", e164s), ("national", nationals)] {
+            let mut holding = conn.prepare_cached(&format!(
                 "SELECT n.contact_id FROM numbers n JOIN contacts c ON c.id = n.contact_id
-                 WHERE n.e164 = ?1 AND c.account = ?2",
-            )?;
-            for &e164 in e164s {
-                for id in by_e164.query_map(params![e164 as i64, account], |r| r.get(0))? {
-                    ids.push(id?);
-                }
-            }
-            let mut by_national = conn.prepare_cached(
-                "SELECT n.contact_id FROM numbers n JOIN contacts c ON c.id = n.contact_id
-                 WHERE n.national = ?1 AND c.account = ?2",
-            )?;
-            for &national in nationals {
-                for id in by_national.query_map(params![national as i64, account], |r| r.get(0))? {
+                 WHERE n.{column} = ?1 AND c.account = ?2"
+            ))?;
+            for &key in keys {
+                for id in holding.query_map(params![key as i64, account], |r| r.get(0))? {
                     ids.push(id?);
                 }
             }
