@@ -82,7 +82,8 @@ pub struct AccountIndex {
     source: &'static str,
     /// The store's ids of the contacts, sorted, and beside each its place in the address
     /// book (`u32::MAX` for a contact without a number): how a patch finds the version a
-    /// change replaces. Empty when built without ids (then every change rebuilds in full).
+    /// change replaces. Empty when built without ids: then an index with contacts cannot be
+    /// patched, and every change rebuilds it in full.
     ids: Box<[u64]>,
     id_ranks: Box<[u32]>,
 }

@@ -19,6 +19,7 @@
 //! next change builds in full from the store instead, which keeps that copy small and the
 //! levels few.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -57,6 +58,9 @@ pub struct Change<'a> {
 pub struct AccountBook {
     pub(super) base: Arc<AccountIndex>,
     pub(super) patch: Option<Arc<Patch>>,
+    /// Set when a sync starts a full build of the account's index: the store has moved past
+    /// this book, so nothing may patch it, even if that build fails and the book stays.
+    rebuild_due: Arc<AtomicBool>,
 }
 
 /// What the phone shows for a number the patch answers, in one allocation: name, company,
@@ -159,8 +163,8 @@ struct Carried {
     by_e164: FxHashMap<u64, Vec<String>>,
     by_national: FxHashMap<u64, Vec<String>>,
     /// Numbers whose every holder is in `contacts`: those a change touched.
-    e164s: FxSet<u64>,
-    nationals: FxSet<u64>,
+    touched_e164s: FxSet<u64>,
+    touched_nationals: FxSet<u64>,
     /// The base versions replaced or deleted, by store id, and how many numbers they had.
     hidden_ids: FxSet<u64>,
     hidden_numbers: usize,
@@ -213,7 +217,7 @@ impl Carried {
     }
 
     /// The kept holders of `key` in `map`.
-    fn holders<'a>(
+    fn kept_holders<'a>(
         &'a self,
         map: &'a FxHashMap<u64, Vec<String>>,
         key: u64,
@@ -229,14 +233,14 @@ impl Carried {
     /// Who answers `e164` now, by the tie-break of a full build.
     fn exact(&self, e164: u64, group_names: &GroupNames) -> Option<Arc<Answer>> {
         let winner = self
-            .holders(&self.by_e164, e164)
+            .kept_holders(&self.by_e164, e164)
             .min_by(|a, b| tie_break(a).cmp(&tie_break(b)))?;
         Some(Arc::new(Answer::new(winner, e164, group_names)))
     }
 
     /// Who answers `national` now: only a single contact, with its lowest E.164 of it.
     fn national(&self, national: u64, group_names: &GroupNames) -> NationalAnswer {
-        let mut holders = self.holders(&self.by_national, national);
+        let mut holders = self.kept_holders(&self.by_national, national);
         let Some(only) = holders.next() else {
             return NationalAnswer::Nobody;
         };
@@ -260,9 +264,20 @@ static NO_ONE: Hidden = Hidden {
     rows: Vec::new(),
 };
 
-/// The most contacts a patch holds before the next change builds in full.
+/// How big a patch may grow before the next change builds in full: a sixteenth of the
+/// account (at least 64), measured by what it holds and what it hides, and by the numbers it
+/// answers for (two to a contact: contacts created and deleted again leave those behind).
 fn patch_limit(base: &AccountIndex) -> usize {
     (base.contact_count() / 16).max(64)
+}
+
+impl Carried {
+    /// The patch's size against `patch_limit`, with `more` contacts to come.
+    fn weight(&self, more: usize) -> usize {
+        (self.contacts.len() + more)
+            .max(self.hidden_ids.len() + more)
+            .max(self.touched_e164s.len() / 2)
+    }
 }
 
 impl AccountBook {
@@ -270,7 +285,19 @@ impl AccountBook {
         AccountBook {
             base: Arc::new(base),
             patch: None,
+            rebuild_due: Arc::default(),
         }
+    }
+
+    /// Says that a full build of the account has begun: this book must not be patched again
+    /// (see `rebuild_due`).
+    pub fn mark_rebuild_due(&self) {
+        self.rebuild_due.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a full build was begun and has not replaced this book yet.
+    pub fn rebuild_due(&self) -> bool {
+        self.rebuild_due.load(Ordering::Relaxed)
     }
 
     /// (contacts, numbers), as a full build would count them.
@@ -328,10 +355,11 @@ impl AccountBook {
     }
 
     /// The book after `change`, or None when it is time for a full build: the base has no
-    /// store ids, the patch would outgrow its limit (a sixteenth of the account), or an
-    /// earlier attempt failed half way. `holders` reads from the store every contact that now
-    /// holds one of the given E.164 or national numbers. Call it once per book: it takes what
-    /// the patch carries.
+    /// store ids, the patch would outgrow its limit (`patch_limit`), a full build was begun
+    /// since, or an earlier attempt failed half way. `holders` reads from the store every
+    /// contact that now holds one of the given E.164 or national numbers. Call it once per
+    /// book (it takes what the patch carries), with each resource name at most once in the
+    /// change, as the sync's `last_change_of_each` leaves it.
     pub fn patched<E>(
         &self,
         change: &Change<'_>,
@@ -340,7 +368,7 @@ impl AccountBook {
         holders: impl FnOnce(&[u64], &[u64]) -> Result<Vec<Contact>, E>,
     ) -> Result<Option<AccountBook>, E> {
         let base = &self.base;
-        if !base.patchable() {
+        if !base.patchable() || self.rebuild_due.load(Ordering::Relaxed) {
             return Ok(None);
         }
         let (mut carried, mut next) = match &self.patch {
@@ -375,16 +403,16 @@ impl AccountBook {
             },
         };
         let limit = patch_limit(base);
-        if carried.contacts.len() + change.upserts.len() > limit {
+        if carried.weight(change.upserts.len().max(change.replaced.len())) > limit {
             return Ok(None);
         }
 
         // Every number this change touches, and those it touches first (whose other holders
         // the patch does not know yet).
-        let mut touched_e164s = Vec::new();
-        let mut touched_nationals = Vec::new();
-        let mut new_e164s = Vec::new();
-        let mut new_nationals = Vec::new();
+        let mut now_e164s = Vec::new();
+        let mut now_nationals = Vec::new();
+        let mut first_e164s = Vec::new();
+        let mut first_nationals = Vec::new();
         let old = change
             .replaced
             .iter()
@@ -394,27 +422,36 @@ impl AccountBook {
             .iter()
             .flat_map(|c| c.numbers.iter().map(|n| (n.e164, n.national)));
         for (e164, national) in old.chain(new) {
-            touched_e164s.push(e164.0);
-            touched_nationals.push(national.0);
-            if carried.e164s.insert(e164.0) {
-                new_e164s.push(e164.0);
+            now_e164s.push(e164.0);
+            now_nationals.push(national.0);
+            if carried.touched_e164s.insert(e164.0) {
+                first_e164s.push(e164.0);
             }
-            if carried.nationals.insert(national.0) {
-                new_nationals.push(national.0);
+            if carried.touched_nationals.insert(national.0) {
+                first_nationals.push(national.0);
             }
         }
 
-        // The base versions go from the base's book.
+        // The base versions go from the base's book. A replaced id the base does not hold is a
+        // version the patch brought, or one `contact_groups` left out. One it holds but that
+        // is hidden already is a version the patch brought too: SQLite gives the next insert
+        // the id of the deleted row when that row had the largest.
+        let mut base_hides = Vec::new();
         for replaced in change.replaced {
             let Some(rank) = base.rank_of_id(replaced.id) else {
-                continue; // not the base's: a version the patch brought, or filtered out
+                continue;
             };
-            carried.hidden_ids.insert(replaced.id);
+            if !carried.hidden_ids.insert(replaced.id) {
+                continue;
+            }
             if rank != u32::MAX {
                 let rows = base.names.rows_of_contact(rank);
                 carried.hidden_numbers += rows.len();
-                hide(Arc::make_mut(&mut next.base_hidden), rank, rows);
+                base_hides.push((rank, rows));
             }
+        }
+        if !base_hides.is_empty() {
+            hide(Arc::make_mut(&mut next.base_hidden), &base_hides);
         }
         // The patch's own earlier versions go from their levels.
         let superseded = change
@@ -433,7 +470,7 @@ impl AccountBook {
                     .expect("placed in the level");
                 if rank != u32::MAX {
                     let rows = level.index.names.rows_of_contact(rank);
-                    hide(Arc::make_mut(&mut level.hidden), rank, rows);
+                    hide(Arc::make_mut(&mut level.hidden), &[(rank, rows)]);
                 }
             }
         }
@@ -451,8 +488,8 @@ impl AccountBook {
             };
             carried.add(&contact.resource_name, held);
         }
-        if !new_e164s.is_empty() || !new_nationals.is_empty() {
-            let found = holders(&new_e164s, &new_nationals)?;
+        if !first_e164s.is_empty() || !first_nationals.is_empty() {
+            let found = holders(&first_e164s, &first_nationals)?;
             let (kept_found, _) = kept_by_groups(&found, group_names, only_groups);
             let mut kept = vec![false; found.len()];
             for &i in &kept_found {
@@ -472,15 +509,15 @@ impl AccountBook {
                 }
             }
         }
-        if carried.contacts.len() > limit {
+        if carried.weight(0) > limit {
             return Ok(None);
         }
 
         // The touched numbers answer anew; no other number's holders changed.
-        for e164 in touched_e164s {
+        for e164 in now_e164s {
             next.exact.insert(e164, carried.exact(e164, group_names));
         }
-        for national in touched_nationals {
+        for national in now_nationals {
             next.national
                 .insert(national, carried.national(national, group_names));
         }
@@ -540,20 +577,22 @@ impl AccountBook {
         Ok(Some(AccountBook {
             base: Arc::clone(base),
             patch: Some(Arc::new(next)),
+            rebuild_due: Arc::default(),
         }))
     }
 }
 
-/// Adds a contact (its rank and rows) to a hidden set, keeping both sorted.
-fn hide(hidden: &mut Hidden, rank: u32, rows: &[u32]) {
-    if let Err(at) = hidden.ranks.binary_search(&rank) {
-        hidden.ranks.insert(at, rank);
-        for &row in rows {
-            if let Err(at) = hidden.rows.binary_search(&row) {
-                hidden.rows.insert(at, row);
-            }
-        }
+/// Adds contacts (each its rank and rows) to a hidden set, keeping both sorted: one sort for
+/// the lot, however many a sync hides.
+fn hide(hidden: &mut Hidden, contacts: &[(u32, &[u32])]) {
+    for &(rank, rows) in contacts {
+        hidden.ranks.push(rank);
+        hidden.rows.extend_from_slice(rows);
     }
+    hidden.ranks.sort_unstable();
+    hidden.ranks.dedup();
+    hidden.rows.sort_unstable();
+    hidden.rows.dedup();
 }
 
 #[cfg(test)]
@@ -630,7 +669,6 @@ mod tests {
     /// The store: contacts by resource name with the ids a delete-and-insert gives them.
     #[derive(Default)]
     struct Stored {
-        next_id: u64,
         rows: Vec<(u64, Contact)>,
     }
 
@@ -645,9 +683,11 @@ mod tests {
             Some(Replaced { id, numbers })
         }
 
+        /// As SQLite without AUTOINCREMENT: the largest id in use, plus one (so a deleted
+        /// row's id comes back when it was the largest).
         fn insert(&mut self, contact: Contact) {
-            self.next_id += 1;
-            self.rows.push((self.next_id, contact));
+            let id = self.rows.iter().map(|r| r.0).max().unwrap_or(0) + 1;
+            self.rows.push((id, contact));
         }
 
         /// In the store's order (by resource name), with ids.
@@ -751,6 +791,70 @@ mod tests {
             &group_names(),
             only,
         ))
+    }
+
+    #[test]
+    fn a_book_whose_full_build_began_is_never_patched_again() {
+        let mut stored = Stored::default();
+        stored.insert(contact(&(1, 0, 0, vec![1], 0)));
+        let book = rebuilt(&stored, None);
+        book.mark_rebuild_due();
+        let renamed = contact(&(1, 2, 0, vec![1], 0));
+        let change = Change {
+            replaced: &[],
+            upserts: std::slice::from_ref(&renamed),
+            deletions: &[],
+        };
+        let patched = book.patched(&change, &group_names(), None, |_, _| Ok::<_, ()>(vec![]));
+        assert!(patched.unwrap().is_none(), "a full build is due");
+    }
+
+    #[test]
+    fn contacts_created_and_deleted_again_still_bring_the_patch_to_its_limit() {
+        // Each passes through and leaves only the numbers it touched behind: the patch holds
+        // no contact, but its answers grow, so it must end in a full build.
+        let mut book = rebuilt(&Stored::default(), None);
+        for round in 0..1000u64 {
+            let mut c = contact(&(1, 0, 0, vec![], 0));
+            c.numbers = vec![ContactNumber {
+                e164: E164(12_000_000_000 + round),
+                national: NationalKey(2_000_000_000 + round),
+                label: String::new(),
+            }];
+            let upserts = [c];
+            let created = Change {
+                replaced: &[],
+                upserts: &upserts,
+                deletions: &[],
+            };
+            let gone = [Replaced {
+                id: round + 1,
+                numbers: vec![(upserts[0].numbers[0].e164, upserts[0].numbers[0].national)],
+            }];
+            let deletions = [upserts[0].resource_name.clone()];
+            let deleted = Change {
+                replaced: &gone,
+                upserts: &[],
+                deletions: &deletions,
+            };
+            let holders = |_: &[u64], _: &[u64]| Ok::<_, ()>(vec![]);
+            let Some(next) = book
+                .patched(&created, &group_names(), None, holders)
+                .unwrap()
+            else {
+                assert!(round > 64, "the limit came at {round}");
+                return;
+            };
+            let Some(next) = next
+                .patched(&deleted, &group_names(), None, holders)
+                .unwrap()
+            else {
+                assert!(round > 64, "the limit came at {round}");
+                return;
+            };
+            book = next;
+        }
+        panic!("1,000 passing contacts never brought the patch to its limit");
     }
 
     proptest! {

@@ -625,7 +625,9 @@ impl Store {
     }
 
     /// The account's contacts that hold one of `e164s` or `nationals`, for patching the index:
-    /// with their numbers in the order a full read gives them.
+    /// with their numbers in the order a full read gives them. (The indexes find a number in
+    /// every account; the account filter follows: a number many tenants share costs a row
+    /// each.)
     pub fn holders(
         conn: &Connection,
         account: &str,
@@ -867,8 +869,6 @@ fn delete_contacts(tx: &Transaction<'_>, account: &str) -> Result<()> {
     Ok(())
 }
 
-/// Loads contacts with their numbers in one scan ordered by account, handing each account's
-/// contacts to `each` as soon as they are complete.
 /// A contact's groups as stored: one resource name a line.
 fn split_groups(stored: &str) -> Vec<String> {
     stored
@@ -886,13 +886,18 @@ pub struct Loaded {
     pub ids: Vec<u64>,
 }
 
+/// Loads contacts with their numbers in one scan ordered by account, handing each account's
+/// contacts to `each` as soon as they are complete. A contact's numbers come in the order
+/// they were stored (as `Store::holders` gives them): where one number is listed twice, the
+/// first listing's label answers, in a full build and in a patch alike.
 fn load_contacts(
     conn: &Connection,
     only: Option<&str>,
     mut each: impl FnMut(String, Loaded),
 ) -> Result<()> {
     // Ordered by (account, resource_name), the UNIQUE index's order: it serves both the
-    // account filter and the grouping, so SQLite neither scans other accounts nor sorts.
+    // account filter and the grouping, so SQLite neither scans other accounts nor sorts (nor
+    // for n.rowid: the join walks numbers_by_contact, whose entries are in rowid order).
     // (One query with "?1 IS NULL OR account = ?1" scanned every account and sorted.)
     const COLUMNS: &str = "SELECT c.account, c.id, c.resource_name, c.name, c.company,
                                   n.e164, n.national, n.label, c.groups
@@ -901,13 +906,14 @@ fn load_contacts(
     let mut rows = match only {
         Some(account) => {
             stmt = conn.prepare_cached(&format!(
-                "{COLUMNS} WHERE c.account = ?1 ORDER BY c.resource_name"
+                "{COLUMNS} WHERE c.account = ?1 ORDER BY c.resource_name, n.rowid"
             ))?;
             stmt.query([account])?
         }
         None => {
-            stmt =
-                conn.prepare_cached(&format!("{COLUMNS} ORDER BY c.account, c.resource_name"))?;
+            stmt = conn.prepare_cached(&format!(
+                "{COLUMNS} ORDER BY c.account, c.resource_name, n.rowid"
+            ))?;
             stmt.query([])?
         }
     };

@@ -189,7 +189,10 @@ impl AccountSync<'_> {
             unix_now(),
             |conn, committed| {
                 let written = started.elapsed();
-                if !committed.contacts_changed && !committed.groups_changed {
+                // A book a failed build left behind the store is rebuilt even when nothing
+                // changed this time.
+                let behind = core.index.book(account).is_some_and(|b| b.rebuild_due());
+                if !committed.contacts_changed && !committed.groups_changed && !behind {
                     // Nothing to patch or rebuild: the index in memory is this state.
                     return Ok((core.index.counts(account), Landed::Kept, [written; 2]));
                 }
@@ -197,7 +200,7 @@ impl AccountSync<'_> {
                 // sync, new group names (every member's text changes) or a patch grown too
                 // big rebuild it from the store.
                 let current = core.index.book(account);
-                if let Some(current) = current.filter(|_| !full && !committed.groups_changed) {
+                if let Some(current) = current.filter(|_| !full && !committed.groups_changed && !behind) {
                     let change = IndexChange {
                         replaced: &committed.replaced,
                         upserts: &upserts,
@@ -216,11 +219,17 @@ impl AccountSync<'_> {
                         }
                         Ok(None) => {}
                         // The changes are committed: the index must follow them, so a failed
-                        // patch rebuilds (and a failed rebuild fails the sync, as before).
+                        // patch rebuilds (and a failed rebuild fails the sync; the next one
+                        // rebuilds again).
                         Err(error) => log::warn!(
                             "{account}: patching the index failed ({error}); rebuilding it from the store"
                         ),
                     }
+                }
+                // Nothing may patch the book in memory from now on: should this build fail, it
+                // stays behind the store until a build succeeds.
+                if let Some(book) = core.index.book(account) {
+                    book.mark_rebuild_due();
                 }
                 let loaded = Store::contacts_of(conn, account)?;
                 let index = AccountIndex::build_stored(
