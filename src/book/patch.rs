@@ -474,11 +474,7 @@ impl AccountBook {
                 }
             }
         }
-        let (kept_upserts, _) = kept_by_groups(change.upserts, group_names, only_groups);
-        let mut kept = vec![false; change.upserts.len()];
-        for &i in &kept_upserts {
-            kept[i] = true;
-        }
+        let kept = kept_flags(change.upserts, group_names, only_groups);
         for (contact, kept) in change.upserts.iter().zip(kept) {
             let held = Held {
                 contact: contact.clone(),
@@ -490,11 +486,7 @@ impl AccountBook {
         }
         if !first_e164s.is_empty() || !first_nationals.is_empty() {
             let found = holders(&first_e164s, &first_nationals)?;
-            let (kept_found, _) = kept_by_groups(&found, group_names, only_groups);
-            let mut kept = vec![false; found.len()];
-            for &i in &kept_found {
-                kept[i] = true;
-            }
+            let kept = kept_flags(&found, group_names, only_groups);
             for (holder, kept) in found.into_iter().zip(kept) {
                 // A holder the patch knows is there in its current version.
                 if !carried.contacts.contains_key(&holder.resource_name) {
@@ -580,6 +572,19 @@ impl AccountBook {
             rebuild_due: Arc::default(),
         }))
     }
+}
+
+/// For each contact, whether `contact_groups` keeps it.
+fn kept_flags(
+    contacts: &[Contact],
+    group_names: &GroupNames,
+    only_groups: Option<&[String]>,
+) -> Vec<bool> {
+    let mut kept = vec![false; contacts.len()];
+    for i in kept_by_groups(contacts, group_names, only_groups).0 {
+        kept[i] = true;
+    }
+    kept
 }
 
 /// Adds contacts (each its rank and rows) to a hidden set, keeping both sorted: one sort for
@@ -838,21 +843,14 @@ mod tests {
                 deletions: &deletions,
             };
             let holders = |_: &[u64], _: &[u64]| Ok::<_, ()>(vec![]);
-            let Some(next) = book
-                .patched(&created, &group_names(), None, holders)
-                .unwrap()
-            else {
-                assert!(round > 64, "the limit came at {round}");
-                return;
-            };
-            let Some(next) = next
-                .patched(&deleted, &group_names(), None, holders)
-                .unwrap()
-            else {
-                assert!(round > 64, "the limit came at {round}");
-                return;
-            };
-            book = next;
+            for change in [&created, &deleted] {
+                let patched = book.patched(change, &group_names(), None, holders).unwrap();
+                let Some(next) = patched else {
+                    assert!(round > 64, "the limit came at {round}");
+                    return;
+                };
+                book = next;
+            }
         }
         panic!("1,000 passing contacts never brought the patch to its limit");
     }
