@@ -251,34 +251,34 @@ pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
     let near_rounds = INCREMENTAL_ROUNDS.min(patch_limit / 20);
     change(patch_limit - 10 * near_rounds - 5, "bulk");
     timed_sync(&plugin, &fake, BIG_ACCOUNT)?;
-    let mut near_limit = Vec::new();
-    for round in 0..near_rounds {
-        bar.update(round, near_rounds, "10 changes, patch near its limit");
-        change(10, "late");
-        near_limit.push(timed_sync(&plugin, &fake, BIG_ACCOUNT)?);
-    }
-    let (near_median, near_cpu) = medians(&near_limit);
+    // `count` syncs of `changes` changes each: the medians of (end to end, plugin CPU).
+    let rounds = |bar: &mut Bar, count: usize, changes: usize, what: &str| {
+        let mut runs = Vec::new();
+        for round in 0..count {
+            bar.update(round, count, what);
+            change(changes, what);
+            runs.push(timed_sync(&plugin, &fake, BIG_ACCOUNT)?);
+        }
+        Ok::<_, String>(medians(&runs))
+    };
+    let (near_median, near_cpu) = rounds(
+        &mut bar,
+        near_rounds,
+        10,
+        "10 changes, patch near its limit",
+    )?;
     change(10, "crossing");
     let crossing = timed_sync(&plugin, &fake, BIG_ACCOUNT)?;
-    let mut incremental = Vec::new();
-    for round in 0..INCREMENTAL_ROUNDS {
-        bar.update(round, INCREMENTAL_ROUNDS, "10 changes, fresh patch");
-        change(10, "fresh");
-        incremental.push(timed_sync(&plugin, &fake, BIG_ACCOUNT)?);
-    }
-    let (incremental_median, incremental_cpu) = medians(&incremental);
+    let (incremental_median, incremental_cpu) =
+        rounds(&mut bar, INCREMENTAL_ROUNDS, 10, "10 changes, fresh patch")?;
     bar.finish(
         INCREMENTAL_ROUNDS,
         INCREMENTAL_ROUNDS,
         &format!("{:.1} ms", ms(incremental_median)),
     );
-    let mut unchanged = Vec::new();
     let mut bar = Bar::new("no change   ");
-    for round in 0..INCREMENTAL_ROUNDS {
-        bar.update(round, INCREMENTAL_ROUNDS, "nothing changed at Google");
-        unchanged.push(timed_sync(&plugin, &fake, BIG_ACCOUNT)?);
-    }
-    let (unchanged_median, unchanged_cpu) = medians(&unchanged);
+    let (unchanged_median, unchanged_cpu) =
+        rounds(&mut bar, INCREMENTAL_ROUNDS, 0, "nothing changed at Google")?;
     bar.finish(
         INCREMENTAL_ROUNDS,
         INCREMENTAL_ROUNDS,
@@ -680,14 +680,8 @@ fn measure_batched<T>(
     duration: Duration,
     mut call: impl FnMut(&T) -> bool,
 ) -> Result<Histogram<u64>, String> {
-    let mut h = histogram();
-    let started = Instant::now();
-    let mut n = 0usize;
-    while started.elapsed() < duration {
-        // The batch's inputs are picked before the clock starts.
-        let from = n % inputs.len();
-        let head = &inputs[from..(from + BATCH).min(inputs.len())];
-        let tail = &inputs[..BATCH.min(inputs.len()) - head.len()];
+    // The batch's inputs are picked (by `for_windows`) before the clock starts.
+    for_windows(inputs, duration, BATCH, |h, [head, tail]| {
         let before = Instant::now();
         let mut ok = true;
         for input in head.iter().chain(tail) {
@@ -697,12 +691,8 @@ fn measure_batched<T>(
         let calls = (head.len() + tail.len()) as u128;
         h.record((took.as_nanos() * 100 / calls).max(1) as u64)
             .map_err(|e| e.to_string())?;
-        if !ok {
-            return Err("a call answered wrongly during the benchmark".into());
-        }
-        n += BATCH;
-    }
-    Ok(h)
+        Ok(ok)
+    })
 }
 
 /// Calls a batch of `measure_batched`.
@@ -1104,21 +1094,41 @@ fn measure<T>(
     duration: Duration,
     mut call: impl FnMut(&T) -> bool,
 ) -> Result<Histogram<u64>, String> {
-    let mut h = histogram();
-    let started = Instant::now();
-    let mut n = 0usize;
-    while started.elapsed() < duration {
-        for input in inputs.iter().skip(n % inputs.len()).take(256) {
+    for_windows(inputs, duration, 256, |h, [head, tail]| {
+        for input in head.iter().chain(tail) {
             let before = Instant::now();
             let ok = call(input);
             let took = before.elapsed();
             h.record(took.as_nanos().max(1) as u64)
                 .map_err(|e| e.to_string())?;
             if !ok {
-                return Err("a call answered wrongly during the benchmark".into());
+                return Ok(false);
             }
         }
-        n += 256;
+        Ok(true)
+    })
+}
+
+/// Hands `each` successive windows of `window` inputs (wrapping around `inputs`, as a head
+/// and a tail) and a histogram to record into, for `duration`; fails when `each` says a call
+/// answered wrongly.
+fn for_windows<T>(
+    inputs: &[T],
+    duration: Duration,
+    window: usize,
+    mut each: impl FnMut(&mut Histogram<u64>, [&[T]; 2]) -> Result<bool, String>,
+) -> Result<Histogram<u64>, String> {
+    let mut h = histogram();
+    let started = Instant::now();
+    let mut n = 0usize;
+    while started.elapsed() < duration {
+        let from = n % inputs.len();
+        let head = &inputs[from..(from + window).min(inputs.len())];
+        let tail = &inputs[..window.min(inputs.len()) - head.len()];
+        if !each(&mut h, [head, tail])? {
+            return Err("a call answered wrongly during the benchmark".into());
+        }
+        n += window;
     }
     Ok(h)
 }
