@@ -134,7 +134,7 @@ pub(super) fn contact_groups_endpoint(st: &mut State, rq: &Request) -> Reply {
             let Some(info) = st
                 .sync_tokens
                 .get(t)
-                .filter(|i| i.email == email && i.groups)
+                .filter(|i| i.email == email && i.kind == ListKind::Groups)
             else {
                 return invalid_argument("Request contains an invalid argument.");
             };

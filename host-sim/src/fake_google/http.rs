@@ -33,6 +33,10 @@ const HUGE_PREFIX: &[u8] = b"{\"connections\":[";
 const HUGE_GROUPS_PREFIX: &[u8] = b"{\"contactGroups\":[";
 /// The same for [`Endpoint::Calendar`].
 const HUGE_CALENDAR_PREFIX: &[u8] = b"{\"calendars\":{";
+/// The same for [`Endpoint::OtherContacts`].
+const HUGE_OTHER_CONTACTS_PREFIX: &[u8] = b"{\"otherContacts\":[";
+/// The same for [`Endpoint::Directory`].
+const HUGE_DIRECTORY_PREFIX: &[u8] = b"{\"people\":[";
 /// Chunk size for generated bodies: big enough to stream 300 MB quickly, small enough to
 /// notice a shutdown between chunks.
 const GENERATED_CHUNK: usize = 64 * 1024;
@@ -382,6 +386,14 @@ pub(super) fn serve(shared: &Shared, raw: RawRequest) -> Reply {
         {
             Some(Endpoint::ContactGroups)
         }
+        // Before the generic People rule: each contact source has its own fault queue.
+        p if p == OTHER_CONTACTS_PATH
+            || p.starts_with("/v1/otherContacts/")
+            || p.starts_with("/v1/otherContacts:") =>
+        {
+            Some(Endpoint::OtherContacts)
+        }
+        DIRECTORY_PATH | "/v1/people:searchDirectoryPeople" => Some(Endpoint::Directory),
         p if p.starts_with("/v1/") => Some(Endpoint::People),
         p if p.starts_with("/calendar/") => Some(Endpoint::Calendar),
         _ => None,
@@ -433,6 +445,8 @@ pub(super) fn normal(shared: &Shared, rq: &Request) -> Reply {
         (_, REVOKE_PATH) => revoke_endpoint(&mut st, rq),
         (_, CONNECTIONS_PATH) => people_endpoint(&mut st, rq),
         (_, CONTACT_GROUPS_PATH) => contact_groups_endpoint(&mut st, rq),
+        (_, OTHER_CONTACTS_PATH) => other_contacts_endpoint(&mut st, rq),
+        (_, DIRECTORY_PATH) => directory_endpoint(&mut st, rq),
         (_, FREEBUSY_PATH) => freebusy_endpoint(&st, rq),
         _ => not_found(&rq.path),
     }
@@ -461,6 +475,8 @@ pub(super) fn apply_fault(
             match endpoint {
                 Endpoint::People => v["connections"] = json!("oops"),
                 Endpoint::ContactGroups => v["contactGroups"] = json!("oops"),
+                Endpoint::OtherContacts => v["otherContacts"] = json!("oops"),
+                Endpoint::Directory => v["people"] = json!("oops"),
                 Endpoint::Calendar => v["calendars"] = json!("oops"),
                 Endpoint::Token => {
                     if v.get("access_token").is_some() {
@@ -570,6 +586,8 @@ pub(super) fn apply_fault(
             body: match endpoint {
                 Endpoint::ContactGroups => HUGE_GROUPS_PREFIX.to_vec(),
                 Endpoint::Calendar => HUGE_CALENDAR_PREFIX.to_vec(),
+                Endpoint::OtherContacts => HUGE_OTHER_CONTACTS_PREFIX.to_vec(),
+                Endpoint::Directory => HUGE_DIRECTORY_PREFIX.to_vec(),
                 _ => HUGE_PREFIX.to_vec(),
             },
             delivery: Delivery::Generated {
@@ -581,10 +599,12 @@ pub(super) fn apply_fault(
         Fault::EndlessPages if endpoint == Endpoint::Calendar => normal(shared, rq),
         Fault::EndlessPages => {
             let mut st = shared.state.lock();
-            if endpoint == Endpoint::ContactGroups {
-                endless_groups_page(&mut st)
-            } else {
-                endless_page(&mut st)
+            match endpoint {
+                Endpoint::ContactGroups => endless_groups_page(&mut st),
+                Endpoint::OtherContacts | Endpoint::Directory => {
+                    endless_source_page(&mut st, endpoint)
+                }
+                _ => endless_page(&mut st),
             }
         }
     }
@@ -595,7 +615,11 @@ pub(super) fn apply_fault(
 pub(super) fn is_api(endpoint: Endpoint) -> bool {
     matches!(
         endpoint,
-        Endpoint::People | Endpoint::ContactGroups | Endpoint::Calendar
+        Endpoint::People
+            | Endpoint::ContactGroups
+            | Endpoint::OtherContacts
+            | Endpoint::Directory
+            | Endpoint::Calendar
     )
 }
 

@@ -1,7 +1,8 @@
 //! A fake Google for tests: the OAuth 2.0 web-server flow (authorization page, token and
 //! revocation endpoints) and the People API's `people.connections.list`, served over plain
-//! HTTP on loopback only, plus `contactGroups.list` for the user's contact groups (labels) and
-//! the Calendar API's `freebusy.query` for the user's busy times.
+//! HTTP on loopback only, plus `contactGroups.list` for the user's contact groups (labels),
+//! the other contact sources `otherContacts.list` and `people.listDirectoryPeople`, and the
+//! Calendar API's `freebusy.query` for the user's busy times.
 //!
 //! It answers with the shapes Google uses, errors included, so that a client tested against it
 //! meets the same bodies, status codes and quirks it will meet in production:
@@ -31,13 +32,22 @@
 //! cuts open connections, so a client then meets "connection refused" at once rather than a
 //! hang on a pooled keep-alive connection. Layout: `oauth.rs` (consent page, token, revoke),
 //! `people.rs` (API errors, `people.connections.list`), `groups.rs` (`contactGroups.list`),
-//! `calendar.rs` (`freebusy.query`, RFC 3339 times), `tests.rs`.
+//! `sources.rs` (`otherContacts.list`, `people.listDirectoryPeople`), `calendar.rs`
+//! (`freebusy.query`, RFC 3339 times), `tests.rs`.
 //!
 //! Contact groups: a [`Person`] names its groups ([`Person::with_group`]); a name seen for the
 //! first time creates the user's group with a stable `contactGroups/{hex id}`, which
 //! [`FakeGoogle::rename_group`] keeps. Persons' `memberships` name the groups by id, plus the
 //! system group `myContacts` for everyone; `contactGroups.list` lists the user's groups then
 //! the eight system groups, and ends with a `nextSyncToken` whether asked for or not.
+//!
+//! Other contacts and the directory: a user's "Other contacts" are set with
+//! [`FakeGoogle::set_other_contacts`] (`otherContacts/c…`); a Google Workspace domain and its
+//! directory with [`FakeGoogle::set_directory`] (profiles `people/{digits}`, shared contacts
+//! `people/c…`), seen by every user whose address is at that domain. Each list needs its own
+//! scope ([`CONTACTS_OTHER_READONLY`], [`DIRECTORY_READONLY`]), has its own fault queue
+//! ([`Endpoint::OtherContacts`], [`Endpoint::Directory`]) and its own sync tokens; a user of a
+//! consumer domain asking for a directory gets Google's `FAILED_PRECONDITION`.
 //!
 //! Calendar: a user's busy periods are set with [`FakeGoogle::set_busy`] (Unix seconds,
 //! `[start, end)`); `POST /calendar/v3/freeBusy` answers those overlapping the asked window,
@@ -70,6 +80,7 @@ mod groups;
 mod http;
 mod oauth;
 mod people;
+mod sources;
 #[cfg(test)]
 mod tests;
 
@@ -80,6 +91,7 @@ use groups::*;
 use http::*;
 use oauth::*;
 use people::*;
+use sources::*;
 
 /// The scope the plugin must ask for.
 pub const CONTACTS_READONLY: &str = "https://www.googleapis.com/auth/contacts.readonly";
@@ -90,11 +102,18 @@ pub const CALENDAR_FREEBUSY: &str = "https://www.googleapis.com/auth/calendar.fr
 pub const CALENDAR_READONLY: &str = "https://www.googleapis.com/auth/calendar.readonly";
 /// The broadest calendar scope; it lets `freebusy.query` through too.
 pub const CALENDAR_FULL: &str = "https://www.googleapis.com/auth/calendar";
+/// The scope `otherContacts.list` needs (the only one: `contacts.readonly` and even
+/// `contacts` do not let that list through).
+pub const CONTACTS_OTHER_READONLY: &str = "https://www.googleapis.com/auth/contacts.other.readonly";
+/// The scope `people.listDirectoryPeople` needs (the only one).
+pub const DIRECTORY_READONLY: &str = "https://www.googleapis.com/auth/directory.readonly";
 /// The Google Cloud project number that error messages name.
 pub const PROJECT_NUMBER: &str = "487325908013";
 const PEOPLE_SERVICE: &str = "people.googleapis.com";
 const LIST_METHOD: &str = "google.people.v1.PeopleService.ListConnections";
 const GROUPS_METHOD: &str = "google.people.v1.ContactGroupService.ListContactGroups";
+const OTHER_CONTACTS_METHOD: &str = "google.people.v1.OtherContacts.ListOtherContacts";
+const DIRECTORY_METHOD: &str = "google.people.v1.PeopleService.ListDirectoryPeople";
 const CALENDAR_SERVICE: &str = "calendar-json.googleapis.com";
 const FREEBUSY_METHOD: &str = "calendar.v3.Freebusy.Query";
 
@@ -110,6 +129,10 @@ pub const REVOKE_PATH: &str = "/revoke";
 pub const CONNECTIONS_PATH: &str = "/v1/people/me/connections";
 /// Path of `contactGroups.list`, under [`FakeGoogle::people_url`].
 pub const CONTACT_GROUPS_PATH: &str = "/v1/contactGroups";
+/// Path of `otherContacts.list`, under [`FakeGoogle::people_url`].
+pub const OTHER_CONTACTS_PATH: &str = "/v1/otherContacts";
+/// Path of `people.listDirectoryPeople`, under [`FakeGoogle::people_url`].
+pub const DIRECTORY_PATH: &str = "/v1/people:listDirectoryPeople";
 /// Path of the Calendar API's `freebusy.query`, under [`FakeGoogle::calendar_url`].
 pub const FREEBUSY_PATH: &str = "/calendar/v3/freeBusy";
 
@@ -129,8 +152,8 @@ const EXPIRED_SYNC_TOKEN_MESSAGE: &str =
 const SCOPES_KNOWN: &[&str] = &[
     CONTACTS_READONLY,
     CONTACTS_FULL,
-    "https://www.googleapis.com/auth/contacts.other.readonly",
-    "https://www.googleapis.com/auth/directory.readonly",
+    CONTACTS_OTHER_READONLY,
+    DIRECTORY_READONLY,
     CALENDAR_FREEBUSY,
     CALENDAR_READONLY,
     CALENDAR_FULL,
@@ -311,8 +334,8 @@ impl Phone {
 /// request, first in first out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
-    /// Google-shaped error body for that status. On the People API (connections and
-    /// contactGroups): 400 `INVALID_ARGUMENT`,
+    /// Google-shaped error body for that status. On the People API (connections,
+    /// contactGroups, otherContacts and the directory): 400 `INVALID_ARGUMENT`,
     /// 401 `UNAUTHENTICATED`, 403 `PERMISSION_DENIED` (`ACCESS_TOKEN_SCOPE_INSUFFICIENT`),
     /// 404 `NOT_FOUND`, 429 `RESOURCE_EXHAUSTED`, 500 `INTERNAL`, 502 (Google's HTML page),
     /// 503 `UNAVAILABLE`, 504 `DEADLINE_EXCEEDED`. On the Calendar API the same statuses in
@@ -327,16 +350,19 @@ pub enum Fault {
     /// Meant for [`Endpoint::Calendar`]; on another endpoint it plays the same body.
     CalendarDisabled,
     /// 429 `RESOURCE_EXHAUSTED` with a `Retry-After` header (on the Calendar API with its
-    /// `rateLimitExceeded` entry).
+    /// `rateLimitExceeded` entry). Its ErrorInfo names the People API's read quota on every
+    /// People endpoint, as Google's does: the quota is the project's, whatever the method.
     RateLimited { retry_after_secs: u64 },
-    /// 400 `FAILED_PRECONDITION` with an ErrorInfo of reason `EXPIRED_SYNC_TOKEN`.
+    /// 400 `FAILED_PRECONDITION` with an ErrorInfo of reason `EXPIRED_SYNC_TOKEN` (its
+    /// metadata naming the endpoint's method).
     ExpiredSyncToken,
     /// 410, the older form of an expired sync token (also names `EXPIRED_SYNC_TOKEN`).
     Gone,
     /// The request is handled (with its side effects), and the reply's body is cut in half.
     TruncatedJson,
     /// The request is handled, and the reply is valid JSON with a field of the wrong type
-    /// (`"connections": "oops"`; on contactGroups `"contactGroups": "oops"`; on freeBusy
+    /// (`"connections": "oops"`; on contactGroups `"contactGroups": "oops"`; on otherContacts
+    /// `"otherContacts": "oops"`; on the directory `"people": "oops"`; on freeBusy
     /// `"calendars": "oops"`; on the token endpoint `"access_token": 12345`; on the revocation
     /// endpoint the JSON string `"oops"`).
     WrongType,
@@ -363,7 +389,8 @@ pub enum Fault {
     /// quietly when the client goes away or the fake is dropped.
     Trickle { interval: Duration },
     /// 200 `application/json` with a body of `bytes` bytes, `{"connections":[` (on
-    /// contactGroups `{"contactGroups":[`, on freeBusy `{"calendars":{`) then spaces (a
+    /// contactGroups `{"contactGroups":[`, on otherContacts `{"otherContacts":[`, on the
+    /// directory `{"people":[`, on freeBusy `{"calendars":{`) then spaces (a
     /// JSON prefix that never closes), generated chunk by chunk so that even hundreds of MB
     /// are never held in memory. With `content_length` it is announced by `Content-Length`;
     /// without, there is no `Content-Length` and the body ends when the fake closes the
@@ -377,8 +404,13 @@ pub enum Fault {
     /// and the page tokens mean nothing to the real endpoint, so set it sticky: a client that
     /// follows `nextPageToken` then never reaches the end. On [`Endpoint::ContactGroups`] the
     /// same with one new user group (`contactGroups/e{n}`, "Endless {n}") per page and
-    /// `endless-groups-{n}` page tokens. freeBusy has no pages: on [`Endpoint::Calendar`] it
-    /// answers normally.
+    /// `endless-groups-{n}` page tokens. On [`Endpoint::OtherContacts`] one new other contact
+    /// per page (`otherContacts/endless{n}`, a `+1212556…` number) with `endless-other-{n}`
+    /// tokens and a `totalSize` one ahead; on [`Endpoint::Directory`] one new directory profile
+    /// per page (`people/8800000{n}`, a `+1212557…` number) with `endless-directory-{n}` tokens
+    /// (the directory reply has no total). The numbers differ per endpoint so that a client
+    /// that merges its sources meets no accidental duplicates. freeBusy has no pages: on
+    /// [`Endpoint::Calendar`] it answers normally.
     EndlessPages,
 }
 
@@ -387,13 +419,22 @@ pub enum Fault {
 pub enum Endpoint {
     Token,
     Revoke,
-    /// `people.connections.list` (and any other `/v1/` path but `contactGroups`).
+    /// `people.connections.list` (and any other `/v1/` path but those of the endpoints below).
     People,
     /// `contactGroups.list` (`/v1/contactGroups...`): its own queue, so that a fault meant for
     /// the connections list is never eaten by a groups request, and the other way round.
     /// [`Fault::WrongType`] makes `"contactGroups": "oops"`; [`Fault::EndlessPages`] serves
     /// endless pages of new groups.
     ContactGroups,
+    /// `otherContacts.list` (`/v1/otherContacts...`), with its own queue, so that each contact
+    /// source of a client can be failed alone. People-shaped errors whose ErrorInfo names
+    /// `google.people.v1.OtherContacts.ListOtherContacts`.
+    OtherContacts,
+    /// `people.listDirectoryPeople` (`/v1/people:listDirectoryPeople`, and
+    /// `people:searchDirectoryPeople`, which the fake does not serve), with its own queue.
+    /// People-shaped errors whose ErrorInfo names
+    /// `google.people.v1.PeopleService.ListDirectoryPeople`.
+    Directory,
     /// The Calendar API's `freebusy.query` (`/calendar/v3/...`), with its own queue. Its
     /// errors have the Calendar API's shape (an `errors` list beside `status` and `details`);
     /// [`Fault::CalendarDisabled`] is its disabled-API 403.
@@ -455,6 +496,8 @@ struct User {
     groups: Vec<Group>,
     /// Busy periods of the user's primary calendar, Unix seconds `[start, end)`, as set.
     busy: Vec<(i64, i64)>,
+    /// The user's "Other contacts" (`otherContacts/c…`), tombstones kept as for `contacts`.
+    other: BTreeMap<String, Entry>,
 }
 
 /// A user contact group (`USER_CONTACT_GROUP`).
@@ -538,8 +581,17 @@ struct SyncToken {
     email: String,
     seq: u64,
     expired: bool,
-    /// Issued by `contactGroups.list` (not usable for connections, nor the other way round).
-    groups: bool,
+    /// The list that issued it: a token is good for that list only, as Google's are.
+    kind: ListKind,
+}
+
+/// The lists that issue sync tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListKind {
+    Connections,
+    Groups,
+    OtherContacts,
+    Directory,
 }
 
 struct Item {
@@ -563,6 +615,20 @@ struct Snapshot {
     items: Vec<Item>,
     seq: u64,
     person_fields: Vec<String>,
+    sync_token: Option<String>,
+    request_sync: bool,
+}
+
+/// What an `otherContacts.list` or `people.listDirectoryPeople` call pages through: the
+/// items as they were at the first page, and the parameters later pages must repeat.
+struct SourceSnapshot {
+    kind: ListKind,
+    email: String,
+    items: Vec<Item>,
+    seq: u64,
+    read_mask: Vec<String>,
+    /// The directory's `sources`, sorted, without repeats (empty for otherContacts).
+    sources: Vec<String>,
     sync_token: Option<String>,
     request_sync: bool,
 }
@@ -591,6 +657,16 @@ struct State {
     endless: u64,
     /// Likewise for [`Fault::EndlessPages`] on [`Endpoint::ContactGroups`].
     endless_groups: u64,
+    /// Likewise on [`Endpoint::OtherContacts`].
+    endless_other: u64,
+    /// Likewise on [`Endpoint::Directory`].
+    endless_directory: u64,
+    /// Workspace domain (lowercase) -> its directory: profiles and shared contacts, by
+    /// resource name, tombstones kept. A domain is a Workspace one when it has an entry here,
+    /// even an empty one.
+    directories: BTreeMap<String, BTreeMap<String, Entry>>,
+    /// Page tokens of `otherContacts.list` and `people.listDirectoryPeople`.
+    source_page_tokens: HashMap<String, (Arc<SourceSnapshot>, usize)>,
 }
 
 impl State {
@@ -616,6 +692,10 @@ impl State {
             code_lifetime: Duration::from_secs(600),
             endless: 0,
             endless_groups: 0,
+            endless_other: 0,
+            endless_directory: 0,
+            directories: BTreeMap::new(),
+            source_page_tokens: HashMap::new(),
         }
     }
 
@@ -625,6 +705,7 @@ impl State {
             contacts: BTreeMap::new(),
             groups: Vec::new(),
             busy: Vec::new(),
+            other: BTreeMap::new(),
         })
     }
 
@@ -675,6 +756,42 @@ impl State {
                 updated: SystemTime::now(),
             },
         );
+    }
+
+    /// One change of the user's other contacts (a person, or None for a deletion).
+    fn record_other_change(&mut self, email: &str, resource_name: &str, person: Option<Person>) {
+        self.seq += 1;
+        let seq = self.seq;
+        self.user_mut(email).other.insert(
+            resource_name.to_string(),
+            Entry {
+                person,
+                seq,
+                updated: SystemTime::now(),
+            },
+        );
+    }
+
+    /// One change of a Workspace domain's directory (registering the domain if new).
+    fn record_directory_change(
+        &mut self,
+        domain: &str,
+        resource_name: &str,
+        person: Option<Person>,
+    ) {
+        self.seq += 1;
+        let seq = self.seq;
+        self.directories
+            .entry(domain_key(domain))
+            .or_default()
+            .insert(
+                resource_name.to_string(),
+                Entry {
+                    person,
+                    seq,
+                    updated: SystemTime::now(),
+                },
+            );
     }
 
     fn take_fault(&mut self, endpoint: Endpoint) -> Option<Fault> {
@@ -757,28 +874,30 @@ impl State {
     }
 
     fn new_sync_token(&mut self, email: &str, seq: u64) -> String {
-        let token = format!("EAEY{}", random_token(40));
-        self.sync_tokens.insert(
-            token.clone(),
-            SyncToken {
-                email: email.to_string(),
-                seq,
-                expired: false,
-                groups: false,
-            },
-        );
-        token
+        self.new_sync_token_for(ListKind::Connections, email, seq)
     }
 
     fn new_groups_sync_token(&mut self, email: &str, seq: u64) -> String {
-        let token = format!("EJ{}", random_token(12));
+        self.new_sync_token_for(ListKind::Groups, email, seq)
+    }
+
+    /// A sync token of that list for the user, seeing changes after `seq`. The shapes differ
+    /// per list only to help a human reading logs; the lists tell their tokens apart by
+    /// `kind`, not by shape.
+    fn new_sync_token_for(&mut self, kind: ListKind, email: &str, seq: u64) -> String {
+        let token = match kind {
+            ListKind::Connections => format!("EAEY{}", random_token(40)),
+            ListKind::Groups => format!("EJ{}", random_token(12)),
+            ListKind::OtherContacts => format!("EAIY{}", random_token(40)),
+            ListKind::Directory => format!("CAES{}", random_token(40)),
+        };
         self.sync_tokens.insert(
             token.clone(),
             SyncToken {
                 email: email.to_string(),
                 seq,
                 expired: false,
-                groups: true,
+                kind,
             },
         );
         token
@@ -893,8 +1012,9 @@ impl FakeGoogle {
         format!("{}{REVOKE_PATH}", self.base_url())
     }
 
-    /// The People API base; the API is at `{people_url}/v1/people/me/connections` and
-    /// `{people_url}/v1/contactGroups`.
+    /// The People API base; the API is at `{people_url}/v1/people/me/connections`,
+    /// `{people_url}/v1/contactGroups`, `{people_url}/v1/otherContacts` and
+    /// `{people_url}/v1/people:listDirectoryPeople`.
     pub fn people_url(&self) -> String {
         self.base_url()
     }
@@ -945,28 +1065,8 @@ impl FakeGoogle {
     /// sync reports. Group names not seen before create the user's groups of those names.
     pub fn set_contacts(&self, email: &str, people: Vec<Person>) {
         let mut st = self.shared.state.lock();
-        let mut new: BTreeMap<String, Person> = BTreeMap::new();
-        for p in people {
-            new.insert(p.resource_name.clone(), p);
-        }
-        let old: Vec<(String, Option<Person>)> = st
-            .user_mut(email)
-            .contacts
-            .iter()
-            .map(|(k, e)| (k.clone(), e.person.clone()))
-            .collect();
-        for (name, person) in &old {
-            if person.is_some() && !new.contains_key(name) {
-                st.record_change(email, name, None);
-            }
-        }
-        for (name, person) in new {
-            let unchanged = old
-                .iter()
-                .any(|(n, p)| *n == name && p.as_ref() == Some(&person));
-            if !unchanged {
-                st.record_change(email, &name, Some(person));
-            }
+        for (name, person) in changes(&st.user_mut(email).contacts, people) {
+            st.record_change(email, &name, person);
         }
     }
 
@@ -993,12 +1093,100 @@ impl FakeGoogle {
     /// The user's current contacts, oldest change first.
     pub fn contacts(&self, email: &str) -> Vec<Person> {
         let st = self.shared.state.lock();
-        let Some(u) = st.users.get(email) else {
-            return Vec::new();
-        };
-        let mut live: Vec<&Entry> = u.contacts.values().filter(|e| e.person.is_some()).collect();
-        live.sort_by_key(|e| e.seq);
-        live.into_iter().filter_map(|e| e.person.clone()).collect()
+        st.users
+            .get(email)
+            .map_or_else(Vec::new, |u| live_by_change(&u.contacts))
+    }
+
+    /// Replaces the user's "Other contacts" (adding the user if unknown): the people Google
+    /// saved from the user's interactions, listed by `otherContacts.list`. Resource names are
+    /// `otherContacts/c…`. As with [`FakeGoogle::set_contacts`], only people added, changed or
+    /// missing compared to before are changes for incremental sync. Groups and companies are
+    /// stored but never shown: other contacts are in no group, and their list has no
+    /// `organizations`.
+    pub fn set_other_contacts(&self, email: &str, people: Vec<Person>) {
+        let mut st = self.shared.state.lock();
+        for (name, person) in changes(&st.user_mut(email).other, people) {
+            st.record_other_change(email, &name, person);
+        }
+    }
+
+    /// Adds or changes one of the user's other contacts (adding the user if unknown).
+    pub fn upsert_other_contact(&self, email: &str, person: Person) {
+        let mut st = self.shared.state.lock();
+        let name = person.resource_name.clone();
+        st.record_other_change(email, &name, Some(person));
+    }
+
+    /// Deletes one of the user's other contacts (as when the user adds it to their contacts,
+    /// which moves it out of "Other contacts"); incremental sync reports it with
+    /// `metadata.deleted = true`. Unknown names change nothing.
+    pub fn delete_other_contact(&self, email: &str, resource_name: &str) {
+        let mut st = self.shared.state.lock();
+        let live = st
+            .users
+            .get(email)
+            .and_then(|u| u.other.get(resource_name))
+            .is_some_and(|e| e.person.is_some());
+        if live {
+            st.record_other_change(email, resource_name, None);
+        }
+    }
+
+    /// The user's current other contacts, oldest change first.
+    pub fn other_contacts(&self, email: &str) -> Vec<Person> {
+        let st = self.shared.state.lock();
+        st.users
+            .get(email)
+            .map_or_else(Vec::new, |u| live_by_change(&u.other))
+    }
+
+    /// Makes `domain` a Google Workspace domain (even with an empty directory) and replaces its
+    /// directory, which `people.listDirectoryPeople` lists to every user whose address is at
+    /// that domain (case-insensitive). Resource names are `people/` and a number for domain
+    /// profiles (the organisation's users, `DIRECTORY_SOURCE_TYPE_DOMAIN_PROFILE`, e.g.
+    /// `people/112836365740133940917`) and `people/c…` for the domain's shared contacts
+    /// (`DIRECTORY_SOURCE_TYPE_DOMAIN_CONTACT`); the `sources` of a request pick among them.
+    /// Only real changes are changes for incremental sync, as with
+    /// [`FakeGoogle::set_contacts`]. A domain never registered is a consumer one (gmail.com,
+    /// ...): its users get Google's `FAILED_PRECONDITION`.
+    pub fn set_directory(&self, domain: &str, people: Vec<Person>) {
+        let mut st = self.shared.state.lock();
+        let old = st.directories.entry(domain_key(domain)).or_default();
+        for (name, person) in changes(old, people) {
+            st.record_directory_change(domain, &name, person);
+        }
+    }
+
+    /// Adds or changes one person of the domain's directory (making it a Workspace domain if
+    /// it was not one).
+    pub fn upsert_directory_person(&self, domain: &str, person: Person) {
+        let mut st = self.shared.state.lock();
+        let name = person.resource_name.clone();
+        st.record_directory_change(domain, &name, Some(person));
+    }
+
+    /// Removes one person from the domain's directory (a user deleted, a shared contact
+    /// removed); incremental sync reports it with `metadata.deleted = true`. Unknown names and
+    /// domains change nothing.
+    pub fn delete_directory_person(&self, domain: &str, resource_name: &str) {
+        let mut st = self.shared.state.lock();
+        let live = st
+            .directories
+            .get(&domain_key(domain))
+            .and_then(|d| d.get(resource_name))
+            .is_some_and(|e| e.person.is_some());
+        if live {
+            st.record_directory_change(domain, resource_name, None);
+        }
+    }
+
+    /// The domain's current directory, oldest change first (empty for a consumer domain).
+    pub fn directory(&self, domain: &str) -> Vec<Person> {
+        let st = self.shared.state.lock();
+        st.directories
+            .get(&domain_key(domain))
+            .map_or_else(Vec::new, live_by_change)
     }
 
     /// The user's own contact groups (no system groups), oldest first, as
@@ -1089,8 +1277,8 @@ impl FakeGoogle {
         }
     }
 
-    /// Makes every page (of connections and of contactGroups) at most `n` items long, whatever
-    /// `pageSize` asks for (0: no cap).
+    /// Makes every page (of connections, contactGroups, otherContacts and the directory) at
+    /// most `n` items long, whatever `pageSize` asks for (0: no cap).
     pub fn set_page_size_cap(&self, n: usize) {
         self.shared.state.lock().page_size_cap = (n > 0).then_some(n);
     }
@@ -1121,7 +1309,8 @@ impl FakeGoogle {
     /// (`"calendar.freebusy"`); one that was not requested is an error (a typo would
     /// otherwise untick nothing). Unticking `contacts.readonly` is allowed here, though the
     /// consent page offers no box for it, so that a client's refusal of such a grant can be
-    /// tested.
+    /// tested. `contacts.other.readonly` and `directory.readonly` untick like the calendar
+    /// scopes, so a grant without a contact source can be tested too.
     pub fn approve_unticking(
         &self,
         auth_url: &str,
@@ -1165,7 +1354,8 @@ impl FakeGoogle {
         }
     }
 
-    /// Every sync token issued so far for that user now gets the expired-sync-token error.
+    /// Every sync token issued so far for that user now gets the expired-sync-token error:
+    /// those of connections, contactGroups, otherContacts and the directory alike.
     pub fn expire_sync_tokens(&self, email: &str) {
         for t in self.shared.state.lock().sync_tokens.values_mut() {
             if t.email == email {
@@ -1314,6 +1504,42 @@ impl Drop for FakeGoogle {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
+
+/// What replacing the stored `old` entries by `people` changes, as (resource name, new state):
+/// deletions of people now missing (in name order), then people added or changed (in name
+/// order). People stored as they were are no change.
+fn changes(old: &BTreeMap<String, Entry>, people: Vec<Person>) -> Vec<(String, Option<Person>)> {
+    let mut new: BTreeMap<String, Person> = BTreeMap::new();
+    for p in people {
+        new.insert(p.resource_name.clone(), p);
+    }
+    let mut out: Vec<(String, Option<Person>)> = old
+        .iter()
+        .filter(|(name, e)| e.person.is_some() && !new.contains_key(*name))
+        .map(|(name, _)| (name.clone(), None))
+        .collect();
+    for (name, person) in new {
+        let unchanged = old
+            .get(&name)
+            .is_some_and(|e| e.person.as_ref() == Some(&person));
+        if !unchanged {
+            out.push((name, Some(person)));
+        }
+    }
+    out
+}
+
+/// The live people of a store, oldest change first.
+fn live_by_change(entries: &BTreeMap<String, Entry>) -> Vec<Person> {
+    let mut live: Vec<&Entry> = entries.values().filter(|e| e.person.is_some()).collect();
+    live.sort_by_key(|e| e.seq);
+    live.into_iter().filter_map(|e| e.person.clone()).collect()
+}
+
+/// A domain as the directories are keyed: lowercase, without a leading `@`.
+fn domain_key(domain: &str) -> String {
+    domain.trim().trim_start_matches('@').to_ascii_lowercase()
+}
 
 fn first<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs

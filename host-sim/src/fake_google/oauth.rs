@@ -271,10 +271,10 @@ fn scope_description(scope: &str) -> &str {
     match scope {
         CONTACTS_READONLY => "See and download your contacts",
         CONTACTS_FULL => "See, edit, download, and permanently delete your contacts",
-        "https://www.googleapis.com/auth/contacts.other.readonly" => {
+        CONTACTS_OTHER_READONLY => {
             "See and download contact info automatically saved in your “Other contacts”"
         }
-        "https://www.googleapis.com/auth/directory.readonly" => {
+        DIRECTORY_READONLY => {
             "See and download your organization’s Google Workspace directory"
         }
         CALENDAR_FREEBUSY => "View your availability in your calendars",

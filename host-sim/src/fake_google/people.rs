@@ -1,5 +1,5 @@
-//! Google API error bodies, the People API's `people.connections.list` and
-//! `contactGroups.list`.
+//! Google API error bodies, the People API's `people.connections.list`, and the rendering of
+//! a person that every People list shares.
 
 use super::*;
 
@@ -50,6 +50,10 @@ pub(super) fn people_metadata() -> Value {
 pub(super) fn method_metadata(endpoint: Endpoint) -> Value {
     match endpoint {
         Endpoint::ContactGroups => json!({"service": PEOPLE_SERVICE, "method": GROUPS_METHOD}),
+        Endpoint::OtherContacts => {
+            json!({"service": PEOPLE_SERVICE, "method": OTHER_CONTACTS_METHOD})
+        }
+        Endpoint::Directory => json!({"service": PEOPLE_SERVICE, "method": DIRECTORY_METHOD}),
         Endpoint::Calendar => calendar_metadata(),
         _ => people_metadata(),
     }
@@ -218,12 +222,30 @@ pub(super) fn not_found(path: &str) -> Reply {
 
 #[derive(Default)]
 pub(super) struct Fields {
-    names: bool,
-    phones: bool,
-    organizations: bool,
-    metadata: bool,
-    emails: bool,
-    memberships: bool,
+    pub(super) names: bool,
+    pub(super) phones: bool,
+    pub(super) organizations: bool,
+    pub(super) metadata: bool,
+    pub(super) emails: bool,
+    pub(super) memberships: bool,
+    /// Rendering for `people.listDirectoryPeople`: sources are `DOMAIN_PROFILE` or
+    /// `DOMAIN_CONTACT` (see [`source_type`]).
+    pub(super) directory: bool,
+}
+
+/// The `source.type` Google gives a person's fields: `OTHER_CONTACT` for
+/// `otherContacts/…`; in the directory `DOMAIN_CONTACT` for a shared contact (`people/c…`)
+/// and `DOMAIN_PROFILE` for a user's profile (`people/` and digits); else `CONTACT`.
+pub(super) fn source_type(resource_name: &str, directory: bool) -> &'static str {
+    if resource_name.starts_with("otherContacts/") {
+        "OTHER_CONTACT"
+    } else if directory && resource_name.starts_with("people/c") {
+        "DOMAIN_CONTACT"
+    } else if directory {
+        "DOMAIN_PROFILE"
+    } else {
+        "CONTACT"
+    }
 }
 
 pub(super) fn canonical_param(name: &str) -> Option<&'static str> {
@@ -369,6 +391,7 @@ pub(super) fn people_endpoint(st: &mut State, rq: &Request) -> Reply {
         metadata: person_fields.iter().any(|f| f == "metadata"),
         emails: person_fields.iter().any(|f| f == "emailAddresses"),
         memberships: person_fields.iter().any(|f| f == "memberships"),
+        directory: false,
     };
 
     // The snapshot to page through.
@@ -396,7 +419,7 @@ pub(super) fn people_endpoint(st: &mut State, rq: &Request) -> Reply {
             let Some(info) = st
                 .sync_tokens
                 .get(t)
-                .filter(|i| i.email == email && !i.groups)
+                .filter(|i| i.email == email && i.kind == ListKind::Connections)
             else {
                 return invalid_argument("Request contains an invalid argument.");
             };
@@ -541,26 +564,33 @@ pub(super) fn render_item(item: &Item, fields: &Fields) -> Value {
             "metadata": {"deleted": true},
         });
     };
-    let source_id: String = digest(&item.resource_name)[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let source = json!({"type": "CONTACT", "id": source_id});
+    let kind = source_type(&item.resource_name, fields.directory);
+    // A profile's source id is the person's own number; a contact's a hex id of its own.
+    let source_id: String = match item.resource_name.strip_prefix("people/") {
+        Some(n) if kind == "DOMAIN_PROFILE" => n.to_string(),
+        _ => digest(&item.resource_name)[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    };
+    let source = json!({"type": kind, "id": source_id});
     let mut v = Map::new();
     v.insert("resourceName".into(), json!(p.resource_name));
     v.insert("etag".into(), json!(etag));
     if fields.metadata {
+        let mut src = json!({
+            "type": kind,
+            "id": source_id,
+            "etag": format!("#{}", base64::engine::general_purpose::STANDARD.encode(&hash[18..27])),
+            "updateTime": rfc3339(item.updated),
+        });
+        if kind == "DOMAIN_PROFILE" {
+            src["profileMetadata"] =
+                json!({"objectType": "PERSON", "userTypes": ["GOOGLE_USER", "GOOGLE_APPS_USER"]});
+        }
         v.insert(
             "metadata".into(),
-            json!({
-                "sources": [{
-                    "type": "CONTACT",
-                    "id": source_id,
-                    "etag": format!("#{}", base64::engine::general_purpose::STANDARD.encode(&hash[18..27])),
-                    "updateTime": rfc3339(item.updated),
-                }],
-                "objectType": "PERSON",
-            }),
+            json!({"sources": [src], "objectType": "PERSON"}),
         );
     }
     if fields.names && !(p.display.is_empty() && p.given.is_empty() && p.family.is_empty()) {
@@ -634,7 +664,12 @@ pub(super) fn render_item(item: &Item, fields: &Fields) -> Value {
                 } else {
                     json!({"source": source})
                 };
-                json!({"metadata": meta, "value": e, "type": "work", "formattedType": "Work"})
+                // Google saves other contacts' addresses from mail, without a type.
+                if kind == "OTHER_CONTACT" {
+                    json!({"metadata": meta, "value": e})
+                } else {
+                    json!({"metadata": meta, "value": e, "type": "work", "formattedType": "Work"})
+                }
             })
             .collect();
         v.insert("emailAddresses".into(), Value::Array(emails));

@@ -2674,3 +2674,880 @@ fn rfc3339_times() {
         assert_eq!(parse_rfc3339_ms(&rfc3339_utc(secs)), Some(secs * 1000));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Contact sources: otherContacts.list and people.listDirectoryPeople
+// ---------------------------------------------------------------------------------------------
+
+/// The plugin's otherContacts query (contract: names, phone numbers, email addresses).
+const OTHER: &str =
+    "readMask=names,phoneNumbers,emailAddresses&pageSize=1000&requestSyncToken=true";
+/// The plugin's directory query (contract: both sources, organizations too).
+const DIR: &str = "readMask=names,phoneNumbers,organizations,emailAddresses&sources=DIRECTORY_SOURCE_TYPE_DOMAIN_PROFILE&sources=DIRECTORY_SOURCE_TYPE_DOMAIN_CONTACT&pageSize=1000&requestSyncToken=true";
+const DIR_PROFILES: &str =
+    "readMask=names,phoneNumbers&sources=DIRECTORY_SOURCE_TYPE_DOMAIN_PROFILE&requestSyncToken=true";
+const BOB_GMAIL: &str = "bob@gmail.com";
+
+/// An authorization URL asking for contacts and both other sources.
+fn sources_auth_url(g: &FakeGoogle) -> String {
+    let scope = format!("{CONTACTS_READONLY} {CONTACTS_OTHER_READONLY} {DIRECTORY_READONLY}");
+    auth_url_with(g, &[("scope", Some(&scope))])
+}
+
+/// The access token of `email` (a user of the fake) with every source's scope granted but
+/// `unticked`.
+fn connect_sources_as(g: &FakeGoogle, email: &str, unticked: &[&str]) -> String {
+    let q = g
+        .approve_unticking(&sources_auth_url(g), email, unticked)
+        .unwrap();
+    let r = exchange(g, &callback_param(&q, "code").unwrap(), VERIFIER);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["access_token"].as_str().unwrap().to_string()
+}
+
+fn connect_sources(g: &FakeGoogle) -> String {
+    connect_sources_as(g, ALICE, &[])
+}
+
+fn other_list(g: &FakeGoogle, access: &str, query: &str) -> Resp {
+    get(
+        &format!("{}{OTHER_CONTACTS_PATH}?{query}", g.people_url()),
+        &[("Authorization", &format!("Bearer {access}"))],
+    )
+}
+
+fn dir_list(g: &FakeGoogle, access: &str, query: &str) -> Resp {
+    get(
+        &format!("{}{DIRECTORY_PATH}?{query}", g.people_url()),
+        &[("Authorization", &format!("Bearer {access}"))],
+    )
+}
+
+fn other_person(n: u32) -> Person {
+    Person::new(
+        &format!("otherContacts/c{n}"),
+        &format!("Other{n}"),
+        "Saved",
+    )
+    .with_phone_canonical(&format!("(212) 556-{n:04}"), &format!("+1212556{n:04}"), "")
+    .with_email(&format!("other{n}@mail.example"))
+}
+
+/// A directory profile (`people/` and digits) of the example.com organisation.
+fn profile(n: u32) -> Person {
+    Person::new(
+        &format!("people/11283636574{n:08}"),
+        &format!("Col{n}"),
+        "League",
+    )
+    .with_company("Example Inc")
+    .with_phone_canonical(
+        &format!("(212) 557-{n:04}"),
+        &format!("+1212557{n:04}"),
+        "work",
+    )
+    .with_email(&format!("col{n}@example.com"))
+}
+
+/// A shared contact (`people/c…`) of the example.com organisation.
+fn shared(n: u32) -> Person {
+    Person::new(&format!("people/c9{n:04}"), &format!("Shared{n}"), "Vendor")
+        .with_company("Vendor Ltd")
+        .with_phone(&format!("+44 20 7946 {n:04}"), "work")
+}
+
+/// Every page of a list (the query must not carry `pageToken`): the persons under `key`, the
+/// number of pages, and the last page.
+fn all_pages(fetch: &dyn Fn(&str) -> Resp, query: &str, key: &str) -> (Vec<Value>, usize, Value) {
+    let mut people = Vec::new();
+    let mut pages = 0;
+    let mut q = query.to_string();
+    loop {
+        let r = fetch(&q);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        pages += 1;
+        assert!(pages < 100, "endless");
+        people.extend(v[key].as_array().cloned().unwrap_or_default());
+        match v["nextPageToken"].as_str() {
+            Some(t) => {
+                assert!(v.get("nextSyncToken").is_none(), "sync token early: {v}");
+                q = format!("{query}&pageToken={t}");
+            }
+            None => return (people, pages, v),
+        }
+    }
+}
+
+fn names_of(people: &[Value]) -> Vec<String> {
+    people
+        .iter()
+        .map(|p| p["resourceName"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn other_contacts_paging_and_incremental_sync() {
+    let g = setup();
+    g.set_other_contacts(ALICE, (1..=5).map(other_person).collect());
+    g.set_contacts(ALICE, vec![person(1)]);
+    g.set_page_size_cap(2);
+    let access = connect_sources(&g);
+
+    // Full sync: three pages of at most 2, `totalSize` on each, the sync token on the last.
+    let fetch = |q: &str| {
+        let r = other_list(&g, &access, q);
+        if r.status == 200 {
+            assert_eq!(r.json()["totalSize"], 5, "{}", r.body);
+        }
+        r
+    };
+    let (people, pages, last) = all_pages(&fetch, OTHER, "otherContacts");
+    assert_eq!(pages, 3);
+    let expected: Vec<String> = (1..=5).map(|n| format!("otherContacts/c{n}")).collect();
+    assert_eq!(names_of(&people), expected);
+    let sync = last["nextSyncToken"].as_str().unwrap().to_string();
+
+    // A person's shape: only the fields asked; emails as Google saves them, without a type.
+    let p = &people[0];
+    assert!(p["etag"].as_str().unwrap().starts_with('%'));
+    assert_eq!(p["names"][0]["displayName"], "Other1 Saved");
+    assert_eq!(p["names"][0]["metadata"]["source"]["type"], "OTHER_CONTACT");
+    assert_eq!(p["phoneNumbers"][0]["canonicalForm"], "+12125560001");
+    assert!(p["phoneNumbers"][0].get("type").is_none());
+    assert_eq!(
+        p["emailAddresses"][0],
+        json!({
+            "metadata": p["emailAddresses"][0]["metadata"].clone(),
+            "value": "other1@mail.example",
+        })
+    );
+    assert!(p.get("metadata").is_none());
+    assert!(p.get("memberships").is_none());
+    g.set_page_size_cap(0);
+    let v = other_list(&g, &access, "readMask=metadata,names").json();
+    assert!(v.get("nextSyncToken").is_none(), "not asked for");
+    assert_eq!(v["otherContacts"].as_array().unwrap().len(), 5);
+    let p = &v["otherContacts"][0];
+    assert_eq!(p["metadata"]["sources"][0]["type"], "OTHER_CONTACT");
+    assert_eq!(p["metadata"]["objectType"], "PERSON");
+    assert!(p.get("phoneNumbers").is_none());
+
+    // One change and one deletion: the incremental reply has both, the deletion a tombstone.
+    g.upsert_other_contact(
+        ALICE,
+        Person::new("otherContacts/c2", "Robert", "Saved").with_phone("+49 30 1234567", ""),
+    );
+    g.delete_other_contact(ALICE, "otherContacts/c4");
+    g.delete_other_contact(ALICE, "otherContacts/c404");
+    let r = other_list(&g, &access, &format!("{OTHER}&syncToken={sync}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    let c = v["otherContacts"].as_array().unwrap();
+    assert_eq!(names_of(c), ["otherContacts/c2", "otherContacts/c4"]);
+    assert_eq!(c[0]["names"][0]["displayName"], "Robert Saved");
+    assert_eq!(c[1]["metadata"]["deleted"], true);
+    assert!(c[1].get("names").is_none());
+    assert_eq!(v["totalSize"], 2);
+    let sync2 = v["nextSyncToken"].as_str().unwrap().to_string();
+    // Nothing since: no `otherContacts` key, as Google leaves empty lists out.
+    let v = other_list(&g, &access, &format!("{OTHER}&syncToken={sync2}")).json();
+    assert!(v.get("otherContacts").is_none(), "{v}");
+    assert_eq!(v["totalSize"], 0);
+    assert!(v["nextSyncToken"].is_string());
+    // The user's own contacts are no change of their other contacts, nor the other way round.
+    g.upsert_contact(ALICE, person(7));
+    let v = other_list(&g, &access, &format!("{OTHER}&syncToken={sync2}")).json();
+    assert!(v.get("otherContacts").is_none(), "{v}");
+
+    // set_other_contacts records only real changes; the API lists what is stored.
+    let mut now = g.other_contacts(ALICE);
+    assert_eq!(now.len(), 4);
+    now.retain(|p| p.resource_name != "otherContacts/c1");
+    g.set_other_contacts(ALICE, now);
+    let v = other_list(&g, &access, &format!("{OTHER}&syncToken={sync2}")).json();
+    assert_eq!(
+        names_of(v["otherContacts"].as_array().unwrap()),
+        ["otherContacts/c1"]
+    );
+    assert_eq!(g.other_contacts(ALICE).len(), 3);
+    assert_eq!(g.contacts(ALICE).len(), 2);
+
+    // Page tokens: the same parameters, and only this list's.
+    g.set_page_size_cap(1);
+    let v = other_list(&g, &access, OTHER).json();
+    let pt = v["nextPageToken"].as_str().unwrap().to_string();
+    let r = other_list(&g, &access, &format!("readMask=names&pageToken={pt}"));
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("must match the call"), "{}", r.body);
+    assert_eq!(
+        other_list(&g, &access, &format!("{OTHER}&pageToken={pt}")).status,
+        200
+    );
+    let v = list(&g, &access, FULL).json();
+    let people_pt = v["nextPageToken"].as_str().unwrap().to_string();
+    let r = other_list(&g, &access, &format!("{OTHER}&pageToken={people_pt}"));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["status"], "INVALID_ARGUMENT");
+    let r = list(&g, &access, &format!("{FULL}&pageToken={pt}"));
+    assert_eq!(r.status, 400);
+    g.set_page_size_cap(0);
+
+    // Sync tokens: only this list's.
+    let people_sync = list(&g, &access, FULL).json()["nextSyncToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = other_list(&g, &access, &format!("{OTHER}&syncToken={people_sync}"));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["status"], "INVALID_ARGUMENT");
+    let r = list(&g, &access, &format!("{FULL}&syncToken={sync2}"));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["status"], "INVALID_ARGUMENT");
+    let r = groups_list(&g, &access, &format!("syncToken={sync2}"));
+    assert_eq!(r.status, 400);
+    let r = other_list(&g, &access, &format!("{OTHER}&syncToken=EAIYbogus"));
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn other_contacts_sync_tokens_expire() {
+    let g = setup();
+    g.set_other_contacts(ALICE, vec![other_person(1)]);
+    let access = connect_sources(&g);
+    let token = other_list(&g, &access, OTHER).json()["nextSyncToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    g.expire_sync_tokens(ALICE);
+    let r = other_list(&g, &access, &format!("{OTHER}&syncToken={token}"));
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json(),
+        json!({"error": {
+            "code": 400,
+            "message": "Sync token is expired. Clear local cache and retry call without the sync token.",
+            "status": "FAILED_PRECONDITION",
+            "details": [{
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "EXPIRED_SYNC_TOKEN",
+                "domain": "people.googleapis.com",
+                "metadata": {
+                    "service": "people.googleapis.com",
+                    "method": "google.people.v1.OtherContacts.ListOtherContacts",
+                },
+            }],
+        }})
+    );
+    // A full sync gives a fresh token that works.
+    let v = other_list(&g, &access, OTHER).json();
+    let fresh = v["nextSyncToken"].as_str().unwrap();
+    assert_eq!(
+        other_list(&g, &access, &format!("{OTHER}&syncToken={fresh}")).status,
+        200
+    );
+}
+
+#[test]
+fn other_contacts_request_validation_and_scope() {
+    let g = setup();
+    let access = connect_sources(&g);
+    // A user without other contacts: no `otherContacts` key.
+    let v = other_list(&g, &access, OTHER).json();
+    assert!(v.get("otherContacts").is_none(), "{v}");
+    assert_eq!(v["totalSize"], 0);
+    assert!(v["nextSyncToken"].is_string());
+
+    // readMask: required, and Google allows no organizations nor memberships here.
+    let r = other_list(&g, &access, "pageSize=10");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["status"], "INVALID_ARGUMENT");
+    assert!(r.body.contains("readMask is required"), "{}", r.body);
+    for mask in [
+        "names,organizations",
+        "memberships",
+        "names,bogus",
+        "addresses",
+    ] {
+        let r = other_list(&g, &access, &format!("readMask={mask}"));
+        assert_eq!(r.status, 400, "{mask}: {}", r.body);
+        let v = r.json();
+        assert_eq!(v["error"]["code"], 400);
+        assert_eq!(v["error"]["status"], "INVALID_ARGUMENT");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid readMask path"));
+    }
+    for ok in [
+        "readMask=names,phoneNumbers,emailAddresses,metadata,photos",
+        "readMask=names&readMask=phone_numbers",
+        "read_mask=person.names",
+        "readMask=names&sources=READ_SOURCE_TYPE_CONTACT",
+        "readMask=names&pageSize=0",
+        "readMask=names&pageSize=1000",
+    ] {
+        assert_eq!(other_list(&g, &access, ok).status, 200, "{ok}");
+    }
+    for bad in [
+        "readMask=names&pageSize=1001",
+        "readMask=names&pageSize=-1",
+        "readMask=names&requestSyncToken=yes",
+        "readMask=names&sources=READ_SOURCE_TYPE_BOGUS",
+        "readMask=names&sources=READ_SOURCE_TYPE_PROFILE",
+        "readMask=names&sortOrder=LAST_MODIFIED_ASCENDING",
+        "readMask=names&mergeSources=DIRECTORY_MERGE_SOURCE_TYPE_CONTACT",
+    ] {
+        assert_eq!(other_list(&g, &access, bad).status, 400, "{bad}");
+    }
+    assert_eq!(
+        http(
+            "POST",
+            &format!("{}{OTHER_CONTACTS_PATH}?{OTHER}", g.people_url()),
+            &[("Authorization", &format!("Bearer {access}"))],
+            ""
+        )
+        .status,
+        404
+    );
+
+    // 401 naming the method.
+    let r = get(
+        &format!("{}{OTHER_CONTACTS_PATH}?{OTHER}", g.people_url()),
+        &[],
+    );
+    assert_eq!(r.status, 401);
+    let v = r.json();
+    assert_eq!(v["error"]["details"][0]["reason"], "CREDENTIALS_MISSING");
+    assert_eq!(
+        v["error"]["details"][0]["metadata"]["method"],
+        "google.people.v1.OtherContacts.ListOtherContacts"
+    );
+
+    // The contacts scopes do not let otherContacts through: only contacts.other.readonly.
+    let (contacts_only, _) = connect(&g);
+    let unticked = connect_sources_as(&g, ALICE, &["contacts.other.readonly"]);
+    for token in [&contacts_only, &unticked] {
+        let r = other_list(&g, token, OTHER);
+        assert_eq!(r.status, 403);
+        assert_eq!(
+            r.json(),
+            json!({"error": {
+                "code": 403,
+                "message": "Request had insufficient authentication scopes.",
+                "status": "PERMISSION_DENIED",
+                "details": [{
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+                    "domain": "googleapis.com",
+                    "metadata": {
+                        "service": "people.googleapis.com",
+                        "method": "google.people.v1.OtherContacts.ListOtherContacts",
+                    },
+                }],
+            }})
+        );
+        assert_eq!(list(&g, token, FULL).status, 200);
+    }
+    // Nor does contacts.other.readonly let the connections list through.
+    let other_only = connect_sources_as(&g, ALICE, &["contacts.readonly"]);
+    assert_eq!(other_list(&g, &other_only, OTHER).status, 200);
+    assert_eq!(list(&g, &other_only, FULL).status, 403);
+}
+
+#[test]
+fn directory_paging_sources_and_incremental_sync() {
+    let g = setup();
+    let mut people: Vec<Person> = (1..=3).map(profile).collect();
+    people.extend((1..=2).map(shared));
+    g.set_directory("Example.com", people);
+    g.set_page_size_cap(2);
+    let access = connect_sources(&g);
+
+    // Both sources: five people, in pages of 2, the sync token on the last page only.
+    let fetch = |q: &str| dir_list(&g, &access, q);
+    let (all, pages, last) = all_pages(&fetch, DIR, "people");
+    assert_eq!(pages, 3);
+    assert_eq!(all.len(), 5);
+    assert!(last.get("totalSize").is_none() && last.get("totalItems").is_none());
+    let sync = last["nextSyncToken"].as_str().unwrap().to_string();
+    // Profiles only, then shared contacts only.
+    let (profiles, _, last_profiles) = all_pages(&fetch, DIR_PROFILES, "people");
+    assert_eq!(
+        names_of(&profiles),
+        (1..=3)
+            .map(|n| format!("people/11283636574{n:08}"))
+            .collect::<Vec<_>>()
+    );
+    let profiles_sync = last_profiles["nextSyncToken"].as_str().unwrap().to_string();
+    let contacts_only = DIR_PROFILES.replace("DOMAIN_PROFILE", "DOMAIN_CONTACT");
+    let (contacts, _, _) = all_pages(&fetch, &contacts_only, "people");
+    assert_eq!(names_of(&contacts), ["people/c90001", "people/c90002"]);
+
+    // Shapes: a profile's source is DOMAIN_PROFILE with its own number, a shared contact's
+    // DOMAIN_CONTACT; organizations are shown when asked.
+    g.set_page_size_cap(0);
+    let v = dir_list(&g, &access, &format!("{DIR}&readMask=metadata")).json();
+    let p = &v["people"][0];
+    assert_eq!(p["resourceName"], "people/1128363657400000001");
+    let src = &p["metadata"]["sources"][0];
+    assert_eq!(src["type"], "DOMAIN_PROFILE");
+    assert_eq!(src["id"], "1128363657400000001");
+    assert_eq!(src["profileMetadata"]["objectType"], "PERSON");
+    assert_eq!(
+        p["names"][0]["metadata"]["source"]["type"],
+        "DOMAIN_PROFILE"
+    );
+    assert_eq!(p["organizations"][0]["name"], "Example Inc");
+    assert_eq!(p["phoneNumbers"][0]["canonicalForm"], "+12125570001");
+    assert_eq!(p["emailAddresses"][0]["value"], "col1@example.com");
+    assert!(p.get("memberships").is_none());
+    let c = v["people"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["resourceName"] == "people/c90001")
+        .unwrap();
+    assert_eq!(c["metadata"]["sources"][0]["type"], "DOMAIN_CONTACT");
+    assert_eq!(c["organizations"][0]["name"], "Vendor Ltd");
+
+    // A change, a profile removed, a shared contact removed.
+    g.upsert_directory_person("example.com", profile(2).with_display("Colleague Two"));
+    g.delete_directory_person("EXAMPLE.COM", "people/11283636574{n:08}"); // unknown: nothing
+    g.delete_directory_person("example.com", &profile(3).resource_name);
+    g.delete_directory_person("example.com", "people/c90002");
+    let v = dir_list(&g, &access, &format!("{DIR}&syncToken={sync}")).json();
+    let changed = v["people"].as_array().unwrap();
+    assert_eq!(
+        names_of(changed),
+        [
+            "people/1128363657400000002",
+            "people/1128363657400000003",
+            "people/c90002"
+        ]
+    );
+    assert_eq!(changed[0]["names"][0]["displayName"], "Colleague Two");
+    assert_eq!(changed[1]["metadata"]["deleted"], true);
+    assert_eq!(changed[2]["metadata"]["deleted"], true);
+    assert!(changed[2].get("names").is_none());
+    let sync2 = v["nextSyncToken"].as_str().unwrap().to_string();
+    // The profiles' token sees the profiles' changes only, tombstone included.
+    let v = dir_list(
+        &g,
+        &access,
+        &format!("{DIR_PROFILES}&syncToken={profiles_sync}"),
+    )
+    .json();
+    assert_eq!(v["people"].as_array().unwrap().len(), 2, "{v}");
+    // Nothing since: no `people` key.
+    let v = dir_list(&g, &access, &format!("{DIR}&syncToken={sync2}")).json();
+    assert!(v.get("people").is_none(), "{v}");
+    assert!(v["nextSyncToken"].is_string());
+    // set_directory records only real changes; directory() lists what is stored.
+    let mut now = g.directory("example.com");
+    assert_eq!(now.len(), 3);
+    now.push(shared(3));
+    g.set_directory("example.com", now);
+    let v = dir_list(&g, &access, &format!("{DIR}&syncToken={sync2}")).json();
+    assert_eq!(names_of(v["people"].as_array().unwrap()), ["people/c90003"]);
+
+    // Tokens of another list are refused, and the directory's by the others.
+    let other_sync = other_list(&g, &access, OTHER).json()["nextSyncToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = dir_list(&g, &access, &format!("{DIR}&syncToken={other_sync}"));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["status"], "INVALID_ARGUMENT");
+    assert_eq!(
+        other_list(&g, &access, &format!("{OTHER}&syncToken={sync2}")).status,
+        400
+    );
+    assert_eq!(
+        list(&g, &access, &format!("{FULL}&syncToken={sync2}")).status,
+        400
+    );
+    g.set_page_size_cap(1);
+    let pt = dir_list(&g, &access, DIR).json()["nextPageToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = dir_list(&g, &access, &format!("{DIR_PROFILES}&pageToken={pt}"));
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("must match the call"), "{}", r.body);
+    assert_eq!(
+        other_list(&g, &access, &format!("{OTHER}&pageToken={pt}")).status,
+        400
+    );
+
+    // Expiry: the directory's tokens die with the user's others.
+    g.expire_sync_tokens(ALICE);
+    let r = dir_list(&g, &access, &format!("{DIR}&syncToken={sync2}"));
+    assert_eq!(r.status, 400);
+    let v = r.json();
+    assert_eq!(v["error"]["status"], "FAILED_PRECONDITION");
+    assert_eq!(v["error"]["details"][0]["reason"], "EXPIRED_SYNC_TOKEN");
+    assert_eq!(
+        v["error"]["details"][0]["metadata"]["method"],
+        "google.people.v1.PeopleService.ListDirectoryPeople"
+    );
+}
+
+#[test]
+fn directory_refuses_consumer_accounts_and_bad_requests() {
+    let g = setup();
+    g.add_user(BOB_GMAIL, "Bob Consumer");
+    g.set_directory("example.com", vec![profile(1)]);
+    let bob = connect_sources_as(&g, BOB_GMAIL, &[]);
+    let alice = connect_sources(&g);
+
+    // A consumer account: Google's words, no details.
+    let r = dir_list(&g, &bob, DIR);
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json(),
+        json!({"error": {
+            "code": 400,
+            "message": "Must be a G Suite domain user.",
+            "status": "FAILED_PRECONDITION",
+        }})
+    );
+    // Even an empty directory makes the domain a Workspace one.
+    g.set_directory("gmail.com", vec![]);
+    let v = dir_list(&g, &bob, DIR).json();
+    assert!(v.get("people").is_none(), "{v}");
+    assert!(v["nextSyncToken"].is_string());
+    assert!(g.directory("gmail.com").is_empty());
+    // Other domains' directories are never seen.
+    let v = dir_list(&g, &alice, DIR).json();
+    assert_eq!(v["people"].as_array().unwrap().len(), 1);
+
+    // sources: required, each a domain source.
+    let mask = "readMask=names,phoneNumbers,organizations";
+    for bad in [
+        mask.to_string(),
+        format!("{mask}&sources=DIRECTORY_SOURCE_TYPE_UNSPECIFIED"),
+        format!("{mask}&sources=DIRECTORY_SOURCE_TYPE_DOMAIN_PROFILE&sources=BOGUS"),
+        format!("{mask}&sources=READ_SOURCE_TYPE_CONTACT"),
+        "sources=DIRECTORY_SOURCE_TYPE_DOMAIN_PROFILE".to_string(),
+        format!("{mask},bogus&sources=DIRECTORY_SOURCE_TYPE_DOMAIN_PROFILE"),
+        format!("{DIR_PROFILES}&pageSize=1001"),
+        format!("{DIR}&mergeSources=BOGUS"),
+        format!("{DIR}&sortOrder=LAST_NAME_ASCENDING"),
+    ] {
+        let r = dir_list(&g, &alice, &bad);
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert_eq!(r.json()["error"]["status"], "INVALID_ARGUMENT", "{bad}");
+    }
+    let r = dir_list(&g, &alice, &format!("{mask}&sources=BOGUS"));
+    assert!(r.body.contains("Invalid value at 'sources'"), "{}", r.body);
+    // A bad request from a consumer account is refused for the request first.
+    assert_eq!(
+        dir_list(&g, &bob, mask).json()["error"]["status"],
+        "INVALID_ARGUMENT"
+    );
+    for ok in [
+        format!("{DIR}&mergeSources=DIRECTORY_MERGE_SOURCE_TYPE_CONTACT"),
+        format!("{DIR}&sources=DIRECTORY_SOURCE_TYPE_UNSPECIFIED"),
+        "read_mask=names&sources=DIRECTORY_SOURCE_TYPE_DOMAIN_PROFILE&page_size=5".to_string(),
+    ] {
+        assert_eq!(dir_list(&g, &alice, &ok).status, 200, "{ok}");
+    }
+
+    // Scope: directory.readonly only.
+    let (contacts_only, _) = connect(&g);
+    let unticked = connect_sources_as(&g, ALICE, &["directory.readonly"]);
+    for token in [&contacts_only, &unticked] {
+        let r = dir_list(&g, token, DIR);
+        assert_eq!(r.status, 403);
+        let v = r.json();
+        assert_eq!(v["error"]["status"], "PERMISSION_DENIED");
+        assert_eq!(
+            v["error"]["details"][0]["reason"],
+            "ACCESS_TOKEN_SCOPE_INSUFFICIENT"
+        );
+        assert_eq!(
+            v["error"]["details"][0]["metadata"],
+            json!({
+                "service": "people.googleapis.com",
+                "method": "google.people.v1.PeopleService.ListDirectoryPeople",
+            })
+        );
+    }
+    // The scope is checked before the Workspace domain.
+    let bob_unticked = connect_sources_as(&g, BOB_GMAIL, &["directory.readonly"]);
+    g.set_directory("gmail.com", vec![]);
+    assert_eq!(dir_list(&g, &bob_unticked, DIR).status, 403);
+    let r = get(&format!("{}{DIRECTORY_PATH}?{DIR}", g.people_url()), &[]);
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.json()["error"]["details"][0]["metadata"]["method"],
+        "google.people.v1.PeopleService.ListDirectoryPeople"
+    );
+}
+
+#[test]
+fn source_faults_have_their_own_queues() {
+    let g = setup();
+    g.set_contacts(ALICE, vec![person(1)]);
+    g.set_other_contacts(ALICE, vec![other_person(1), other_person(2)]);
+    g.set_directory("example.com", vec![profile(1), shared(1)]);
+    let access = connect_sources(&g);
+    let other = |f: Fault| {
+        g.inject(Endpoint::OtherContacts, f);
+        other_list(&g, &access, OTHER)
+    };
+    let dir = |f: Fault| {
+        g.inject(Endpoint::Directory, f);
+        dir_list(&g, &access, DIR)
+    };
+
+    // Separate queues: a fault is eaten only by its own endpoint.
+    g.inject(Endpoint::OtherContacts, Fault::Status(503));
+    g.inject(Endpoint::Directory, Fault::Status(500));
+    assert_eq!(list(&g, &access, FULL).status, 200);
+    assert_eq!(groups_list(&g, &access, "").status, 200);
+    assert_eq!(g.pending_faults(Endpoint::OtherContacts), 1);
+    assert_eq!(g.pending_faults(Endpoint::Directory), 1);
+    let r = other_list(&g, &access, OTHER);
+    assert_eq!(
+        (r.status, r.json()["error"]["status"].clone()),
+        (503, json!("UNAVAILABLE"))
+    );
+    assert_eq!(other_list(&g, &access, OTHER).status, 200);
+    let r = dir_list(&g, &access, DIR);
+    assert_eq!(
+        (r.status, r.json()["error"]["status"].clone()),
+        (500, json!("INTERNAL"))
+    );
+    assert_eq!(dir_list(&g, &access, DIR).status, 200);
+    g.inject(Endpoint::People, Fault::Status(500));
+    assert_eq!(other_list(&g, &access, OTHER).status, 200);
+    assert_eq!(dir_list(&g, &access, DIR).status, 200);
+    assert_eq!(list(&g, &access, FULL).status, 500);
+    // Recorded under their own endpoint.
+    assert!(g
+        .requests_to(Endpoint::OtherContacts)
+        .iter()
+        .all(|r| r.path == OTHER_CONTACTS_PATH));
+    assert!(g
+        .requests_to(Endpoint::Directory)
+        .iter()
+        .all(|r| r.path == DIRECTORY_PATH));
+    assert_eq!(g.requests_to(Endpoint::Directory).len(), 3);
+
+    for (name, fetch) in [
+        ("otherContacts", &other as &dyn Fn(Fault) -> Resp),
+        ("people", &dir),
+    ] {
+        let method = if name == "people" {
+            "google.people.v1.PeopleService.ListDirectoryPeople"
+        } else {
+            "google.people.v1.OtherContacts.ListOtherContacts"
+        };
+        for (code, status) in [
+            (400, "INVALID_ARGUMENT"),
+            (401, "UNAUTHENTICATED"),
+            (403, "PERMISSION_DENIED"),
+            (404, "NOT_FOUND"),
+            (429, "RESOURCE_EXHAUSTED"),
+            (500, "INTERNAL"),
+            (503, "UNAVAILABLE"),
+            (504, "DEADLINE_EXCEEDED"),
+        ] {
+            let r = fetch(Fault::Status(code));
+            assert_eq!(r.status, code, "{name}");
+            assert_eq!(r.json()["error"]["status"], status, "{name} {code}");
+        }
+        let r = fetch(Fault::Status(403));
+        assert_eq!(
+            r.json()["error"]["details"][0]["metadata"]["method"],
+            method
+        );
+        let r = fetch(Fault::Status(502));
+        assert_eq!(r.status, 502);
+        assert!(r.header("content-type").unwrap().starts_with("text/html"));
+        let r = fetch(Fault::PeopleDisabled);
+        assert_eq!(
+            r.json()["error"]["details"][0]["reason"],
+            "SERVICE_DISABLED"
+        );
+
+        let r = fetch(Fault::RateLimited {
+            retry_after_secs: 9,
+        });
+        assert_eq!((r.status, r.header("retry-after")), (429, Some("9")));
+        assert_eq!(r.json()["error"]["status"], "RESOURCE_EXHAUSTED");
+
+        let r = fetch(Fault::ExpiredSyncToken);
+        assert_eq!(r.status, 400);
+        let v = r.json();
+        assert_eq!(v["error"]["details"][0]["reason"], "EXPIRED_SYNC_TOKEN");
+        assert_eq!(v["error"]["details"][0]["metadata"]["method"], method);
+        let r = fetch(Fault::Gone);
+        assert_eq!(r.status, 410);
+        let v = r.json();
+        assert_eq!(v["error"]["details"][0]["reason"], "EXPIRED_SYNC_TOKEN");
+        assert_eq!(v["error"]["details"][0]["metadata"]["method"], method);
+
+        let r = fetch(Fault::TruncatedJson);
+        assert_eq!(r.status, 200);
+        assert!(serde_json::from_str::<Value>(&r.body).is_err());
+        assert!(r.body.starts_with('{'), "{}", r.body);
+
+        let r = fetch(Fault::WrongType);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()[name], "oops");
+
+        let t0 = Instant::now();
+        let r = fetch(Fault::Delay(Duration::from_millis(200)));
+        assert!(t0.elapsed() >= Duration::from_millis(200));
+        assert_eq!(r.json()[name].as_array().unwrap().len(), 2);
+
+        let r = fetch(Fault::Trickle {
+            interval: Duration::from_micros(200),
+        });
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()[name].as_array().unwrap().len(), 2);
+
+        let r = fetch(Fault::Raw {
+            status: 200,
+            headers: vec![],
+            body: format!("{{\"{name}\":[{{\"resourceName\":\"x\"}}]}}"),
+        });
+        assert_eq!(r.json()[name][0]["resourceName"], "x");
+
+        let r = fetch(Fault::Huge {
+            bytes: 100,
+            content_length: true,
+        });
+        assert_eq!(r.body.len(), 100);
+        assert!(r.body.starts_with(&format!("{{\"{name}\":[")), "{}", r.body);
+        assert!(serde_json::from_str::<Value>(&r.body).is_err());
+    }
+    assert_eq!(g.pending_faults(Endpoint::OtherContacts), 0);
+    assert_eq!(g.pending_faults(Endpoint::Directory), 0);
+    assert_eq!(g.pending_faults(Endpoint::People), 0);
+}
+
+#[test]
+fn source_endless_pages_never_end() {
+    let g = setup();
+    g.set_other_contacts(ALICE, vec![other_person(1)]);
+    g.set_directory("example.com", vec![profile(1)]);
+    let access = connect_sources(&g);
+    g.set_sticky_fault(Endpoint::OtherContacts, Some(Fault::EndlessPages));
+    g.set_sticky_fault(Endpoint::Directory, Some(Fault::EndlessPages));
+    for (name, base, prefix, number) in [
+        ("otherContacts", OTHER, "otherContacts/endless", "+1212556"),
+        ("people", DIR, "people/8800000", "+1212557"),
+    ] {
+        let fetch = |q: &str| {
+            if name == "people" {
+                dir_list(&g, &access, q)
+            } else {
+                other_list(&g, &access, q)
+            }
+        };
+        let mut tokens = std::collections::HashSet::new();
+        let mut names = std::collections::HashSet::new();
+        let mut query = base.to_string();
+        for i in 1..=4u64 {
+            let r = fetch(&query);
+            assert_eq!(r.status, 200);
+            let v = r.json();
+            assert!(v.get("nextSyncToken").is_none(), "{v}");
+            let people = v[name].as_array().unwrap();
+            assert_eq!(people.len(), 1, "{v}");
+            let rn = people[0]["resourceName"].as_str().unwrap();
+            assert!(rn.starts_with(prefix), "{rn}");
+            assert!(names.insert(rn.to_string()), "{rn} again");
+            assert!(people[0]["phoneNumbers"][0]["canonicalForm"]
+                .as_str()
+                .unwrap()
+                .starts_with(number));
+            if name == "otherContacts" {
+                assert_eq!(v["totalSize"], i + 1);
+            } else {
+                assert!(v.get("totalSize").is_none());
+            }
+            let t = v["nextPageToken"].as_str().unwrap().to_string();
+            assert!(tokens.insert(t.clone()), "{t} again");
+            query = format!("{base}&pageToken={t}");
+        }
+    }
+    // The People list is untouched; off again, the real lists end with a sync token.
+    assert!(list(&g, &access, FULL).json()["nextSyncToken"].is_string());
+    g.set_sticky_fault(Endpoint::OtherContacts, None);
+    g.set_sticky_fault(Endpoint::Directory, None);
+    let v = other_list(&g, &access, OTHER).json();
+    assert_eq!(v["otherContacts"].as_array().unwrap().len(), 1);
+    assert!(v["nextSyncToken"].is_string());
+    let v = dir_list(&g, &access, DIR).json();
+    assert_eq!(v["people"].as_array().unwrap().len(), 1);
+    assert!(v["nextSyncToken"].is_string());
+}
+
+#[test]
+fn consent_page_boxes_for_the_sources() {
+    let g = setup();
+    let url = sources_auth_url(&g);
+    let r = get(&url, &[]);
+    assert_eq!(r.status, 200);
+    for (id, scope, what) in [
+        (
+            "contacts.other.readonly",
+            CONTACTS_OTHER_READONLY,
+            "“Other contacts”",
+        ),
+        (
+            "directory.readonly",
+            DIRECTORY_READONLY,
+            "Google Workspace directory",
+        ),
+    ] {
+        assert!(
+            r.body.contains(&format!(
+                "<input type=\"checkbox\" name=\"grant\" id=\"scope-{id}\" value=\"{scope}\" checked>"
+            )),
+            "{}",
+            r.body
+        );
+        assert!(r.body.contains(what), "{what}");
+        assert!(SCOPES_KNOWN.contains(&scope));
+    }
+    // Posting the form with one box unticked grants the rest.
+    let raw_q: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(parse_query(url.split_once('?').unwrap().1))
+        .finish();
+    let r = post_form(
+        &format!("{}{DECISION_PATH}", g.base_url()),
+        &[
+            ("q", raw_q.as_str()),
+            ("email", ALICE),
+            ("decision", "allow"),
+            ("granular", "1"),
+            ("grant", DIRECTORY_READONLY),
+        ],
+        &[],
+    );
+    assert_eq!(r.status, 302, "{}", r.body);
+    let loc = r.header("location").unwrap();
+    assert_eq!(
+        callback_param(loc.split_once('?').unwrap().1, "scope").unwrap(),
+        format!("{CONTACTS_READONLY} {DIRECTORY_READONLY}")
+    );
+    // approve_unticking takes them in short form, and refuses one that was not asked.
+    let q = g
+        .approve_unticking(
+            &url,
+            ALICE,
+            &["contacts.other.readonly", DIRECTORY_READONLY],
+        )
+        .unwrap();
+    assert_eq!(callback_param(&q, "scope").unwrap(), CONTACTS_READONLY);
+    let e = g
+        .approve_unticking(&auth_url(&g), ALICE, &["directory.readonly"])
+        .unwrap_err();
+    assert!(e.contains("not requested"), "{e}");
+}
