@@ -10,7 +10,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use google_integration::book::contact::{Contact, ContactNumber};
+use google_integration::book::contact::{Contact, ContactNumber, Source};
 use google_integration::book::names::{Entry, NameIndex, Query, Row};
 use google_integration::book::numbers::{AccountIndex, ContactIndex};
 use google_integration::book::phone::RegionRules;
@@ -103,7 +103,7 @@ fn dataset(accounts: usize, per_account: usize) -> Dataset {
                     }
                 })
                 .collect();
-            built.push((account, AccountIndex::build(&contacts)));
+            built.push((account, Source::Contacts, AccountIndex::build(&contacts)));
         }
     }
     tx.commit().unwrap();
@@ -266,7 +266,11 @@ pub fn address_book(count: usize) -> Vec<Contact> {
 fn search(c: &mut Criterion) {
     let contacts = address_book(25_000);
     let index = ContactIndex::default();
-    index.replace("example.com", AccountIndex::build(&contacts));
+    index.replace(
+        "example.com",
+        Source::Contacts,
+        AccountIndex::build(&contacts),
+    );
     let db = Connection::open_in_memory().unwrap();
     db.execute_batch(
         "CREATE VIRTUAL TABLE book USING fts5(name, company, number UNINDEXED,

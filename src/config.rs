@@ -15,6 +15,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::account::domain_of;
+use crate::book::contact::Source;
 use crate::book::phone::RegionRules;
 use crate::error::{Error, Result};
 
@@ -78,8 +79,8 @@ const PRESENCE_INTERVAL_SECS: RangeInclusive<u64> = 10..=3600;
 const REQUESTS_PER_MINUTE: RangeInclusive<u64> = 1..=100_000;
 /// Up to ten minutes: a longer first pause would outlast any sync.
 const RETRY_BASE_MS: RangeInclusive<u64> = 1..=600_000;
-/// The contact sources the People API offers.
-pub const SOURCES: [&str; 3] = ["contacts", "directory", "other_contacts"];
+/// The contact sources the People API offers, as the configuration names them.
+const SOURCES: [&str; 3] = ["contacts", "directory", "other_contacts"];
 
 fn default_region() -> String {
     "US".into()
@@ -185,8 +186,8 @@ pub struct DomainSettings {
     pub client_secret: Secret,
     pub redirect_uri: Url,
     pub region: RegionRules,
-    /// What the domain's accounts sync, from `SOURCES`.
-    pub sources: Vec<String>,
+    /// What the domain's accounts sync, in lookup order, each once.
+    pub sources: Vec<Source>,
     /// Only contacts in one of these groups (case-insensitive), when set.
     pub contact_groups: Option<Vec<String>>,
     pub calendar: bool,
@@ -313,14 +314,6 @@ impl Config {
         })
     }
 
-    /// Whether any domain asks for what this version does not sync yet (directory, other
-    /// contacts).
-    pub fn configures_unsynced_features(&self) -> bool {
-        std::iter::once(&self.default_settings)
-            .chain(self.domains.values())
-            .any(|s| s.sources.iter().any(|source| source != "contacts"))
-    }
-
     /// The OAuth client and region for an account, from its domain's entry or the top level.
     pub fn settings_for(&self, account: &str) -> &Arc<DomainSettings> {
         if self.domains.is_empty() {
@@ -343,7 +336,7 @@ fn within(field: &str, value: u64, bounds: RangeInclusive<u64>, default: &str) -
     )))
 }
 
-fn parse_sources(field: &str, sources: Vec<String>) -> Result<Vec<String>> {
+fn parse_sources(field: &str, sources: Vec<String>) -> Result<Vec<Source>> {
     if sources.is_empty() {
         return Err(Error::config(format!(
             "configuration: {field} is empty; list at least one of {SOURCES:?}"
@@ -355,10 +348,9 @@ fn parse_sources(field: &str, sources: Vec<String>) -> Result<Vec<String>> {
         )));
     }
     // In the contract's lookup order, each once.
-    Ok(SOURCES
-        .iter()
-        .filter(|known| sources.iter().any(|s| s == *known))
-        .map(|known| known.to_string())
+    Ok(Source::ALL
+        .into_iter()
+        .filter(|known| sources.iter().any(|s| s == known.name()))
         .collect())
 }
 

@@ -6,11 +6,12 @@ use std::collections::HashMap;
 
 use parking_lot::RwLock;
 
+use crate::book::contact::Source;
 use crate::book::numbers::ContactIndex;
 use crate::config::Config;
 use crate::google::http::HttpClient;
 use crate::presence::PresenceBook;
-use crate::store::{Store, StoredAccount};
+use crate::store::{Store, StoredAccount, StoredSource};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -33,7 +34,12 @@ pub struct AccountState {
     /// Calendar API disabled): kept apart from the sync's, so that a good sync does not hide
     /// it, nor a good calendar fetch a sync's.
     pub presence_issue: Option<String>,
+    /// Each contact source's last sync and last error, at `Source as usize`.
+    pub sources: [SourceState; 3],
 }
+
+/// How an account's contact source last synced, for the status.
+pub type SourceState = StoredSource;
 
 impl AccountState {
     /// Why the account is yellow, if it is: the sync's problem, the calendar's, or both.
@@ -56,6 +62,7 @@ impl From<StoredAccount> for AccountState {
             last_error: stored.last_error,
             scopes: stored.scopes,
             presence_issue: None,
+            sources: Default::default(),
         }
     }
 }
@@ -103,6 +110,36 @@ impl Core {
         self.update_state(account, connection_id, |s| {
             s.issue = Some(reason.to_owned());
             s.last_error = Some(reason.to_owned());
+        });
+    }
+}
+
+impl Core {
+    /// Notes that a sync of one of the account's sources landed (the store noted it in the
+    /// same transaction as the contacts).
+    pub fn source_synced(&self, account: &str, connection_id: i64, source: Source, now: i64) {
+        self.update_state(account, connection_id, |s| {
+            s.sources[source as usize] = SourceState {
+                last_sync: Some(now),
+                last_error: None,
+            }
+        });
+    }
+
+    /// Records why a sync of one of the account's sources failed; its contacts stay as they
+    /// were, and the account's other sources are not touched.
+    pub fn source_failed(&self, account: &str, connection_id: i64, source: Source, error: &str) {
+        if let Err(e) = self
+            .store
+            .set_source_error(account, connection_id, source, Some(error))
+        {
+            log::error!(
+                "account {account}: cannot store how its {} sync ended: {e}",
+                source.name()
+            );
+        }
+        self.update_state(account, connection_id, |s| {
+            s.sources[source as usize].last_error = Some(error.to_owned())
         });
     }
 }

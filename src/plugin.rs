@@ -11,6 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::account;
+use crate::book::contact::Source;
 use crate::book::names::Query;
 use crate::book::numbers::{AccountIndex, ContactIndex, ContactMatch, GroupNames};
 use crate::config::Config;
@@ -79,11 +80,26 @@ impl Plugin {
             ..Limits::default()
         })?;
 
+        // A source dropped from the configuration leaves nothing behind (and added back, it
+        // starts with a full sync).
+        for (account, source) in
+            store.forget_sources(|account| config.settings_for(account).sources.clone())?
+        {
+            log::info!(
+                "account {account}: {} are no longer among its sources; what was synced of them is erased",
+                source.noun()
+            );
+        }
         let mut accounts: HashMap<String, AccountState> = store
             .accounts()?
             .into_iter()
             .map(|stored| (stored.account.clone(), AccountState::from(stored)))
             .collect();
+        for (account, source, state) in store.source_states()? {
+            if let Some(account) = accounts.get_mut(&account) {
+                account.sources[source as usize] = state;
+            }
+        }
         let presence = load_presence(&store, &config, &mut accounts)?;
         let calendars: Vec<String> = accounts
             .iter()
@@ -97,12 +113,6 @@ impl Plugin {
             .iter()
             .map(|(account, state)| (account.clone(), state.last_sync))
             .collect();
-        if config.configures_unsynced_features() {
-            log::warn!(
-                "the configuration names contact sources other than \"contacts\": plugin {} syncs Google Contacts only (gi_status_json shows those as not synced)",
-                env!("CARGO_PKG_VERSION")
-            );
-        }
         log::info!(
             "opened with {} connected account(s) from {}",
             accounts.len(),
@@ -283,33 +293,19 @@ impl Plugin {
         let sources = settings
             .sources
             .iter()
-            .map(|source| {
-                let source = crate::config::SOURCES
-                    .into_iter()
-                    .find(|known| known == source)
-                    .unwrap_or("contacts");
-                let report = if source == "contacts" {
-                    SourceReport {
-                        contacts,
-                        numbers,
-                        last_sync: state.as_ref().and_then(|s| s.last_sync).map(rfc3339),
-                        last_error: state.as_ref().and_then(|s| s.last_error.clone()),
-                    }
-                } else {
-                    // Configured, but this version syncs Google Contacts only.
-                    SourceReport {
-                        contacts: 0,
-                        numbers: 0,
-                        last_sync: None,
-                        last_error: connected.then(|| {
-                            format!(
-                                "the {source} source is not synced by plugin {}; only contacts are",
-                                env!("CARGO_PKG_VERSION")
-                            )
-                        }),
-                    }
+            .map(|&source| {
+                let (contacts, numbers) = match &state {
+                    Some(_) => self.core.index.source_counts(account, source),
+                    None => (0, 0),
                 };
-                (source, report)
+                let synced = state.as_ref().map(|s| &s.sources[source as usize]);
+                let report = SourceReport {
+                    contacts,
+                    numbers,
+                    last_sync: synced.and_then(|s| s.last_sync).map(rfc3339),
+                    last_error: synced.and_then(|s| s.last_error.clone()),
+                };
+                (source.name(), report)
             })
             .collect();
         let presence = settings.calendar.then(|| {
@@ -562,8 +558,8 @@ fn load_presence(
 /// Every stored account's index, built while the store is still being read: the store is
 /// read on this thread and the indexes (numbers and names) are built on the others, so that
 /// an open with a million stored numbers takes what the slower of the two takes.
-fn build_indexes(store: &Store, config: &Config) -> Result<Vec<(String, AccountIndex)>> {
-    type Loaded = (String, crate::store::Loaded, GroupNames);
+fn build_indexes(store: &Store, config: &Config) -> Result<Vec<(String, Source, AccountIndex)>> {
+    type Loaded = (String, Source, crate::store::Loaded, GroupNames);
     let builders = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
     let (loaded, to_build) = std::sync::mpsc::sync_channel::<Loaded>(builders * 2);
     let to_build = parking_lot::Mutex::new(to_build);
@@ -574,23 +570,29 @@ fn build_indexes(store: &Store, config: &Config) -> Result<Vec<(String, AccountI
                     let mut built = Vec::new();
                     loop {
                         let next = to_build.lock().recv();
-                        let Ok((account, loaded, group_names)) = next else {
+                        let Ok((account, source, loaded, group_names)) = next else {
                             return built;
                         };
-                        let only_groups = config.settings_for(&account).contact_groups.as_deref();
+                        // `contact_groups` filters the contacts source only.
+                        let only_groups = match source {
+                            Source::Contacts => {
+                                config.settings_for(&account).contact_groups.as_deref()
+                            }
+                            _ => None,
+                        };
                         let index = AccountIndex::build_stored(
                             &loaded.contacts,
                             &loaded.ids,
                             &group_names,
                             only_groups,
                         );
-                        built.push((account, index));
+                        built.push((account, source, index));
                     }
                 })
             })
             .collect();
-        let read = store.for_each_account(|account, contacts, group_names| {
-            let _ = loaded.send((account, contacts, group_names));
+        let read = store.for_each_book(|account, source, contacts, group_names| {
+            let _ = loaded.send((account, source, contacts, group_names));
         });
         drop(loaded);
         let mut all = Vec::new();

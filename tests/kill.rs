@@ -54,6 +54,10 @@ fn integrity(h: &Harness) -> String {
 }
 
 fn spawn_child(h: &Harness) -> std::process::Child {
+    spawn_child_with(&h.config())
+}
+
+fn spawn_child_with(config: &serde_json::Value) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
         .args([
             "--ignored",
@@ -61,7 +65,7 @@ fn spawn_child(h: &Harness) -> std::process::Child {
             "child_process_syncs_until_killed",
             "--nocapture",
         ])
-        .env(CHILD_ENV, h.config().to_string())
+        .env(CHILD_ENV, config.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -153,6 +157,131 @@ fn a_process_killed_at_any_moment_of_a_large_sync_leaves_one_whole_state() {
         outcomes.push(seen[0].clone());
     }
     eprintln!("state after each kill: {outcomes:?}");
+}
+
+/// The three contact sources of Alice (her organisation's directory for `directory`): where
+/// each is seeded, which endpoint serves it, and the first digit of its numbers.
+const SOURCES: [(&str, Endpoint, usize); 3] = [
+    ("contacts", Endpoint::People, 1),
+    ("directory", Endpoint::Directory, 2),
+    ("other_contacts", Endpoint::OtherContacts, 3),
+];
+
+fn seed_source(h: &Harness, source: &str, version: &str, count: usize) {
+    let digit = SOURCES.iter().find(|s| s.0 == source).unwrap().2;
+    let people: Vec<Person> = (0..count)
+        .map(|i| {
+            let resource = match source {
+                "contacts" => format!("people/c{}", 5000 + i),
+                "directory" => format!("people/1{i:06}"),
+                _ => format!("otherContacts/c{}", 5000 + i),
+            };
+            Person::new(&resource, version, &format!("Person{i:04}"))
+                .with_phone(&format!("+1 212 55{digit} {i:04}"), "mobile")
+        })
+        .collect();
+    match source {
+        "contacts" => h.fake.set_contacts(ALICE, people),
+        "directory" => h.fake.set_directory("example.com", people),
+        _ => h.fake.set_other_contacts(ALICE, people),
+    }
+}
+
+/// Which versions each source shows, in `SOURCES` order.
+fn versions_by_source(h: &Harness, config: &serde_json::Value, count: usize) -> Vec<Vec<String>> {
+    let plugin = h.open_with(config);
+    let seen = SOURCES
+        .iter()
+        .map(|&(source, _, digit)| {
+            let mut seen: Vec<String> = (0..count)
+                .map(|i| {
+                    let found = plugin
+                        .lookup(ACCOUNT, &format!("+121255{digit}{i:04}"))
+                        .unwrap();
+                    found.map_or("missing".into(), |c| {
+                        assert_eq!(c.source, source);
+                        c.name.split(' ').next().unwrap().to_owned()
+                    })
+                })
+                .collect();
+            seen.sort();
+            seen.dedup();
+            seen
+        })
+        .collect();
+    drop(plugin);
+    seen
+}
+
+#[test]
+fn a_process_killed_while_fetching_any_source_leaves_every_source_whole() {
+    const N: usize = 120;
+    for (target, (name, endpoint, _)) in SOURCES.into_iter().enumerate() {
+        let h = Harness::new();
+        let mut config = h.config();
+        config["sources"] = serde_json::json!(["contacts", "directory", "other_contacts"]);
+        for (source, _, _) in SOURCES {
+            seed_source(&h, source, "Old", N);
+        }
+        h.fake.set_page_size_cap(30);
+        {
+            let plugin = h.open_with(&config);
+            h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+        }
+        for (source, _, _) in SOURCES {
+            seed_source(&h, source, "New", N);
+        }
+        h.fake.expire_sync_tokens(ALICE);
+        for _ in 0..6 {
+            h.fake
+                .inject(endpoint, Fault::Delay(Duration::from_millis(300)));
+        }
+        let before = h.fake.requests_to(endpoint).len();
+        let mut child = spawn_child_with(&config);
+        assert!(
+            wait_until(PATIENCE, || h.fake.requests_to(endpoint).len()
+                >= before + 3),
+            "{name}: the child started fetching it"
+        );
+        child.kill().unwrap(); // SIGKILL, while the target source's pages come in
+        child.wait().unwrap();
+        assert_eq!(integrity(&h), "ok");
+        let seen = versions_by_source(&h, &config, N);
+        for (at, versions) in seen.iter().enumerate() {
+            let expected = match at.cmp(&target) {
+                // The sources before it landed whole; it and those after it are untouched.
+                std::cmp::Ordering::Less => "New",
+                _ => "Old",
+            };
+            assert_eq!(
+                versions,
+                &[expected.to_owned()],
+                "killed while fetching {name}: source #{at}"
+            );
+        }
+
+        // The next sync completes every source and lands each whole.
+        h.fake.clear_faults();
+        let plugin = h.open_with(&config);
+        plugin.sync_now(ACCOUNT).unwrap();
+        assert!(wait_until(PATIENCE, || {
+            let s = plugin.status_value(ACCOUNT);
+            s["syncing"] == false
+                && SOURCES
+                    .iter()
+                    .all(|(source, _, _)| s["sources"][source]["last_error"].is_null())
+                && plugin
+                    .lookup(ACCOUNT, "+12125530000")
+                    .unwrap()
+                    .is_some_and(|c| c.name.starts_with("New"))
+        }));
+        drop(plugin);
+        assert_eq!(
+            versions_by_source(&h, &config, N),
+            vec![vec!["New".to_owned()]; 3],
+            "{name}"
+        );
+    }
 }
 
 #[test]

@@ -17,6 +17,7 @@
 use std::fmt::Write as _;
 use std::sync::{LazyLock, OnceLock};
 
+use google_integration::book::contact::Source;
 use google_integration::book::phone::RegionRules;
 use google_integration::google::oauth::Callback;
 use google_integration::google::people::{parse_page, Change};
@@ -1092,12 +1093,12 @@ static PAGE_RULES: LazyLock<Vec<RegionRules>> = LazyLock::new(|| {
 /// Parses `body`; for every person on a page that parses, makes its change in a few regions,
 /// and checks what a contact may hold.
 fn read_page(body: &[u8]) -> Result<(), TestCaseError> {
-    if parse_page(body).is_err() {
+    if parse_page(Source::Contacts, body).is_err() {
         return Ok(());
     }
     // `Person` is consumed by `into_change`: parse again per region.
     for rules in PAGE_RULES.iter() {
-        let Ok(again) = parse_page(body) else {
+        let Ok(again) = parse_page(Source::Contacts, body) else {
             return Err(TestCaseError::fail("a page parsed once and not twice"));
         };
         for person in again.people {
@@ -1354,7 +1355,7 @@ proptest! {
         let mut page = page;
         let people = page["connections"].as_array().map_or(0, Vec::len);
         if swap.is_none() && edits.is_empty() {
-            let parsed = parse_page(&serde_json::to_vec(&page).expect("serialises"))
+            let parsed = parse_page(Source::Contacts, &serde_json::to_vec(&page).expect("serialises"))
                 .map_err(|_| TestCaseError::fail("a page in Google's shape was refused"))?;
             prop_assert_eq!(parsed.people.len(), people);
         }
@@ -1376,7 +1377,7 @@ proptest! {
 
 #[test]
 fn the_valid_page_is_read() {
-    let page = parse_page(VALID_PAGE.as_bytes()).expect("VALID_PAGE parses");
+    let page = parse_page(Source::Contacts, VALID_PAGE.as_bytes()).expect("VALID_PAGE parses");
     assert_eq!(page.next_sync_token.as_deref(), Some("t"));
     let [person] = <[_; 1]>::try_from(page.people).ok().expect("one person");
     match person.into_change(&RegionRules::new("US").expect("US")) {

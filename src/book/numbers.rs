@@ -16,7 +16,7 @@ use super::fold;
 use super::names::{Entry, Matches, NameIndex, Query, Row};
 use super::patch::AccountBook;
 use crate::account::domain_of;
-use crate::book::contact::Contact;
+use crate::book::contact::{Contact, Source};
 use crate::book::phone::{IncomingNumber, E164};
 
 type FxMap<K, V> = HashMap<K, V, FxBuildHasher>;
@@ -78,8 +78,6 @@ pub struct AccountIndex {
     number_count: usize,
     /// The address book: search by words, digits or keypad over the same contacts.
     pub(super) names: NameIndex,
-    /// "contacts", "directory" or "other_contacts".
-    source: &'static str,
     /// The store's ids of the contacts, sorted, and beside each its place in the address
     /// book (`u32::MAX` for a contact without a number): how a patch finds the version a
     /// change replaces. Empty when built without ids: then an index with contacts cannot be
@@ -300,7 +298,6 @@ impl AccountIndex {
             contact_count: contacts.len(),
             number_count,
             names,
-            source: "contacts",
             ids: by_id.iter().map(|p| p.0).collect(),
             id_ranks: by_id.iter().map(|p| p.1).collect(),
         }
@@ -353,7 +350,12 @@ impl AccountIndex {
         }
     }
 
-    pub(super) fn found<'a>(&'a self, slot: &Slot, account: &'a str) -> ContactMatch<'a> {
+    pub(super) fn found<'a>(
+        &'a self,
+        slot: &Slot,
+        account: &'a str,
+        source: Source,
+    ) -> ContactMatch<'a> {
         let start = slot.text as usize;
         let name_end = start + slot.name_len as usize;
         let company_end = name_end + slot.company_len as usize;
@@ -365,14 +367,31 @@ impl AccountIndex {
             number: E164(slot.e164),
             account,
             groups: &self.text[company_end..company_end + groups_len],
-            source: self.source,
+            source: source.name(),
         }
     }
 }
 
-/// Every account's book by name. A writer copies the map to swap one account; with shared
-/// names and books that copy is reference counts only, no text and no index.
-type Snapshot = FxMap<Arc<str>, AccountBook>;
+/// An account's books, one per source, at `Source as usize`: a lookup tries them in that
+/// order. Held by value in the snapshot, so that a lookup follows no more pointers than with
+/// one source.
+#[derive(Clone, Default)]
+pub struct SourceBooks([Option<AccountBook>; 3]);
+
+impl SourceBooks {
+    /// The account's books in lookup order, with their sources.
+    #[inline]
+    fn iter(&self) -> impl Iterator<Item = (Source, &AccountBook)> {
+        Source::ALL
+            .into_iter()
+            .zip(&self.0)
+            .filter_map(|(source, book)| Some((source, book.as_ref()?)))
+    }
+}
+
+/// Every account's books by name. A writer copies the map to swap one account's book; with
+/// shared names and books that copy is reference counts only, no text and no index.
+type Snapshot = FxMap<Arc<str>, SourceBooks>;
 
 /// Every account's index, swapped whole by writers and read without locks.
 pub struct ContactIndex {
@@ -392,34 +411,33 @@ impl Default for ContactIndex {
 
 impl ContactIndex {
     /// Replaces every account at once (at open, from the store).
-    pub fn replace_all(&self, accounts: impl IntoIterator<Item = (String, AccountIndex)>) {
+    pub fn replace_all(&self, books: impl IntoIterator<Item = (String, Source, AccountIndex)>) {
         let _writer = self.writer.lock();
-        let snapshot: Snapshot = accounts
-            .into_iter()
-            .map(|(account, index)| (Arc::from(account), AccountBook::new(index)))
-            .collect();
+        let mut snapshot = Snapshot::default();
+        for (account, source, index) in books {
+            let books = snapshot.entry(Arc::from(account)).or_default();
+            books.0[source as usize] = Some(AccountBook::new(index));
+        }
         self.current.store(Arc::new(snapshot));
     }
 
-    /// Replaces one account's index in a single swap: a lookup sees the old one or the new
-    /// one, never a mix.
-    pub fn replace(&self, account: &str, index: AccountIndex) {
-        self.replace_book(account, AccountBook::new(index));
+    /// Replaces one source's index of an account in a single swap: a lookup sees the old one
+    /// or the new one, never a mix.
+    pub fn replace(&self, account: &str, source: Source, index: AccountIndex) {
+        self.replace_book(account, source, AccountBook::new(index));
     }
 
-    /// Replaces one account's book (a patched one, say) in a single swap.
-    pub fn replace_book(&self, account: &str, book: AccountBook) {
-        let _writer = self.writer.lock();
-        let mut snapshot = Snapshot::clone(&self.current.load());
-        snapshot.insert(Arc::from(account), book);
-        self.current.store(Arc::new(snapshot));
+    /// Replaces one source's book of an account (a patched one, say) in a single swap.
+    pub fn replace_book(&self, account: &str, source: Source, book: AccountBook) {
+        self.update(account, |books| books.0[source as usize] = Some(book));
     }
 
-    /// The account's book as lookups read it now, for patching.
-    pub fn book(&self, account: &str) -> Option<AccountBook> {
-        self.current.load().get(account).cloned()
+    /// One source's book of the account as lookups read it now, for patching.
+    pub fn book(&self, account: &str, source: Source) -> Option<AccountBook> {
+        self.current.load().get(account)?.0[source as usize].clone()
     }
 
+    /// Forgets every source of the account.
     pub fn remove(&self, account: &str) {
         let _writer = self.writer.lock();
         if !self.current.load().contains_key(account) {
@@ -430,19 +448,49 @@ impl ContactIndex {
         self.current.store(Arc::new(snapshot));
     }
 
-    /// (contacts, numbers) of one account, for the status.
+    /// Forgets one source of the account (dropped from the configuration).
+    pub fn remove_source(&self, account: &str, source: Source) {
+        if self.book(account, source).is_some() {
+            self.update(account, |books| books.0[source as usize] = None);
+        }
+    }
+
+    /// Swaps in a copy of the snapshot with `change` made to the account's books; an account
+    /// left without a book leaves the map.
+    fn update(&self, account: &str, change: impl FnOnce(&mut SourceBooks)) {
+        let _writer = self.writer.lock();
+        let mut snapshot = Snapshot::clone(&self.current.load());
+        let books = snapshot.entry(Arc::from(account)).or_default();
+        change(books);
+        if books.0.iter().all(Option::is_none) {
+            snapshot.remove(account);
+        }
+        self.current.store(Arc::new(snapshot));
+    }
+
+    /// (contacts, numbers) of one account, over every source, for the status.
     pub fn counts(&self, account: &str) -> (usize, usize) {
-        self.current
-            .load()
-            .get(account)
+        let snapshot = self.current.load();
+        let Some(books) = snapshot.get(account) else {
+            return (0, 0);
+        };
+        books.iter().fold((0, 0), |(contacts, numbers), (_, book)| {
+            let (c, n) = book.counts();
+            (contacts + c, numbers + n)
+        })
+    }
+
+    /// (contacts, numbers) of one source of an account, for the status.
+    pub fn source_counts(&self, account: &str, source: Source) -> (usize, usize) {
+        self.book(account, source)
             .map_or((0, 0), |book| book.counts())
     }
 
     /// Finds who is calling `account` from `number` and hands it to `copy_out`, which runs
     /// while the snapshot is held. The account's own contacts answer first, then its
-    /// domain's; no other account is ever searched. A number read without a country code may
-    /// match on its national number, but only when exactly one contact fits; failing that, on
-    /// its digits read as E.164 without the '+'.
+    /// domain's, each source in the contract's order; no other account is ever searched. A
+    /// number read without a country code may match on its national number, but only when
+    /// exactly one contact fits; failing that, on its digits read as E.164 without the '+'.
     pub fn lookup<R>(
         &self,
         account: &str,
@@ -458,15 +506,22 @@ impl ContactIndex {
             snapshot.get_key_value(domain)
         };
         let scopes = [own, shared];
+        let books = || {
+            scopes.iter().flatten().flat_map(|(name, books)| {
+                books
+                    .iter()
+                    .map(move |(source, book)| (&***name, source, book))
+            })
+        };
 
-        for (name, book) in scopes.iter().flatten() {
-            if let Some(found) = book.exact(number.e164, name) {
+        for (name, source, book) in books() {
+            if let Some(found) = book.exact(number.e164, name, source) {
                 return Some(copy_out(found));
             }
         }
         if let Some(national) = number.national {
-            for (name, book) in scopes.iter().flatten() {
-                match book.national(national.0, name) {
+            for (name, source, book) in books() {
+                match book.national(national.0, name, source) {
                     Err(()) => break, // several fit: no national match
                     Ok(Some(found)) => return Some(copy_out(found)),
                     Ok(None) => {}
@@ -475,8 +530,8 @@ impl ContactIndex {
         }
         // The digits read as E.164 without their '+', when no national reading matched.
         let international = number.international?;
-        for (name, book) in scopes.iter().flatten() {
-            if let Some(found) = book.exact(international, name) {
+        for (name, source, book) in books() {
+            if let Some(found) = book.exact(international, name, source) {
                 return Some(copy_out(found));
             }
         }
@@ -485,9 +540,9 @@ impl ContactIndex {
 }
 
 impl ContactIndex {
-    /// Searches what a lookup on `account` sees (its own contacts, then its domain's) and
-    /// hands rows `offset..offset + cap` of the result, in the address book's order, to
-    /// `each`; returns how many rows match in all. Reads the current snapshot only.
+    /// Searches what a lookup on `account` sees (its own contacts, then its domain's, every
+    /// source) and hands rows `offset..offset + cap` of the result, in the address book's
+    /// order, to `each`; returns how many rows match in all. Reads the current snapshot only.
     pub fn search(
         &self,
         account: &str,
@@ -504,25 +559,27 @@ impl ContactIndex {
         } else {
             snapshot.get_key_value(domain)
         };
-        // Own first: on a tie the account's own row comes before its domain's. Each account's
-        // base is searched without the contacts its patch replaced, and the patch's levels of
-        // changed contacts beside it.
+        // Own first: on a tie the account's own row comes before its domain's (and within
+        // each, the sources in lookup order). Each book's base is searched without the
+        // contacts its patch replaced, and the patch's levels of changed contacts beside it.
         let need = offset.saturating_add(cap);
-        let scopes: Vec<(&str, &AccountIndex, Matches)> = [own, shared]
+        let scopes: Vec<(&str, Source, &AccountIndex, Matches)> = [own, shared]
             .into_iter()
             .flatten()
-            .flat_map(|(name, book)| {
-                book.address_books().map(move |(index, hidden)| {
-                    let matches = index.names.matching(query, need, hidden);
-                    (name.as_ref(), index, matches)
+            .flat_map(|(name, books)| {
+                books.iter().flat_map(move |(source, book)| {
+                    book.address_books().map(move |(index, hidden)| {
+                        let matches = index.names.matching(query, need, hidden);
+                        (name.as_ref(), source, index, matches)
+                    })
                 })
             })
             .collect();
-        let total: usize = scopes.iter().map(|(_, _, m)| m.total).sum();
+        let total: usize = scopes.iter().map(|(_, _, _, m)| m.total).sum();
         let mut next = vec![0usize; scopes.len()];
         for position in 0..total.min(need) {
             let mut pick: Option<usize> = None;
-            for (s, (_, index, matches)) in scopes.iter().enumerate() {
+            for (s, (_, _, index, matches)) in scopes.iter().enumerate() {
                 let Some(&candidate) = matches.first.get(next[s]) else {
                     continue;
                 };
@@ -530,7 +587,7 @@ impl ContactIndex {
                 let better = match pick {
                     None => true,
                     Some(p) => {
-                        let (_, best_index, best_matches) = &scopes[p];
+                        let (_, _, best_index, best_matches) = &scopes[p];
                         let best = best_index.names.row(best_matches.first[next[p]]);
                         index.row_order(row, best_index, best) == Ordering::Less
                     }
@@ -540,9 +597,9 @@ impl ContactIndex {
                 }
             }
             let Some(p) = pick else { break };
-            let (name, index, matches) = &scopes[p];
+            let (name, source, index, matches) = &scopes[p];
             if position >= offset {
-                each(index.found(index.names.row(matches.first[next[p]]), name));
+                each(index.found(index.names.row(matches.first[next[p]]), name, *source));
             }
             next[p] += 1;
         }
@@ -553,8 +610,8 @@ impl ContactIndex {
 impl AccountIndex {
     /// The address book's order between a row of this index and one of another.
     fn row_order(&self, row: &Row, other: &AccountIndex, other_row: &Row) -> Ordering {
-        let a = self.found(row, "");
-        let b = other.found(other_row, "");
+        let a = self.found(row, "", Source::Contacts);
+        let b = other.found(other_row, "", Source::Contacts);
         fold::fold(a.name)
             .cmp(&fold::fold(b.name))
             .then_with(|| fold::fold(a.company).cmp(&fold::fold(b.company)))
@@ -627,6 +684,7 @@ mod tests {
         let index = ContactIndex::default();
         index.replace(
             "example.com",
+            Source::Contacts,
             AccountIndex::build(&[
                 contact("people/d1", "Bea Desk", &[("2125550101", "work")]),
                 contact("people/d2", "anna Desk", &[("2125550102", "work")]),
@@ -635,6 +693,7 @@ mod tests {
         );
         index.replace(
             "example.com/40",
+            Source::Contacts,
             AccountIndex::build(&[
                 contact("people/o1", "Anna Desk", &[("2125550102", "mobile")]),
                 contact("people/o2", "Bob", &[("2125550104", "mobile")]),
@@ -642,6 +701,7 @@ mod tests {
         );
         index.replace(
             "other.com",
+            Source::Contacts,
             AccountIndex::build(&[contact("people/x", "Anna Other", &[("2125550109", "")])]),
         );
         let (rows, total) = search(&index, "example.com/40", "", 0, 10);
@@ -683,7 +743,7 @@ mod tests {
         .collect();
         let index = ContactIndex::default();
         let all = AccountIndex::build_with(&[customer.clone(), other.clone()], &names, None);
-        index.replace("example.com", all);
+        index.replace("example.com", Source::Contacts, all);
         let groups = index.lookup("example.com", &incoming("US", "2125550101"), |m| {
             m.groups.to_owned()
         });
@@ -700,6 +760,7 @@ mod tests {
         let only = vec!["Customers".to_string()];
         index.replace(
             "example.com",
+            Source::Contacts,
             AccountIndex::build_with(&[customer, other], &names, Some(&only)),
         );
         assert_eq!(search(&index, "example.com", "", 0, 10).1, 1);
@@ -712,7 +773,11 @@ mod tests {
         let b = contact("people/c2", "Adam", &[("(212) 555-0100", "mobile")]);
         for contacts in [vec![a.clone(), b.clone()], vec![b.clone(), a.clone()]] {
             let index = ContactIndex::default();
-            index.replace("example.com", AccountIndex::build(&contacts));
+            index.replace(
+                "example.com",
+                Source::Contacts,
+                AccountIndex::build(&contacts),
+            );
             assert_eq!(
                 name_of(&index, "example.com", "US", "+12125550100").as_deref(),
                 Some("Adam|mobile|example.com")
@@ -725,6 +790,7 @@ mod tests {
         let index = ContactIndex::default();
         index.replace(
             "example.com",
+            Source::Contacts,
             AccountIndex::build(&[
                 contact("people/c1", "Domain Desk", &[("2125550100", "work")]),
                 contact("people/c3", "Shared", &[("2125550111", "")]),
@@ -732,6 +798,7 @@ mod tests {
         );
         index.replace(
             "example.com/40",
+            Source::Contacts,
             AccountIndex::build(&[contact(
                 "people/c2",
                 "Own Contact",
@@ -740,6 +807,7 @@ mod tests {
         );
         index.replace(
             "other.com",
+            Source::Contacts,
             AccountIndex::build(&[contact("people/c9", "Other Tenant", &[("2125550199", "")])]),
         );
         assert_eq!(
@@ -769,6 +837,7 @@ mod tests {
         let index = ContactIndex::default();
         index.replace(
             "example.com",
+            Source::Contacts,
             AccountIndex::build(&[contact(
                 "people/c1",
                 "Unique",
@@ -785,6 +854,7 @@ mod tests {
 
         index.replace(
             "example.com",
+            Source::Contacts,
             AccountIndex::build(&[
                 contact("people/c1", "One", &[("2125550100", "")]),
                 contact("people/c2", "Two", &[("+44 21 2555 0100", "")]),
@@ -822,7 +892,10 @@ mod tests {
                 let slot = index
                     .exact(E164(12_000_000_000 + i as u64 * 7))
                     .expect("inserted");
-                assert_eq!(index.found(slot, "a").name, format!("N{i}"));
+                assert_eq!(
+                    index.found(slot, "a", Source::Contacts).name,
+                    format!("N{i}")
+                );
                 assert!(index
                     .exact(E164(12_000_000_000 + i as u64 * 7 + 1))
                     .is_none());
@@ -844,7 +917,7 @@ mod tests {
         c.company = "🦀".repeat(40);
         let index = AccountIndex::build(&[c]);
         let slot = index.exact(E164(12_125_550_100)).unwrap();
-        let found = index.found(slot, "a");
+        let found = index.found(slot, "a", Source::Contacts);
         assert_eq!(found.name, "a".repeat(126));
         assert_eq!(found.company, "🦀".repeat(31));
         assert_eq!(found.label.len(), 31);
@@ -855,10 +928,12 @@ mod tests {
         let index = ContactIndex::default();
         index.replace(
             "example.com",
+            Source::Contacts,
             AccountIndex::build(&[contact("people/c1", "Old", &[("2125550100", "")])]),
         );
         index.replace(
             "example.com",
+            Source::Contacts,
             AccountIndex::build(&[contact("people/c1", "New", &[("2125550100", "")])]),
         );
         assert_eq!(

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 
-use super::contact::Contact;
+use super::contact::{Contact, Source};
 use super::names::Hidden;
 use super::numbers::{
     cut, groups_text, kept_by_groups, tie_break, AccountIndex, ContactMatch, FxSet, GroupNames,
@@ -94,7 +94,7 @@ impl Answer {
         }
     }
 
-    fn found<'a>(&'a self, account: &'a str) -> ContactMatch<'a> {
+    fn found<'a>(&'a self, account: &'a str, source: Source) -> ContactMatch<'a> {
         let (name, rest) = self.text.split_at(usize::from(self.name_len));
         let (company, rest) = rest.split_at(usize::from(self.company_len));
         let (label, groups) = rest.split_at(usize::from(self.label_len));
@@ -105,7 +105,7 @@ impl Answer {
             number: self.e164,
             account,
             groups,
-            source: "contacts",
+            source: source.name(),
         }
     }
 }
@@ -315,14 +315,19 @@ impl AccountBook {
 
     /// Who answers `e164`, as a full build would say.
     #[inline]
-    pub(super) fn exact<'a>(&'a self, e164: E164, account: &'a str) -> Option<ContactMatch<'a>> {
+    pub(super) fn exact<'a>(
+        &'a self,
+        e164: E164,
+        account: &'a str,
+        source: Source,
+    ) -> Option<ContactMatch<'a>> {
         if let Some(patch) = &self.patch {
             if let Some(answer) = patch.exact.get(&e164.0) {
-                return answer.as_ref().map(|a| a.found(account));
+                return answer.as_ref().map(|a| a.found(account, source));
             }
         }
         let slot = self.base.exact(e164)?;
-        Some(self.base.found(slot, account))
+        Some(self.base.found(slot, account, source))
     }
 
     /// Who answers a national number: Ok(None) when nobody has it, Err(()) when several do.
@@ -330,20 +335,21 @@ impl AccountBook {
         &'a self,
         key: u64,
         account: &'a str,
+        source: Source,
     ) -> Result<Option<ContactMatch<'a>>, ()> {
         if let Some(patch) = &self.patch {
             if let Some(answer) = patch.national.get(&key) {
                 return match answer {
                     NationalAnswer::Nobody => Ok(None),
                     NationalAnswer::Several => Err(()),
-                    NationalAnswer::One(a) => Ok(Some(a.found(account))),
+                    NationalAnswer::One(a) => Ok(Some(a.found(account, source))),
                 };
             }
         }
         Ok(self
             .base
             .national(key)?
-            .map(|slot| self.base.found(slot, account)))
+            .map(|slot| self.base.found(slot, account, source)))
     }
 
     /// The address books a search reads, each with the contacts it must leave out.
@@ -919,11 +925,11 @@ mod tests {
                 let full = rebuilt(&stored, only);
                 prop_assert_eq!(patched.counts(), full.counts());
                 let (a, b) = (ContactIndex::default(), ContactIndex::default());
-                a.replace_book(ACCOUNT, patched);
-                b.replace_book(ACCOUNT, full);
+                a.replace_book(ACCOUNT, Source::Contacts, patched);
+                b.replace_book(ACCOUNT, Source::Contacts, full);
                 prop_assert_eq!(lookups(&a), lookups(&b));
                 prop_assert_eq!(searches(&a), searches(&b));
-                book = a.book(ACCOUNT).unwrap();
+                book = a.book(ACCOUNT, Source::Contacts).unwrap();
             }
         }
     }

@@ -13,7 +13,12 @@ use super::http::{error_chain, Failure, HttpClient};
 /// The Google API a request went to, for messages that name it and its fix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Api {
+    /// The People API's contacts and contact groups.
     People,
+    /// The People API's `otherContacts`.
+    OtherContacts,
+    /// The People API's Workspace directory (`people:listDirectoryPeople`).
+    Directory,
     Calendar,
 }
 
@@ -21,15 +26,17 @@ impl Api {
     /// The API's name as the Google Cloud console's library lists it.
     pub fn name(self) -> &'static str {
         match self {
-            Api::People => "Google People API",
+            Api::People | Api::OtherContacts | Api::Directory => "Google People API",
             Api::Calendar => "Google Calendar API",
         }
     }
 
     /// What a user does when the grant lacks this API's scope.
-    fn scope_fix(self) -> &'static str {
+    pub fn scope_fix(self) -> &'static str {
         match self {
             Api::People => "the Google user did not grant access to contacts: click \"Get auth code\" again and tick \"See and download your contacts\"",
+            Api::OtherContacts => "the Google user did not grant access to other contacts: click \"Get auth code\" to grant access to other contacts (tick \"See and download contact info automatically saved in your 'Other contacts'\" on Google's consent screen)",
+            Api::Directory => "the Google user did not grant access to the directory: click \"Get auth code\" to grant access to the directory (tick \"See and download your organization's Google Workspace directory\" on Google's consent screen)",
             Api::Calendar => "the Google user did not grant calendar access: click \"Get auth code\" to grant calendar access (tick the calendar box on Google's consent screen)",
         }
     }
@@ -38,6 +45,8 @@ impl Api {
     fn denied(self) -> &'static str {
         match self {
             Api::People => "Google denied access to the contacts: check that the Google People API is enabled and that the user may share contacts",
+            Api::OtherContacts => "Google denied access to the other contacts: check that the Google People API is enabled and that the user may share contacts",
+            Api::Directory => "Google denied access to the Workspace directory: check that the Google People API is enabled and that the Workspace administrator lets users see the directory (Admin console > Directory > Directory settings > Sharing settings)",
             Api::Calendar => "Google denied access to the calendar: check that the Google Calendar API is enabled and that the user may share free/busy times",
         }
     }
@@ -171,6 +180,13 @@ fn classify_failure(api: Api, status: u16, body: &str, retry_after: Option<Durat
         401 => ApiError::Unauthorized,
         410 => ApiError::ExpiredSyncToken,
         400 if reasons.contains(&"EXPIRED_SYNC_TOKEN") => ApiError::ExpiredSyncToken,
+        // Google's answer to a directory request from an account outside Workspace ("Must be
+        // a G Suite domain user."): no retry helps, the configuration must change.
+        400 if api == Api::Directory && error.status == "FAILED_PRECONDITION" => {
+            ApiError::Forbidden(format!(
+                "the directory source needs a Google Workspace account, and this Google account is not in a Workspace organisation: connect a Workspace account, or remove \"directory\" from sources for this domain in the PBX's configuration ({google_says})"
+            ))
+        }
         403 if reasons.contains(&"SERVICE_DISABLED") || error.message.contains("has not been used") => {
             ApiError::Forbidden(format!(
                 "the {name} is not enabled for this Google Cloud project: enable the {name} in the Google Cloud console (APIs & Services > Library > \"{name}\"), then press Sync now ({google_says})"
@@ -249,6 +265,36 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon", now), None);
     }
+    #[test]
+    fn a_directory_outside_workspace_says_so_and_a_missing_scope_names_the_source() {
+        let consumer = r#"{"error":{"code":400,"message":"Must be a G Suite domain user.","status":"FAILED_PRECONDITION"}}"#;
+        match classify_failure(Api::Directory, 400, consumer, None) {
+            ApiError::Forbidden(m) => assert!(
+                m.contains("needs a Google Workspace account")
+                    && m.contains("remove \"directory\""),
+                "{m}"
+            ),
+            other => panic!("a consumer account's directory must be Forbidden: {other:?}"),
+        }
+        // The same status elsewhere is not about Workspace.
+        assert!(matches!(
+            classify_failure(Api::People, 400, consumer, None),
+            ApiError::Refused(_)
+        ));
+        let scope = r#"{"error":{"code":403,"status":"PERMISSION_DENIED","message":"Request had insufficient authentication scopes.","details":[{"reason":"ACCESS_TOKEN_SCOPE_INSUFFICIENT"}]}}"#;
+        for (api, names) in [
+            (Api::OtherContacts, "other contacts"),
+            (Api::Directory, "the directory"),
+        ] {
+            match classify_failure(api, 403, scope, None) {
+                ApiError::Forbidden(m) => {
+                    assert!(m.contains(&format!("grant access to {names}")), "{m}")
+                }
+                other => panic!("a missing scope must be Forbidden: {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn a_disabled_calendar_api_names_the_calendar_api() {
         let disabled = r#"{"error":{"code":403,"message":"Google Calendar API has not been used in project 1 before or it is disabled.","status":"PERMISSION_DENIED","details":[{"reason":"SERVICE_DISABLED"}]}}"#;

@@ -10,11 +10,25 @@ use oauth2::{
 };
 
 use super::http::{HttpClient, HttpError};
+use crate::book::contact::Source;
 use crate::config::{DomainSettings, GoogleEndpoints};
 use crate::error::{Error, ErrorKind, Result};
 
-/// The one scope the plugin asks for: read-only access to the user's contacts.
+/// The scope every account needs: read-only access to the user's contacts.
 pub const CONTACTS_SCOPE: &str = "https://www.googleapis.com/auth/contacts.readonly";
+/// Read-only access to the user's "other contacts".
+pub const OTHER_CONTACTS_SCOPE: &str = "https://www.googleapis.com/auth/contacts.other.readonly";
+/// Read-only access to the Workspace organisation's directory.
+pub const DIRECTORY_SCOPE: &str = "https://www.googleapis.com/auth/directory.readonly";
+
+/// The scope a contact source's list needs.
+pub fn scope_of(source: Source) -> &'static str {
+    match source {
+        Source::Contacts => CONTACTS_SCOPE,
+        Source::Directory => DIRECTORY_SCOPE,
+        Source::OtherContacts => OTHER_CONTACTS_SCOPE,
+    }
+}
 
 type GoogleClient =
     BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
@@ -49,17 +63,22 @@ fn client(settings: &DomainSettings, endpoints: &GoogleEndpoints) -> GoogleClien
         .set_auth_type(AuthType::RequestBody)
 }
 
-/// Google's consent URL with every parameter the contract lists, for the given state.
-/// The scopes an account's configuration needs: contacts always, the calendar's free/busy
-/// times when calendar presence is on.
+/// The scopes an account's configuration needs, and no more: contacts always, each further
+/// source's, and the calendar's free/busy times when calendar presence is on.
 pub fn scopes_for(settings: &DomainSettings) -> Vec<&'static str> {
     let mut scopes = vec![CONTACTS_SCOPE];
+    for &source in &settings.sources {
+        if source != Source::Contacts {
+            scopes.push(scope_of(source));
+        }
+    }
     if settings.calendar {
         scopes.push(super::calendar::CALENDAR_SCOPE);
     }
     scopes
 }
 
+/// Google's consent URL with every parameter the contract lists, for the given state.
 pub fn authorization_request(
     settings: &DomainSettings,
     endpoints: &GoogleEndpoints,

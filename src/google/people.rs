@@ -1,6 +1,7 @@
-//! The People API's `people/me/connections`, as the sync uses it: one page at a time (its
-//! failures sorted by `api`), and Google's person shape turned into the plugin's `Contact`
-//! with its numbers normalised.
+//! The People API's lists of people, as the sync uses them (`people/me/connections`,
+//! `otherContacts` and `people:listDirectoryPeople`, one per contact source): one page at a
+//! time (its failures sorted by `api`), and Google's person shape turned into the plugin's
+//! `Contact` with its numbers normalised.
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,12 +11,21 @@ use url::Url;
 
 use super::api::{self, Api, ApiError};
 use super::http::HttpClient;
-use crate::book::contact::{Contact, ContactNumber};
+use crate::book::contact::{Contact, ContactNumber, Source};
 use crate::book::phone::RegionRules;
 
 /// Fields the sync asks for: what caller ID shows, plus metadata for deletions.
 pub const PERSON_FIELDS: &str =
     "names,phoneNumbers,organizations,emailAddresses,memberships,metadata";
+/// Other contacts carry no organizations or memberships: Google refuses them in the mask.
+pub const OTHER_CONTACTS_MASK: &str = "names,phoneNumbers,emailAddresses,metadata";
+/// The directory has no memberships (contact groups are a user's own).
+pub const DIRECTORY_MASK: &str = "names,phoneNumbers,organizations,emailAddresses,metadata";
+/// The directory's two halves: the organisation's users and its shared contacts.
+pub const DIRECTORY_SOURCES: [&str; 2] = [
+    "DIRECTORY_SOURCE_TYPE_DOMAIN_PROFILE",
+    "DIRECTORY_SOURCE_TYPE_DOMAIN_CONTACT",
+];
 /// The largest page the API serves.
 pub const PAGE_SIZE: u32 = 1000;
 
@@ -26,11 +36,14 @@ pub struct Page {
     pub next_sync_token: Option<String>,
 }
 
+/// A page of any of the three lists: each names its people differently. Only the source's
+/// own list is read; the others must not be there, and are ignored if they are.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawPage {
-    #[serde(default)]
-    connections: Vec<Box<RawValue>>,
+    connections: Option<Vec<Box<RawValue>>>,
+    other_contacts: Option<Vec<Box<RawValue>>>,
+    people: Option<Vec<Box<RawValue>>>,
     next_page_token: Option<String>,
     next_sync_token: Option<String>,
 }
@@ -254,23 +267,48 @@ fn get(
     api::send(http, Api::People, people_url, request)
 }
 
-/// Fetches one page of the signed-in user's connections.
+/// The People API behind a source, for messages that name it and its fixes.
+pub fn api_of(source: Source) -> Api {
+    match source {
+        Source::Contacts => Api::People,
+        Source::Directory => Api::Directory,
+        Source::OtherContacts => Api::OtherContacts,
+    }
+}
+
+/// Fetches one page of a source's people: all of them (`sync_token` None) or the changes since
+/// `sync_token`.
 pub fn fetch_page(
     http: &HttpClient,
     people_url: &Url,
+    source: Source,
     access_token: &str,
     sync_token: Option<&str>,
     page_token: Option<&str>,
 ) -> Result<Page, ApiError> {
+    let path = match source {
+        Source::Contacts => "people/me/connections",
+        Source::Directory => "people:listDirectoryPeople",
+        Source::OtherContacts => "otherContacts",
+    };
     let mut url = people_url.clone();
     url.set_path(&format!(
-        "{}/v1/people/me/connections",
+        "{}/v1/{path}",
         people_url.path().trim_end_matches('/')
     ));
     {
         let mut query = url.query_pairs_mut();
+        match source {
+            Source::Contacts => query.append_pair("personFields", PERSON_FIELDS),
+            Source::OtherContacts => query.append_pair("readMask", OTHER_CONTACTS_MASK),
+            Source::Directory => {
+                for kind in DIRECTORY_SOURCES {
+                    query.append_pair("sources", kind);
+                }
+                query.append_pair("readMask", DIRECTORY_MASK)
+            }
+        };
         query
-            .append_pair("personFields", PERSON_FIELDS)
             .append_pair("pageSize", &PAGE_SIZE.to_string())
             .append_pair("requestSyncToken", "true");
         if let Some(token) = sync_token {
@@ -280,12 +318,16 @@ pub fn fetch_page(
             query.append_pair("pageToken", token);
         }
     }
-    parse_page(&get(http, people_url, url, access_token)?)
+    let request = http.requests().get(url).bearer_auth(access_token);
+    parse_page(
+        source,
+        &api::send(http, api_of(source), people_url, request)?,
+    )
 }
 
 /// A page whose shape is Google's; a person in it that is not (no resource name, a field of
 /// the wrong type) is skipped and logged rather than failing the whole sync.
-pub fn parse_page(body: &[u8]) -> Result<Page, ApiError> {
+pub fn parse_page(source: Source, body: &[u8]) -> Result<Page, ApiError> {
     let raw: RawPage = serde_json::from_slice(body).map_err(|e| ApiError::Transient {
         message: format!(
             "the People API sent a reply that is not the expected JSON ({e}); nothing was changed"
@@ -293,14 +335,21 @@ pub fn parse_page(body: &[u8]) -> Result<Page, ApiError> {
         retry_after: None,
         quota_exhausted: false,
     })?;
-    let mut people = Vec::with_capacity(raw.connections.len());
-    for (at, person) in raw.connections.iter().enumerate() {
+    let listed = match source {
+        Source::Contacts => raw.connections,
+        Source::Directory => raw.people,
+        Source::OtherContacts => raw.other_contacts,
+    }
+    .unwrap_or_default();
+    let mut people = Vec::with_capacity(listed.len());
+    for (at, person) in listed.iter().enumerate() {
         match serde_json::from_str::<Person>(person.get()) {
             Ok(person) => people.push(person),
             // The person's text is not logged: it is someone's contact data.
             Err(e) => log::warn!(
-                "the People API sent a malformed person (#{} of the page: {e}); it is skipped",
-                at + 1
+                "the People API sent a malformed person (#{} of a page of {}: {e}); it is skipped",
+                at + 1,
+                source.noun()
             ),
         }
     }
@@ -317,14 +366,19 @@ mod tests {
 
     #[test]
     fn a_reply_with_a_field_of_the_wrong_type_is_an_error_not_an_empty_page() {
-        assert!(parse_page(br#"{"connections":"oops"}"#).is_err());
-        assert!(parse_page(br#"{"connections":[{"resourceName":"people/c1""#).is_err());
-        assert!(parse_page(br#"{"totalPeople":0}"#).is_ok());
+        assert!(parse_page(Source::Contacts, br#"{"connections":"oops"}"#).is_err());
+        assert!(parse_page(
+            Source::Contacts,
+            br#"{"connections":[{"resourceName":"people/c1""#
+        )
+        .is_err());
+        assert!(parse_page(Source::Contacts, br#"{"totalPeople":0}"#).is_ok());
     }
 
     #[test]
     fn a_malformed_person_is_skipped_and_the_others_kept() {
         let Ok(page) = parse_page(
+            Source::Contacts,
             br#"{"connections":[{"resourceName":"people/c1","names":"x"},{"names":[]},7,{"resourceName":"people/c2"}]}"#,
         ) else {
             panic!("the page is kept")

@@ -1,5 +1,5 @@
-//! What the plugin persists: pending authorizations, tokens, sync state, contacts and
-//! calendar presence. The
+//! What the plugin persists: pending authorizations, tokens, sync state and contacts of each
+//! source, and calendar presence. The
 //! plugin uses the `Store` of `sqlite`, whose tokens `seal` encrypts; the types here are what
 //! crosses the interface.
 
@@ -21,6 +21,15 @@ pub struct StoredAccount {
     pub last_error: Option<String>,
     /// The scopes Google granted at the last connect.
     pub scopes: Vec<String>,
+}
+
+/// What the store keeps of one contact source of an account.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredSource {
+    /// When a sync of it last landed.
+    pub last_sync: Option<i64>,
+    /// Why its last sync failed; None once one lands.
+    pub last_error: Option<String>,
 }
 
 /// What the store keeps of an account's calendar presence.

@@ -1,5 +1,7 @@
-//! One sync of one account: every page fetched first (refreshing the access token and
-//! retrying transient failures), then landed in one transaction and one index swap.
+//! One sync of one account: each configured source in turn, every page of it fetched first
+//! (refreshing the access token and retrying transient failures), then landed in one
+//! transaction and one index swap of its own, so that one source failing leaves the others
+//! current.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -7,10 +9,11 @@ use std::time::Instant;
 
 use super::session::{Session, SyncEnd, SyncFailure};
 use super::{Job, Shared};
-use crate::book::contact::Contact;
+use crate::book::contact::{Contact, Source};
 use crate::book::numbers::{AccountIndex, GroupNames};
 use crate::book::patch::Change as IndexChange;
 use crate::core::unix_now;
+use crate::google::oauth;
 use crate::google::people::{self, Change};
 use crate::store::{Landing, Store};
 
@@ -24,44 +27,97 @@ pub(super) fn run_sync(shared: &Shared, account: &str) -> SyncEnd {
         return SyncEnd::Done;
     };
     core.update_state(account, connection_id, |s| s.syncing = true);
-    let started = Instant::now();
-    let mut sync = AccountSync {
-        session: Session::new(shared, account, connection_id, Job::Contacts),
-    };
-    let result = sync.run();
+    // One session for every source: one access token, refreshed at most once.
+    let mut session = Session::new(shared, account, connection_id, Job::Contacts);
+    let granted = core
+        .accounts
+        .read()
+        .get(account)
+        .map(|s| s.scopes.clone())
+        .unwrap_or_default();
+    let mut problems: Vec<String> = Vec::new();
+    let mut landed_any = false;
+    for &source in &session.settings.sources {
+        // A grant without the source's scope (unticked on Google's consent screen) cannot
+        // read it: say so without asking Google. (An older store kept no scopes: then Google
+        // is asked, and its 403 says the same.)
+        let scope = oauth::scope_of(source);
+        let result = if !granted.is_empty() && !granted.iter().any(|s| s == scope) {
+            Err(SyncFailure::Issue(
+                people::api_of(source).scope_fix().to_owned(),
+            ))
+        } else {
+            let started = Instant::now();
+            SourceSync {
+                session: &mut session,
+                source,
+            }
+            .run()
+            .inspect(|summary| {
+                log::info!(
+                    "account {account}: {}: {summary} in {} ms",
+                    source.name(),
+                    started.elapsed().as_millis()
+                )
+            })
+        };
+        let problem = match result {
+            Ok(_) => {
+                landed_any = true;
+                core.source_synced(account, connection_id, source, unix_now());
+                continue;
+            }
+            Err(SyncFailure::Issue(reason)) => reason,
+            Err(SyncFailure::ExpiredSyncToken) => {
+                "Google expired the sync token again during a full sync; press Sync now to retry"
+                    .into()
+            }
+            Err(SyncFailure::Abandoned) => {
+                log::debug!("account {account}: sync abandoned (closing, disabled or reconnected)");
+                core.update_state(account, connection_id, |s| s.syncing = false);
+                return SyncEnd::Done;
+            }
+            Err(SyncFailure::Deferred { wait, reason }) => {
+                // The sources already landed stay landed; the rerun's syncs of them are
+                // incremental, and cost a request each when nothing changed.
+                core.update_state(account, connection_id, |s| s.syncing = false);
+                return SyncEnd::Deferred { wait, reason };
+            }
+        };
+        // One source failing leaves the others current: its own last error, and the account
+        // yellow with the reason (the source named when it is not the contacts).
+        let problem = match source {
+            Source::Contacts => problem,
+            other => format!("{}: {problem}", other.noun()),
+        };
+        core.source_failed(account, connection_id, source, &problem);
+        if !problems.contains(&problem) {
+            problems.push(problem);
+        }
+    }
     core.update_state(account, connection_id, |s| s.syncing = false);
-    match result {
-        Ok(summary) => {
-            log::info!(
-                "account {account}: {summary} in {} ms",
-                started.elapsed().as_millis()
-            );
-            let now = unix_now();
-            core.update_state(account, connection_id, |s| {
-                s.issue = None;
-                s.last_sync = Some(now);
-            });
+    let now = unix_now();
+    if problems.is_empty() {
+        core.update_state(account, connection_id, |s| {
+            s.issue = None;
+            s.last_sync = Some(now);
+        });
+    } else {
+        if landed_any {
+            core.update_state(account, connection_id, |s| s.last_sync = Some(now));
         }
-        Err(SyncFailure::Issue(reason)) => core.record_issue(account, connection_id, &reason),
-        Err(SyncFailure::ExpiredSyncToken) => core.record_issue(
-            account,
-            connection_id,
-            "Google expired the sync token again during a full sync; press Sync now to retry",
-        ),
-        Err(SyncFailure::Abandoned) => {
-            log::debug!("account {account}: sync abandoned (closing, disabled or reconnected)")
-        }
-        Err(SyncFailure::Deferred { wait, reason }) => return SyncEnd::Deferred { wait, reason },
+        core.record_issue(account, connection_id, &problems.join("; "));
     }
     SyncEnd::Done
 }
 
-/// One sync of one account.
-struct AccountSync<'a> {
-    session: Session<'a>,
+/// One sync of one source of an account.
+struct SourceSync<'s, 'a> {
+    session: &'s mut Session<'a>,
+    source: Source,
 }
 
-impl AccountSync<'_> {
+impl SourceSync<'_, '_> {
     fn run(&mut self) -> Result<String, SyncFailure> {
         // Debug builds only: lets a test make a sync panic, to show that a bug in a sync
         // leaves the account yellow and not "syncing" forever. Release builds have no hook.
@@ -72,9 +128,11 @@ impl AccountSync<'_> {
             panic!("a panic injected by GI_DEBUG_PANIC_IN_SYNC");
         }
         let core = &self.session.shared.core;
-        let stored_token = core
-            .store
-            .sync_token(self.session.account, self.session.connection_id)?;
+        let stored_token = core.store.sync_token(
+            self.session.account,
+            self.session.connection_id,
+            self.source,
+        )?;
         if let Some(token) = stored_token {
             match self.fetch_all(Some(&token)) {
                 Ok((changes, next)) => {
@@ -82,8 +140,9 @@ impl AccountSync<'_> {
                     return self.commit(false, changes, next, groups);
                 }
                 Err(SyncFailure::ExpiredSyncToken) => log::info!(
-                    "account {}: Google expired the sync token; running one full sync",
-                    self.session.account
+                    "account {}: Google expired the sync token of {}; running one full sync of them",
+                    self.session.account,
+                    self.source.noun()
                 ),
                 Err(other) => return Err(other),
             }
@@ -93,7 +152,7 @@ impl AccountSync<'_> {
         self.commit(true, changes, next, groups)
     }
 
-    /// Every page of the connections (all of them, or the changes since `sync_token`), in
+    /// Every page of the source (all of its people, or the changes since `sync_token`), in
     /// page order. Stops at `MAX_PAGES` pages or at a page token seen before: a reply that
     /// leads in circles or never ends is not Google's, and the account turns yellow.
     fn fetch_all(
@@ -128,17 +187,19 @@ impl AccountSync<'_> {
         )))
     }
 
-    /// One page of connections (see `call` for the retries).
+    /// One page of the source (see `call` for the retries).
     fn fetch_page(
         &mut self,
         sync_token: Option<&str>,
         page_token: Option<&str>,
     ) -> Result<people::Page, SyncFailure> {
         let core = &self.session.shared.core;
+        let source = self.source;
         self.session.call(|token| {
             people::fetch_page(
                 &core.http,
                 &core.config.google.people_url,
+                source,
                 token,
                 sync_token,
                 page_token,
@@ -146,9 +207,12 @@ impl AccountSync<'_> {
         })
     }
 
-    /// The names of the account's contact groups, asked at every sync so that a renamed
-    /// group shows its new name.
+    /// The names of the account's contact groups, asked at every sync of its contacts so
+    /// that a renamed group shows its new name. The other sources have no groups.
     fn fetch_group_names(&mut self) -> Result<GroupNames, SyncFailure> {
+        if self.source != Source::Contacts {
+            return Ok(GroupNames::new());
+        }
         let core = &self.session.shared.core;
         self.session.call(|token| {
             people::fetch_group_names(&core.http, &core.config.google.people_url, token)
@@ -173,15 +237,21 @@ impl AccountSync<'_> {
         }
         let core = &self.session.shared.core;
         let account = self.session.account;
+        let source = self.source;
         let started = Instant::now();
         let landing = Landing {
+            source,
             replace_all: full,
             upserts: &upserts,
             deletions: &deletions,
             sync_token: next_sync_token.as_deref(),
             group_names: &group_names,
         };
-        let only_groups = self.session.settings.contact_groups.as_deref();
+        // `contact_groups` filters the contacts source only: the others have no groups.
+        let only_groups = match source {
+            Source::Contacts => self.session.settings.contact_groups.as_deref(),
+            _ => None,
+        };
         let landed = core.store.commit_sync(
             account,
             self.session.connection_id,
@@ -191,15 +261,19 @@ impl AccountSync<'_> {
                 let written = started.elapsed();
                 // A book a failed build left behind the store is rebuilt even when nothing
                 // changed this time.
-                let behind = core.index.book(account).is_some_and(|b| b.rebuild_due());
+                let behind = core
+                    .index
+                    .book(account, source)
+                    .is_some_and(|b| b.rebuild_due());
                 if !committed.contacts_changed && !committed.groups_changed && !behind {
                     // Nothing to patch or rebuild: the index in memory is this state.
-                    return Ok((core.index.counts(account), Landed::Kept, [written; 2]));
+                    let counts = core.index.source_counts(account, source);
+                    return Ok((counts, Landed::Kept, [written; 2]));
                 }
                 // An incremental sync patches the index in proportion to what changed; a full
                 // sync, new group names (every member's text changes) or a patch grown too
                 // big rebuild it from the store.
-                let current = core.index.book(account);
+                let current = core.index.book(account, source);
                 if let Some(current) = current.filter(|_| !full && !committed.groups_changed && !behind) {
                     let change = IndexChange {
                         replaced: &committed.replaced,
@@ -207,13 +281,13 @@ impl AccountSync<'_> {
                         deletions: &deletions,
                     };
                     let patched = current.patched(&change, &group_names, only_groups, |e, n| {
-                        Store::holders(conn, account, e, n)
+                        Store::holders(conn, account, source, e, n)
                     });
                     match patched {
                         Ok(Some(book)) => {
                             let counts = book.counts();
                             let size = book.patch_size();
-                            core.index.replace_book(account, book);
+                            core.index.replace_book(account, source, book);
                             let took = [written, started.elapsed()];
                             return Ok((counts, Landed::Patched(size), took));
                         }
@@ -228,10 +302,10 @@ impl AccountSync<'_> {
                 }
                 // Nothing may patch the book in memory from now on: should this build fail, it
                 // stays behind the store until a build succeeds.
-                if let Some(book) = core.index.book(account) {
+                if let Some(book) = core.index.book(account, source) {
                     book.mark_rebuild_due();
                 }
-                let loaded = Store::contacts_of(conn, account)?;
+                let loaded = Store::contacts_of(conn, account, source)?;
                 let index = AccountIndex::build_stored(
                     &loaded.contacts,
                     &loaded.ids,
@@ -239,7 +313,7 @@ impl AccountSync<'_> {
                     only_groups,
                 );
                 let counts = (index.contact_count(), index.number_count());
-                core.index.replace(account, index);
+                core.index.replace(account, source, index);
                 Ok((counts, Landed::Rebuilt, [written, started.elapsed()]))
             },
         )?;

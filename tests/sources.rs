@@ -1,0 +1,708 @@
+//! Contact sources through the C ABI: the account's own contacts, the Workspace directory and
+//! "other contacts", each synced with its own requests and sync token and landing on its own.
+//! The sync tests that matter per source (paging, incremental, expired token, 401/429/5xx,
+//! a source that keeps failing) run for every source, with the other two configured beside it
+//! and checked to stay current.
+
+mod common;
+
+use common::*;
+use host_sim::fake_google::{Endpoint, Fault, Person};
+use host_sim::plugin::{GiSearchMode, GiStatus, Plugin};
+use serde_json::{json, Value};
+
+const ACCOUNT: &str = "example.com";
+/// Alice's organisation: her email's domain, a Workspace domain once it has a directory.
+const ORG: &str = "example.com";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Src {
+    Contacts,
+    Directory,
+    Other,
+}
+
+const ALL: [Src; 3] = [Src::Contacts, Src::Directory, Src::Other];
+
+impl Src {
+    fn name(self) -> &'static str {
+        match self {
+            Src::Contacts => "contacts",
+            Src::Directory => "directory",
+            Src::Other => "other_contacts",
+        }
+    }
+
+    fn endpoint(self) -> Endpoint {
+        match self {
+            Src::Contacts => Endpoint::People,
+            Src::Directory => Endpoint::Directory,
+            Src::Other => Endpoint::OtherContacts,
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Src::Contacts => "/v1/people/me/connections",
+            Src::Directory => "/v1/people:listDirectoryPeople",
+            Src::Other => "/v1/otherContacts",
+        }
+    }
+
+    /// Each source's numbers are its own: 212-555-1xxx, -2xxx, -3xxx.
+    fn digit(self) -> usize {
+        match self {
+            Src::Contacts => 1,
+            Src::Directory => 2,
+            Src::Other => 3,
+        }
+    }
+
+    fn resource(self, i: usize) -> String {
+        match self {
+            Src::Contacts => format!("people/c{}", 1000 + i),
+            Src::Directory => format!("people/1{:05}", i),
+            Src::Other => format!("otherContacts/c{}", 1000 + i),
+        }
+    }
+
+    fn number(self, i: usize) -> String {
+        format!("+1212555{}{:03}", self.digit(), i)
+    }
+
+    fn person(self, i: usize, version: &str) -> Person {
+        let person = Person::new(
+            &self.resource(i),
+            &format!("{version}{}", self.digit()),
+            &format!("Person{i:03}"),
+        )
+        .with_phone(&self.number(i), "mobile");
+        match self {
+            // Google allows no organizations among other contacts.
+            Src::Other => person,
+            _ => person.with_company("Example Corp"),
+        }
+    }
+
+    fn seed(self, h: &Harness, people: Vec<Person>) {
+        match self {
+            Src::Contacts => h.fake.set_contacts(ALICE, people),
+            Src::Directory => h.fake.set_directory(ORG, people),
+            Src::Other => h.fake.set_other_contacts(ALICE, people),
+        }
+    }
+
+    fn upsert(self, h: &Harness, person: Person) {
+        match self {
+            Src::Contacts => h.fake.upsert_contact(ALICE, person),
+            Src::Directory => h.fake.upsert_directory_person(ORG, person),
+            Src::Other => h.fake.upsert_other_contact(ALICE, person),
+        }
+    }
+
+    fn delete(self, h: &Harness, resource: &str) {
+        match self {
+            Src::Contacts => h.fake.delete_contact(ALICE, resource),
+            Src::Directory => h.fake.delete_directory_person(ORG, resource),
+            Src::Other => h.fake.delete_other_contact(ALICE, resource),
+        }
+    }
+
+    fn requests(self, h: &Harness) -> Vec<host_sim::fake_google::Request> {
+        h.fake.requests_to(self.endpoint())
+    }
+}
+
+fn all_sources(h: &Harness) -> Value {
+    let mut config = h.config();
+    config["sources"] = json!(["contacts", "directory", "other_contacts"]);
+    config
+}
+
+/// Every source seeded with `count` people of version `version`.
+fn seed_all(h: &Harness, count: usize, version: &str) {
+    for src in ALL {
+        src.seed(h, (0..count).map(|i| src.person(i, version)).collect());
+    }
+}
+
+fn shown(plugin: &Plugin<'_>, account: &str, number: &str) -> Option<(String, String)> {
+    plugin
+        .lookup(account, number)
+        .expect("lookup")
+        .map(|c| (c.name, c.source))
+}
+
+/// Connected with every source, each holding 5 people ("A" version), first sync landed.
+fn connected_with_all_sources() -> (Harness, Plugin<'static>) {
+    let h = Harness::new();
+    seed_all(&h, 5, "A");
+    let plugin = h.open_with(&all_sources(&h));
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    assert_landed(&plugin, "A", 5);
+    (h, plugin)
+}
+
+/// Every source answers its people with the given version, and says which source it is.
+fn assert_landed(plugin: &Plugin<'_>, version: &str, count: usize) {
+    for src in ALL {
+        for i in 0..count {
+            assert_eq!(
+                shown(plugin, ACCOUNT, &src.number(i)),
+                Some((
+                    format!("{version}{} Person{i:03}", src.digit()),
+                    src.name().to_owned()
+                )),
+                "{src:?} #{i}"
+            );
+        }
+    }
+}
+
+/// Sync now, and wait until the sync has run and settled.
+fn sync_now_and_wait(h: &Harness, plugin: &Plugin<'_>) -> Value {
+    let before = h.fake.requests_to(Endpoint::ContactGroups).len();
+    plugin.sync_now(ACCOUNT).expect("gi_sync_now");
+    assert!(
+        wait_until(PATIENCE, || h
+            .fake
+            .requests_to(Endpoint::ContactGroups)
+            .len()
+            > before
+            || plugin.status_value(ACCOUNT)["status"] == "issue"),
+        "the sync did not reach the contact groups"
+    );
+    let mut status = Value::Null;
+    assert!(wait_until(PATIENCE, || {
+        status = plugin.status_value(ACCOUNT);
+        status["syncing"] == false
+    }));
+    status
+}
+
+/// Sync now, and wait until the given source's endpoint has answered `count` more requests
+/// and the account is idle.
+fn sync_and_wait_for(h: &Harness, plugin: &Plugin<'_>, src: Src, count: usize) -> Value {
+    let before = src.requests(h).len();
+    plugin.sync_now(ACCOUNT).expect("gi_sync_now");
+    assert!(
+        wait_until(PATIENCE, || src.requests(h).len() >= before + count),
+        "{src:?}: expected {count} more requests"
+    );
+    let mut status = Value::Null;
+    assert!(wait_until(PATIENCE, || {
+        status = plugin.status_value(ACCOUNT);
+        status["syncing"] == false
+    }));
+    status
+}
+
+#[test]
+fn each_source_pages_to_the_end_with_its_own_request_and_asks_for_a_sync_token() {
+    let h = Harness::new();
+    seed_all(&h, 7, "A");
+    h.fake.set_page_size_cap(3);
+    let plugin = h.open_with(&all_sources(&h));
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    assert_landed(&plugin, "A", 7);
+    let status = plugin.status_value(ACCOUNT);
+    assert_eq!(status["status"], "connected", "{status}");
+    assert_eq!(
+        (status["contacts"].as_u64(), status["numbers"].as_u64()),
+        (Some(21), Some(21))
+    );
+    for src in ALL {
+        let report = &status["sources"][src.name()];
+        assert_eq!(report["contacts"], 7, "{src:?}: {status}");
+        assert_eq!(report["numbers"], 7);
+        assert!(report["last_sync"]
+            .as_str()
+            .is_some_and(|t| t.contains('T')));
+        assert_eq!(report["last_error"], Value::Null);
+        let requests = src.requests(&h);
+        assert_eq!(requests.len(), 3, "{src:?}: 7 people in pages of 3");
+        for r in &requests {
+            assert_eq!(r.path, src.path());
+            assert_eq!(r.query_param("pageSize"), Some("1000"));
+            assert_eq!(r.query_param("requestSyncToken"), Some("true"));
+            assert_eq!(r.query_param("syncToken"), None);
+            match src {
+                Src::Contacts => assert!(r.query_param("readMask").is_none()),
+                Src::Other => assert_eq!(
+                    r.query_param("readMask"),
+                    Some("names,phoneNumbers,emailAddresses,metadata")
+                ),
+                Src::Directory => {
+                    assert_eq!(
+                        r.query_param("readMask"),
+                        Some("names,phoneNumbers,organizations,emailAddresses,metadata")
+                    );
+                    let kinds: Vec<&str> = r
+                        .query
+                        .iter()
+                        .filter(|(k, _)| k == "sources")
+                        .map(|(_, v)| v.as_str())
+                        .collect();
+                    assert_eq!(
+                        kinds,
+                        [
+                            "DIRECTORY_SOURCE_TYPE_DOMAIN_PROFILE",
+                            "DIRECTORY_SOURCE_TYPE_DOMAIN_CONTACT"
+                        ]
+                    );
+                }
+            }
+        }
+        assert!(requests[1].query_param("pageToken").is_some());
+    }
+}
+
+#[test]
+fn an_incremental_sync_of_each_source_applies_its_changes_and_deletions_only() {
+    for src in ALL {
+        let (h, plugin) = connected_with_all_sources();
+        src.upsert(&h, src.person(0, "B"));
+        src.delete(&h, &src.resource(1));
+        src.upsert(&h, src.person(7, "B"));
+        h.fake.clear_requests();
+        sync_now_and_wait(&h, &plugin);
+        let incremental = src.requests(&h);
+        assert_eq!(incremental.len(), 1, "{src:?}");
+        assert!(incremental[0].query_param("syncToken").is_some(), "{src:?}");
+        assert_eq!(
+            shown(&plugin, ACCOUNT, &src.number(0)).map(|s| s.0),
+            Some(format!("B{} Person000", src.digit()))
+        );
+        assert_eq!(
+            shown(&plugin, ACCOUNT, &src.number(1)),
+            None,
+            "{src:?}: deleted"
+        );
+        assert_eq!(
+            shown(&plugin, ACCOUNT, &src.number(7)),
+            Some((format!("B{} Person007", src.digit()), src.name().into()))
+        );
+        for other in ALL.into_iter().filter(|o| *o != src) {
+            for i in 0..5 {
+                assert_eq!(
+                    shown(&plugin, ACCOUNT, &other.number(i)).map(|s| s.0),
+                    Some(format!("A{} Person{i:03}", other.digit())),
+                    "{other:?} untouched by {src:?}'s changes"
+                );
+            }
+        }
+        let status = plugin.status_value(ACCOUNT);
+        assert_eq!(status["sources"][src.name()]["contacts"], 5, "{status}");
+        assert_eq!(status["contacts"], 15);
+    }
+}
+
+#[test]
+fn an_expired_sync_token_runs_one_full_sync_of_that_source_only() {
+    for src in ALL {
+        let (h, plugin) = connected_with_all_sources();
+        src.upsert(&h, src.person(0, "B"));
+        h.fake.inject(src.endpoint(), Fault::ExpiredSyncToken);
+        h.fake.clear_requests();
+        let status = sync_now_and_wait(&h, &plugin);
+        assert_eq!(status["status"], "connected", "{src:?}: {status}");
+        let requests = src.requests(&h);
+        assert_eq!(
+            requests.len(),
+            2,
+            "{src:?}: the refused token, then one full sync"
+        );
+        assert!(requests[0].query_param("syncToken").is_some());
+        assert!(requests[1].query_param("syncToken").is_none());
+        for other in ALL.into_iter().filter(|o| *o != src) {
+            let theirs = other.requests(&h);
+            assert_eq!(theirs.len(), 1, "{other:?}: incremental only");
+            assert!(theirs[0].query_param("syncToken").is_some());
+        }
+        assert_eq!(
+            shown(&plugin, ACCOUNT, &src.number(0)).map(|s| s.0),
+            Some(format!("B{} Person000", src.digit()))
+        );
+        assert_landed_except(&plugin, src, 0);
+    }
+}
+
+/// Every source but `src`'s person `changed` answers with version "A".
+fn assert_landed_except(plugin: &Plugin<'_>, src: Src, changed: usize) {
+    for other in ALL {
+        for i in (0..5).filter(|&i| other != src || i != changed) {
+            assert_eq!(
+                shown(plugin, ACCOUNT, &other.number(i)).map(|s| s.0),
+                Some(format!("A{} Person{i:03}", other.digit())),
+                "{other:?} #{i}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_401_a_429_and_a_503_on_a_source_are_retried_and_the_source_lands() {
+    for src in ALL {
+        let (h, plugin) = connected_with_all_sources();
+        src.upsert(&h, src.person(0, "B"));
+        h.fake.inject(src.endpoint(), Fault::Status(401));
+        h.fake.inject(
+            src.endpoint(),
+            Fault::RateLimited {
+                retry_after_secs: 1,
+            },
+        );
+        h.fake.inject(src.endpoint(), Fault::Status(503));
+        h.fake.clear_requests();
+        let status = sync_now_and_wait(&h, &plugin);
+        assert_eq!(status["status"], "connected", "{src:?}: {status}");
+        assert_eq!(h.fake.pending_faults(src.endpoint()), 0);
+        assert_eq!(
+            src.requests(&h).len(),
+            4,
+            "{src:?}: 3 faults, then the page"
+        );
+        assert!(
+            !h.fake.requests_to(Endpoint::Token).is_empty(),
+            "the 401 refreshed the access token"
+        );
+        assert_eq!(
+            shown(&plugin, ACCOUNT, &src.number(0)).map(|s| s.0),
+            Some(format!("B{} Person000", src.digit()))
+        );
+        assert_landed_except(&plugin, src, 0);
+    }
+}
+
+#[test]
+fn a_source_that_keeps_failing_leaves_the_other_sources_current_and_then_recovers() {
+    for (src, fault) in ALL
+        .into_iter()
+        .flat_map(|src| [(src, Fault::Status(500)), (src, Fault::WrongType)])
+    {
+        let (h, plugin) = connected_with_all_sources();
+        for s in ALL {
+            s.upsert(&h, s.person(0, "B"));
+        }
+        h.fake.set_sticky_fault(src.endpoint(), Some(fault.clone()));
+        let status = sync_now_and_wait(&h, &plugin);
+        assert_eq!(status["status"], "issue", "{src:?} {fault:?}: {status}");
+        assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_ISSUE);
+        let reason = status["reason"].as_str().unwrap();
+        assert!(reason.contains("after 3 retries"), "{reason}");
+        let error = status["sources"][src.name()]["last_error"].as_str();
+        assert!(error.is_some_and(|e| e.contains("retries")), "{status}");
+        for s in ALL {
+            let expected = if s == src { "A" } else { "B" };
+            assert_eq!(
+                shown(&plugin, ACCOUNT, &s.number(0)).map(|s| s.0),
+                Some(format!("{expected}{} Person000", s.digit())),
+                "{s:?} while {src:?} fails with {fault:?}"
+            );
+            if s != src {
+                assert_eq!(status["sources"][s.name()]["last_error"], Value::Null);
+            }
+        }
+        // The failing source keeps every contact it had.
+        assert_eq!(status["sources"][src.name()]["contacts"], 5);
+        h.fake.set_sticky_fault(src.endpoint(), None);
+        let status = sync_now_and_wait(&h, &plugin);
+        assert_eq!(status["status"], "connected", "{status}");
+        assert_eq!(status["sources"][src.name()]["last_error"], Value::Null);
+        assert_eq!(
+            shown(&plugin, ACCOUNT, &src.number(0)).map(|s| s.0),
+            Some(format!("B{} Person000", src.digit()))
+        );
+    }
+}
+
+#[test]
+fn lookups_try_contacts_then_directory_then_other_contacts_then_the_domain() {
+    let h = Harness::new();
+    let shared = "+12125559000";
+    let with =
+        |src: Src, name: &str| Person::new(&src.resource(900), name, "").with_phone(shared, "work");
+    h.fake
+        .set_contacts(ALICE, vec![with(Src::Contacts, "Saved")]);
+    h.fake
+        .set_directory(ORG, vec![with(Src::Directory, "Colleague")]);
+    h.fake
+        .set_other_contacts(ALICE, vec![with(Src::Other, "Correspondent")]);
+    h.fake
+        .set_contacts(BOB, vec![with(Src::Contacts, "Domain")]);
+    let plugin = h.open_with(&all_sources(&h));
+    let user = "example.com/40";
+    h.connect_and_sync(&plugin, user, ALICE);
+    h.connect_and_sync(&plugin, ACCOUNT, BOB);
+    let answer = || shown(&plugin, user, "(212) 555-9000");
+    assert_eq!(answer(), Some(("Saved".into(), "contacts".into())));
+    let resync = |account: &str| {
+        let before = plugin.status_value(account)["last_sync"].clone();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        plugin.sync_now(account).unwrap();
+        assert!(wait_until(PATIENCE, || {
+            let s = plugin.status_value(account);
+            s["syncing"] == false && s["last_sync"] != before
+        }));
+    };
+    h.fake.delete_contact(ALICE, &Src::Contacts.resource(900));
+    resync(user);
+    assert_eq!(answer(), Some(("Colleague".into(), "directory".into())));
+    h.fake
+        .delete_directory_person(ORG, &Src::Directory.resource(900));
+    resync(user);
+    assert_eq!(
+        answer(),
+        Some(("Correspondent".into(), "other_contacts".into()))
+    );
+    h.fake
+        .delete_other_contact(ALICE, &Src::Other.resource(900));
+    resync(user);
+    let domain = plugin.lookup(user, shared).unwrap().expect("the domain's");
+    assert_eq!(
+        (
+            domain.name.as_str(),
+            domain.account.as_str(),
+            domain.source.as_str()
+        ),
+        ("Domain", ACCOUNT, "contacts")
+    );
+}
+
+#[test]
+fn a_search_covers_every_source_and_names_each_rows_source() {
+    let (_h, plugin) = connected_with_all_sources();
+    let (rows, total) = plugin
+        .search(ACCOUNT, "", GiSearchMode::GI_SEARCH_TEXT, 0, 100)
+        .expect("search");
+    assert_eq!(total, 15);
+    for src in ALL {
+        assert_eq!(
+            rows.iter().filter(|r| r.source == src.name()).count(),
+            5,
+            "{src:?}"
+        );
+    }
+    // "a2" is a word prefix of the directory's names only.
+    let (rows, total) = plugin
+        .search(ACCOUNT, "a2", GiSearchMode::GI_SEARCH_TEXT, 0, 10)
+        .expect("search");
+    assert_eq!(total, 5);
+    assert!(rows.iter().all(|r| r.source == "directory"), "{rows:?}");
+    // Keypad: "a3" spells 2 3 on a keypad.
+    let (rows, _) = plugin
+        .search(ACCOUNT, "23", GiSearchMode::GI_SEARCH_KEYPAD, 0, 10)
+        .expect("keypad");
+    assert!(rows.iter().all(|r| r.source == "other_contacts") && rows.len() == 5);
+}
+
+#[test]
+fn a_consumer_account_with_the_directory_configured_is_yellow_and_its_other_sources_sync() {
+    let h = Harness::new();
+    // No directory for gmail.com: it is not a Workspace domain.
+    let carol = "carol@gmail.com";
+    h.fake.add_user(carol, "Carol Consumer");
+    h.fake
+        .set_contacts(carol, vec![Src::Contacts.person(0, "A")]);
+    h.fake
+        .set_other_contacts(carol, vec![Src::Other.person(0, "A")]);
+    let plugin = h.open_with(&all_sources(&h));
+    h.connect(&plugin, ACCOUNT, carol);
+    let status = wait_for_sync(&plugin, ACCOUNT, 1);
+    assert_eq!(status["status"], "issue", "{status}");
+    let reason = status["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("needs a Google Workspace account")
+            && reason.contains("remove \"directory\" from sources"),
+        "{reason}"
+    );
+    assert!(status["sources"]["directory"]["last_error"]
+        .as_str()
+        .is_some_and(|e| e.contains("Workspace")));
+    assert_eq!(status["sources"]["contacts"]["contacts"], 1);
+    assert_eq!(status["sources"]["other_contacts"]["contacts"], 1);
+    assert!(shown(&plugin, ACCOUNT, &Src::Contacts.number(0)).is_some());
+    assert!(shown(&plugin, ACCOUNT, &Src::Other.number(0)).is_some());
+}
+
+#[test]
+fn a_source_scope_unticked_at_consent_is_yellow_saying_get_auth_code_and_google_is_not_asked() {
+    for (src, scope, words) in [
+        (
+            Src::Other,
+            "contacts.other.readonly",
+            "grant access to other contacts",
+        ),
+        (
+            Src::Directory,
+            "directory.readonly",
+            "grant access to the directory",
+        ),
+    ] {
+        let h = Harness::new();
+        seed_all(&h, 2, "A");
+        let plugin = h.open_with(&all_sources(&h));
+        let url = plugin.auth_url(ACCOUNT).expect("gi_auth_url");
+        let query = h
+            .fake
+            .approve_unticking(&url, ALICE, &[scope])
+            .expect("consent");
+        plugin
+            .complete(&query)
+            .expect("gi_complete connects without it");
+        let status = wait_for_sync(&plugin, ACCOUNT, 1);
+        assert_eq!(status["status"], "issue", "{status}");
+        let reason = status["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(words) && reason.contains("Get auth code"),
+            "{reason}"
+        );
+        let scopes: Vec<&str> = status["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        assert!(!scopes.iter().any(|s| s.ends_with(scope)), "{scopes:?}");
+        assert!(scopes.iter().any(|s| s.ends_with("contacts.readonly")));
+        assert!(
+            src.requests(&h).is_empty(),
+            "{src:?}: never asked without its scope"
+        );
+        for other in ALL.into_iter().filter(|o| *o != src) {
+            assert_eq!(status["sources"][other.name()]["contacts"], 2, "{status}");
+        }
+    }
+}
+
+#[test]
+fn google_refusing_a_source_for_its_scope_names_the_source_and_the_fix() {
+    let (h, plugin) = connected_with_all_sources();
+    h.fake
+        .set_sticky_fault(Endpoint::OtherContacts, Some(Fault::Status(403)));
+    let status = sync_now_and_wait(&h, &plugin);
+    assert_eq!(status["status"], "issue");
+    let reason = status["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("the other contacts:") && reason.contains("Get auth code"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn the_auth_url_asks_for_exactly_the_scopes_of_the_accounts_sources() {
+    let h = Harness::new();
+    let mut config = h.config();
+    config["domains"] = json!({
+        "acme.de": { "sources": ["contacts", "directory"] },
+        "other.de": { "sources": ["other_contacts"], "calendar": true },
+    });
+    let plugin = h.open_with(&config);
+    let scopes = |account: &str| -> Vec<String> {
+        let mut s: Vec<String> = param(&plugin.auth_url(account).unwrap(), "scope")
+            .unwrap()
+            .split(' ')
+            .map(|s| {
+                s.trim_start_matches("https://www.googleapis.com/auth/")
+                    .to_owned()
+            })
+            .collect();
+        s.sort();
+        s
+    };
+    assert_eq!(scopes("example.com/1"), ["contacts.readonly"]);
+    assert_eq!(
+        scopes("acme.de/40"),
+        ["contacts.readonly", "directory.readonly"]
+    );
+    assert_eq!(
+        scopes("other.de"),
+        [
+            "calendar.freebusy",
+            "contacts.other.readonly",
+            "contacts.readonly"
+        ]
+    );
+}
+
+#[test]
+fn a_source_removed_from_the_configuration_is_erased_at_the_next_open_and_back_it_syncs_in_full() {
+    let h = Harness::new();
+    seed_all(&h, 3, "A");
+    h.fake.set_other_contacts(
+        ALICE,
+        vec![Person::new("otherContacts/c77", "Zebediah", "Quux")
+            .with_phone("+12125553077", "mobile")],
+    );
+    let plugin = h.open_with(&all_sources(&h));
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    assert!(shown(&plugin, ACCOUNT, "+12125553077").is_some());
+    drop(plugin);
+
+    let mut contacts_only = h.config();
+    contacts_only["sources"] = json!(["contacts"]);
+    let plugin = h.open_with(&contacts_only);
+    assert_eq!(shown(&plugin, ACCOUNT, "+12125553077"), None);
+    assert_eq!(shown(&plugin, ACCOUNT, &Src::Directory.number(0)), None);
+    assert!(shown(&plugin, ACCOUNT, &Src::Contacts.number(0)).is_some());
+    let status = plugin.status_value(ACCOUNT);
+    let keys: Vec<&String> = status["sources"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["contacts"], "{status}");
+    assert_eq!(status["contacts"], 3);
+    drop(plugin);
+    // Nothing of it is left in any file of data_dir.
+    for (path, bytes) in files_under(h.data_dir()) {
+        assert!(
+            !contains(&bytes, "Zebediah"),
+            "{} still holds it",
+            path.display()
+        );
+    }
+
+    let plugin = h.open_with(&all_sources(&h));
+    h.fake.clear_requests();
+    sync_now_and_wait(&h, &plugin);
+    for src in [Src::Directory, Src::Other] {
+        let requests = src.requests(&h);
+        assert!(!requests.is_empty(), "{src:?}");
+        assert!(
+            requests[0].query_param("syncToken").is_none(),
+            "{src:?}: full"
+        );
+    }
+    assert!(h.fake.requests_to(Endpoint::People)[0]
+        .query_param("syncToken")
+        .is_some());
+    assert_eq!(
+        shown(&plugin, ACCOUNT, "+12125553077"),
+        Some(("Zebediah Quux".into(), "other_contacts".into()))
+    );
+}
+
+#[test]
+fn a_sync_of_every_source_that_brings_nothing_costs_a_request_each_and_rebuilds_nothing() {
+    capture_logs();
+    let (h, plugin) = connected_with_all_sources();
+    h.fake.clear_requests();
+    let logged = logged_lines().len();
+    let status = sync_and_wait_for(&h, &plugin, Src::Other, 1);
+    assert_eq!(status["status"], "connected");
+    for src in ALL {
+        assert_eq!(src.requests(&h).len(), 1, "{src:?}");
+    }
+    assert_eq!(h.fake.requests_to(Endpoint::ContactGroups).len(), 1);
+    let lines: Vec<String> = logged_lines()[logged..]
+        .iter()
+        .filter(|l| l.contains(&format!("account {ACCOUNT}:")))
+        .cloned()
+        .collect();
+    for src in ALL {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("{}: incremental sync", src.name()))
+                    && l.contains("the index is kept")),
+            "{src:?}: {lines:#?}"
+        );
+    }
+}
