@@ -68,8 +68,22 @@ pub fn run(plugin_path: &Path, args: DemoArgs) -> Result<(), String> {
     );
     for user in seed::USERS {
         let n = fake.contacts(user.email).len();
-        println!("   {:<18} {:>4} contacts   ({})", user.email, n, user.name);
+        let others = fake.other_contacts(user.email).len();
+        let also = if others > 0 {
+            format!(", and {others} \"other contacts\" (written to, never saved)")
+        } else {
+            String::new()
+        };
+        println!(
+            "   {:<18} {:>4} contacts   ({}){also}",
+            user.email, n, user.name
+        );
     }
+    println!(
+        "   {} is a Google Workspace organisation: {} people in its directory",
+        seed::WORKSPACE_DOMAIN,
+        fake.directory(seed::WORKSPACE_DOMAIN).len()
+    );
 
     let temp;
     let data_dir = match &args.data_dir {

@@ -30,6 +30,11 @@ enum FaultKind {
     People {
         /// 429, 500, 502, 503 or 504
         status: u16,
+        /// Which list fails: contacts (people.connections), directory
+        /// (people.listDirectoryPeople) or other_contacts (otherContacts.list); the other
+        /// sources keep syncing
+        #[arg(long, default_value = "contacts")]
+        source: String,
         /// How many calls fail
         #[arg(long, default_value_t = 3)]
         count: u64,
@@ -79,11 +84,12 @@ pub fn run(args: &FaultArgs) -> Result<(), String> {
         FaultKind::Revoke { email } => json!({"action": "revoke", "email": email}),
         FaultKind::People {
             status,
+            source,
             count,
             sticky,
         } => json!({
             "action": if *sticky { "people-sticky" } else { "people-status" },
-            "status": status, "count": count,
+            "status": status, "count": count, "source": source,
         }),
         FaultKind::PeopleDisabled => json!({"action": "people-disabled"}),
         FaultKind::ExpireSyncTokens { email } => {

@@ -6,6 +6,10 @@
 //! in contact groups (Google's labels): "Customers" and "Suppliers" in the company address
 //! books (some in both), "Family" in Bob's.
 //!
+//! `example.com` is a Google Workspace organisation: its directory lists the colleagues (the
+//! domain's users, with their desk and mobile numbers) and a shared contact, and Bob has a few
+//! "other contacts" (people he wrote to but never saved).
+//!
 //! Generated from a fixed seed, so every run has the same people and the demo's calls always
 //! find the same callers. The numbers are from ranges set aside for fiction where a country has
 //! one (US 555-01xx, GB 020 7946 0xxx and 07700 900xxx, FR 01 99 00 xx xx, AU 0491 570 xxx).
@@ -54,7 +58,7 @@ pub struct DemoCall {
     pub what: &'static str,
 }
 
-pub const DEMO_CALLS: [DemoCall; 10] = [
+pub const DEMO_CALLS: [DemoCall; 12] = [
     DemoCall {
         account: "example.com/40",
         number: "0044 7700 900123",
@@ -94,6 +98,16 @@ pub const DEMO_CALLS: [DemoCall; 10] = [
         account: "example.com",
         number: "+1 646 555 0110",
         what: "an office line two contacts share: the name that sorts first",
+    },
+    DemoCall {
+        account: "example.com/40",
+        number: "303 555 0152",
+        what: "a colleague's mobile, from the Google Workspace directory",
+    },
+    DemoCall {
+        account: "example.com/40",
+        number: "+1 303 555 0161",
+        what: "someone Bob wrote to but never saved: one of his \"other contacts\"",
     },
     DemoCall {
         account: "acme.de",
@@ -180,7 +194,66 @@ pub fn seed(fake: &FakeGoogle) -> Vec<(&'static str, usize)> {
         out.push((user.email, people.len()));
         fake.set_contacts(user.email, people);
     }
+    let mut colleagues = featured_directory();
+    for i in 0..GENERATED_COLLEAGUES {
+        let id = 40_000 + i;
+        let mut person = generated(&mut rng, &mut used, MIX_BOB, id).with_company(ORGANISATION);
+        // Directory profiles have numeric ids.
+        person.resource_name = format!("people/1{:011}", u64::from(id) * 7919);
+        colleagues.push(person);
+    }
+    fake.set_directory(WORKSPACE_DOMAIN, colleagues);
+    fake.set_other_contacts(BOB.email, featured_other_contacts());
     out
+}
+
+/// The Google Workspace organisation of the seed, and its name in the directory.
+pub const WORKSPACE_DOMAIN: &str = "example.com";
+const ORGANISATION: &str = "Example Inc.";
+/// Colleagues generated beside the featured ones.
+const GENERATED_COLLEAGUES: u32 = 24;
+
+/// The featured people of `example.com`'s directory: its users, a few colleagues and a shared
+/// contact (a domain contact, `people/c…`). Area 303 is never generated, so these numbers are
+/// nobody else's.
+fn featured_directory() -> Vec<Person> {
+    vec![
+        Person::new("people/100000000001", "Alice", "Admin")
+            .with_company(ORGANISATION)
+            .with_email(ALICE.email)
+            .with_phone_canonical("(303) 555-0140", "+13035550140", "work"),
+        Person::new("people/100000000002", "Bob", "Baker")
+            .with_company(ORGANISATION)
+            .with_email(BOB.email)
+            .with_phone_canonical("(303) 555-0141", "+13035550141", "work"),
+        Person::new("people/100000000003", "Dana", "Whitfield")
+            .with_company(ORGANISATION)
+            .with_email("dana@example.com")
+            .with_phone_canonical("(303) 555-0142", "+13035550142", "work")
+            .with_phone_canonical("(303) 555-0152", "+13035550152", "mobile"),
+        Person::new("people/100000000004", "Rafael", "Ortega")
+            .with_company(ORGANISATION)
+            .with_email("rafael@example.com")
+            .with_phone_canonical("(303) 555-0143", "+13035550143", "work"),
+        // A shared contact of the organisation, kept by its administrator.
+        Person::new("people/c100000000005", "", "")
+            .with_company("Example Inc. Facilities Hotline")
+            .with_phone_canonical("(303) 555-0149", "+13035550149", "main"),
+    ]
+}
+
+/// People Bob wrote to but never saved: Google keeps them as "other contacts".
+fn featured_other_contacts() -> Vec<Person> {
+    vec![
+        Person::new("otherContacts/c9300000001", "Noah", "Fischer")
+            .with_email("noah.fischer@contoso.example")
+            .with_phone_canonical("(303) 555-0161", "+13035550161", "mobile"),
+        Person::new("otherContacts/c9300000002", "", "")
+            .with_email("support@fabrikam.example")
+            .with_phone_canonical("(303) 555-0162", "+13035550162", "work"),
+        Person::new("otherContacts/c9300000003", "Mia", "Lang")
+            .with_email("mia.lang@northwind.example"),
+    ]
 }
 
 fn featured_alice(used: &mut HashSet<String>) -> Vec<Person> {

@@ -78,8 +78,9 @@ pub fn start_fake(redirect_uri: &str) -> (FakeGoogle, String) {
     (fake, secret)
 }
 
-/// The plugin's configuration against the fake Google. `acme.de` is a tenant with region DE,
-/// as Vodia lets each domain have its own settings.
+/// The plugin's configuration against the fake Google. `example.com` syncs every contact
+/// source, and `acme.de` is a tenant with region DE, as Vodia lets each domain have its own
+/// settings.
 pub fn fake_config(
     fake: &FakeGoogle,
     secret: &str,
@@ -101,7 +102,12 @@ pub fn fake_config(
         "calendar": true,
         "presence_interval_secs": 15,
         "google": fake.config_json(),
-        "domains": { "acme.de": { "region": "DE" } },
+        // example.com is a Google Workspace organisation in the seed: its accounts sync the
+        // directory and their other contacts too.
+        "domains": {
+            "example.com": { "sources": ["contacts", "directory", "other_contacts"] },
+            "acme.de": { "region": "DE" },
+        },
     })
 }
 
@@ -320,8 +326,13 @@ pub fn phone_display(caller: Option<&Caller>, number: &str, took: Duration) -> S
             } else {
                 &c.label
             };
+            let from = match c.source.as_str() {
+                "directory" => "Workspace directory",
+                "other_contacts" => "other contacts",
+                _ => "contacts",
+            };
             line.push_str(&format!(
-                "\n     {label} {}   (contacts of {}; lookup {took})",
+                "\n     {label} {}   ({from} of {}; lookup {took})",
                 c.number, c.account
             ));
             line

@@ -539,6 +539,18 @@ impl<'a> App<'a> {
                 )),
             }
         };
+        // Which People API list a people fault hits: a contact source's.
+        let (endpoint, list) = match body["source"].as_str().unwrap_or("contacts") {
+            "contacts" => (Endpoint::People, "People API"),
+            "directory" => (Endpoint::Directory, "People API directory"),
+            "other_contacts" => (Endpoint::OtherContacts, "People API other contacts"),
+            other => {
+                return Reply::error(
+                    400,
+                    format!("source `{other}` is not contacts, directory or other_contacts"),
+                )
+            }
+        };
         let done = match body["action"].as_str().unwrap_or_default() {
             "revoke" => {
                 if !known() {
@@ -553,20 +565,20 @@ impl<'a> App<'a> {
                     Err(r) => return r,
                 };
                 for _ in 0..count {
-                    fake.inject(Endpoint::People, fault.clone());
+                    fake.inject(endpoint, fault.clone());
                 }
-                format!("the next {count} People API calls answer {status}")
+                format!("the next {count} {list} calls answer {status}")
             }
             "people-sticky" => {
                 let fault = match people_status() {
                     Ok(f) => f,
                     Err(r) => return r,
                 };
-                fake.set_sticky_fault(Endpoint::People, Some(fault));
+                fake.set_sticky_fault(endpoint, Some(fault));
                 self.sticky
                     .lock()
-                    .insert("People", format!("every People API call answers {status}"));
-                format!("every People API call answers {status} until faults are cleared")
+                    .insert(list, format!("every {list} call answers {status}"));
+                format!("every {list} call answers {status} until faults are cleared")
             }
             "people-disabled" => {
                 fake.set_sticky_fault(Endpoint::People, Some(Fault::PeopleDisabled));

@@ -109,6 +109,37 @@ function renderPresence(p) {
   el.hidden = false;
 }
 
+const SOURCE_NAMES = { contacts: 'Contacts', directory: 'Workspace directory',
+                       other_contacts: 'Other contacts' };
+
+/** Each configured contact source (gi_status_json's `sources`): its contacts and numbers, or
+ *  why its last sync failed. Shown when more than one source is configured, or one failed. */
+function renderSources(s) {
+  const list = $('sources');
+  const sources = Object.entries(s.sources || {});
+  const failed = sources.some(([, r]) => r.last_error);
+  list.replaceChildren();
+  list.hidden = s.status === 'disconnected' || (sources.length < 2 && !failed);
+  for (const [name, r] of sources) {
+    const li = document.createElement('li');
+    li.dataset.source = name;
+    const title = document.createElement('b');
+    title.textContent = SOURCE_NAMES[name] || name;
+    const what = document.createElement('span');
+    what.className = 'source-counts';
+    what.textContent = `${(r.contacts || 0).toLocaleString()} contacts · ${(r.numbers || 0).toLocaleString()} numbers`;
+    li.append(title, what);
+    if (r.last_error) {
+      li.classList.add('failed');
+      const error = document.createElement('span');
+      error.className = 'source-error';
+      error.textContent = r.last_error;
+      li.append(error);
+    }
+    list.append(li);
+  }
+}
+
 function render(s) {
   state.lastStatus = s;
   const kind = LOOK[s.status] ? s.status : 'disconnected';
@@ -135,6 +166,7 @@ function render(s) {
 
   $('contacts').textContent = (s.contacts || 0).toLocaleString();
   $('numbers').textContent = (s.numbers || 0).toLocaleString();
+  renderSources(s);
   if (s.last_sync) {
     const at = new Date(s.last_sync);
     $('last-sync').textContent = `${at.toLocaleTimeString()} · ${ago(at)}`;
@@ -303,7 +335,9 @@ function ring(event) {
         line('name', c.name || c.company, 'call-name');
         if (c.name && c.company) line('company', c.company, 'call-company');
         line('detail', `${c.label || 'phone'} · ${c.number}`, 'call-number-shown');
-        line('detail', `contacts of ${c.account} · lookup ${r.took}`);
+        const from = c.source && c.source !== 'contacts'
+          ? (SOURCE_NAMES[c.source] || c.source).toLowerCase() : 'contacts';
+        line('detail', `${from} of ${c.account} · lookup ${r.took}`, 'call-source');
       } else {
         out.classList.add('unknown');
         line('name', 'Unknown caller', 'call-name');
@@ -452,6 +486,7 @@ async function fault(button) {
     email: $('fault-user').value,
     status: Number(button.dataset.status || 503),
     count: 2,
+    source: button.dataset.source || 'contacts',
   };
   if (body.action === 'busy') {
     const start = Number($('meeting-start').value);

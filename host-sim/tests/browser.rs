@@ -764,6 +764,8 @@ fn calendar_presence(driver: &Driver, host: &Proc) {
         presence_of(driver) == "free"
     });
 
+    contact_sources(driver, host);
+
     driver.click("#fault-calendar-disabled");
     driver.click("#sync-now");
     wait(
@@ -778,6 +780,59 @@ fn calendar_presence(driver: &Driver, host: &Proc) {
     driver.click("#sync-now");
     wait(driver, host, "the next good answer turns it green", || {
         status_is(driver, "connected")
+    });
+}
+
+/// The contact sources of example.com (its contacts, its Workspace directory and its other
+/// contacts, as the fake's configuration has it): a line each with its counts; a directory
+/// that keeps failing turns the account yellow naming the directory, shows on its own line,
+/// and leaves the contacts answering; clearing it turns the account green again.
+fn contact_sources(driver: &Driver, host: &Proc) {
+    let line = |source: &str| {
+        driver
+            .js(&format!(
+                "const li = document.querySelector('#sources li[data-source=\"{source}\"]');
+                 return li ? li.className + '|' + li.textContent : ''"
+            ))
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    wait(driver, host, "a line for each contact source", || {
+        line("directory").contains("29 contacts") && line("contacts").contains(" contacts")
+    });
+    assert!(
+        line("other_contacts").contains("0 contacts"),
+        "{}",
+        line("other_contacts")
+    );
+    driver.click("#fault-directory-sticky");
+    driver.click("#sync-now");
+    wait(
+        driver,
+        host,
+        "a failing directory turns the indicator yellow on its own line",
+        || {
+            status_is(driver, "issue")
+                && driver.text("reason").contains("Workspace directory")
+                && line("directory").starts_with("failed|")
+        },
+    );
+    assert!(
+        !line("contacts").starts_with("failed"),
+        "{}",
+        line("contacts")
+    );
+    assert!(
+        line("directory").contains("29 contacts"),
+        "its contacts stay"
+    );
+    driver.js("document.getElementById('sources').scrollIntoView()");
+    driver.screenshot("05h-source-failing");
+    driver.click("#fault-clear");
+    driver.click("#sync-now");
+    wait(driver, host, "the next good sync turns it green", || {
+        status_is(driver, "connected") && !line("directory").starts_with("failed")
     });
 }
 

@@ -86,11 +86,11 @@ pub(super) fn run_sync(shared: &Shared, account: &str) -> SyncEnd {
         };
         // One source failing leaves the others current: its own last error, and the account
         // yellow with the reason (the source named when it is not the contacts).
+        core.source_failed(account, connection_id, source, &problem);
         let problem = match source {
             Source::Contacts => problem,
             other => format!("{}: {problem}", other.noun()),
         };
-        core.source_failed(account, connection_id, source, &problem);
         if !problems.contains(&problem) {
             problems.push(problem);
         }
