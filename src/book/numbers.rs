@@ -303,6 +303,23 @@ impl AccountIndex {
         }
     }
 
+    /// The index with the store's ids in place of the positions it was built with: a full
+    /// sync builds its index from the contacts it fetched, with `ids` 0..n, before they are
+    /// stored (so the build runs outside the store's lock), and gives it the ids the store
+    /// assigned them (`stored[position]`) once they are.
+    pub fn with_store_ids(mut self, stored: &[u64]) -> AccountIndex {
+        let mut by_id: Vec<(u64, u32)> = self
+            .ids
+            .iter()
+            .zip(&self.id_ranks)
+            .filter_map(|(&position, &rank)| Some((*stored.get(position as usize)?, rank)))
+            .collect();
+        by_id.sort_unstable();
+        self.ids = by_id.iter().map(|p| p.0).collect();
+        self.id_ranks = by_id.iter().map(|p| p.1).collect();
+        self
+    }
+
     /// Whether a patch can find the contacts of this index by their store ids.
     pub(super) fn patchable(&self) -> bool {
         self.ids.len() == self.contact_count
@@ -677,6 +694,25 @@ mod tests {
             ))
         });
         (rows, total)
+    }
+
+    #[test]
+    fn an_index_built_before_the_write_takes_the_store_ids_as_one_built_after() {
+        let contacts = [
+            contact("people/b", "Bea", &[("2125550101", "work")]),
+            contact("people/n", "Nobody", &[]),
+            contact("people/a", "Al", &[("2125550102", ""), ("2125550103", "")]),
+        ];
+        let stored = [907, 908, 912];
+        let before = AccountIndex::build_stored(&contacts, &[0, 1, 2], &GroupNames::new(), None)
+            .with_store_ids(&stored);
+        let after = AccountIndex::build_stored(&contacts, &stored, &GroupNames::new(), None);
+        assert_eq!(before.ids, after.ids);
+        assert_eq!(before.id_ranks, after.id_ranks);
+        assert!(before.patchable());
+        for id in stored {
+            assert_eq!(before.rank_of_id(id), after.rank_of_id(id));
+        }
     }
 
     #[test]

@@ -630,6 +630,7 @@ impl Store {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         let mut replaced = Vec::new();
+        let mut inserted = Vec::with_capacity(upserts.len());
         let current = tx.execute(
             "UPDATE accounts SET last_sync = ?3, status = 'connected', reason = NULL
              WHERE account = ?1 AND connection_id = ?2",
@@ -703,6 +704,7 @@ impl Store {
                     contact.groups.join("\n")
                 ])?;
                 let id = tx.last_insert_rowid();
+                inserted.push(id as u64);
                 for number in &contact.numbers {
                     insert_number.execute(params![
                         id,
@@ -730,6 +732,7 @@ impl Store {
             contacts_changed: replace_all || !upserts.is_empty() || !deletions.is_empty(),
             groups_changed,
             replaced,
+            inserted,
         };
         after_commit(&conn, &committed).map(Some)
     }
@@ -887,6 +890,8 @@ pub struct Committed {
     pub groups_changed: bool,
     /// The stored versions an incremental sync replaced or deleted (none for a full sync).
     pub replaced: Vec<Replaced>,
+    /// The store ids of the upserts, in their order.
+    pub inserted: Vec<u64>,
 }
 
 /// What one sync lands (see `Store::commit_sync`).

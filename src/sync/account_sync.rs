@@ -27,40 +27,49 @@ pub(super) fn run_sync(shared: &Shared, account: &str) -> SyncEnd {
         return SyncEnd::Done;
     };
     core.update_state(account, connection_id, |s| s.syncing = true);
-    // One session for every source: one access token, refreshed at most once.
-    let mut session = Session::new(shared, account, connection_id, Job::Contacts);
-    let granted = core
-        .accounts
-        .read()
-        .get(account)
-        .map(|s| s.scopes.clone())
-        .unwrap_or_default();
+    let sources = &core.config.settings_for(account).sources;
+    // The sources sync side by side, each on a thread of its own (the first on this one):
+    // they share nothing but the store's lock, so the directory's pages come in while the
+    // contacts are written, and an account of every source takes about as long as its
+    // biggest source rather than the sum.
+    let results: Vec<(Source, Result<String, SyncFailure>)> = std::thread::scope(|scope| {
+        let others: Vec<_> = sources[1..]
+            .iter()
+            .map(|&source| {
+                let spawned = std::thread::Builder::new()
+                    .name("gi-sync-source".into())
+                    .spawn_scoped(scope, move || {
+                        (source, sync_source(shared, account, connection_id, source))
+                    });
+                (source, spawned)
+            })
+            .collect();
+        let first = (
+            sources[0],
+            sync_source(shared, account, connection_id, sources[0]),
+        );
+        let mut results = vec![first];
+        for (source, spawned) in others {
+            results.push(match spawned {
+                // A panic in a source's sync is the sync's: the worker reports it.
+                Ok(handle) => handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                // No thread to be had: this one syncs it after the first.
+                Err(e) => {
+                    log::warn!("account {account}: no thread for syncing {} beside the others ({e}); syncing them in turn", source.noun());
+                    (source, sync_source(shared, account, connection_id, source))
+                }
+            });
+        }
+        results
+    });
+    core.update_state(account, connection_id, |s| s.syncing = false);
+
     let mut problems: Vec<String> = Vec::new();
     let mut landed_any = false;
-    for &source in &session.settings.sources {
-        // A grant without the source's scope (unticked on Google's consent screen) cannot
-        // read it: say so without asking Google. (An older store kept no scopes: then Google
-        // is asked, and its 403 says the same.)
-        let scope = oauth::scope_of(source);
-        let result = if !granted.is_empty() && !granted.iter().any(|s| s == scope) {
-            Err(SyncFailure::Issue(
-                people::api_of(source).scope_fix().to_owned(),
-            ))
-        } else {
-            let started = Instant::now();
-            SourceSync {
-                session: &mut session,
-                source,
-            }
-            .run()
-            .inspect(|summary| {
-                log::info!(
-                    "account {account}: {}: {summary} in {} ms",
-                    source.name(),
-                    started.elapsed().as_millis()
-                )
-            })
-        };
+    let mut deferred: Option<SyncEnd> = None;
+    for (source, result) in results {
         let problem = match result {
             Ok(_) => {
                 landed_any = true;
@@ -74,14 +83,19 @@ pub(super) fn run_sync(shared: &Shared, account: &str) -> SyncEnd {
             }
             Err(SyncFailure::Abandoned) => {
                 log::debug!("account {account}: sync abandoned (closing, disabled or reconnected)");
-                core.update_state(account, connection_id, |s| s.syncing = false);
                 return SyncEnd::Done;
             }
             Err(SyncFailure::Deferred { wait, reason }) => {
-                // The sources already landed stay landed; the rerun's syncs of them are
+                // The sources that landed stay landed; the rerun's syncs of them are
                 // incremental, and cost a request each when nothing changed.
-                core.update_state(account, connection_id, |s| s.syncing = false);
-                return SyncEnd::Deferred { wait, reason };
+                let longer = match &deferred {
+                    Some(SyncEnd::Deferred { wait: other, .. }) => wait > *other,
+                    _ => true,
+                };
+                if longer {
+                    deferred = Some(SyncEnd::Deferred { wait, reason });
+                }
+                continue;
             }
         };
         // One source failing leaves the others current: its own last error, and the account
@@ -95,20 +109,56 @@ pub(super) fn run_sync(shared: &Shared, account: &str) -> SyncEnd {
             problems.push(problem);
         }
     }
-    core.update_state(account, connection_id, |s| s.syncing = false);
     let now = unix_now();
-    if problems.is_empty() {
-        core.update_state(account, connection_id, |s| {
-            s.issue = None;
-            s.last_sync = Some(now);
-        });
-    } else {
-        if landed_any {
-            core.update_state(account, connection_id, |s| s.last_sync = Some(now));
-        }
+    if landed_any {
+        core.update_state(account, connection_id, |s| s.last_sync = Some(now));
+    }
+    if !problems.is_empty() {
         core.record_issue(account, connection_id, &problems.join("; "));
+    } else if let Some(deferred) = deferred {
+        return deferred;
+    } else {
+        core.update_state(account, connection_id, |s| s.issue = None);
     }
     SyncEnd::Done
+}
+
+/// One source's sync, start to end, with a session of its own with Google.
+fn sync_source(
+    shared: &Shared,
+    account: &str,
+    connection_id: i64,
+    source: Source,
+) -> Result<String, SyncFailure> {
+    let core = &shared.core;
+    // A grant without the source's scope (unticked on Google's consent screen) cannot read
+    // it: say so without asking Google. (An older store kept no scopes: then Google is asked,
+    // and its 403 says the same.)
+    let scope = oauth::scope_of(source);
+    let granted = core
+        .accounts
+        .read()
+        .get(account)
+        .is_none_or(|s| s.scopes.is_empty() || s.scopes.iter().any(|s| s == scope));
+    if !granted {
+        return Err(SyncFailure::Issue(
+            people::api_of(source).scope_fix().to_owned(),
+        ));
+    }
+    let started = Instant::now();
+    let mut session = Session::new(shared, account, connection_id, Job::Contacts);
+    SourceSync {
+        session: &mut session,
+        source,
+    }
+    .run()
+    .inspect(|summary| {
+        log::info!(
+            "account {account}: {}: {summary} in {} ms",
+            source.name(),
+            started.elapsed().as_millis()
+        )
+    })
 }
 
 /// One sync of one source of an account.
@@ -238,7 +288,6 @@ impl SourceSync<'_, '_> {
         let core = &self.session.shared.core;
         let account = self.session.account;
         let source = self.source;
-        let started = Instant::now();
         let landing = Landing {
             source,
             replace_all: full,
@@ -252,6 +301,17 @@ impl SourceSync<'_, '_> {
             Source::Contacts => self.session.settings.contact_groups.as_deref(),
             _ => None,
         };
+        // A full sync's index is built here from the contacts it fetched (the store will hold
+        // exactly those), outside the store's lock, where another source's sync may be
+        // writing; it gets the store's ids once they are assigned. (Positions stand in for
+        // them meanwhile: see `AccountIndex::with_store_ids`.)
+        let building = Instant::now();
+        let mut prebuilt = full.then(|| {
+            let positions: Vec<u64> = (0..upserts.len() as u64).collect();
+            AccountIndex::build_stored(&upserts, &positions, &group_names, only_groups)
+        });
+        let built_in = building.elapsed();
+        let started = Instant::now();
         let landed = core.store.commit_sync(
             account,
             self.session.connection_id,
@@ -305,16 +365,22 @@ impl SourceSync<'_, '_> {
                 if let Some(book) = core.index.book(account, source) {
                     book.mark_rebuild_due();
                 }
-                let loaded = Store::contacts_of(conn, account, source)?;
-                let index = AccountIndex::build_stored(
-                    &loaded.contacts,
-                    &loaded.ids,
-                    &group_names,
-                    only_groups,
-                );
+                let (index, landed) = match prebuilt.take() {
+                    Some(index) => (index.with_store_ids(&committed.inserted), Landed::Built),
+                    None => {
+                        let loaded = Store::contacts_of(conn, account, source)?;
+                        let index = AccountIndex::build_stored(
+                            &loaded.contacts,
+                            &loaded.ids,
+                            &group_names,
+                            only_groups,
+                        );
+                        (index, Landed::Rebuilt)
+                    }
+                };
                 let counts = (index.contact_count(), index.number_count());
                 core.index.replace(account, source, index);
-                Ok((counts, Landed::Rebuilt, [written, started.elapsed()]))
+                Ok((counts, landed, [written, started.elapsed()]))
             },
         )?;
         let Some(((contacts, numbers), landed, [written, indexed])) = landed else {
@@ -333,6 +399,11 @@ impl SourceSync<'_, '_> {
             ),
             Landed::Rebuilt => format!(
                 "written in {} ms, index rebuilt from the store in {index_ms:.1} ms",
+                written.as_millis()
+            ),
+            Landed::Built => format!(
+                "index built in {:.1} ms, written in {} ms, swapped in {index_ms:.1} ms",
+                built_in.as_secs_f64() * 1000.0,
                 written.as_millis()
             ),
         };
@@ -356,6 +427,8 @@ enum Landed {
     Patched(usize),
     /// Rebuilt from the store.
     Rebuilt,
+    /// Built from a full sync's contacts before they were written.
+    Built,
 }
 
 /// What a sync's changes come to, person by person: a person listed more than once counts

@@ -52,9 +52,6 @@ pub(super) struct Session<'a> {
     pub settings: &'a DomainSettings,
     pub job: Job,
     access_token: Option<String>,
-    /// Why Google refused the grant itself (invalid_grant), once it has: every later request
-    /// of this run fails at once with it, instead of asking Google again for each source.
-    grant_refused: Option<String>,
 }
 
 impl<'a> Session<'a> {
@@ -71,7 +68,6 @@ impl<'a> Session<'a> {
             settings: shared.core.config.settings_for(account),
             job,
             access_token: None,
-            grant_refused: None,
         }
     }
 
@@ -178,9 +174,6 @@ impl<'a> Session<'a> {
         if let (Some(token), false) = (&self.access_token, force_refresh) {
             return Ok(token.clone());
         }
-        if let Some(refused) = &self.grant_refused {
-            return Err(ApiError::Forbidden(refused.clone()));
-        }
         let core = &self.shared.core;
         let tokens = core
             .store
@@ -204,11 +197,9 @@ impl<'a> Session<'a> {
             now,
         )
         .map_err(|failure| match failure {
-            RefreshFailure::GrantDead(_) => {
-                let refused = "Google no longer accepts this account's authorization (invalid_grant): the user removed the PBX's access, the refresh token expired, or the OAuth consent screen is in \"Testing\", where tokens expire after 7 days. Click \"Get auth code\" to reconnect, and publish the consent screen to production so it does not recur".to_owned();
-                self.grant_refused = Some(refused.clone());
-                ApiError::Forbidden(refused)
-            }
+            RefreshFailure::GrantDead(_) => ApiError::Forbidden(
+                "Google no longer accepts this account's authorization (invalid_grant): the user removed the PBX's access, the refresh token expired, or the OAuth consent screen is in \"Testing\", where tokens expire after 7 days. Click \"Get auth code\" to reconnect, and publish the consent screen to production so it does not recur".into(),
+            ),
             RefreshFailure::Unreachable(e) => ApiError::Transient {
                 message: e.message().to_owned(),
                 retry_after: None,
