@@ -107,6 +107,9 @@ const SYNC_ROUNDS: usize = 5;
 /// Incremental syncs in each of the incremental rows.
 const INCREMENTAL_ROUNDS: usize = 15;
 const BIG_USER: &str = "big@example.com";
+/// A Google Workspace organisation, and the account of one of its users, for the sources rows.
+const WORKSPACE_DOMAIN: &str = "workspace.example";
+const WORKSPACE_USER: &str = "boss@workspace.example";
 
 /// One row of the report.
 struct Row {
@@ -159,7 +162,10 @@ pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
         api.version(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let (fake, dir, config) = bench_google(json!({}))?;
+    // The Workspace organisation of the sources rows syncs every contact source.
+    let (fake, dir, config) = bench_google(json!({
+        "domains": { WORKSPACE_DOMAIN: { "sources": ["contacts", "directory", "other_contacts"] } }
+    }))?;
     let mut rows = Vec::new();
     let clock = clock_cost();
     rows.push(row(
@@ -347,6 +353,14 @@ pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
         of_full(unchanged_cpu),
         "≤ 1 ms",
     ));
+
+    sources_rows(
+        &plugin,
+        &fake,
+        &sizes,
+        (full_median, unchanged_median),
+        &mut rows,
+    )?;
 
     if args.sync_only {
         print_table(&rows);
@@ -712,7 +726,10 @@ const SCALE_CONTACTS: usize = 100;
 /// not counted), and what each account costs in memory.
 fn scale_rows(api: &Api, sizes: &Sizes, rows: &mut Vec<Row>) -> Result<(), String> {
     let accounts = sizes.scale_accounts;
-    let (fake, dir, config) = bench_google(json!({}))?;
+    // The Workspace organisation of the sources rows syncs every contact source.
+    let (fake, dir, config) = bench_google(json!({
+        "domains": { WORKSPACE_DOMAIN: { "sources": ["contacts", "directory", "other_contacts"] } }
+    }))?;
     let plugin = open(api, &config)?;
     let mut bar = Bar::new("scale       ");
     let names: Vec<String> = (0..accounts).map(|i| format!("host{i}.example")).collect();
@@ -820,6 +837,116 @@ fn scale_rows(api: &Api, sizes: &Sizes, rows: &mut Vec<Row>) -> Result<(), Strin
 
 /// CPU time of the plugin's sync threads ("gi-sync-…"), from /proc: nanoseconds from
 /// `schedstat` where the kernel keeps it, else user + system ticks from `stat` (10 ms).
+/// Every contact source of an account of a Google Workspace organisation: a full sync of its
+/// contacts and of the organisation's directory (the same size each), against the
+/// contacts-only full sync of the same size measured before (`baseline.0`); then syncs that
+/// bring no change, against the contacts-only ones (`baseline.1`, end to end): one request
+/// per source plus the contact groups, and every source's index kept, as the plugin's log
+/// says. (No plugin CPU here: the sources sync on threads of their own that end with the
+/// sync, and `/proc` forgets an ended thread's time.)
+fn sources_rows(
+    plugin: &Plugin<'_>,
+    fake: &FakeGoogle,
+    sizes: &Sizes,
+    baseline: (Duration, Duration),
+    rows: &mut Vec<Row>,
+) -> Result<(), String> {
+    let n = sizes.sync_contacts;
+    fake.add_user(WORKSPACE_USER, "Workspace Account");
+    fake.set_contacts(WORKSPACE_USER, people(1, n));
+    fake.set_directory(WORKSPACE_DOMAIN, people(2, n));
+    let others = people(3, n / 100).into_iter().map(|mut p| {
+        p.resource_name = p.resource_name.replace("people/", "otherContacts/");
+        p
+    });
+    fake.set_other_contacts(WORKSPACE_USER, others.collect());
+    let mut bar = Bar::new("sources     ");
+    bar.update(0, SYNC_ROUNDS, "connecting");
+    let started = Instant::now();
+    let cpu_before = sync_threads_cpu();
+    host_sim::connect_through_fake(plugin, fake, WORKSPACE_DOMAIN, WORKSPACE_USER)?;
+    wait_synced(plugin, fake, WORKSPACE_DOMAIN, 0)?;
+    let mut full = vec![(
+        started.elapsed(),
+        sync_threads_cpu().saturating_sub(cpu_before),
+    )];
+    let counted = status(plugin, WORKSPACE_DOMAIN);
+    let expected = 2 * n + n / 100;
+    if counted["contacts"].as_u64() != Some(expected as u64) {
+        return Err(format!(
+            "the sources account synced {} contacts, not {expected}: {counted}",
+            counted["contacts"]
+        ));
+    }
+    for round in 1..SYNC_ROUNDS {
+        bar.update(
+            round,
+            SYNC_ROUNDS,
+            "every source again, sync tokens expired",
+        );
+        fake.expire_sync_tokens(WORKSPACE_USER);
+        full.push(timed_sync(plugin, fake, WORKSPACE_DOMAIN)?);
+    }
+    let (full_median, _) = medians(&full);
+    let endpoints = [
+        Endpoint::People,
+        Endpoint::Directory,
+        Endpoint::OtherContacts,
+        Endpoint::ContactGroups,
+    ];
+    let served = || endpoints.map(|e| fake.requests_to(e).len());
+    let before = served();
+    let outcomes_before = crate::sim::index_outcomes();
+    let mut unchanged = Vec::new();
+    for round in 0..INCREMENTAL_ROUNDS {
+        bar.update(round, INCREMENTAL_ROUNDS, "nothing changed at Google");
+        unchanged.push(timed_sync(plugin, fake, WORKSPACE_DOMAIN)?);
+    }
+    let after = served();
+    let outcomes = crate::sim::index_outcomes();
+    let [kept, patched, rebuilt] = [0, 1, 2].map(|i| outcomes[i] - outcomes_before[i]);
+    let per_sync: Vec<f64> = (0..endpoints.len())
+        .map(|i| (after[i] - before[i]) as f64 / INCREMENTAL_ROUNDS as f64)
+        .collect();
+    let (unchanged_median, unchanged_cpu) = medians(&unchanged);
+    bar.finish(
+        INCREMENTAL_ROUNDS,
+        INCREMENTAL_ROUNDS,
+        &format!(
+            "{:.2} s full, {:.2} ms no change",
+            full_median.as_secs_f64(),
+            ms(unchanged_cpu)
+        ),
+    );
+    rows.push(row(
+        format!(
+            "full sync, {n} contacts + {n} directory people + {} other contacts (median of {SYNC_ROUNDS})",
+            n / 100
+        ),
+        format!("{:.2} s", full_median.as_secs_f64()),
+        format!("contacts only, {n}: {:.2} s", baseline.0.as_secs_f64()),
+        ratio(full_median.as_secs_f64(), baseline.0.as_secs_f64()),
+        "≤ 2 s",
+    ));
+    rows.push(row(
+        format!(
+            "the same, no change ({INCREMENTAL_ROUNDS} syncs): requests a sync (contacts, directory, other, groups); source indexes kept / patched / rebuilt"
+        ),
+        format!(
+            "{} / {} / {} / {}; {kept} / {patched} / {rebuilt}; end to end {:.1} ms",
+            per_sync[0],
+            per_sync[1],
+            per_sync[2],
+            per_sync[3],
+            ms(unchanged_median)
+        ),
+        format!("contacts only: {:.1} ms end to end", ms(baseline.1)),
+        ratio(ms(unchanged_median), ms(baseline.1)),
+        "1 / 1 / 1 / 1; all kept",
+    ));
+    Ok(())
+}
+
 fn sync_threads_cpu() -> Duration {
     let ticks_per_second = 100.0; // USER_HZ on Linux
     let mut ticks = 0u64;

@@ -11,7 +11,12 @@ pub(super) struct Reply {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     delivery: Delivery,
+    /// A JSON body made after the state's lock is released (see `Reply::json_later`).
+    later: Option<Later>,
 }
+
+/// What makes a page's JSON from a snapshot, outside the lock.
+type Later = Box<dyn FnOnce() -> Value + Send>;
 
 /// How a reply's body goes out on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +51,7 @@ impl Reply {
         let mut body = serde_json::to_string_pretty(v).unwrap_or_default();
         body.push('\n');
         Reply {
+            later: None,
             status,
             headers: vec![
                 (
@@ -70,8 +76,29 @@ impl Reply {
             .header("Expires", "Mon, 01 Jan 1990 00:00:00 GMT")
     }
 
+    /// A JSON reply whose body `make` builds once the state's lock is released: a page of
+    /// people is rendered from its snapshot (an `Arc`) while other requests go on, as two
+    /// requests to Google are served side by side.
+    pub(super) fn json_later(status: u16, make: impl FnOnce() -> Value + Send + 'static) -> Reply {
+        Reply {
+            later: Some(Box::new(make)),
+            ..Reply::json(status, &Value::Null)
+        }
+    }
+
+    /// The reply with its body made (see `json_later`).
+    pub(super) fn rendered(mut self) -> Reply {
+        if let Some(make) = self.later.take() {
+            let mut body = serde_json::to_string_pretty(&make()).unwrap_or_default();
+            body.push('\n');
+            self.body = body.into_bytes();
+        }
+        self
+    }
+
     pub(super) fn html(status: u16, body: String) -> Reply {
         Reply {
+            later: None,
             status,
             headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())],
             body: body.into_bytes(),
@@ -136,6 +163,7 @@ pub(super) fn handle_connection(shared: &Shared, stream: TcpStream) {
                 headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
                 body: message.into_bytes(),
                 delivery: Delivery::Whole,
+                later: None,
             },
             false,
         ),
@@ -437,17 +465,24 @@ pub(super) fn route(shared: &Shared, rq: &Request) -> Reply {
 }
 
 pub(super) fn normal(shared: &Shared, rq: &Request) -> Reply {
-    let mut st = shared.state.lock();
+    let reply = {
+        let mut st = shared.state.lock();
+        normal_locked(&mut st, rq)
+    };
+    reply.rendered()
+}
+
+fn normal_locked(st: &mut State, rq: &Request) -> Reply {
     match (rq.method.as_str(), rq.path.as_str()) {
-        ("GET", AUTH_PATH) => consent_page(&st, &rq.query),
-        ("POST", DECISION_PATH) => decision(&mut st, &rq.form),
-        (_, TOKEN_PATH) => token_endpoint(&mut st, rq),
-        (_, REVOKE_PATH) => revoke_endpoint(&mut st, rq),
-        (_, CONNECTIONS_PATH) => people_endpoint(&mut st, rq),
-        (_, CONTACT_GROUPS_PATH) => contact_groups_endpoint(&mut st, rq),
-        (_, OTHER_CONTACTS_PATH) => other_contacts_endpoint(&mut st, rq),
-        (_, DIRECTORY_PATH) => directory_endpoint(&mut st, rq),
-        (_, FREEBUSY_PATH) => freebusy_endpoint(&st, rq),
+        ("GET", AUTH_PATH) => consent_page(st, &rq.query),
+        ("POST", DECISION_PATH) => decision(st, &rq.form),
+        (_, TOKEN_PATH) => token_endpoint(st, rq),
+        (_, REVOKE_PATH) => revoke_endpoint(st, rq),
+        (_, CONNECTIONS_PATH) => people_endpoint(st, rq),
+        (_, CONTACT_GROUPS_PATH) => contact_groups_endpoint(st, rq),
+        (_, OTHER_CONTACTS_PATH) => other_contacts_endpoint(st, rq),
+        (_, DIRECTORY_PATH) => directory_endpoint(st, rq),
+        (_, FREEBUSY_PATH) => freebusy_endpoint(st, rq),
         _ => not_found(&rq.path),
     }
 }
@@ -567,6 +602,7 @@ pub(super) fn apply_fault(
                 headers: all,
                 body: body.into_bytes(),
                 delivery: Delivery::Whole,
+                later: None,
             }
         }
         Fault::Trickle { interval } => {
@@ -578,6 +614,7 @@ pub(super) fn apply_fault(
             bytes,
             content_length,
         } => Reply {
+            later: None,
             status: 200,
             headers: vec![(
                 "Content-Type".into(),

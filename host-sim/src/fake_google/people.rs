@@ -483,13 +483,6 @@ pub(super) fn people_endpoint(st: &mut State, rq: &Request) -> Reply {
     let end = (offset + size).min(snapshot.items.len());
     let start = offset.min(end);
     let mut body = Map::new();
-    let connections: Vec<Value> = snapshot.items[start..end]
-        .iter()
-        .map(|item| render_item(item, &fields))
-        .collect();
-    if !connections.is_empty() {
-        body.insert("connections".into(), Value::Array(connections));
-    }
     if end < snapshot.items.len() {
         let pt = random_token(60);
         st.page_tokens
@@ -501,7 +494,24 @@ pub(super) fn people_endpoint(st: &mut State, rq: &Request) -> Reply {
     }
     body.insert("totalPeople".into(), json!(snapshot.items.len()));
     body.insert("totalItems".into(), json!(snapshot.items.len()));
-    Reply::json(200, &Value::Object(body))
+    Reply::json_later(200, move || {
+        render_page(&snapshot.items[start..end], &fields, "connections", body)
+    })
+}
+
+/// A page's JSON: `body` with the people of `items` under `key` (none: no key, as Google
+/// leaves it out). Made outside the state's lock (see `Reply::json_later`).
+pub(super) fn render_page(
+    items: &[Item],
+    fields: &Fields,
+    key: &str,
+    mut body: Map<String, Value>,
+) -> Value {
+    let people: Vec<Value> = items.iter().map(|item| render_item(item, fields)).collect();
+    if !people.is_empty() {
+        body.insert(key.into(), Value::Array(people));
+    }
+    Value::Object(body)
 }
 
 /// A page of [`Fault::EndlessPages`]: one new person and a fresh `nextPageToken` on every

@@ -355,13 +355,6 @@ fn source_endpoint(st: &mut State, rq: &Request, list: &SourceList) -> Reply {
     let end = (offset + size).min(snapshot.items.len());
     let start = offset.min(end);
     let mut body = Map::new();
-    let people: Vec<Value> = snapshot.items[start..end]
-        .iter()
-        .map(|item| render_item(item, &fields))
-        .collect();
-    if !people.is_empty() {
-        body.insert(list.items_key.into(), Value::Array(people));
-    }
     if end < snapshot.items.len() {
         let pt = random_token(60);
         st.source_page_tokens
@@ -374,7 +367,10 @@ fn source_endpoint(st: &mut State, rq: &Request, list: &SourceList) -> Reply {
     if list.kind == ListKind::OtherContacts {
         body.insert("totalSize".into(), json!(snapshot.items.len()));
     }
-    Reply::json(200, &Value::Object(body))
+    let key = list.items_key;
+    Reply::json_later(200, move || {
+        render_page(&snapshot.items[start..end], &fields, key, body)
+    })
 }
 
 /// A page of [`Fault::EndlessPages`] on [`Endpoint::OtherContacts`] or
