@@ -210,6 +210,80 @@ fn an_expired_sync_token_triggers_one_clean_full_sync() {
     }
 }
 
+/// The store's contact ids by resource name (read with the plugin closed).
+fn stored_ids(h: &Harness) -> Vec<(String, i64)> {
+    read_db(h, |db| {
+        let mut stmt = db
+            .prepare("SELECT resource_name, id FROM contacts ORDER BY resource_name")
+            .unwrap();
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.map(Result::unwrap).collect()
+    })
+}
+
+#[test]
+fn a_full_sync_writes_only_what_differs_from_the_store() {
+    capture_logs();
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, people("A", 5));
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    drop(plugin);
+    let first = stored_ids(&h);
+    assert_eq!(first.len(), 5);
+
+    // Google expires the token and sends the same book in full: no contact row is touched,
+    // and the index stays.
+    let plugin = h.open();
+    h.fake.expire_sync_tokens(ALICE);
+    let logged = logged_lines().len();
+    let before = people_requests(&h).len();
+    plugin.sync_now(ACCOUNT).unwrap();
+    wait_for_people_requests(&h, &plugin, ACCOUNT, before, 2);
+    let said: Vec<String> = logged_lines()[logged..]
+        .iter()
+        .filter(|l| l.contains(&format!("account {ACCOUNT}: contacts: full sync")))
+        .cloned()
+        .collect();
+    assert!(
+        said.len() == 1 && said[0].contains("the index is kept"),
+        "{said:#?}"
+    );
+    drop(plugin);
+    assert_eq!(stored_ids(&h), first, "unchanged contacts keep their rows");
+
+    // One changed and one gone at Google: only those rows change.
+    let mut changed = people("A", 5);
+    changed[2].display = "Changed Person".into();
+    changed.remove(4);
+    h.fake.set_contacts(ALICE, changed);
+    h.fake.expire_sync_tokens(ALICE);
+    let plugin = h.open();
+    let before = people_requests(&h).len();
+    plugin.sync_now(ACCOUNT).unwrap();
+    wait_for_people_requests(&h, &plugin, ACCOUNT, before, 2);
+    assert_eq!(
+        name(&plugin, ACCOUNT, &number(2)).as_deref(),
+        Some("Changed Person")
+    );
+    assert_eq!(name(&plugin, ACCOUNT, &number(4)), None);
+    assert_eq!(
+        name(&plugin, ACCOUNT, &number(1)).as_deref(),
+        Some("A Person001")
+    );
+    drop(plugin);
+    let after = stored_ids(&h);
+    assert_eq!(after.len(), 4);
+    for (resource, id) in &after {
+        let was = first.iter().find(|(r, _)| r == resource).unwrap().1;
+        if resource == &first[2].0 {
+            assert_ne!(*id, was, "the changed contact was rewritten");
+        } else {
+            assert_eq!(*id, was, "{resource} kept its row");
+        }
+    }
+}
+
 #[test]
 fn a_401_refreshes_the_access_token_once_and_keeps_the_refresh_token() {
     let h = Harness::new();

@@ -603,10 +603,10 @@ impl Store {
         Ok(dropped)
     }
 
-    /// Lands a whole sync in one transaction: a full sync first removes every contact of
-    /// the account; then the upserts replace contacts by resource name, the deletions remove
-    /// them, the group names are replaced when they changed, and the new sync token and sync
-    /// time are stored. Returns None, changing nothing, when the account was disabled or
+    /// Lands a whole sync of one source in one transaction: the upserts replace contacts by
+    /// resource name (a full sync's leave an unchanged contact's row alone, and remove every
+    /// stored contact they do not list), the deletions remove them, the group names are
+    /// replaced when they changed, and the new sync token and sync time are stored. Returns None, changing nothing, when the account was disabled or
     /// reconnected since the sync started. The `after_commit` callback runs while the
     /// database is still locked, so that the in-memory index is swapped in the same order as
     /// the commits (a disable cannot slip in between); it is told what changed (see
@@ -630,7 +630,7 @@ impl Store {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         let mut replaced = Vec::new();
-        let mut inserted = Vec::with_capacity(upserts.len());
+        let mut upsert_ids = Vec::with_capacity(upserts.len());
         let current = tx.execute(
             "UPDATE accounts SET last_sync = ?3, status = 'connected', reason = NULL
              WHERE account = ?1 AND connection_id = ?2",
@@ -646,9 +646,25 @@ impl Store {
                 sync_token = excluded.sync_token, last_sync = excluded.last_sync, last_error = NULL",
             params![account, source.name(), sync_token, now],
         )?;
-        if replace_all {
-            delete_source_contacts(&tx, account, source)?;
-        }
+        // A full sync writes only what differs from the store: a contact it brings unchanged
+        // keeps its row (and id), a changed one is replaced, and one it no longer brings is
+        // deleted. An expired sync token's resync of an unchanged book then writes little
+        // more than the token; rewriting 25,000 unchanged contacts cost 0.2-0.4 s under the
+        // store's lock, where another source's sync waits.
+        let mut stored: Option<HashMap<String, (u64, Contact)>> = if replace_all {
+            let loaded = Store::contacts_of(&tx, account, source)?;
+            Some(
+                loaded
+                    .contacts
+                    .into_iter()
+                    .zip(loaded.ids)
+                    .map(|(contact, id)| (contact.resource_name.clone(), (id, contact)))
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        let mut rewritten = false;
         {
             let mut find = tx.prepare_cached(
                 "SELECT id FROM contacts WHERE account = ?1 AND source = ?2 AND resource_name = ?3",
@@ -664,37 +680,59 @@ impl Store {
             let mut insert_number = tx.prepare_cached(
                 "INSERT INTO numbers (contact_id, e164, national, label) VALUES (?1, ?2, ?3, ?4)",
             )?;
-            let mut remove = |resource_name: &str| -> Result<()> {
-                let existing: Option<i64> = find
-                    .query_row(params![account, source.name(), resource_name], |row| {
-                        row.get(0)
-                    })
-                    .optional()?;
-                if let Some(id) = existing {
-                    let numbers = numbers_of
-                        .query_map([id], |row| {
-                            Ok((
-                                E164(row.get::<_, i64>(0)? as u64),
-                                NationalKey(row.get::<_, i64>(1)? as u64),
-                            ))
-                        })?
-                        .collect::<rusqlite::Result<_>>()?;
-                    replaced.push(Replaced {
-                        id: id as u64,
-                        numbers,
-                    });
-                    remove_numbers.execute([id])?;
-                    remove_contact.execute([id])?;
-                }
+            // Removes the stored version of a contact, found by its resource name or already
+            // known (its id and numbers), and notes what it was for the index.
+            let mut remove = |resource_name: &str, known: Option<(u64, &[ContactNumber])>| {
+                let (id, numbers) = match known {
+                    Some((id, numbers)) => (
+                        id as i64,
+                        numbers.iter().map(|n| (n.e164, n.national)).collect(),
+                    ),
+                    None => {
+                        let existing: Option<i64> = find
+                            .query_row(params![account, source.name(), resource_name], |row| {
+                                row.get(0)
+                            })
+                            .optional()?;
+                        let Some(id) = existing else {
+                            return Ok::<(), Error>(());
+                        };
+                        let numbers = numbers_of
+                            .query_map([id], |row| {
+                                Ok((
+                                    E164(row.get::<_, i64>(0)? as u64),
+                                    NationalKey(row.get::<_, i64>(1)? as u64),
+                                ))
+                            })?
+                            .collect::<rusqlite::Result<_>>()?;
+                        (id, numbers)
+                    }
+                };
+                replaced.push(Replaced {
+                    id: id as u64,
+                    numbers,
+                });
+                remove_numbers.execute([id])?;
+                remove_contact.execute([id])?;
                 Ok(())
             };
             for resource_name in deletions {
-                remove(resource_name)?;
+                remove(resource_name, None)?;
             }
             for contact in upserts {
-                if !replace_all {
-                    remove(&contact.resource_name)?;
+                match stored.as_mut() {
+                    Some(stored) => {
+                        if let Some((id, old)) = stored.remove(&contact.resource_name) {
+                            if old == *contact {
+                                upsert_ids.push(id);
+                                continue;
+                            }
+                            remove(&contact.resource_name, Some((id, &old.numbers)))?;
+                        }
+                    }
+                    None => remove(&contact.resource_name, None)?,
                 }
+                rewritten = true;
                 insert_contact.execute(params![
                     account,
                     source.name(),
@@ -704,7 +742,7 @@ impl Store {
                     contact.groups.join("\n")
                 ])?;
                 let id = tx.last_insert_rowid();
-                inserted.push(id as u64);
+                upsert_ids.push(id as u64);
                 for number in &contact.numbers {
                     insert_number.execute(params![
                         id,
@@ -713,6 +751,10 @@ impl Store {
                         number.label
                     ])?;
                 }
+            }
+            // What a full sync no longer brings is gone at Google.
+            for (resource_name, (id, old)) in stored.take().unwrap_or_default() {
+                remove(&resource_name, Some((id, &old.numbers)))?;
             }
         }
         // Contact groups are the contacts source's: the other sources carry no memberships.
@@ -729,10 +771,10 @@ impl Store {
         }
         tx.commit()?;
         let committed = Committed {
-            contacts_changed: replace_all || !upserts.is_empty() || !deletions.is_empty(),
+            contacts_changed: rewritten || !replaced.is_empty(),
             groups_changed,
             replaced,
-            inserted,
+            upsert_ids,
         };
         after_commit(&conn, &committed).map(Some)
     }
@@ -884,14 +926,15 @@ impl Store {
 
 /// What a sync's commit changed, for the index (see `Store::commit_sync`).
 pub struct Committed {
-    /// Any contact was written or deleted (a full sync always is).
+    /// Any contact was written or deleted (a full sync that found the store as Google has it
+    /// wrote none).
     pub contacts_changed: bool,
     /// The names of the account's contact groups changed.
     pub groups_changed: bool,
-    /// The stored versions an incremental sync replaced or deleted (none for a full sync).
+    /// The stored versions the sync replaced or deleted.
     pub replaced: Vec<Replaced>,
-    /// The store ids of the upserts, in their order.
-    pub inserted: Vec<u64>,
+    /// The store ids of the upserts, in their order (an unchanged contact's is its old one).
+    pub upsert_ids: Vec<u64>,
 }
 
 /// What one sync lands (see `Store::commit_sync`).

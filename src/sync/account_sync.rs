@@ -12,7 +12,7 @@ use super::{Job, Shared};
 use crate::book::contact::{Contact, Source};
 use crate::book::numbers::{AccountIndex, GroupNames};
 use crate::book::patch::Change as IndexChange;
-use crate::core::unix_now;
+use crate::core::{unix_now, Core};
 use crate::google::oauth;
 use crate::google::people::{self, Change};
 use crate::store::{Landing, Store};
@@ -64,8 +64,19 @@ pub(super) fn run_sync(shared: &Shared, account: &str) -> SyncEnd {
         }
         results
     });
+    // Done only once its outcome is recorded: whoever sees `syncing` false sees the result.
+    let end = record_outcome(core, account, connection_id, results);
     core.update_state(account, connection_id, |s| s.syncing = false);
+    end
+}
 
+/// Records how each source's sync ended, and the account's status from them all.
+fn record_outcome(
+    core: &Core,
+    account: &str,
+    connection_id: i64,
+    results: Vec<(Source, Result<String, SyncFailure>)>,
+) -> SyncEnd {
     let mut problems: Vec<String> = Vec::new();
     let mut landed_any = false;
     let mut deferred: Option<SyncEnd> = None;
@@ -366,7 +377,7 @@ impl SourceSync<'_, '_> {
                     book.mark_rebuild_due();
                 }
                 let (index, landed) = match prebuilt.take() {
-                    Some(index) => (index.with_store_ids(&committed.inserted), Landed::Built),
+                    Some(index) => (index.with_store_ids(&committed.upsert_ids), Landed::Built),
                     None => {
                         let loaded = Store::contacts_of(conn, account, source)?;
                         let index = AccountIndex::build_stored(
