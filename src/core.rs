@@ -126,6 +126,29 @@ impl Core {
         });
     }
 
+    /// Erases a source's contacts that the account's previous connection synced, when this
+    /// connection's sync of it fails (see `Store::forget_older_source`): they may be another
+    /// Google user's, and must not answer for this one.
+    pub fn forget_older_source(&self, account: &str, connection_id: i64, source: Source) {
+        match self
+            .store
+            .forget_older_source(account, connection_id, source)
+        {
+            Ok(true) => {
+                self.index.remove_source(account, source);
+                log::info!(
+                    "account {account}: {} synced under its previous connection are erased, since this connection cannot sync them",
+                    source.noun()
+                );
+            }
+            Ok(false) => {}
+            Err(e) => log::error!(
+                "account {account}: cannot erase {} of its previous connection: {e}",
+                source.noun()
+            ),
+        }
+    }
+
     /// Records why a sync of one of the account's sources failed; its contacts stay as they
     /// were, and the account's other sources are not touched.
     pub fn source_failed(&self, account: &str, connection_id: i64, source: Source, error: &str) {

@@ -95,7 +95,7 @@ impl Plugin {
             .into_iter()
             .map(|stored| (stored.account.clone(), AccountState::from(stored)))
             .collect();
-        for (account, source, state) in store.source_states()? {
+        for (account, source, state) in store.source_states(None)? {
             if let Some(account) = accounts.get_mut(&account) {
                 account.sources[source as usize] = state;
             }
@@ -260,6 +260,10 @@ impl Plugin {
         // them too): presence is unknown until this grant's first answer, asked for at once.
         self.core.presence.remove(&account);
         let mut state = AccountState::from(stored);
+        // What the sources did before (their last sync) shows until they sync again.
+        for (_, source, synced) in self.core.store.source_states(Some(&account))? {
+            state.sources[source as usize] = synced;
+        }
         state.presence_issue = missing_calendar_scope(&self.core.config, &account, &state);
         let fetch_calendar = calendar_fetched(&self.core.config, &account, &state);
         self.core.accounts.write().insert(account.clone(), state);

@@ -706,3 +706,52 @@ fn a_sync_of_every_source_that_brings_nothing_costs_a_request_each_and_rebuilds_
         );
     }
 }
+
+#[test]
+fn a_reconnect_that_cannot_sync_a_source_erases_what_the_previous_connection_synced_of_it() {
+    // Reconnected without the box for other contacts, or as a Google account outside
+    // Workspace: the previous user's other contacts and directory must not answer for the new
+    // one; the contacts stay until the new connection's sync replaces them.
+    for (src, how) in [(Src::Other, "unticked"), (Src::Directory, "consumer")] {
+        let (h, plugin) = connected_with_all_sources();
+        let url = plugin.auth_url(ACCOUNT).expect("gi_auth_url");
+        let query = match how {
+            "unticked" => h
+                .fake
+                .approve_unticking(&url, ALICE, &["contacts.other.readonly"]),
+            _ => {
+                h.fake.add_user("carol@gmail.com", "Carol Consumer");
+                h.fake.approve(&url, "carol@gmail.com")
+            }
+        }
+        .expect("consent");
+        plugin.complete(&query).expect("gi_complete");
+        assert!(
+            wait_until(PATIENCE, || {
+                let s = plugin.status_value(ACCOUNT);
+                s["status"] == "issue" && s["syncing"] == false
+            }),
+            "{src:?}: the new connection cannot sync it"
+        );
+        for i in 0..5 {
+            assert_eq!(
+                shown(&plugin, ACCOUNT, &src.number(i)),
+                None,
+                "{src:?} #{i}"
+            );
+        }
+        let status = plugin.status_value(ACCOUNT);
+        assert_eq!(status["sources"][src.name()]["contacts"], 0, "{status}");
+        assert!(status["sources"][src.name()]["last_error"].is_string());
+        drop(plugin);
+        let left: i64 = read_db(&h, |db| {
+            db.query_row(
+                "SELECT count(*) FROM contacts WHERE source = ?1",
+                [src.name()],
+                |r| r.get(0),
+            )
+            .unwrap()
+        });
+        assert_eq!(left, 0, "{src:?}: nothing of it in the store");
+    }
+}

@@ -87,7 +87,8 @@ const MIGRATIONS: &[&str] = &[
     "CREATE INDEX numbers_by_e164 ON numbers(e164);
      CREATE INDEX numbers_by_national ON numbers(national);",
     // 6: contact sources (0.2): an account's contacts come from up to three sources, each
-    // with its own sync token, last sync and last error. The contacts table is rebuilt (the
+    // with its own sync token, last sync and last error, and the connection whose sync
+    // wrote its contacts. The contacts table is rebuilt (the
     // 12-step way, foreign keys off: see `migrate`) to key contacts by source too, keeping
     // their ids so that `numbers` still points at them; every contact so far is "contacts".
     "CREATE TABLE contacts_by_source (
@@ -105,15 +106,16 @@ const MIGRATIONS: &[&str] = &[
      DROP TABLE contacts;
      ALTER TABLE contacts_by_source RENAME TO contacts;
      CREATE TABLE sources (
-        account    TEXT NOT NULL,
-        source     TEXT NOT NULL,
-        sync_token TEXT,
-        last_sync  INTEGER,
-        last_error TEXT,
+        account       TEXT NOT NULL,
+        source        TEXT NOT NULL,
+        connection_id INTEGER,
+        sync_token    TEXT,
+        last_sync     INTEGER,
+        last_error    TEXT,
         PRIMARY KEY (account, source)
      );
-     INSERT INTO sources (account, source, sync_token, last_sync)
-        SELECT account, 'contacts', sync_token, last_sync FROM accounts;
+     INSERT INTO sources (account, source, connection_id, sync_token, last_sync)
+        SELECT account, 'contacts', connection_id, sync_token, last_sync FROM accounts;
      ALTER TABLE accounts DROP COLUMN sync_token;",
 ];
 
@@ -237,7 +239,11 @@ impl Store {
         now: i64,
     ) -> Result<StoredAccount> {
         let connection_id: i64 = rand::random::<i64>() & i64::MAX;
-        self.conn.lock().execute(
+        let mut conn = self.conn.lock();
+        // One transaction: a crash never leaves the older connection's sync tokens with
+        // the new one.
+        let tx = conn.transaction()?;
+        tx.execute(
             "INSERT INTO accounts (account, connection_id, refresh_token, access_token, access_expires_at,
                                    connected_at, status, reason, last_error, scopes)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'connected', NULL, NULL, ?7)
@@ -260,15 +266,15 @@ impl Store {
             ],
         )?;
         // The older connection's busy times may be another Google user's: never shown again.
-        // Its sync tokens too: every source's next sync is a full one.
-        {
-            let conn = self.conn.lock();
-            conn.execute("DELETE FROM presence WHERE account = ?1", [account])?;
-            conn.execute(
-                "UPDATE sources SET sync_token = NULL, last_error = NULL WHERE account = ?1",
-                [account],
-            )?;
-        }
+        // Its sync tokens too: every source's next sync is a full one. (Its contacts answer
+        // until then; see `forget_older_source` for a source that cannot sync.)
+        tx.execute("DELETE FROM presence WHERE account = ?1", [account])?;
+        tx.execute(
+            "UPDATE sources SET sync_token = NULL, last_error = NULL WHERE account = ?1",
+            [account],
+        )?;
+        tx.commit()?;
+        drop(conn);
         self.account(account)?
             .ok_or_else(|| Error::storage("the account vanished while it was being stored"))
     }
@@ -537,12 +543,43 @@ impl Store {
         Ok(())
     }
 
-    /// Every account's sources as stored: when each last landed and how its last sync ended.
-    pub fn source_states(&self) -> Result<Vec<(String, Source, StoredSource)>> {
+    /// Erases one source's contacts of the account when an older connection's sync wrote
+    /// them, and returns whether it did. For a source that cannot sync under the account's
+    /// current connection (its scope not granted this time, or the new Google account
+    /// outside Workspace): the contacts of the Google user connected before must not answer
+    /// for the new one. A failing source whose contacts this connection wrote keeps them.
+    pub fn forget_older_source(
+        &self,
+        account: &str,
+        connection_id: i64,
+        source: Source,
+    ) -> Result<bool> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        let older = tx.execute(
+            "DELETE FROM sources WHERE account = ?1 AND source = ?2
+                AND connection_id IS NOT ?3
+                AND EXISTS (SELECT 1 FROM accounts WHERE account = ?1 AND connection_id = ?3)",
+            params![account, source.name(), connection_id],
+        )?;
+        if older == 0 {
+            return Ok(false);
+        }
+        let erased = delete_source_contacts(&tx, account, source)?;
+        tx.commit()?;
+        checkpoint(&conn)?;
+        Ok(erased > 0)
+    }
+
+    /// Every account's sources as stored (or one account's): when each last landed and how
+    /// its last sync ended.
+    pub fn source_states(&self, only: Option<&str>) -> Result<Vec<(String, Source, StoredSource)>> {
         let conn = self.conn.lock();
-        let mut stmt =
-            conn.prepare("SELECT account, source, last_sync, last_error FROM sources")?;
-        let rows = stmt.query_map([], |row| {
+        let mut stmt = conn.prepare(
+            "SELECT account, source, last_sync, last_error FROM sources
+             WHERE ?1 IS NULL OR account = ?1",
+        )?;
+        let rows = stmt.query_map([only], |row| {
             Ok((
                 row.get::<_, String>(0)?,
                 row.get::<_, String>(1)?,
@@ -640,11 +677,12 @@ impl Store {
             return Ok(None); // dropped with the transaction: nothing changes
         }
         tx.execute(
-            "INSERT INTO sources (account, source, sync_token, last_sync, last_error)
-                VALUES (?1, ?2, ?3, ?4, NULL)
+            "INSERT INTO sources (account, source, connection_id, sync_token, last_sync, last_error)
+                VALUES (?1, ?2, ?3, ?4, ?5, NULL)
              ON CONFLICT (account, source) DO UPDATE SET
-                sync_token = excluded.sync_token, last_sync = excluded.last_sync, last_error = NULL",
-            params![account, source.name(), sync_token, now],
+                connection_id = excluded.connection_id, sync_token = excluded.sync_token,
+                last_sync = excluded.last_sync, last_error = NULL",
+            params![account, source.name(), connection_id, sync_token, now],
         )?;
         // A full sync writes only what differs from the store: a contact it brings unchanged
         // keeps its row (and id), a changed one is replaced, and one it no longer brings is
@@ -1070,18 +1108,17 @@ fn delete_contacts(tx: &Transaction<'_>, account: &str) -> Result<()> {
     Ok(())
 }
 
-/// Erases one source's contacts of the account (a full sync of it replaces them all).
-fn delete_source_contacts(tx: &Transaction<'_>, account: &str, source: Source) -> Result<()> {
+/// Erases one source's contacts of the account; returns how many there were.
+fn delete_source_contacts(tx: &Transaction<'_>, account: &str, source: Source) -> Result<usize> {
     tx.execute(
         "DELETE FROM numbers WHERE contact_id IN
             (SELECT id FROM contacts WHERE account = ?1 AND source = ?2)",
         params![account, source.name()],
     )?;
-    tx.execute(
+    Ok(tx.execute(
         "DELETE FROM contacts WHERE account = ?1 AND source = ?2",
         params![account, source.name()],
-    )?;
-    Ok(())
+    )?)
 }
 
 /// A contact's groups as stored: one resource name a line.
@@ -1308,7 +1345,7 @@ mod tests {
                 .as_deref(),
             Some("SYNCTOKEN5")
         );
-        let states = store.source_states().unwrap();
+        let states = store.source_states(None).unwrap();
         assert_eq!(states.len(), 1);
         assert_eq!(
             (states[0].1, states[0].2.last_sync),

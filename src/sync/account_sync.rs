@@ -111,6 +111,9 @@ fn record_outcome(
         };
         // One source failing leaves the others current: its own last error, and the account
         // yellow with the reason (the source named when it is not the contacts).
+        if source != Source::Contacts {
+            core.forget_older_source(account, connection_id, source);
+        }
         core.source_failed(account, connection_id, source, &problem);
         let problem = match source {
             Source::Contacts => problem,
@@ -126,12 +129,11 @@ fn record_outcome(
     }
     if !problems.is_empty() {
         core.record_issue(account, connection_id, &problems.join("; "));
-    } else if let Some(deferred) = deferred {
-        return deferred;
-    } else {
+    } else if deferred.is_none() {
         core.update_state(account, connection_id, |s| s.issue = None);
     }
-    SyncEnd::Done
+    // A source Google asked to wait for runs again when it allows, whatever the others did.
+    deferred.unwrap_or(SyncEnd::Done)
 }
 
 /// One source's sync, start to end, with a session of its own with Google.
