@@ -514,25 +514,29 @@ pub(super) fn render_page(
     Value::Object(body)
 }
 
+/// The `n`th person of endless pages ([`Fault::EndlessPages`]): a name and a valid-looking
+/// US number in the `exchange`, unique for the first 10,000 pages.
+pub(super) fn endless_item(resource_name: String, n: u64, exchange: u16) -> Item {
+    let last4 = n % 10_000;
+    let person = Person::new(&resource_name, "Endless", &format!("Page{n}")).with_phone_canonical(
+        &format!("(212) {exchange}-{last4:04}"),
+        &format!("+1212{exchange}{last4:04}"),
+        "mobile",
+    );
+    Item {
+        resource_name,
+        person: Some(person),
+        group_ids: Vec::new(),
+        updated: SystemTime::now(),
+    }
+}
+
 /// A page of [`Fault::EndlessPages`]: one new person and a fresh `nextPageToken` on every
 /// call, never a `nextSyncToken`.
 pub(super) fn endless_page(st: &mut State) -> Reply {
     st.endless += 1;
     let n = st.endless;
-    let resource_name = format!("people/endless{n}");
-    // A valid-looking US number, unique for the first 10,000 pages.
-    let last4 = n % 10_000;
-    let person = Person::new(&resource_name, "Endless", &format!("Page{n}")).with_phone_canonical(
-        &format!("(212) 555-{last4:04}"),
-        &format!("+1212555{last4:04}"),
-        "mobile",
-    );
-    let item = Item {
-        resource_name,
-        person: Some(person),
-        group_ids: Vec::new(),
-        updated: SystemTime::now(),
-    };
+    let item = endless_item(format!("people/endless{n}"), n, 555);
     let fields = Fields {
         names: true,
         phones: true,

@@ -398,19 +398,7 @@ pub(super) fn endless_source_page(st: &mut State, endpoint: Endpoint) -> Reply {
             format!("endless-other-{n}"),
         )
     };
-    // A valid-looking US number, unique for the first 10,000 pages.
-    let last4 = n % 10_000;
-    let person = Person::new(&resource_name, "Endless", &format!("Page{n}")).with_phone_canonical(
-        &format!("(212) {exchange}-{last4:04}"),
-        &format!("+1212{exchange}{last4:04}"),
-        "mobile",
-    );
-    let item = Item {
-        resource_name,
-        person: Some(person),
-        group_ids: Vec::new(),
-        updated: SystemTime::now(),
-    };
+    let item = endless_item(resource_name, n, exchange);
     let fields = Fields {
         names: true,
         phones: true,
