@@ -393,7 +393,7 @@ impl AccountIndex {
 /// order. Held by value in the snapshot, so that a lookup follows no more pointers than with
 /// one source.
 #[derive(Clone, Default)]
-pub struct SourceBooks([Option<AccountBook>; 3]);
+struct SourceBooks([Option<AccountBook>; 3]);
 
 impl SourceBooks {
     /// The account's books in lookup order, with their sources.

@@ -1,7 +1,7 @@
-//! One sync of one account: each configured source in turn, every page of it fetched first
-//! (refreshing the access token and retrying transient failures), then landed in one
-//! transaction and one index swap of its own, so that one source failing leaves the others
-//! current.
+//! One sync of one account: its configured sources side by side, each with every page
+//! fetched first (refreshing the access token and retrying transient failures), then landed
+//! in one transaction and one index swap of its own, so that one source failing leaves the
+//! others current.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
