@@ -79,8 +79,6 @@ const PRESENCE_INTERVAL_SECS: RangeInclusive<u64> = 10..=3600;
 const REQUESTS_PER_MINUTE: RangeInclusive<u64> = 1..=100_000;
 /// Up to ten minutes: a longer first pause would outlast any sync.
 const RETRY_BASE_MS: RangeInclusive<u64> = 1..=600_000;
-/// The contact sources the People API offers, as the configuration names them.
-const SOURCES: [&str; 3] = ["contacts", "directory", "other_contacts"];
 
 fn default_region() -> String {
     "US".into()
@@ -339,12 +337,14 @@ fn within(field: &str, value: u64, bounds: RangeInclusive<u64>, default: &str) -
 fn parse_sources(field: &str, sources: Vec<String>) -> Result<Vec<Source>> {
     if sources.is_empty() {
         return Err(Error::config(format!(
-            "configuration: {field} is empty; list at least one of {SOURCES:?}"
+            "configuration: {field} is empty; list at least one of {:?}",
+            Source::ALL.map(Source::name)
         )));
     }
-    if let Some(unknown) = sources.iter().find(|s| !SOURCES.contains(&s.as_str())) {
+    if let Some(unknown) = sources.iter().find(|s| Source::from_name(s).is_none()) {
         return Err(Error::config(format!(
-            "configuration: {field}: \"{unknown}\" is not a contact source; use {SOURCES:?}"
+            "configuration: {field}: \"{unknown}\" is not a contact source; use {:?}",
+            Source::ALL.map(Source::name)
         )));
     }
     // In the contract's lookup order, each once.

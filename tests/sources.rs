@@ -755,3 +755,38 @@ fn a_reconnect_that_cannot_sync_a_source_erases_what_the_previous_connection_syn
         assert_eq!(left, 0, "{src:?}: nothing of it in the store");
     }
 }
+
+#[test]
+fn gi_open_refuses_an_unknown_or_empty_list_of_sources_naming_the_field() {
+    let h = Harness::new();
+    for (sources, field, says) in [
+        (
+            json!(["contacts", "calendar"]),
+            "sources",
+            "\"calendar\" is not a contact source",
+        ),
+        (json!([]), "sources", "is empty"),
+        (
+            json!(["gmail"]),
+            "domains.acme.de.sources",
+            "\"gmail\" is not a contact source",
+        ),
+    ] {
+        let mut config = h.config();
+        if field == "sources" {
+            config["sources"] = sources;
+        } else {
+            config["domains"] = json!({ "acme.de": { "sources": sources } });
+        }
+        let error = Plugin::open(api(), &config.to_string())
+            .err()
+            .expect("gi_open refuses it");
+        assert!(
+            error.message.contains(field)
+                && error.message.contains(says)
+                && error.message.contains("other_contacts"),
+            "{}",
+            error.message
+        );
+    }
+}

@@ -479,9 +479,7 @@ pub(super) fn people_endpoint(st: &mut State, rq: &Request) -> Reply {
         (Arc::new(snap), 0)
     };
 
-    let size = st.page_size_cap.map_or(page_size, |cap| page_size.min(cap));
-    let end = (offset + size).min(snapshot.items.len());
-    let start = offset.min(end);
+    let (start, end) = page_range(st, page_size, offset, snapshot.items.len());
     let mut body = Map::new();
     if end < snapshot.items.len() {
         let pt = random_token(60);
@@ -497,6 +495,19 @@ pub(super) fn people_endpoint(st: &mut State, rq: &Request) -> Reply {
     Reply::json_later(200, move || {
         render_page(&snapshot.items[start..end], &fields, "connections", body)
     })
+}
+
+/// Where a page of `len` items starts and ends: `page_size` asked, capped by the fake's
+/// `set_page_size_cap`, from `offset`.
+pub(super) fn page_range(
+    st: &State,
+    page_size: usize,
+    offset: usize,
+    len: usize,
+) -> (usize, usize) {
+    let size = st.page_size_cap.map_or(page_size, |cap| page_size.min(cap));
+    let end = (offset + size).min(len);
+    (offset.min(end), end)
 }
 
 /// A page's JSON: `body` with the people of `items` under `key` (none: no key, as Google

@@ -349,11 +349,7 @@ fn source_endpoint(st: &mut State, rq: &Request, list: &SourceList) -> Reply {
         memberships: false,
         directory: list.kind == ListKind::Directory,
     };
-    let size = st
-        .page_size_cap
-        .map_or(q.page_size, |cap| q.page_size.min(cap));
-    let end = (offset + size).min(snapshot.items.len());
-    let start = offset.min(end);
+    let (start, end) = page_range(st, q.page_size, offset, snapshot.items.len());
     let mut body = Map::new();
     if end < snapshot.items.len() {
         let pt = random_token(60);
