@@ -200,6 +200,8 @@ pub struct Config {
     pub requests_per_minute: u64,
     /// Where tokens' key is, when the configuration names a file; else `data_dir/token.key`.
     pub token_key_file: Option<PathBuf>,
+    /// Where the plugin's state lives.
+    pub store: StoreKind,
     pub google: GoogleEndpoints,
     default_settings: Arc<DomainSettings>,
     /// Consulted on every lookup (for the region), so hashed with FxHash, not SipHash.
@@ -238,15 +240,11 @@ impl Config {
             "600",
         )?;
         within("retry_base_ms", raw.retry_base_ms, RETRY_BASE_MS, "1000")?;
-        if raw.store != "sqlite" {
-            let shown = if raw.store.starts_with("postgres") {
-                "a PostgreSQL URL"
-            } else {
-                "this value"
-            };
-            return Err(Error::config(format!(
-                "configuration: store: {shown} is not supported by this build; use \"sqlite\" (the default). The shared PostgreSQL store for clusters is not available yet"
-            )));
+        let store = parse_store(&raw.store)?;
+        if matches!(store, StoreKind::Postgres(_)) && raw.token_key_file.is_none() {
+            return Err(Error::config(
+                "configuration: token_key_file: required with the PostgreSQL store; every node must seal tokens with the same key: create it once (head -c 32 /dev/urandom > FILE; chmod 600 FILE), copy it to each node and name it here",
+            ));
         }
 
         let default_settings = Arc::new(DomainSettings {
@@ -306,6 +304,7 @@ impl Config {
             retry_base: Duration::from_millis(raw.retry_base_ms),
             requests_per_minute: raw.google_requests_per_minute,
             token_key_file: raw.token_key_file,
+            store,
             google,
             default_settings,
             domains,
@@ -321,6 +320,92 @@ impl Config {
             .get(domain_of(account))
             .unwrap_or(&self.default_settings)
     }
+}
+
+/// Where the plugin keeps its state: SQLite in data_dir (one node), or PostgreSQL (shared by a
+/// cluster's nodes).
+#[derive(Debug)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres(Box<PgUrl>),
+}
+
+/// A PostgreSQL store's connection settings, parsed from the configuration's URL. Its
+/// password must never be shown: `Display` gives user, hosts and database only.
+#[derive(Clone)]
+pub struct PgUrl {
+    pub settings: postgres::Config,
+    described: String,
+}
+
+impl PgUrl {
+    pub fn parse(url: &str) -> Result<PgUrl> {
+        let malformed = || {
+            Error::config(
+                "configuration: store: the PostgreSQL URL is malformed; write it as postgresql://USER@HOST:PORT/DBNAME?sslmode=require (a password may follow the user as USER:PASSWORD)",
+            )
+        };
+        // Only URLs: postgres::Config also takes "key=value" strings, which this field does
+        // not document.
+        if !(url.starts_with("postgresql://") || url.starts_with("postgres://")) {
+            return Err(malformed());
+        }
+        let mut settings: postgres::Config = url.parse().map_err(|_| malformed())?;
+        let hosts: Vec<String> = settings
+            .get_hosts()
+            .iter()
+            .zip(settings.get_ports().iter().chain(std::iter::repeat(&5432)))
+            .map(|(host, port)| match host {
+                postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+                postgres::config::Host::Unix(path) => format!("{}:{port}", path.display()),
+            })
+            .collect();
+        if hosts.is_empty() {
+            return Err(Error::config(
+                "configuration: store: the PostgreSQL URL names no host; write it as postgresql://USER@HOST:PORT/DBNAME",
+            ));
+        }
+        if settings.get_connect_timeout().is_none() {
+            // An unreachable server must fail an open (or a write) in seconds, not minutes.
+            settings.connect_timeout(Duration::from_secs(5));
+        }
+        settings.application_name("google-integration");
+        let described = format!(
+            "{}@{}/{}",
+            settings.get_user().unwrap_or("?"),
+            hosts.join(","),
+            settings.get_dbname().unwrap_or("?")
+        );
+        Ok(PgUrl {
+            settings,
+            described,
+        })
+    }
+}
+
+/// user@host:port/dbname: never the password.
+impl fmt::Display for PgUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.described)
+    }
+}
+
+impl fmt::Debug for PgUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PgUrl({})", self.described)
+    }
+}
+
+fn parse_store(store: &str) -> Result<StoreKind> {
+    if store == "sqlite" {
+        return Ok(StoreKind::Sqlite);
+    }
+    if store.starts_with("postgres") {
+        return Ok(StoreKind::Postgres(Box::new(PgUrl::parse(store)?)));
+    }
+    Err(Error::config(
+        "configuration: store: give \"sqlite\" (the default) or a PostgreSQL URL, postgresql://USER@HOST:PORT/DBNAME",
+    ))
 }
 
 fn within(field: &str, value: u64, bounds: RangeInclusive<u64>, default: &str) -> Result<()> {

@@ -9,6 +9,7 @@ use parking_lot::RwLock;
 use crate::book::contact::Source;
 use crate::book::numbers::ContactIndex;
 use crate::config::Config;
+use crate::google::calendar;
 use crate::google::http::HttpClient;
 use crate::presence::PresenceBook;
 use crate::store::{Store, StoredAccount, StoredSource};
@@ -70,7 +71,7 @@ impl From<StoredAccount> for AccountState {
 /// What every part of the plugin shares: the sync worker's threads hold it too.
 pub struct Core {
     pub config: Config,
-    pub store: Store,
+    pub store: Box<dyn Store>,
     pub http: HttpClient,
     pub index: ContactIndex,
     pub presence: PresenceBook,
@@ -182,6 +183,23 @@ impl Core {
             s.presence_issue = Some(reason.to_owned())
         });
     }
+}
+
+/// Whether the account's calendar is fetched: presence is on for its domain and its grant
+/// covers free/busy times.
+pub fn calendar_fetched(config: &Config, account: &str, state: &AccountState) -> bool {
+    config.settings_for(account).calendar && calendar::grants_free_busy(&state.scopes)
+}
+
+/// The yellow ! of an account whose configuration wants its calendar but whose grant lacks it.
+pub fn missing_calendar_scope(
+    config: &Config,
+    account: &str,
+    state: &AccountState,
+) -> Option<String> {
+    (config.settings_for(account).calendar && !calendar::grants_free_busy(&state.scopes)).then(|| {
+        format!("calendar presence is on, but Google did not grant {account} access to its calendar's free/busy times: click \"Get auth code\" to grant calendar access (keep the calendar box ticked on Google's consent screen)")
+    })
 }
 
 pub use crate::clock::unix_now;

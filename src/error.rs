@@ -80,6 +80,32 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+impl From<postgres::Error> for Error {
+    fn from(e: postgres::Error) -> Error {
+        // Values travel as bound parameters, and the server's messages name tables and keys,
+        // so the text names the failure, never a token or the store's password.
+        Error::storage(format!(
+            "the PostgreSQL store failed ({}); check the server's log, and that this node's user may write the plugin's tables",
+            pg_cause(&e)
+        ))
+    }
+}
+
+/// A PostgreSQL error with its causes ("error connecting to server: Connection refused"):
+/// its own text alone often leaves the cause out.
+pub fn pg_cause(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
         // Statements only ever carry values as bound parameters, so the text of a SQLite

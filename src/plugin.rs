@@ -15,13 +15,15 @@ use crate::book::contact::Source;
 use crate::book::names::Query;
 use crate::book::numbers::{AccountIndex, ContactIndex, ContactMatch, GroupNames};
 use crate::config::Config;
-use crate::core::{rfc3339, unix_now, AccountState, Core, Status};
+use crate::core::{
+    calendar_fetched, missing_calendar_scope, rfc3339, unix_now, AccountState, Core, Status,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::google::calendar;
 use crate::google::http::{HttpClient, Limits};
 use crate::google::oauth::{self, Callback};
 use crate::presence::{Presence, PresenceBook};
-use crate::store::{PendingAuth, Sealer, Store, Tokens};
+use crate::store::{self, PendingAuth, Sealer, Store, Tokens};
 use crate::sync::{Job, SyncWorker};
 
 /// How long a state from `auth_url` may wait for Google's redirect.
@@ -74,7 +76,7 @@ impl Plugin {
     pub fn open(config_json: &str) -> Result<Plugin> {
         let config = Config::parse(config_json)?;
         let sealer = Sealer::load(config.token_key_file.as_deref(), &config.data_dir)?;
-        let store = Store::open(&config.data_dir, sealer)?;
+        let store = store::open(&config.store, &config.data_dir, sealer)?;
         let http = HttpClient::new(Limits {
             requests_per_minute: config.requests_per_minute,
             ..Limits::default()
@@ -83,7 +85,7 @@ impl Plugin {
         // A source dropped from the configuration leaves nothing behind (and added back, it
         // starts with a full sync).
         for (account, source) in
-            store.forget_sources(|account| config.settings_for(account).sources.clone())?
+            store.forget_sources(&|account| config.settings_for(account).sources.clone())?
         {
             log::info!(
                 "account {account}: {} are no longer among its sources; what was synced of them is erased",
@@ -100,13 +102,13 @@ impl Plugin {
                 account.sources[source as usize] = state;
             }
         }
-        let presence = load_presence(&store, &config, &mut accounts)?;
+        let presence = load_presence(&*store, &config, &mut accounts)?;
         let calendars: Vec<String> = accounts
             .iter()
             .filter(|(account, state)| calendar_fetched(&config, account, state))
             .map(|(account, _)| account.clone())
             .collect();
-        let built = build_indexes(&store, &config)?;
+        let built = build_indexes(&*store, &config)?;
         let index = ContactIndex::default();
         index.replace_all(built);
         let schedule: Vec<(String, Option<i64>)> = accounts
@@ -509,30 +511,17 @@ impl Drop for Plugin {
     }
 }
 
-/// Whether the account's calendar is fetched: presence is on for its domain and its grant
-/// covers free/busy times.
-fn calendar_fetched(config: &Config, account: &str, state: &AccountState) -> bool {
-    config.settings_for(account).calendar && calendar::grants_free_busy(&state.scopes)
-}
-
-/// The yellow ! of an account whose configuration wants its calendar but whose grant lacks it.
-fn missing_calendar_scope(config: &Config, account: &str, state: &AccountState) -> Option<String> {
-    (config.settings_for(account).calendar && !calendar::grants_free_busy(&state.scopes)).then(|| {
-        format!("calendar presence is on, but Google did not grant {account} access to its calendar's free/busy times: click \"Get auth code\" to grant calendar access (keep the calendar box ticked on Google's consent screen)")
-    })
-}
-
 /// The calendar answers and problems the store kept, for accounts whose presence is on: what
 /// was kept of accounts whose presence was turned off is erased (busy times are personal
 /// data, kept only while they serve). Sets each account's calendar problem.
 fn load_presence(
-    store: &Store,
+    store: &dyn Store,
     config: &Config,
     accounts: &mut HashMap<String, AccountState>,
 ) -> Result<PresenceBook> {
     let stale_after = 3 * config.presence_interval.as_secs() as i64;
     let book = PresenceBook::new(stale_after);
-    for stored in store.presences()? {
+    for stored in store.presences(None)? {
         let Some(state) = accounts.get_mut(&stored.account) else {
             continue;
         };
@@ -562,7 +551,10 @@ fn load_presence(
 /// Every stored account's index, built while the store is still being read: the store is
 /// read on this thread and the indexes (numbers and names) are built on the others, so that
 /// an open with a million stored numbers takes what the slower of the two takes.
-fn build_indexes(store: &Store, config: &Config) -> Result<Vec<(String, Source, AccountIndex)>> {
+fn build_indexes(
+    store: &dyn Store,
+    config: &Config,
+) -> Result<Vec<(String, Source, AccountIndex)>> {
     type Loaded = (String, Source, crate::store::Loaded, GroupNames);
     let builders = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
     let (loaded, to_build) = std::sync::mpsc::sync_channel::<Loaded>(builders * 2);
@@ -595,7 +587,7 @@ fn build_indexes(store: &Store, config: &Config) -> Result<Vec<(String, Source, 
                 })
             })
             .collect();
-        let read = store.for_each_book(|account, source, contacts, group_names| {
+        let read = store.for_each_book(&mut |account, source, contacts, group_names| {
             let _ = loaded.send((account, source, contacts, group_names));
         });
         drop(loaded);

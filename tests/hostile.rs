@@ -875,7 +875,11 @@ fn no_sync_token_or_page_token_reaches_the_status_or_the_log() {
         requests[before].query_param("syncToken"),
         Some(sync_token.as_str())
     );
-    let Harness { fake, dir: _dir } = h;
+    let Harness {
+        fake,
+        dir: _dir,
+        pg: _pg,
+    } = h;
     drop(fake);
     let status = wait_for_issue(&plugin, ACCOUNT, PATIENCE);
     seen.push(status.to_string());

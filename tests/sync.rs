@@ -212,13 +212,13 @@ fn an_expired_sync_token_triggers_one_clean_full_sync() {
 
 /// The store's contact ids by resource name (read with the plugin closed).
 fn stored_ids(h: &Harness) -> Vec<(String, i64)> {
-    read_db(h, |db| {
-        let mut stmt = db
-            .prepare("SELECT resource_name, id FROM contacts ORDER BY resource_name")
-            .unwrap();
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
-        rows.map(Result::unwrap).collect()
-    })
+    store_query(
+        h,
+        "SELECT resource_name, id FROM contacts ORDER BY resource_name",
+    )
+    .into_iter()
+    .map(|row| (row[0].clone(), row[1].parse().unwrap()))
+    .collect()
 }
 
 #[test]
@@ -622,7 +622,11 @@ fn a_restarted_plugin_answers_from_the_store_with_google_unreachable() {
         let plugin = h.open();
         h.connect_and_sync(&plugin, ACCOUNT, ALICE);
     }
-    let Harness { fake, dir: _dir } = h;
+    let Harness {
+        fake,
+        dir: _dir,
+        pg: _pg,
+    } = h;
     drop(fake);
     let plugin = Harness::open_config(&config);
     assert_eq!(

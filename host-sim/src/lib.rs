@@ -2,6 +2,7 @@
 //! `plugin` loads the cdylib exactly as the PBX does; `fake_google` is Google on loopback.
 
 pub mod fake_google;
+pub mod pg;
 pub mod plugin;
 
 use fake_google::FakeGoogle;

@@ -1,13 +1,185 @@
 //! What the plugin persists: pending authorizations, tokens, sync state and contacts of each
-//! source, and calendar presence. The
-//! plugin uses the `Store` of `sqlite`, whose tokens `seal` encrypts; the types here are what
-//! crosses the interface.
+//! source, and calendar presence. `Store` is the one interface; `sqlite` (one node, the
+//! default) and `postgres` (a cluster's shared store) implement it, and `seal` encrypts the
+//! tokens of both. The types here are what crosses the interface.
 
+mod postgres;
 mod seal;
 mod sqlite;
 
+use std::path::Path;
+use std::sync::mpsc::Receiver;
+
+use crate::book::contact::{Contact, Source};
+use crate::book::numbers::GroupNames;
+use crate::config::StoreKind;
+use crate::error::Result;
+use crate::presence::BusyTimes;
+
+pub use postgres::PgStore;
 pub use seal::{Sealer, KEY_FILE};
-pub use sqlite::{Committed, Landing, Loaded, Store, DATABASE_FILE};
+pub use sqlite::{Committed, Landing, Loaded, SqliteStore, DATABASE_FILE};
+
+/// Opens the store the configuration names, in `data_dir` (whose lock it holds while open:
+/// one plugin per data_dir, with either store).
+pub fn open(kind: &StoreKind, data_dir: &Path, sealer: Sealer) -> Result<Box<dyn Store>> {
+    Ok(match kind {
+        StoreKind::Sqlite => Box::new(SqliteStore::open(data_dir, sealer)?),
+        StoreKind::Postgres(url) => Box::new(PgStore::open(url, data_dir, sealer)?),
+    })
+}
+
+/// Everything the plugin persists, whichever database holds it. Each method is one
+/// transaction; a write for an account's connection that is no longer current changes nothing.
+/// See `SqliteStore` for what each does; `PgStore` does the same on PostgreSQL, and also tells
+/// the other nodes what changed (`changes`).
+pub trait Store: Send + Sync {
+    /// Stores a new pending authorization, and drops those created before `expired_before`.
+    fn insert_pending(
+        &self,
+        state_hash: &[u8],
+        pending: &PendingAuth,
+        expired_before: i64,
+    ) -> Result<()>;
+    /// Removes and returns the pending authorization for a state (spent once).
+    fn take_pending(&self, state_hash: &[u8], expired_before: i64) -> Result<Option<PendingAuth>>;
+    /// Stores a new connection's tokens, replacing an older connection's.
+    fn connect_account(
+        &self,
+        account: &str,
+        tokens: &Tokens,
+        scopes: &[String],
+        now: i64,
+    ) -> Result<StoredAccount>;
+    fn account(&self, account: &str) -> Result<Option<StoredAccount>>;
+    fn accounts(&self) -> Result<Vec<StoredAccount>>;
+    fn tokens(&self, account: &str, connection_id: i64) -> Result<Option<Tokens>>;
+    fn update_access_token(
+        &self,
+        account: &str,
+        connection_id: i64,
+        access_token: &str,
+        expires_at: Option<i64>,
+        new_refresh_token: Option<&str>,
+    ) -> Result<()>;
+    fn set_health(
+        &self,
+        account: &str,
+        connection_id: i64,
+        issue: Option<&str>,
+        last_error: Option<&str>,
+    ) -> Result<()>;
+    /// Erases everything of the account's connection; false when it has another by now.
+    fn delete_account(&self, account: &str, connection_id: i64) -> Result<bool>;
+    /// Every stored calendar answer and problem (or one account's), of current connections.
+    fn presences(&self, only: Option<&str>) -> Result<Vec<StoredPresence>>;
+    /// Stores a good calendar answer, then runs `after_commit` while the store is still
+    /// locked; false, changing nothing, when the connection is no longer current.
+    fn save_presence(
+        &self,
+        account: &str,
+        connection_id: i64,
+        busy: &BusyTimes,
+        after_commit: &mut dyn FnMut(),
+    ) -> Result<bool>;
+    fn set_presence_issue(
+        &self,
+        account: &str,
+        connection_id: i64,
+        issue: Option<&str>,
+    ) -> Result<()>;
+    fn delete_presence(&self, account: &str) -> Result<()>;
+    fn sync_token(
+        &self,
+        account: &str,
+        connection_id: i64,
+        source: Source,
+    ) -> Result<Option<String>>;
+    fn set_source_error(
+        &self,
+        account: &str,
+        connection_id: i64,
+        source: Source,
+        error: Option<&str>,
+    ) -> Result<()>;
+    fn forget_older_source(
+        &self,
+        account: &str,
+        connection_id: i64,
+        source: Source,
+    ) -> Result<bool>;
+    fn source_states(&self, only: Option<&str>) -> Result<Vec<(String, Source, StoredSource)>>;
+    fn forget_sources(&self, keep: &dyn Fn(&str) -> Vec<Source>) -> Result<Vec<(String, Source)>>;
+    /// Lands a whole sync of one source in one transaction, then runs `after_commit` while
+    /// the store is still locked (so memory changes in the order of the commits), with a
+    /// reader of the committed state. false, changing nothing, when the connection is no
+    /// longer current.
+    fn commit_sync(
+        &self,
+        account: &str,
+        connection_id: i64,
+        landing: &Landing<'_>,
+        now: i64,
+        after_commit: &mut dyn FnMut(&dyn StoreRead, &Committed) -> Result<()>,
+    ) -> Result<bool>;
+    /// Hands every account's stored contacts and group names to `each`, a source at a time.
+    fn for_each_book(&self, each: &mut dyn FnMut(String, Source, Loaded, GroupNames))
+        -> Result<()>;
+    /// One source's contacts of the account and the account's group names, as stored.
+    fn book(&self, account: &str, source: Source) -> Result<(Loaded, GroupNames)>;
+    /// A consistent copy of the store in a new file (SQLite only).
+    fn backup(&self, target: &Path) -> Result<()>;
+    /// Makes what was written durable in the store's own files (SQLite's WAL); on close too.
+    fn checkpoint(&self) -> Result<()>;
+    /// Claims the account's `job` for this node (see `Claim`); `fresh_within` seconds: a run
+    /// another node claimed that recently makes this one unneeded. A single node's store
+    /// always grants.
+    fn claim(&self, account: &str, job: &str, fresh_within: Option<i64>) -> Result<Claim>;
+    /// Gives a granted claim back.
+    fn release(&self, account: &str, job: &str);
+    /// What other nodes changed in a shared store, as it happens (taken once); None for a
+    /// store no other node writes.
+    fn changes(&self) -> Option<Receiver<Change>>;
+}
+
+/// What `Store::commit_sync` lets its callback read of the state it just committed.
+pub trait StoreRead {
+    /// One source's contacts of the account, as the store holds them.
+    fn contacts_of(&self, account: &str, source: Source) -> Result<Loaded>;
+    /// One source's contacts of the account that hold one of `e164s` or `nationals` (with
+    /// their numbers in stored order), for patching the index.
+    fn holders(
+        &self,
+        account: &str,
+        source: Source,
+        e164s: &[u64],
+        nationals: &[u64],
+    ) -> Result<Vec<Contact>>;
+}
+
+/// The answer to `Store::claim`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// This node runs the job; `Store::release` when it ends. Dies with the node.
+    Granted,
+    /// Another node is running it now.
+    Busy,
+    /// Another node ran it within `fresh_within` seconds, at this Unix time.
+    Fresh(i64),
+}
+
+/// What another node changed in a shared store: reload it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The account's connection, tokens or status (or it is gone).
+    Account(String),
+    /// One source's contacts of the account.
+    Contacts(String, Source),
+    /// The account's calendar presence.
+    Presence(String),
+    /// Anything: changes may have been missed (the store was out of reach).
+    Everything,
+}
 
 /// What the database remembers of a connected account besides its tokens.
 #[derive(Clone, Debug, PartialEq, Eq)]

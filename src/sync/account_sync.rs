@@ -15,7 +15,7 @@ use crate::book::patch::Change as IndexChange;
 use crate::core::{unix_now, Core};
 use crate::google::oauth;
 use crate::google::people::{self, Change};
-use crate::store::{Landing, Store};
+use crate::store::Landing;
 
 /// The most pages one sync follows (the contract's 1,000: a million contacts at Google's
 /// page size). A reply that keeps sending page tokens past it is not Google's.
@@ -325,12 +325,13 @@ impl SourceSync<'_, '_> {
         });
         let built_in = building.elapsed();
         let started = Instant::now();
-        let landed = core.store.commit_sync(
+        let mut landed = None;
+        core.store.commit_sync(
             account,
             self.session.connection_id,
             &landing,
             unix_now(),
-            |conn, committed| {
+            &mut |stored, committed| {
                 let written = started.elapsed();
                 // A book a failed build left behind the store is rebuilt even when nothing
                 // changed this time.
@@ -341,7 +342,8 @@ impl SourceSync<'_, '_> {
                 if !committed.contacts_changed && !committed.groups_changed && !behind {
                     // Nothing to patch or rebuild: the index in memory is this state.
                     let counts = core.index.source_counts(account, source);
-                    return Ok((counts, Landed::Kept, [written; 2]));
+                    landed = Some((counts, Landed::Kept, [written; 2]));
+                    return Ok(());
                 }
                 // An incremental sync patches the index in proportion to what changed; a full
                 // sync, new group names (every member's text changes) or a patch grown too
@@ -354,7 +356,7 @@ impl SourceSync<'_, '_> {
                         deletions: &deletions,
                     };
                     let patched = current.patched(&change, &group_names, only_groups, |e, n| {
-                        Store::holders(conn, account, source, e, n)
+                        stored.holders(account, source, e, n)
                     });
                     match patched {
                         Ok(Some(book)) => {
@@ -362,7 +364,8 @@ impl SourceSync<'_, '_> {
                             let size = book.patch_size();
                             core.index.replace_book(account, source, book);
                             let took = [written, started.elapsed()];
-                            return Ok((counts, Landed::Patched(size), took));
+                            landed = Some((counts, Landed::Patched(size), took));
+                            return Ok(());
                         }
                         Ok(None) => {}
                         // The changes are committed: the index must follow them, so a failed
@@ -378,10 +381,10 @@ impl SourceSync<'_, '_> {
                 if let Some(book) = core.index.book(account, source) {
                     book.mark_rebuild_due();
                 }
-                let (index, landed) = match prebuilt.take() {
+                let (index, how) = match prebuilt.take() {
                     Some(index) => (index.with_store_ids(&committed.upsert_ids), Landed::Built),
                     None => {
-                        let loaded = Store::contacts_of(conn, account, source)?;
+                        let loaded = stored.contacts_of(account, source)?;
                         let index = AccountIndex::build_stored(
                             &loaded.contacts,
                             &loaded.ids,
@@ -393,7 +396,8 @@ impl SourceSync<'_, '_> {
                 };
                 let counts = (index.contact_count(), index.number_count());
                 core.index.replace(account, source, index);
-                Ok((counts, landed, [written, started.elapsed()]))
+                landed = Some((counts, how, [written, started.elapsed()]));
+                Ok(())
             },
         )?;
         let Some(((contacts, numbers), landed, [written, indexed])) = landed else {

@@ -6,6 +6,7 @@
 //! leaves the last complete state.
 
 mod account_sync;
+mod follow;
 mod presence_fetch;
 mod schedule;
 mod session;
@@ -20,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::core::{unix_now, Core};
+use crate::store::{Claim, Store};
 use account_sync::run_sync;
 use presence_fetch::run_presence;
 use schedule::Queue;
@@ -60,6 +62,14 @@ impl Job {
                 Duration::from_secs((at - now).max(0) as u64)
             }
             Job::Presence => config.presence_interval,
+        }
+    }
+
+    /// The job's name in the store's claims (see `Store::claim`).
+    fn claim_name(self) -> &'static str {
+        match self {
+            Job::Contacts => "contacts",
+            Job::Presence => "presence",
         }
     }
 
@@ -151,6 +161,9 @@ impl SyncWorker {
             );
         }
         for account in calendars {
+            // Asked for, as the contract wants a fetch at open: even when another node (or
+            // this one before a restart) fetched it a moment ago.
+            queue.asked.insert((account.clone(), Job::Presence));
             queue.due.insert((account, Job::Presence), now);
         }
         let shared = Arc::new(Shared {
@@ -161,7 +174,7 @@ impl SyncWorker {
             pause_lock: Mutex::new(()),
             pause_wake: Condvar::new(),
         });
-        let threads = (0..WORKERS)
+        let mut threads: Vec<JoinHandle<()>> = (0..WORKERS)
             .map(|n| {
                 let shared = shared.clone();
                 std::thread::Builder::new()
@@ -170,6 +183,16 @@ impl SyncWorker {
                     .expect("spawning a sync thread")
             })
             .collect();
+        // A shared store (a cluster's): what other nodes change reaches this one's memory.
+        if let Some(changes) = shared.core.store.changes() {
+            let shared = shared.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("gi-store-follow".into())
+                    .spawn(move || follow::follow(&shared, &changes))
+                    .expect("spawning the store's follower"),
+            );
+        }
         SyncWorker { shared, threads }
     }
 
@@ -180,6 +203,7 @@ impl SyncWorker {
         let next = Instant::now() + job.next_wait(&self.shared.core.config, account);
         let task = (account.to_owned(), job);
         queue.due.entry(task.clone()).or_insert(next);
+        queue.asked.insert(task.clone());
         queue.push(&task);
         self.shared.wake.notify_one();
     }
@@ -196,7 +220,7 @@ impl SyncWorker {
     /// Takes the account's job off the schedule. A run already going for it finds the
     /// account gone (or reconnected) when it tries to commit, and changes nothing.
     pub fn forget(&self, account: &str, job: Job) {
-        self.shared.queue.lock().forget(&(account.to_owned(), job));
+        self.shared.forget(account, job);
     }
 
     /// Stops every worker; a sync in flight stops at its next step without committing.
@@ -213,6 +237,20 @@ impl SyncWorker {
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
+    }
+}
+
+impl Shared {
+    /// Puts the account's job on the schedule at its next regular run, unless it is on it.
+    fn schedule(&self, account: &str, job: Job) {
+        let mut queue = self.queue.lock();
+        let next = Instant::now() + job.next_wait(&self.core.config, account);
+        queue.due.entry((account.to_owned(), job)).or_insert(next);
+        self.wake.notify_one();
+    }
+
+    fn forget(&self, account: &str, job: Job) {
+        self.queue.lock().forget(&(account.to_owned(), job));
     }
 }
 
@@ -237,7 +275,8 @@ fn worker_loop(shared: &Shared) {
                 if let Some(task) = queue.ready.pop_front() {
                     queue.queued.remove(&task);
                     queue.running.insert(task.clone());
-                    break task;
+                    let asked = queue.asked.remove(&task);
+                    break (task, asked);
                 }
                 match queue.next_deadline() {
                     Some(at) => {
@@ -247,12 +286,13 @@ fn worker_loop(shared: &Shared) {
                 }
             }
         };
+        let (task, asked) = task;
         let (account, job) = (&task.0, task.1);
 
         // A panic in one run must not take the worker (or the PBX) down with it, nor leave
         // the account looking as if it were syncing still.
         let end = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            job.run(shared, account)
+            run_claimed(shared, account, job, asked)
         }))
         .unwrap_or_else(|_| {
             if let Some(connection_id) = shared.core.connection_id(account) {
@@ -308,6 +348,59 @@ fn worker_loop(shared: &Shared) {
             queue.push(&task);
             shared.wake.notify_one();
         }
+    }
+}
+
+/// Runs the job when this node may: in a cluster, one node at a time runs an account's job,
+/// and a due run that another node made a moment ago (within half an interval) is not made
+/// again, so N nodes ask Google as often as one. A run asked for (a connect, Sync now) waits
+/// only for one in flight.
+fn run_claimed(shared: &Shared, account: &str, job: Job, asked: bool) -> SyncEnd {
+    let store = &shared.core.store;
+    let fresh_within = (!asked).then(|| (job.interval(&shared.core.config).as_secs() / 2) as i64);
+    match store.claim(account, job.claim_name(), fresh_within) {
+        Ok(Claim::Granted) => {
+            let _claimed = Claimed {
+                store: &**store,
+                account,
+                job,
+            };
+            job.run(shared, account)
+        }
+        Ok(Claim::Busy) => {
+            log::debug!(
+                "account {account}: another node runs its {} now; this node waits for the next",
+                job.noun()
+            );
+            SyncEnd::Done
+        }
+        Ok(Claim::Fresh(at)) => {
+            log::debug!(
+                "account {account}: another node ran its {} at {at}; this node waits for the next",
+                job.noun()
+            );
+            SyncEnd::Done
+        }
+        Err(e) => {
+            log::warn!(
+                "account {account}: the {} waits for the store: {e}",
+                job.noun()
+            );
+            SyncEnd::Done
+        }
+    }
+}
+
+/// A granted claim, given back when the run ends, a panic included.
+struct Claimed<'a> {
+    store: &'a dyn Store,
+    account: &'a str,
+    job: Job,
+}
+
+impl Drop for Claimed<'_> {
+    fn drop(&mut self) {
+        self.store.release(self.account, self.job.claim_name());
     }
 }
 

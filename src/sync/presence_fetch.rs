@@ -25,7 +25,7 @@ pub(super) fn run_presence(shared: &Shared, account: &str) -> SyncEnd {
         let count = busy.periods().len();
         let landed = core
             .store
-            .save_presence(account, connection_id, &busy, || {
+            .save_presence(account, connection_id, &busy, &mut || {
                 core.presence.set(account, busy.clone())
             })?;
         if landed {

@@ -19,6 +19,9 @@ pub struct Queue {
     pub again: HashSet<Task>,
     /// When each scheduled task is next due.
     pub due: HashMap<Task, Instant>,
+    /// Asked for (a connect, Sync now) rather than due: run even when another node of a
+    /// cluster ran it a moment ago.
+    pub asked: HashSet<Task>,
     /// Runs in a row that ended with Google asking to wait longer than a run waits: each
     /// counts as a retry, so the account turns yellow only after three.
     pub deferrals: HashMap<Task, u32>,
@@ -52,6 +55,7 @@ impl Queue {
     pub fn forget(&mut self, task: &Task) {
         self.due.remove(task);
         self.again.remove(task);
+        self.asked.remove(task);
         self.deferrals.remove(task);
         if self.queued.remove(task) {
             self.ready.retain(|t| t != task);

@@ -2,6 +2,8 @@
 //! it), a fake Google on 127.0.0.1, a temporary data_dir, and the connect flow.
 #![allow(dead_code)]
 
+pub use host_sim::pg;
+
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::path::Path;
 use std::sync::{Mutex, Once, OnceLock};
@@ -26,18 +28,59 @@ pub fn api() -> &'static Api {
 pub struct Harness {
     pub fake: FakeGoogle,
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL store the plugins of this test share, when it runs on one.
+    pub pg: Option<SharedStore>,
+}
+
+/// A test's PostgreSQL server and the database its plugins share.
+pub struct SharedStore {
+    pub server: pg::PgServer,
+    pub url: String,
+}
+
+/// Which store the tests of this run use: `GI_TEST_STORE=postgresql` runs them on a
+/// PostgreSQL server each test starts (tests/run-all runs the store's tests both ways).
+pub fn on_postgres() -> bool {
+    std::env::var("GI_TEST_STORE").is_ok_and(|v| v == "postgresql")
 }
 
 impl Harness {
+    /// A fake Google and a data_dir, on the store this run tests (see `on_postgres`).
     pub fn new() -> Harness {
+        Harness::with_store(on_postgres())
+    }
+
+    /// The same, always on a PostgreSQL store of its own.
+    pub fn on_postgres() -> Harness {
+        Harness::with_store(true)
+    }
+
+    fn with_store(postgres: bool) -> Harness {
         let fake = FakeGoogle::start();
         fake.add_client(Client::new(CLIENT_ID, CLIENT_SECRET, &[REDIRECT_URI]));
         fake.add_user(ALICE, "Alice Example");
         fake.add_user(BOB, "Bob Example");
-        Harness {
-            fake,
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pg = postgres.then(|| {
+            pg::write_key(&dir.path().join("cluster.key"));
+            let server = pg::PgServer::start();
+            let url = server.new_database();
+            SharedStore { server, url }
+        });
+        Harness { fake, dir, pg }
+    }
+
+    /// Whether this test runs on SQLite: a test about SQLite's files says so and checks them
+    /// only then.
+    pub fn on_sqlite(&self) -> bool {
+        self.pg.is_none()
+    }
+
+    /// Another node's configuration: its own data_dir, the same store and key.
+    pub fn node_config(&self, node: &str) -> Value {
+        let mut config = self.config();
+        config["data_dir"] = json!(self.dir.path().join(node));
+        config
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -47,7 +90,7 @@ impl Harness {
     /// A configuration pointing at the fake, with short retries, no periodic sync during a
     /// test unless it asks for one, and no request budget to wait for.
     pub fn config(&self) -> Value {
-        json!({
+        let mut config = json!({
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
             "redirect_uri": REDIRECT_URI,
@@ -58,7 +101,12 @@ impl Harness {
             // No request budget to speak of: tests that are about the budget set their own.
             "google_requests_per_minute": 100000,
             "google": self.fake.config_json(),
-        })
+        });
+        if let Some(pg) = &self.pg {
+            config["store"] = json!(pg.url);
+            config["token_key_file"] = json!(self.dir.path().join("cluster.key"));
+        }
+        config
     }
 
     pub fn open(&self) -> Plugin<'static> {
@@ -170,16 +218,72 @@ pub fn read_db<T>(h: &Harness, query: impl FnOnce(&rusqlite::Connection) -> T) -
     query(&db)
 }
 
-/// (refresh token, access token) of the only account.
+/// Runs `sql` (no parameters; the same text on both stores) on the test's store, SQLite
+/// (with the plugin closed: see `read_db`) or PostgreSQL, and returns each row's columns as
+/// text, NULL as "NULL".
+pub fn store_query(h: &Harness, sql: &str) -> Vec<Vec<String>> {
+    store_query_at(h.data_dir(), h.pg.as_ref(), sql)
+}
+
+/// `store_query` on the store of a harness taken apart (its fake Google dropped).
+pub fn store_query_at(dir: &Path, pg: Option<&SharedStore>, sql: &str) -> Vec<Vec<String>> {
+    if let Some(pg) = pg {
+        let mut client = pg.server.client(&pg.url);
+        return client
+            .simple_query(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .into_iter()
+            .filter_map(|message| match message {
+                postgres::SimpleQueryMessage::Row(row) => Some(
+                    (0..row.len())
+                        .map(|i| row.get(i).unwrap_or("NULL").to_owned())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect();
+    }
+    let db = rusqlite::Connection::open(dir.join("data/google-integration.sqlite3"))
+        .expect("open the database");
+    {
+        let mut stmt = db.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let columns = stmt.column_count();
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((0..columns)
+                    .map(|i| match row.get_ref(i).unwrap() {
+                        rusqlite::types::ValueRef::Null => "NULL".to_owned(),
+                        rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                        rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                        rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                            String::from_utf8_lossy(t).into_owned()
+                        }
+                    })
+                    .collect())
+            })
+            .unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+}
+
+/// One number from the test's store (see `store_query`), e.g. a count.
+pub fn store_number(h: &Harness, sql: &str) -> i64 {
+    store_query(h, sql)[0][0].parse().expect("a number")
+}
+
+/// (refresh token, access token) of the only account, as stored (sealed).
 pub fn stored_tokens(h: &Harness) -> (String, String) {
-    read_db(h, |db| {
-        db.query_row(
-            "SELECT refresh_token, access_token FROM accounts",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .expect("one account")
-    })
+    let rows = store_query(h, "SELECT refresh_token, access_token FROM accounts");
+    assert_eq!(rows.len(), 1, "one account");
+    (rows[0][0].clone(), rows[0][1].clone())
+}
+
+/// Where the test's token key is: the named key file with PostgreSQL, else data_dir's.
+pub fn key_path(h: &Harness) -> std::path::PathBuf {
+    match &h.pg {
+        Some(_) => h.data_dir().join("cluster.key"),
+        None => h.data_dir().join("data/token.key"),
+    }
 }
 
 /// Every file under `dir`, read whole.

@@ -1,0 +1,229 @@
+//! A real PostgreSQL server of its own, for a test, `host-sim cluster` or the bench, started
+//! from Debian's `postgresql` package: `initdb` and `pg_ctl` in a temporary directory,
+//! listening on 127.0.0.1 only, with password authentication (so that tests can check the
+//! password never shows). The server refuses to run as root, so as root it runs as the
+//! package's `postgres` user. Stopped and erased on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The password of the tests' database user: tests search every message for it.
+pub const PASSWORD: &str = "pw-Zq8-never-shown";
+pub const USER: &str = "gi";
+
+pub struct PgServer {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl PgServer {
+    pub fn start() -> PgServer {
+        let bin = server_binaries();
+        let dir = tempfile::Builder::new()
+            .prefix("gi-pg-")
+            .tempdir()
+            .expect("temp dir");
+        let as_postgres = is_root();
+        if as_postgres {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(
+                status.success(),
+                "cannot hand {} to the postgres user; install Debian's postgresql package, which creates it: sudo apt-get install postgresql",
+                dir.path().display()
+            );
+        }
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, PASSWORD).unwrap();
+        if as_postgres {
+            Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(&pwfile)
+                .status()
+                .unwrap();
+        }
+        let server = PgServer {
+            port: free_port(),
+            bin,
+            as_postgres,
+            dir,
+        };
+        server.run(
+            "initdb",
+            &[
+                "-D",
+                server.data().to_str().unwrap(),
+                "-U",
+                USER,
+                "--pwfile",
+                pwfile.to_str().unwrap(),
+                "--auth-host=scram-sha-256",
+                "--auth-local=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+        );
+        server.start_again();
+        server
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The URL of a new, empty database on this server.
+    pub fn new_database(&self) -> String {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let name = format!(
+            "gi_{}",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        let mut admin = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
+            .expect("connect to the test server");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create a database");
+        self.url(&name)
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "postgresql://{USER}:{PASSWORD}@127.0.0.1:{}/{database}?sslmode=disable",
+            self.port
+        )
+    }
+
+    /// A client for looking into the store.
+    pub fn client(&self, url: &str) -> postgres::Client {
+        postgres::Client::connect(url, postgres::NoTls).expect("connect to the test server")
+    }
+
+    /// Stops the server at once (as a crash or a network cut looks to its clients).
+    pub fn stop(&self) {
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                self.data().to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+    }
+
+    /// Starts it (again), on the same port, and waits until it takes connections.
+    pub fn start_again(&self) {
+        let options = format!(
+            "-h 127.0.0.1 -p {} -k {} -F -c fsync=off -c full_page_writes=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                self.data().to_str().unwrap(),
+                "-o",
+                &options,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let path = self.bin.join(program);
+        let mut command = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            Command::new(&path)
+        };
+        let output = command
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+        assert!(
+            output.status.success(),
+            "{program} failed: {}{}\nserver log: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let path = self.bin.join("pg_ctl");
+        let data = self.data();
+        let mut command = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            Command::new(&path)
+        };
+        let _ = command
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+/// The newest installed server's programs, or a failure that says how to install them.
+fn server_binaries() -> PathBuf {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin).unwrap_or_else(|| {
+        panic!(
+            "this test needs a PostgreSQL server, and /usr/lib/postgresql/*/bin/initdb is missing: install it with `sudo apt-get install postgresql` (tests/run-all and .ci/run install it)"
+        )
+    })
+}
+
+fn is_root() -> bool {
+    let output = Command::new("id").arg("-u").output().expect("id -u");
+    String::from_utf8_lossy(&output.stdout).trim() == "0"
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().unwrap().port()
+}
+
+/// Writes a token key (32 random bytes, 0600) at `path`, as an administrator would.
+pub fn write_key(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let key: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11));
+    std::fs::write(path, key).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}

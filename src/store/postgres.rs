@@ -1,0 +1,1283 @@
+//! The shared store of a PBX cluster: the same tables as `sqlite`, in PostgreSQL, so that
+//! every node sees every state, token and contact. Each node still answers lookups from its
+//! own memory; what this adds is telling the others what changed (`NOTIFY gi_changes`, heard by
+//! a listener thread of each node: see `changes`) and claims, so that one node at a time runs an
+//! account's sync (`claim`: an advisory lock of this node's session, which dies with it).
+//!
+//! One connection behind a mutex serves every write, as in SQLite; a connection that broke (the
+//! server restarted, the network failed) is replaced at the next call, so the plugin reconnects
+//! by itself. Messages name the store as user@host:port/dbname, never with its password.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::{Client, GenericClient, Transaction};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::seal::Sealer;
+use super::sqlite::{lock_data_dir, split_groups, MAX_PENDING_PER_ACCOUNT};
+use super::{
+    Change, Claim, Committed, Landing, Loaded, PendingAuth, Store, StoreRead, StoredAccount,
+    StoredPresence, StoredSource, Tokens,
+};
+use crate::book::contact::{Contact, ContactNumber, Source};
+use crate::book::numbers::GroupNames;
+use crate::book::patch::Replaced;
+use crate::book::phone::{NationalKey, E164};
+use crate::clock::unix_now;
+use crate::config::PgUrl;
+use crate::error::{pg_cause, Error, Result};
+use crate::presence::BusyTimes;
+
+/// The channel every node listens on; a payload is "NODE KIND [SOURCE] ACCOUNT".
+const CHANNEL: &str = "gi_changes";
+/// Taken (for the transaction) by whichever node migrates: nodes starting together migrate
+/// one after the other, and the later ones find nothing left to do.
+const MIGRATION_LOCK: i64 = 0x6769_5f6d_6967_7261; // "gi_migra"
+
+/// Schema migrations, applied in order; `schema_version` records how many have run. Append,
+/// never edit. Text that orders contacts is `COLLATE "C"`, byte order as in SQLite, so both
+/// stores hand the index the same order.
+const MIGRATIONS: &[&str] = &[
+    // 1: the schema of SQLite's migration 6, plus claims.
+    r#"CREATE TABLE pending_auth (
+        state_hash    BYTEA PRIMARY KEY,
+        account       TEXT NOT NULL,
+        pkce_verifier TEXT NOT NULL,
+        created_at    BIGINT NOT NULL
+     );
+     CREATE INDEX pending_auth_by_account ON pending_auth (account, created_at);
+     CREATE TABLE accounts (
+        account           TEXT PRIMARY KEY,
+        connection_id     BIGINT NOT NULL,
+        refresh_token     TEXT NOT NULL,
+        access_token      TEXT,
+        access_expires_at BIGINT,
+        connected_at      BIGINT NOT NULL,
+        status            TEXT NOT NULL CHECK (status IN ('connected', 'issue')),
+        reason            TEXT,
+        last_sync         BIGINT,
+        last_error        TEXT,
+        scopes            TEXT NOT NULL DEFAULT ''
+     );
+     CREATE TABLE contacts (
+        id            BIGSERIAL PRIMARY KEY,
+        account       TEXT COLLATE "C" NOT NULL,
+        source        TEXT COLLATE "C" NOT NULL,
+        resource_name TEXT COLLATE "C" NOT NULL,
+        name          TEXT NOT NULL,
+        company       TEXT NOT NULL,
+        groups        TEXT NOT NULL DEFAULT '',
+        UNIQUE (account, source, resource_name)
+     );
+     CREATE TABLE numbers (
+        contact_id BIGINT NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+        position   INTEGER NOT NULL,
+        e164       BIGINT NOT NULL,
+        national   BIGINT NOT NULL,
+        label      TEXT NOT NULL,
+        PRIMARY KEY (contact_id, position)
+     );
+     CREATE INDEX numbers_by_e164 ON numbers (e164);
+     CREATE INDEX numbers_by_national ON numbers (national);
+     CREATE TABLE contact_groups (
+        account       TEXT NOT NULL,
+        resource_name TEXT NOT NULL,
+        name          TEXT NOT NULL,
+        PRIMARY KEY (account, resource_name)
+     );
+     CREATE TABLE presence (
+        account       TEXT PRIMARY KEY,
+        connection_id BIGINT NOT NULL,
+        fetched_at    BIGINT,
+        window_end    BIGINT,
+        busy          TEXT NOT NULL DEFAULT '',
+        issue         TEXT
+     );
+     CREATE TABLE sources (
+        account       TEXT NOT NULL,
+        source        TEXT NOT NULL,
+        connection_id BIGINT,
+        sync_token    TEXT,
+        last_sync     BIGINT,
+        last_error    TEXT,
+        PRIMARY KEY (account, source)
+     );
+     CREATE TABLE claims (
+        account    TEXT NOT NULL,
+        job        TEXT NOT NULL,
+        node       BIGINT NOT NULL,
+        claimed_at BIGINT NOT NULL,
+        PRIMARY KEY (account, job)
+     );"#,
+];
+
+pub struct PgStore {
+    url: PgUrl,
+    tls: MakeRustlsConnect,
+    /// None after a connection broke and before the next call reconnects.
+    conn: Mutex<Option<Client>>,
+    sealer: Sealer,
+    /// This plugin among the store's nodes: its own notifications are not news to it.
+    node: i64,
+    changes: Mutex<Option<Receiver<Change>>>,
+    stopping: Arc<AtomicBool>,
+    listener: Option<JoinHandle<()>>,
+    _data_dir_lock: std::fs::File,
+}
+
+impl PgStore {
+    /// Connects, migrates (under an advisory lock), checks that the key opens the stored
+    /// tokens, and starts listening for other nodes' changes before anything is read, so that
+    /// none is missed between the read and the listening.
+    pub fn open(url: &PgUrl, data_dir: &Path, sealer: Sealer) -> Result<PgStore> {
+        let data_dir_lock = lock_data_dir(data_dir)?;
+        let tls = tls_connector();
+        let node = rand::random::<i64>() & i64::MAX;
+        let unreachable = |e: postgres::Error| {
+            Error::storage(format!(
+                "cannot open the PostgreSQL store {url} ({}); check that the server runs, that this node may connect, and the URL in \"store\"",
+                pg_cause(&e)
+            ))
+        };
+        let mut listening = url.settings.connect(tls.clone()).map_err(unreachable)?;
+        listening
+            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .map_err(unreachable)?;
+        let mut conn = url.settings.connect(tls.clone()).map_err(unreachable)?;
+        migrate(&mut conn)?;
+        check_tokens(&mut conn, &sealer)?;
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let listener = {
+            let (url, tls, stopping) = (url.clone(), tls.clone(), stopping.clone());
+            std::thread::Builder::new()
+                .name("gi-store-listen".into())
+                .spawn(move || listen(listening, &url, &tls, node, &stopping, &sender))
+                .map_err(|e| Error::storage(format!("cannot start listening to the store: {e}")))?
+        };
+        log::info!("store: PostgreSQL {url}, as node {node:x}");
+        Ok(PgStore {
+            url: url.clone(),
+            tls,
+            conn: Mutex::new(Some(conn)),
+            sealer,
+            node,
+            changes: Mutex::new(Some(receiver)),
+            stopping,
+            listener: Some(listener),
+            _data_dir_lock: data_dir_lock,
+        })
+    }
+
+    /// Runs `f` on the store's connection, connecting first when there is none (or it broke).
+    /// A failure that broke the connection says the store is out of reach.
+    fn with<R>(&self, f: impl FnOnce(&mut Client) -> Result<R>) -> Result<R> {
+        let mut conn = self.conn.lock();
+        if conn.as_ref().is_none_or(|c| c.is_closed()) {
+            *conn = None;
+            let client = self.url.settings.connect(self.tls.clone()).map_err(|e| {
+                Error::storage(format!(
+                    "the PostgreSQL store {} is unreachable ({}); lookups answer from memory meanwhile, and the plugin reconnects by itself",
+                    self.url,
+                    pg_cause(&e)
+                ))
+            })?;
+            log::info!("store: connected to PostgreSQL {} again", self.url);
+            *conn = Some(client);
+        }
+        let client = conn.as_mut().expect("connected above");
+        let result = f(client);
+        if result.is_err() && client.is_closed() {
+            *conn = None;
+            let error = result.err().expect("checked above");
+            return Err(Error::storage(format!(
+                "the connection to the PostgreSQL store {} broke ({}); lookups answer from memory meanwhile, and the plugin reconnects by itself",
+                self.url,
+                error.message()
+            )));
+        }
+        result
+    }
+
+    fn notify(&self, tx: &mut impl GenericClient, change: &str) -> Result<()> {
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&CHANNEL, &format!("{:x} {change}", self.node)],
+        )?;
+        Ok(())
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        if let Some(listener) = self.listener.take() {
+            let _ = listener.join();
+        }
+    }
+}
+
+/// TLS through rustls (ring) with the web's root certificates; whether it is used is the URL's
+/// `sslmode` (disable, prefer, require).
+fn tls_connector() -> MakeRustlsConnect {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    MakeRustlsConnect::new(config)
+}
+
+/// The listener thread: hands other nodes' changes to `changes`. When the connection breaks it
+/// reconnects (every second until it can), then reports `Everything`: what happened meanwhile
+/// was not heard.
+fn listen(
+    mut client: Client,
+    url: &PgUrl,
+    tls: &MakeRustlsConnect,
+    node: i64,
+    stopping: &AtomicBool,
+    changes: &Sender<Change>,
+) {
+    let own = format!("{node:x} ");
+    loop {
+        loop {
+            if stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let next = client
+                .notifications()
+                .timeout_iter(Duration::from_millis(200))
+                .next();
+            match next {
+                Ok(Some(notification)) => {
+                    let payload = notification.payload();
+                    if payload.starts_with(&own) {
+                        continue;
+                    }
+                    match parse_change(payload) {
+                        Some(change) => {
+                            let _ = changes.send(change);
+                        }
+                        None => log::debug!("store: ignored the change notice {payload:?}"),
+                    }
+                }
+                Ok(None) if !client.is_closed() => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        log::warn!("store: lost the connection that hears other nodes' changes; reconnecting");
+        client = loop {
+            if stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+            let Ok(mut fresh) = url.settings.connect(tls.clone()) else {
+                continue;
+            };
+            if fresh.batch_execute(&format!("LISTEN {CHANNEL}")).is_ok() {
+                break fresh;
+            }
+        };
+        log::info!("store: hearing other nodes' changes again; reloading everything");
+        let _ = changes.send(Change::Everything);
+    }
+}
+
+/// "NODE account ACCOUNT", "NODE contacts SOURCE ACCOUNT" or "NODE presence ACCOUNT".
+fn parse_change(payload: &str) -> Option<Change> {
+    let mut parts = payload.splitn(3, ' ');
+    let _node = parts.next()?;
+    let kind = parts.next()?;
+    let rest = parts.next()?;
+    Some(match kind {
+        "account" => Change::Account(rest.to_owned()),
+        "presence" => Change::Presence(rest.to_owned()),
+        "contacts" => {
+            let (source, account) = rest.split_once(' ')?;
+            Change::Contacts(account.to_owned(), Source::from_name(source)?)
+        }
+        _ => return None,
+    })
+}
+
+fn migrate(conn: &mut Client) -> Result<()> {
+    let mut tx = conn.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let version: i32 = tx
+        .query_opt("SELECT version FROM schema_version", &[])?
+        .map_or(0, |row| row.get(0));
+    let version = version as usize;
+    if version > MIGRATIONS.len() {
+        return Err(Error::storage(format!(
+            "the PostgreSQL store has schema version {version}, newer than this plugin knows ({}); give every node the newest plugin",
+            MIGRATIONS.len()
+        )));
+    }
+    for migration in &MIGRATIONS[version..] {
+        tx.batch_execute(migration)?;
+    }
+    if version < MIGRATIONS.len() {
+        tx.execute("DELETE FROM schema_version", &[])?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&(MIGRATIONS.len() as i32)],
+        )?;
+        log::info!(
+            "store: PostgreSQL schema migrated from version {version} to {}",
+            MIGRATIONS.len()
+        );
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The token columns, named as the sealing binds them (as in SQLite).
+const REFRESH: &str = "refresh_token";
+const ACCESS: &str = "access_token";
+
+/// Proves that the key opens every stored token (a node with another key must never send
+/// garbage to Google), and seals any written in plain text.
+fn check_tokens(conn: &mut Client, sealer: &Sealer) -> Result<()> {
+    let mut tx = conn.transaction()?;
+    let rows = tx.query(
+        "SELECT account, refresh_token, access_token FROM accounts",
+        &[],
+    )?;
+    for row in rows {
+        let account: String = row.get(0);
+        let values: [(&str, Option<String>); 2] =
+            [(REFRESH, Some(row.get(1))), (ACCESS, row.get(2))];
+        for (field, value) in values {
+            let Some(value) = value else { continue };
+            if Sealer::is_sealed(&value) {
+                sealer.open(&account, field, &value)?;
+                continue;
+            }
+            tx.execute(
+                &format!("UPDATE accounts SET {field} = $2 WHERE account = $1"),
+                &[&account, &sealer.seal(&account, field, &value)],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn stored_account_from_row(row: &postgres::Row) -> StoredAccount {
+    let status: String = row.get(2);
+    let reason: Option<String> = row.get(3);
+    StoredAccount {
+        account: row.get(0),
+        connection_id: row.get(1),
+        issue: if status == "issue" {
+            Some(reason.unwrap_or_else(|| "a problem with Google needs attention".into()))
+        } else {
+            None
+        },
+        last_sync: row.get(4),
+        last_error: row.get(5),
+        scopes: row
+            .get::<_, String>(6)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    }
+}
+
+const ACCOUNT_COLUMNS: &str =
+    "SELECT account, connection_id, status, reason, last_sync, last_error, scopes FROM accounts";
+
+impl Store for PgStore {
+    fn insert_pending(
+        &self,
+        state_hash: &[u8],
+        pending: &PendingAuth,
+        expired_before: i64,
+    ) -> Result<()> {
+        self.with(|conn| {
+            let mut tx = conn.transaction()?;
+            tx.execute(
+                "DELETE FROM pending_auth WHERE created_at < $1",
+                &[&expired_before],
+            )?;
+            tx.execute(
+                "INSERT INTO pending_auth (state_hash, account, pkce_verifier, created_at) VALUES ($1, $2, $3, $4)",
+                &[&state_hash, &pending.account, &pending.pkce_verifier, &pending.created_at],
+            )?;
+            // An account keeps its newest few authorizations (see SQLite's).
+            tx.execute(
+                "DELETE FROM pending_auth WHERE account = $1 AND state_hash NOT IN
+                    (SELECT state_hash FROM pending_auth WHERE account = $1
+                     ORDER BY created_at DESC, state_hash DESC LIMIT $2)",
+                &[&pending.account, &MAX_PENDING_PER_ACCOUNT],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn take_pending(&self, state_hash: &[u8], expired_before: i64) -> Result<Option<PendingAuth>> {
+        self.with(|conn| {
+            let mut tx = conn.transaction()?;
+            // DELETE ... RETURNING: two nodes handed the same redirect cannot both spend it.
+            let pending = tx
+                .query_opt(
+                    "DELETE FROM pending_auth WHERE state_hash = $1
+                     RETURNING account, pkce_verifier, created_at",
+                    &[&state_hash],
+                )?
+                .map(|row| PendingAuth {
+                    account: row.get(0),
+                    pkce_verifier: row.get(1),
+                    created_at: row.get(2),
+                });
+            tx.execute(
+                "DELETE FROM pending_auth WHERE created_at < $1",
+                &[&expired_before],
+            )?;
+            tx.commit()?;
+            Ok(pending)
+        })
+    }
+
+    fn connect_account(
+        &self,
+        account: &str,
+        tokens: &Tokens,
+        scopes: &[String],
+        now: i64,
+    ) -> Result<StoredAccount> {
+        let connection_id: i64 = rand::random::<i64>() & i64::MAX;
+        let refresh = self.sealer.seal(account, REFRESH, &tokens.refresh_token);
+        let access = tokens
+            .access_token
+            .as_deref()
+            .map(|t| self.sealer.seal(account, ACCESS, t));
+        self.with(|conn| {
+            let mut tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO accounts (account, connection_id, refresh_token, access_token, access_expires_at,
+                                       connected_at, status, reason, last_error, scopes)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'connected', NULL, NULL, $7)
+                 ON CONFLICT (account) DO UPDATE SET
+                    connection_id = excluded.connection_id, refresh_token = excluded.refresh_token,
+                    access_token = excluded.access_token, access_expires_at = excluded.access_expires_at,
+                    connected_at = excluded.connected_at, status = 'connected', reason = NULL,
+                    last_error = NULL, scopes = excluded.scopes",
+                &[
+                    &account,
+                    &connection_id,
+                    &refresh,
+                    &access,
+                    &tokens.access_expires_at,
+                    &now,
+                    &scopes.join(" "),
+                ],
+            )?;
+            tx.execute("DELETE FROM presence WHERE account = $1", &[&account])?;
+            tx.execute(
+                "UPDATE sources SET sync_token = NULL, last_error = NULL WHERE account = $1",
+                &[&account],
+            )?;
+            self.notify(&mut tx, &format!("account {account}"))?;
+            self.notify(&mut tx, &format!("presence {account}"))?;
+            let row = tx.query_one(&format!("{ACCOUNT_COLUMNS} WHERE account = $1"), &[&account])?;
+            tx.commit()?;
+            Ok(stored_account_from_row(&row))
+        })
+    }
+
+    fn account(&self, account: &str) -> Result<Option<StoredAccount>> {
+        self.with(|conn| {
+            let row = conn.query_opt(
+                &format!("{ACCOUNT_COLUMNS} WHERE account = $1"),
+                &[&account],
+            )?;
+            Ok(row.as_ref().map(stored_account_from_row))
+        })
+    }
+
+    fn accounts(&self) -> Result<Vec<StoredAccount>> {
+        self.with(|conn| {
+            let rows = conn.query(&format!("{ACCOUNT_COLUMNS} ORDER BY account"), &[])?;
+            Ok(rows.iter().map(stored_account_from_row).collect())
+        })
+    }
+
+    fn tokens(&self, account: &str, connection_id: i64) -> Result<Option<Tokens>> {
+        let sealed = self.with(|conn| {
+            Ok(conn
+                .query_opt(
+                    "SELECT refresh_token, access_token, access_expires_at FROM accounts
+                     WHERE account = $1 AND connection_id = $2",
+                    &[&account, &connection_id],
+                )?
+                .map(|row| {
+                    (
+                        row.get::<_, String>(0),
+                        row.get::<_, Option<String>>(1),
+                        row.get::<_, Option<i64>>(2),
+                    )
+                }))
+        })?;
+        let Some((refresh, access, access_expires_at)) = sealed else {
+            return Ok(None);
+        };
+        Ok(Some(Tokens {
+            refresh_token: self.sealer.open(account, REFRESH, &refresh)?,
+            access_token: access
+                .map(|t| self.sealer.open(account, ACCESS, &t))
+                .transpose()?,
+            access_expires_at,
+        }))
+    }
+
+    fn update_access_token(
+        &self,
+        account: &str,
+        connection_id: i64,
+        access_token: &str,
+        expires_at: Option<i64>,
+        new_refresh_token: Option<&str>,
+    ) -> Result<()> {
+        let access = self.sealer.seal(account, ACCESS, access_token);
+        let refresh = new_refresh_token.map(|t| self.sealer.seal(account, REFRESH, t));
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE accounts SET access_token = $3, access_expires_at = $4,
+                                     refresh_token = coalesce($5, refresh_token)
+                 WHERE account = $1 AND connection_id = $2",
+                &[&account, &connection_id, &access, &expires_at, &refresh],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn set_health(
+        &self,
+        account: &str,
+        connection_id: i64,
+        issue: Option<&str>,
+        last_error: Option<&str>,
+    ) -> Result<()> {
+        let status = if issue.is_some() {
+            "issue"
+        } else {
+            "connected"
+        };
+        self.with(|conn| {
+            let mut tx = conn.transaction()?;
+            let changed = tx.execute(
+                "UPDATE accounts SET status = $3, reason = $4, last_error = $5
+                 WHERE account = $1 AND connection_id = $2
+                   AND (status, reason, last_error) IS DISTINCT FROM ($3, $4, $5)",
+                &[&account, &connection_id, &status, &issue, &last_error],
+            )?;
+            if changed > 0 {
+                self.notify(&mut tx, &format!("account {account}"))?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn delete_account(&self, account: &str, connection_id: i64) -> Result<bool> {
+        self.with(|conn| {
+            let mut tx = conn.transaction()?;
+            let removed = tx.execute(
+                "DELETE FROM accounts WHERE account = $1 AND connection_id = $2",
+                &[&account, &connection_id],
+            )?;
+            if removed == 0 {
+                return Ok(false);
+            }
+            for table in [
+                "contacts",
+                "contact_groups",
+                "sources",
+                "pending_auth",
+                "presence",
+                "claims",
+            ] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE account = $1"),
+                    &[&account],
+                )?;
+            }
+            self.notify(&mut tx, &format!("account {account}"))?;
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    fn presences(&self, only: Option<&str>) -> Result<Vec<StoredPresence>> {
+        self.with(|conn| {
+            let rows = conn.query(
+                "SELECT p.account, p.fetched_at, p.window_end, p.busy, p.issue
+                 FROM presence p JOIN accounts a
+                   ON a.account = p.account AND a.connection_id = p.connection_id
+                 WHERE $1::TEXT IS NULL OR p.account = $1",
+                &[&only],
+            )?;
+            Ok(rows.iter().map(presence_from_row).collect())
+        })
+    }
+
+    fn save_presence(
+        &self,
+        account: &str,
+        connection_id: i64,
+        busy: &BusyTimes,
+        after_commit: &mut dyn FnMut(),
+    ) -> Result<bool> {
+        let periods: Vec<String> = busy
+            .periods()
+            .iter()
+            .map(|(start, end)| format!("{start} {end}"))
+            .collect();
+        let periods = periods.join("\n");
+        self.with(|conn| {
+            let mut tx = conn.transaction()?;
+            let saved = tx.execute(
+                "INSERT INTO presence (account, connection_id, fetched_at, window_end, busy, issue)
+                 SELECT $1, $2, $3, $4, $5, NULL WHERE EXISTS
+                    (SELECT 1 FROM accounts WHERE account = $1 AND connection_id = $2)
+                 ON CONFLICT (account) DO UPDATE SET connection_id = excluded.connection_id,
+                    fetched_at = excluded.fetched_at, window_end = excluded.window_end,
+                    busy = excluded.busy, issue = NULL",
+                &[
+                    &account,
+                    &connection_id,
+                    &busy.fetched_at,
+                    &busy.window_end,
+                    &periods,
+                ],
+            )?;
+            if saved == 0 {
+                return Ok(false);
+            }
+            self.notify(&mut tx, &format!("presence {account}"))?;
+            tx.commit()?;
+            after_commit();
+            Ok(true)
+        })
+    }
+
+    fn set_presence_issue(
+        &self,
+        account: &str,
+        connection_id: i64,
+        issue: Option<&str>,
+    ) -> Result<()> {
+        self.with(|conn| {
+            let mut tx = conn.transaction()?;
+            let changed = tx.execute(
+                "INSERT INTO presence (account, connection_id, issue)
+                 SELECT $1, $2, $3 WHERE EXISTS
+                    (SELECT 1 FROM accounts WHERE account = $1 AND connection_id = $2)
+                 ON CONFLICT (account) DO UPDATE SET issue = excluded.issue
+                 WHERE presence.connection_id = excluded.connection_id
+                   AND presence.issue IS DISTINCT FROM excluded.issue",
+                &[&account, &connection_id, &issue],
+            )?;
+            if changed > 0 {
+                self.notify(&mut tx, &format!("presence {account}"))?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn delete_presence(&self, account: &str) -> Result<()> {
+        self.with(|conn| {
+            let mut tx = conn.transaction()?;
+            if tx.execute("DELETE FROM presence WHERE account = $1", &[&account])? > 0 {
+                self.notify(&mut tx, &format!("presence {account}"))?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn sync_token(
+        &self,
+        account: &str,
+        connection_id: i64,
+        source: Source,
+    ) -> Result<Option<String>> {
+        self.with(|conn| {
+            let row = conn.query_opt(
+                "SELECT s.sync_token FROM sources s JOIN accounts a ON a.account = s.account
+                 WHERE s.account = $1 AND a.connection_id = $2 AND s.source = $3",
+                &[&account, &connection_id, &source.name()],
+            )?;
+            Ok(row.and_then(|row| row.get(0)))
+        })
+    }
+
+    fn set_source_error(
+        &self,
+        account: &str,
+        connection_id: i64,
+        source: Source,
+        error: Option<&str>,
+    ) -> Result<()> {
+        self.with(|conn| {
+            let mut tx = conn.transaction()?;
+            let changed = tx.execute(
+                "INSERT INTO sources (account, source, last_error)
+                    SELECT account, $3, $4 FROM accounts WHERE account = $1 AND connection_id = $2
+                 ON CONFLICT (account, source) DO UPDATE SET last_error = excluded.last_error
+                 WHERE sources.last_error IS DISTINCT FROM excluded.last_error",
+                &[&account, &connection_id, &source.name(), &error],
+            )?;
+            if changed > 0 {
+                self.notify(&mut tx, &format!("account {account}"))?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn forget_older_source(
+        &self,
+        account: &str,
+        connection_id: i64,
+        source: Source,
+    ) -> Result<bool> {
+        self.with(|conn| {
+            let mut tx = conn.transaction()?;
+            let older = tx.execute(
+                "DELETE FROM sources WHERE account = $1 AND source = $2
+                    AND connection_id IS DISTINCT FROM $3
+                    AND EXISTS (SELECT 1 FROM accounts WHERE account = $1 AND connection_id = $3)",
+                &[&account, &source.name(), &connection_id],
+            )?;
+            if older == 0 {
+                return Ok(false);
+            }
+            let erased = tx.execute(
+                "DELETE FROM contacts WHERE account = $1 AND source = $2",
+                &[&account, &source.name()],
+            )?;
+            self.notify(&mut tx, &format!("contacts {} {account}", source.name()))?;
+            tx.commit()?;
+            Ok(erased > 0)
+        })
+    }
+
+    fn source_states(&self, only: Option<&str>) -> Result<Vec<(String, Source, StoredSource)>> {
+        self.with(|conn| {
+            let rows = conn.query(
+                "SELECT account, source, last_sync, last_error FROM sources
+                 WHERE $1::TEXT IS NULL OR account = $1",
+                &[&only],
+            )?;
+            Ok(rows
+                .iter()
+                .filter_map(|row| {
+                    // A name this version does not know (a newer plugin's) is left alone.
+                    let source = Source::from_name(row.get(1))?;
+                    let state = StoredSource {
+                        last_sync: row.get(2),
+                        last_error: row.get(3),
+                    };
+                    Some((row.get(0), source, state))
+                })
+                .collect())
+        })
+    }
+
+    fn forget_sources(&self, keep: &dyn Fn(&str) -> Vec<Source>) -> Result<Vec<(String, Source)>> {
+        self.with(|conn| {
+            let mut tx = conn.transaction()?;
+            let dropped: Vec<(String, Source)> = tx
+                .query("SELECT account, source FROM sources", &[])?
+                .iter()
+                .filter_map(|row| {
+                    let account: String = row.get(0);
+                    let source = Source::from_name(row.get(1))?;
+                    (!keep(&account).contains(&source)).then_some((account, source))
+                })
+                .collect();
+            for (account, source) in &dropped {
+                for table in ["contacts", "sources"] {
+                    tx.execute(
+                        &format!("DELETE FROM {table} WHERE account = $1 AND source = $2"),
+                        &[account, &source.name()],
+                    )?;
+                }
+                if *source == Source::Contacts {
+                    tx.execute("DELETE FROM contact_groups WHERE account = $1", &[account])?;
+                }
+                self.notify(&mut tx, &format!("contacts {} {account}", source.name()))?;
+            }
+            tx.commit()?;
+            Ok(dropped)
+        })
+    }
+
+    fn commit_sync(
+        &self,
+        account: &str,
+        connection_id: i64,
+        landing: &Landing<'_>,
+        now: i64,
+        after_commit: &mut dyn FnMut(&dyn StoreRead, &Committed) -> Result<()>,
+    ) -> Result<bool> {
+        self.with(|conn| {
+            let mut tx = conn.transaction()?;
+            let Some(committed) = self.write_sync(&mut tx, account, connection_id, landing, now)?
+            else {
+                return Ok(false);
+            };
+            tx.commit()?;
+            after_commit(&PgRead(RefCell::new(conn)), &committed)?;
+            Ok(true)
+        })
+    }
+
+    fn for_each_book(
+        &self,
+        each: &mut dyn FnMut(String, Source, Loaded, GroupNames),
+    ) -> Result<()> {
+        self.with(|conn| {
+            let mut groups: HashMap<String, GroupNames> = HashMap::new();
+            for row in conn.query(
+                "SELECT account, resource_name, name FROM contact_groups",
+                &[],
+            )? {
+                groups
+                    .entry(row.get(0))
+                    .or_default()
+                    .insert(row.get(1), row.get(2));
+            }
+            load_contacts(conn, None, &mut |account, source, loaded| {
+                let names = match source {
+                    Source::Contacts => groups.remove(&account).unwrap_or_default(),
+                    _ => GroupNames::new(),
+                };
+                each(account, source, loaded, names)
+            })
+        })
+    }
+
+    fn book(&self, account: &str, source: Source) -> Result<(Loaded, GroupNames)> {
+        self.with(|conn| {
+            let loaded = contacts_of(conn, account, source)?;
+            let names = match source {
+                Source::Contacts => stored_group_names(conn, account)?,
+                _ => GroupNames::new(),
+            };
+            Ok((loaded, names))
+        })
+    }
+
+    fn backup(&self, _target: &Path) -> Result<()> {
+        Err(Error::config(
+            "gi_backup copies the SQLite store only; this plugin uses PostgreSQL, so back it up with PostgreSQL's own tools (pg_dump, or the server's base backups)",
+        ))
+    }
+
+    /// PostgreSQL makes each commit durable itself.
+    fn checkpoint(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn claim(&self, account: &str, job: &str, fresh_within: Option<i64>) -> Result<Claim> {
+        let key = claim_key(account, job);
+        let now = unix_now();
+        self.with(|conn| {
+            let locked: bool = conn
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])?
+                .get(0);
+            if !locked {
+                return Ok(Claim::Busy);
+            }
+            let last = conn.query_opt(
+                "SELECT node, claimed_at FROM claims WHERE account = $1 AND job = $2",
+                &[&account, &job],
+            )?;
+            if let (Some(window), Some(last)) = (fresh_within, last) {
+                let (node, at): (i64, i64) = (last.get(0), last.get(1));
+                if node != self.node && at > now - window {
+                    conn.execute("SELECT pg_advisory_unlock($1)", &[&key])?;
+                    return Ok(Claim::Fresh(at));
+                }
+            }
+            conn.execute(
+                "INSERT INTO claims (account, job, node, claimed_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (account, job) DO UPDATE SET node = excluded.node, claimed_at = excluded.claimed_at",
+                &[&account, &job, &self.node, &now],
+            )?;
+            Ok(Claim::Granted)
+        })
+    }
+
+    fn release(&self, account: &str, job: &str) {
+        let key = claim_key(account, job);
+        // A connection that broke since took the lock with it.
+        let mut conn = self.conn.lock();
+        if let Some(conn) = conn.as_mut().filter(|c| !c.is_closed()) {
+            if let Err(e) = conn.execute("SELECT pg_advisory_unlock($1)", &[&key]) {
+                log::warn!("store: cannot give back the claim on {account}'s {job}: {e}");
+            }
+        }
+    }
+
+    fn changes(&self) -> Option<Receiver<Change>> {
+        self.changes.lock().take()
+    }
+}
+
+impl PgStore {
+    /// `commit_sync`'s writes (see SQLite's for the reasoning): what differs from the store is
+    /// written, in a few statements whatever the number of contacts (arrays, not a round trip a
+    /// row). None when the connection is no longer current.
+    fn write_sync(
+        &self,
+        tx: &mut Transaction<'_>,
+        account: &str,
+        connection_id: i64,
+        landing: &Landing<'_>,
+        now: i64,
+    ) -> Result<Option<Committed>> {
+        let Landing {
+            source,
+            replace_all,
+            upserts,
+            deletions,
+            sync_token,
+            group_names,
+        } = *landing;
+        let current = tx.execute(
+            "UPDATE accounts SET last_sync = $3, status = 'connected', reason = NULL
+             WHERE account = $1 AND connection_id = $2",
+            &[&account, &connection_id, &now],
+        )?;
+        if current == 0 {
+            return Ok(None);
+        }
+        tx.execute(
+            "INSERT INTO sources (account, source, connection_id, sync_token, last_sync, last_error)
+                VALUES ($1, $2, $3, $4, $5, NULL)
+             ON CONFLICT (account, source) DO UPDATE SET
+                connection_id = excluded.connection_id, sync_token = excluded.sync_token,
+                last_sync = excluded.last_sync, last_error = NULL",
+            &[&account, &source.name(), &connection_id, &sync_token, &now],
+        )?;
+        // The stored versions of everyone this sync touches: every contact of the source for a
+        // full sync, else those named by resource name.
+        let stored = if replace_all {
+            contacts_of(tx, account, source)?
+        } else {
+            let names: Vec<&str> = deletions
+                .iter()
+                .map(String::as_str)
+                .chain(upserts.iter().map(|c| c.resource_name.as_str()))
+                .collect();
+            load_where(
+                tx,
+                "c.account = $1 AND c.source = $2 AND c.resource_name = ANY($3)",
+                &[&account, &source.name(), &names],
+            )?
+        };
+        let mut stored: HashMap<String, (u64, Contact)> = stored
+            .contacts
+            .into_iter()
+            .zip(stored.ids)
+            .map(|(contact, id)| (contact.resource_name.clone(), (id, contact)))
+            .collect();
+        let mut replaced = Vec::new();
+        let mut removed: Vec<i64> = Vec::new();
+        let mut remove = |id: u64, old: &Contact| {
+            replaced.push(Replaced {
+                id,
+                numbers: old.numbers.iter().map(|n| (n.e164, n.national)).collect(),
+            });
+            removed.push(id as i64);
+        };
+        for resource_name in deletions {
+            if let Some((id, old)) = stored.remove(resource_name) {
+                remove(id, &old);
+            }
+        }
+        let mut kept: HashMap<&str, u64> = HashMap::new();
+        let mut written: Vec<&Contact> = Vec::new();
+        for contact in upserts {
+            if let Some((id, old)) = stored.remove(&contact.resource_name) {
+                if old == *contact {
+                    kept.insert(&contact.resource_name, id);
+                    continue;
+                }
+                remove(id, &old);
+            }
+            written.push(contact);
+        }
+        if replace_all {
+            // What a full sync no longer brings is gone at Google.
+            for (_, (id, old)) in stored.drain() {
+                remove(id, &old);
+            }
+        }
+        if !removed.is_empty() {
+            tx.execute("DELETE FROM contacts WHERE id = ANY($1)", &[&removed])?;
+        }
+        let mut new_ids: HashMap<String, u64> = HashMap::with_capacity(written.len());
+        if !written.is_empty() {
+            let names: Vec<&str> = written.iter().map(|c| c.resource_name.as_str()).collect();
+            let people: Vec<&str> = written.iter().map(|c| c.name.as_str()).collect();
+            let companies: Vec<&str> = written.iter().map(|c| c.company.as_str()).collect();
+            let groups: Vec<String> = written.iter().map(|c| c.groups.join("\n")).collect();
+            for row in tx.query(
+                "INSERT INTO contacts (account, source, resource_name, name, company, groups)
+                 SELECT $1, $2, r, n, c, g FROM unnest($3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[]) AS u(r, n, c, g)
+                 RETURNING resource_name, id",
+                &[&account, &source.name(), &names, &people, &companies, &groups],
+            )? {
+                new_ids.insert(row.get(0), row.get::<_, i64>(1) as u64);
+            }
+            let (mut ids, mut positions, mut e164s, mut nationals, mut labels) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for contact in &written {
+                let id = new_ids[&contact.resource_name] as i64;
+                for (position, number) in contact.numbers.iter().enumerate() {
+                    ids.push(id);
+                    positions.push(position as i32);
+                    e164s.push(number.e164.0 as i64);
+                    nationals.push(number.national.0 as i64);
+                    labels.push(number.label.as_str());
+                }
+            }
+            if !ids.is_empty() {
+                tx.execute(
+                    "INSERT INTO numbers (contact_id, position, e164, national, label)
+                     SELECT * FROM unnest($1::BIGINT[], $2::INT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[])",
+                    &[&ids, &positions, &e164s, &nationals, &labels],
+                )?;
+            }
+        }
+        let upsert_ids: Vec<u64> = upserts
+            .iter()
+            .map(|c| {
+                kept.get(c.resource_name.as_str())
+                    .or_else(|| new_ids.get(&c.resource_name))
+                    .copied()
+                    .expect("every upsert was kept or written")
+            })
+            .collect();
+        let groups_changed =
+            source == Source::Contacts && stored_group_names(tx, account)? != *group_names;
+        if groups_changed {
+            tx.execute("DELETE FROM contact_groups WHERE account = $1", &[&account])?;
+            let (names, titles): (Vec<&str>, Vec<&str>) = group_names
+                .iter()
+                .map(|(r, n)| (r.as_str(), n.as_str()))
+                .unzip();
+            tx.execute(
+                "INSERT INTO contact_groups (account, resource_name, name)
+                 SELECT $1, r, n FROM unnest($2::TEXT[], $3::TEXT[]) AS u(r, n)",
+                &[&account, &names, &titles],
+            )?;
+        }
+        let contacts_changed = !written.is_empty() || !replaced.is_empty();
+        if contacts_changed || groups_changed {
+            self.notify(tx, &format!("contacts {} {account}", source.name()))?;
+        }
+        self.notify(tx, &format!("account {account}"))?;
+        Ok(Some(Committed {
+            contacts_changed,
+            groups_changed,
+            replaced,
+            upsert_ids,
+        }))
+    }
+}
+
+/// The store's connection, read after a commit (see `Store::commit_sync`).
+struct PgRead<'a>(RefCell<&'a mut Client>);
+
+impl StoreRead for PgRead<'_> {
+    fn contacts_of(&self, account: &str, source: Source) -> Result<Loaded> {
+        contacts_of(*self.0.borrow_mut(), account, source)
+    }
+
+    fn holders(
+        &self,
+        account: &str,
+        source: Source,
+        e164s: &[u64],
+        nationals: &[u64],
+    ) -> Result<Vec<Contact>> {
+        let e164s: Vec<i64> = e164s.iter().map(|&k| k as i64).collect();
+        let nationals: Vec<i64> = nationals.iter().map(|&k| k as i64).collect();
+        let loaded = load_where(
+            *self.0.borrow_mut(),
+            "c.id IN (SELECT n.contact_id FROM numbers n JOIN contacts h ON h.id = n.contact_id
+                      WHERE (n.e164 = ANY($3) OR n.national = ANY($4))
+                        AND h.account = $1 AND h.source = $2)",
+            &[&account, &source.name(), &e164s, &nationals],
+        )?;
+        Ok(loaded.contacts)
+    }
+}
+
+/// A claim's advisory lock key: the account and job, hashed into the 64 bits PostgreSQL takes.
+fn claim_key(account: &str, job: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("google-integration claim {job} {account}"));
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_le_bytes(first)
+}
+
+fn presence_from_row(row: &postgres::Row) -> StoredPresence {
+    let fetched_at: Option<i64> = row.get(1);
+    let window_end: Option<i64> = row.get(2);
+    let busy: String = row.get(3);
+    StoredPresence {
+        account: row.get(0),
+        busy: fetched_at.map(|fetched_at| {
+            BusyTimes::new(
+                super::sqlite::read_periods(&busy),
+                fetched_at,
+                window_end.unwrap_or(fetched_at),
+            )
+        }),
+        issue: row.get(4),
+    }
+}
+
+fn stored_group_names(conn: &mut impl GenericClient, account: &str) -> Result<GroupNames> {
+    Ok(conn
+        .query(
+            "SELECT resource_name, name FROM contact_groups WHERE account = $1",
+            &[&account],
+        )?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect())
+}
+
+fn contacts_of(conn: &mut impl GenericClient, account: &str, source: Source) -> Result<Loaded> {
+    let mut found = Loaded::default();
+    load_contacts(conn, Some((account, source)), &mut |_, _, loaded| {
+        found = loaded
+    })?;
+    Ok(found)
+}
+
+/// The contacts `filter` picks (with `params`), with their numbers, by id.
+fn load_where(
+    conn: &mut impl GenericClient,
+    filter: &str,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+) -> Result<Loaded> {
+    let mut found = Loaded::default();
+    let sql = format!("{COLUMNS} WHERE {filter} ORDER BY c.id, n.position");
+    scan(
+        conn.query_raw(&sql, params.iter().copied())?,
+        &mut |_, _, loaded| {
+            found.contacts.extend(loaded.contacts);
+            found.ids.extend(loaded.ids);
+        },
+    )?;
+    Ok(found)
+}
+
+const COLUMNS: &str = "SELECT c.account, c.id, c.resource_name, c.name, c.company,
+                              n.e164, n.national, n.label, c.groups, c.source
+                       FROM contacts c LEFT JOIN numbers n ON n.contact_id = c.id";
+
+/// Streams contacts with their numbers ordered by account, source and resource name, handing
+/// each source's contacts of an account to `each` once complete (as SQLite's `load_contacts`).
+fn load_contacts(
+    conn: &mut impl GenericClient,
+    only: Option<(&str, Source)>,
+    each: &mut dyn FnMut(String, Source, Loaded),
+) -> Result<()> {
+    let rows = match only {
+        Some((account, source)) => conn.query_raw(
+            &format!(
+                "{COLUMNS} WHERE c.account = $1 AND c.source = $2 ORDER BY c.resource_name, n.position"
+            ),
+            [&account as &(dyn postgres::types::ToSql + Sync), &source.name()],
+        )?,
+        None => conn.query_raw(
+            &format!("{COLUMNS} ORDER BY c.account, c.source, c.resource_name, n.position"),
+            std::iter::empty::<&(dyn postgres::types::ToSql + Sync)>(),
+        )?,
+    };
+    scan(rows, each)
+}
+
+/// Groups rows of `COLUMNS` into contacts, and contacts into (account, source) runs.
+fn scan(
+    mut rows: postgres::RowIter<'_>,
+    each: &mut dyn FnMut(String, Source, Loaded),
+) -> Result<()> {
+    let mut current: Option<(String, Source, Loaded)> = None;
+    let mut last_id: Option<i64> = None;
+    while let Some(row) = rows.next()? {
+        let account: &str = row.get(0);
+        let source_name: &str = row.get(9);
+        if current
+            .as_ref()
+            .is_none_or(|(a, s, _)| a != account || s.name() != source_name)
+        {
+            if let Some((done, source, loaded)) = current.take() {
+                each(done, source, loaded);
+            }
+            last_id = None;
+            let Some(source) = Source::from_name(source_name) else {
+                continue; // a newer plugin's source: not indexed
+            };
+            current = Some((account.to_owned(), source, Loaded::default()));
+        }
+        let loaded = &mut current.as_mut().expect("set above").2;
+        let id: i64 = row.get(1);
+        if last_id != Some(id) {
+            loaded.ids.push(id as u64);
+            loaded.contacts.push(Contact {
+                resource_name: row.get(2),
+                name: row.get(3),
+                company: row.get(4),
+                numbers: Vec::new(),
+                groups: split_groups(row.get(8)),
+            });
+            last_id = Some(id);
+        }
+        if let Some(e164) = row.get::<_, Option<i64>>(5) {
+            loaded
+                .contacts
+                .last_mut()
+                .expect("pushed above")
+                .numbers
+                .push(ContactNumber {
+                    e164: E164(e164 as u64),
+                    national: NationalKey(row.get::<_, i64>(6) as u64),
+                    label: row.get(7),
+                });
+        }
+    }
+    if let Some((done, source, loaded)) = current {
+        each(done, source, loaded);
+    }
+    Ok(())
+}
