@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod bench;
+mod cluster;
 mod demo;
 mod fault;
 mod progress;
@@ -62,6 +63,12 @@ enum Command {
     /// (used by bench) open a data_dir in a fresh process and report time and memory
     #[command(hide = true)]
     OpenProbe(bench::OpenProbeArgs),
+    /// Two plugin nodes on one PostgreSQL store: a connect and a sync on one show on the other,
+    /// and when one is killed mid-sync the other takes its accounts over
+    Cluster(cluster::ClusterArgs),
+    /// (used by cluster) node A: open the plugin and answer one-line commands on stdin
+    #[command(hide = true)]
+    ClusterNode(cluster::NodeArgs),
 }
 
 #[derive(Args)]
@@ -132,6 +139,7 @@ fn main() -> ExitCode {
         .plugin
         .clone()
         .unwrap_or_else(host_sim::plugin::default_library_path);
+    let log_level = cli.log_level;
     let result = match cli.command {
         Command::Demo(args) => demo::run(&plugin_path, args),
         Command::Serve(args) => serve::run(&plugin_path, args),
@@ -142,6 +150,8 @@ fn main() -> ExitCode {
         Command::OpenProbe(args) => {
             host_sim::plugin::Api::load(&plugin_path).and_then(|api| bench::open_probe(&api, &args))
         }
+        Command::Cluster(args) => cluster::run(&plugin_path, log_level, args),
+        Command::ClusterNode(args) => cluster::node(&plugin_path, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
