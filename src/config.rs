@@ -370,6 +370,13 @@ impl PgUrl {
             settings.connect_timeout(Duration::from_secs(5));
         }
         settings.application_name("google-integration");
+        // JIT compiling pays for long analytic queries; the plugin's are short, and the open's
+        // scan of every contact streams rows rather than computing over them.
+        let options = match settings.get_options() {
+            Some(given) => format!("{given} -c jit=off"),
+            None => "-c jit=off".to_owned(),
+        };
+        settings.options(&options);
         let described = format!(
             "{}@{}/{}",
             settings.get_user().unwrap_or("?"),

@@ -255,10 +255,22 @@ fn a_node_killed_mid_sync_loses_nothing_and_another_node_takes_over() {
 fn while_postgresql_is_down_lookups_answer_writes_fail_clearly_and_the_plugin_reconnects() {
     let h = Harness::on_postgres();
     alice_contacts(&h);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    h.fake.set_busy(ALICE, vec![(now - 600, now + 3600)]);
     capture_logs();
-    let (a, b) = two_nodes(&h);
+    let with_calendar = |node: &str| {
+        let mut config = h.node_config(node);
+        config["calendar"] = json!(true);
+        h.open_with(&config)
+    };
+    let (a, b) = (with_calendar("a"), with_calendar("b"));
     h.connect_and_sync(&a, ACCOUNT, ALICE);
     assert!(wait_until(PATIENCE, || name_on(&b, "+12125550101").is_some()));
+    assert!(wait_until(PATIENCE, || b.presence(ACCOUNT).0
+        == GiPresence::GI_PRESENCE_BUSY));
     let pg = h.pg.as_ref().unwrap();
 
     pg.server.stop();
@@ -268,6 +280,7 @@ fn while_postgresql_is_down_lookups_answer_writes_fail_clearly_and_the_plugin_re
             Some("Carol Customer")
         );
         assert_eq!(node.status(ACCOUNT), GiStatus::GI_STATUS_CONNECTED);
+        assert_eq!(node.presence(ACCOUNT).0, GiPresence::GI_PRESENCE_BUSY);
         let (_, total) = node
             .search(ACCOUNT, "car", GiSearchMode::GI_SEARCH_TEXT, 0, 10)
             .unwrap();

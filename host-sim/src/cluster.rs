@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use host_sim::fake_google::{Endpoint, FakeGoogle, Fault, Person};
-use host_sim::pg::{write_key, PgServer};
+use host_sim::pg::write_key;
 use host_sim::plugin::{Caller, Plugin};
 use serde_json::{json, Value};
 
@@ -75,7 +75,7 @@ pub fn run(plugin_path: &Path, log_level: i32, args: ClusterArgs) -> Result<(), 
             (None, url, key)
         }
         _ => {
-            let (server, url) = private_server()?;
+            let (server, url) = host_sim::pg::private_server("give --store URL --key FILE")?;
             let key = dir.path().join("cluster.key");
             write_key(&key);
             println!(
@@ -235,26 +235,6 @@ pub fn run(plugin_path: &Path, log_level: i32, args: ClusterArgs) -> Result<(), 
     println!("   node B's status of {account}: {status}");
     println!("\nDone.");
     Ok(())
-}
-
-/// Starts a private PostgreSQL server and makes a database in it. `PgServer` panics on any
-/// failure (it serves the tests), so its panics become an error here.
-fn private_server() -> Result<(PgServer, String), String> {
-    let installed = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .any(|entry| entry.path().join("bin/initdb").exists());
-    if !installed {
-        return Err("no PostgreSQL server here (/usr/lib/postgresql/*/bin/initdb is missing): \
-                    install it with sudo apt-get install postgresql, or give --store URL --key FILE"
-            .into());
-    }
-    let server = std::panic::catch_unwind(PgServer::start)
-        .map_err(|_| "the private PostgreSQL server did not start (see above)".to_string())?;
-    let url = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.new_database()))
-        .map_err(|_| "cannot make a database in the private PostgreSQL server".to_string())?;
-    Ok((server, url))
 }
 
 /// The URL with its password replaced by ***: a store URL is shown, its password never.

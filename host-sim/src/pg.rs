@@ -190,8 +190,37 @@ impl Drop for PgServer {
     }
 }
 
+/// Whether Debian's PostgreSQL server is installed here.
+pub fn installed() -> bool {
+    newest_binaries().is_some()
+}
+
+/// Starts a server of its own and makes a database in it, for host-sim (not the tests, which
+/// want a panic): an error that says how to install the server, or what failed. `otherwise`
+/// says what the caller could do instead.
+pub fn private_server(otherwise: &str) -> Result<(PgServer, String), String> {
+    if !installed() {
+        return Err(format!(
+            "no PostgreSQL server here (/usr/lib/postgresql/*/bin/initdb is missing): install it with sudo apt-get install postgresql, or {otherwise}"
+        ));
+    }
+    let server = std::panic::catch_unwind(PgServer::start)
+        .map_err(|_| "the private PostgreSQL server did not start (see above)".to_string())?;
+    let url = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.new_database()))
+        .map_err(|_| "cannot make a database in the private PostgreSQL server".to_string())?;
+    Ok((server, url))
+}
+
 /// The newest installed server's programs, or a failure that says how to install them.
 fn server_binaries() -> PathBuf {
+    newest_binaries().unwrap_or_else(|| {
+        panic!(
+            "this test needs a PostgreSQL server, and /usr/lib/postgresql/*/bin/initdb is missing: install it with `sudo apt-get install postgresql` (tests/run-all and .ci/run install it)"
+        )
+    })
+}
+
+fn newest_binaries() -> Option<PathBuf> {
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
@@ -203,11 +232,7 @@ fn server_binaries() -> PathBuf {
         })
         .collect();
     found.sort();
-    found.pop().map(|(_, bin)| bin).unwrap_or_else(|| {
-        panic!(
-            "this test needs a PostgreSQL server, and /usr/lib/postgresql/*/bin/initdb is missing: install it with `sudo apt-get install postgresql` (tests/run-all and .ci/run install it)"
-        )
-    })
+    found.pop().map(|(_, bin)| bin)
 }
 
 fn is_root() -> bool {

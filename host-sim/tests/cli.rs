@@ -377,6 +377,7 @@ fn every_subcommand_has_help() {
         vec!["serve"],
         vec!["call"],
         vec!["search"],
+        vec!["cluster"],
         vec!["fault"],
         vec!["fault", "people"],
     ] {
@@ -503,4 +504,27 @@ fn fault_books_and_clears_meetings_in_the_fake_calendar() {
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     drop(serve);
+}
+
+/// `host-sim cluster` on a PostgreSQL server of its own: node B (in host-sim) answers what
+/// node A (a process of its own) connected and synced, and after node A is killed mid-sync,
+/// syncs the account itself. The store's password is never printed.
+#[test]
+fn cluster_shows_a_connect_on_one_node_answering_on_the_other_and_the_takeover() {
+    plugin_built();
+    let out = host_sim(&["cluster", "--interval", "3"]);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "cluster failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("node B answers"), "{stdout}");
+    assert!(stdout.contains("node A killed mid-sync"), "{stdout}");
+    assert!(
+        stdout.contains("as Grace Brewster Hopper") && stdout.contains("after node A died"),
+        "node B took the account over:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(":***@"),
+        "the store URL, its password hidden:\n{stdout}"
+    );
+    assert!(!stdout.contains(host_sim::pg::PASSWORD) && !stderr.contains(host_sim::pg::PASSWORD));
 }

@@ -3,6 +3,7 @@
 //! default) and `postgres` (a cluster's shared store) implement it, and `seal` encrypts the
 //! tokens of both. The types here are what crosses the interface.
 
+mod pg_copy;
 mod postgres;
 mod seal;
 mod sqlite;

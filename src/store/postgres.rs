@@ -22,6 +22,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, GenericClient, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::pg_copy::CopyReader;
 use super::seal::Sealer;
 use super::sqlite::{lock_data_dir, split_groups, MAX_PENDING_PER_ACCOUNT};
 use super::{
@@ -1219,12 +1220,78 @@ fn load_contacts(
             ),
             [&account as &(dyn postgres::types::ToSql + Sync), &source.name()],
         )?,
-        None => conn.query_raw(
-            &format!("{COLUMNS} ORDER BY c.account, c.source, c.resource_name, n.position"),
-            std::iter::empty::<&(dyn postgres::types::ToSql + Sync)>(),
-        )?,
+        None => return load_everything(conn, each),
     };
     scan(rows, each)
+}
+
+/// Every contact, for the index at open, in two streams that PostgreSQL need not sort: the
+/// numbers as the table holds them, gathered by contact here, then the contacts in the order
+/// of their unique index (account, source, resource name). The one query joining both had
+/// the server sort a million joined rows (on disk, past `work_mem`): 1.65x SQLite's open.
+fn load_everything(
+    conn: &mut impl GenericClient,
+    each: &mut dyn FnMut(String, Source, Loaded),
+) -> Result<()> {
+    let mut numbers: rustc_hash::FxHashMap<i64, Vec<(i32, ContactNumber)>> = Default::default();
+    {
+        let mut rows = CopyReader::new(conn.copy_out(
+            "COPY (SELECT contact_id, position, e164, national, label FROM numbers)
+             TO STDOUT (FORMAT binary)",
+        )?)?;
+        while rows.next_row(5)? {
+            let contact = rows.i64()?;
+            let position = rows.i32()?;
+            let number = ContactNumber {
+                e164: E164(rows.i64()? as u64),
+                national: NationalKey(rows.i64()? as u64),
+                label: rows.text()?,
+            };
+            numbers.entry(contact).or_default().push((position, number));
+        }
+    }
+    let mut rows = CopyReader::new(conn.copy_out(
+        "COPY (SELECT account, source, id, resource_name, name, company, groups FROM contacts
+               ORDER BY account, source, resource_name) TO STDOUT (FORMAT binary)",
+    )?)?;
+    let (mut account, mut source_name, mut groups) = (Vec::new(), Vec::new(), Vec::new());
+    let mut current: Option<(String, Source, Loaded)> = None;
+    while rows.next_row(7)? {
+        let account = rows.text_into(&mut account)?;
+        let source_name = rows.text_into(&mut source_name)?;
+        let id = rows.i64()?;
+        let (resource_name, name, company) = (rows.text()?, rows.text()?, rows.text()?);
+        let groups = split_groups(rows.text_into(&mut groups)?);
+        if current
+            .as_ref()
+            .is_none_or(|(a, s, _)| a != account || s.name() != source_name)
+        {
+            if let Some((done, source, loaded)) = current.take() {
+                each(done, source, loaded);
+            }
+            let Some(source) = Source::from_name(source_name) else {
+                continue; // a newer plugin's source: not indexed
+            };
+            current = Some((account.to_owned(), source, Loaded::default()));
+        }
+        let loaded = &mut current.as_mut().expect("set above").2;
+        let mut held = numbers.remove(&id).unwrap_or_default();
+        if !held.is_sorted_by_key(|(position, _)| *position) {
+            held.sort_by_key(|(position, _)| *position);
+        }
+        loaded.ids.push(id as u64);
+        loaded.contacts.push(Contact {
+            resource_name,
+            name,
+            company,
+            numbers: held.into_iter().map(|(_, number)| number).collect(),
+            groups,
+        });
+    }
+    if let Some((done, source, loaded)) = current {
+        each(done, source, loaded);
+    }
+    Ok(())
 }
 
 /// Groups rows of `COLUMNS` into contacts, and contacts into (account, source) runs.

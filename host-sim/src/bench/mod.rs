@@ -11,10 +11,14 @@
 //!   lookups beside a thread that searches;
 //! - `gi_presence` at 10,000 accounts with 20 busy periods each, beside a lookup;
 //! - the plugin's CPU for an interval's worth of no-change syncs of 10,000 accounts, and
-//!   memory per account.
+//!   memory per account;
+//! - a cluster on PostgreSQL (`cluster`): change propagation between two nodes, lookups on one
+//!   node while the other syncs, and `gi_open` from PostgreSQL beside SQLite.
 //!
 //! Latencies go into HDR histograms (one clock read per call; the clock's own cost is measured
 //! and shown). Nothing here is asserted: figures are for the report, on a shared machine.
+
+mod cluster;
 
 use std::ffi::CString;
 use std::path::PathBuf;
@@ -47,6 +51,9 @@ pub struct BenchArgs {
     /// Only the big account's sync figures (for tuning syncs and the index patch).
     #[arg(long, hide = true)]
     pub sync_only: bool,
+    /// Only the cluster figures (PostgreSQL).
+    #[arg(long, hide = true)]
+    pub cluster_only: bool,
 }
 
 /// The hidden `open-probe` subcommand: opens a data_dir in a fresh process, so that open time
@@ -175,6 +182,11 @@ pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
         "",
         "",
     ));
+    if args.cluster_only {
+        cluster::cluster_rows(api, &sizes, &mut rows)?;
+        print_table(&rows);
+        return Ok(());
+    }
     if args.presence_only {
         let plugin = open(api, &config)?;
         let empty = [(c"nobody.example".to_owned(), c"+12125550100".to_owned())];
@@ -383,7 +395,10 @@ pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
     let mut bar = Bar::new("during sync ");
     bar.update(0, 1, "two lookup threads, full syncs in a loop");
     let inputs = hit_inputs(&big_set);
-    let (quiet, busy, syncs) = lookups_during_syncs(&plugin, &fake, &inputs, sizes.measure)?;
+    let (quiet, busy, syncs) =
+        lookups_during_syncs([&plugin, &plugin], &fake, &inputs, sizes.measure, &|| {
+            fake.expire_sync_tokens(BIG_USER)
+        })?;
     bar.finish(1, 1, &format!("{syncs} full syncs ran"));
     for (label, q) in [("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)] {
         rows.push(row(
@@ -561,6 +576,7 @@ pub fn run(api: &Api, args: &BenchArgs) -> Result<(), String> {
         &mut rows,
     )?;
     scale_rows(api, &sizes, &mut rows)?;
+    cluster::cluster_rows(api, &sizes, &mut rows)?;
 
     print_table(&rows);
     Ok(())
@@ -1570,14 +1586,17 @@ fn lookups_until(
     Ok(h)
 }
 
-/// Two threads look up while the caller runs full syncs of the big account back to back;
-/// then the same two threads with nothing else running.
+/// Two threads look up on `looking` while the caller runs syncs of the big account on
+/// `syncing` back to back (the same plugin, or another node of a cluster), each after
+/// `before_each`; then the same two threads with nothing else running.
 fn lookups_during_syncs(
-    plugin: &Plugin<'_>,
+    [looking, syncing]: [&Plugin<'_>; 2],
     fake: &FakeGoogle,
     inputs: &[(CString, CString)],
     duration: Duration,
+    before_each: &dyn Fn(),
 ) -> Result<(Histogram<u64>, Histogram<u64>, usize), String> {
+    let plugin = looking;
     let two_threads = |stop: &AtomicBool| -> Result<Histogram<u64>, String> {
         std::thread::scope(|s| {
             let workers: Vec<_> = (0..2)
@@ -1602,8 +1621,8 @@ fn lookups_during_syncs(
         let mut syncs = 0;
         let mut failure = None;
         while started.elapsed() < duration || syncs == 0 {
-            fake.expire_sync_tokens(BIG_USER);
-            if let Err(e) = timed_sync(plugin, fake, BIG_ACCOUNT) {
+            before_each();
+            if let Err(e) = timed_sync(syncing, fake, BIG_ACCOUNT) {
                 failure = Some(e);
                 break;
             }
