@@ -360,6 +360,17 @@ impl PgUrl {
                 postgres::config::Host::Unix(path) => format!("{}:{port}", path.display()),
             })
             .collect();
+        // An unescaped "@" in the password splits the URL at the wrong place, and the rest of
+        // the password would be shown as the host.
+        if settings
+            .get_hosts()
+            .iter()
+            .any(|host| matches!(host, postgres::config::Host::Tcp(name) if name.contains('@')))
+        {
+            return Err(Error::config(
+                "configuration: store: the PostgreSQL URL has an \"@\" in the wrong place; percent-encode \"@\" in the user or password as %40",
+            ));
+        }
         if hosts.is_empty() {
             return Err(Error::config(
                 "configuration: store: the PostgreSQL URL names no host; write it as postgresql://USER@HOST:PORT/DBNAME",
@@ -370,11 +381,23 @@ impl PgUrl {
             settings.connect_timeout(Duration::from_secs(5));
         }
         settings.application_name("google-integration");
+        // A peer that vanished without a word (a crashed host, a NAT or load balancer dropping
+        // an idle flow) must be noticed in about a minute, on both sides: here, so that a call
+        // fails with GI_ERR_STORAGE instead of hanging and the listener reconnects; at the
+        // server, so that a dead node's session ends and its claims (advisory locks) with it.
+        // Keepalives also keep an idle listener's flow alive through NAT.
+        settings
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3)
+            .tcp_user_timeout(Duration::from_secs(60));
         // JIT compiling pays for long analytic queries; the plugin's are short, and the open's
         // scan of every contact streams rows rather than computing over them.
+        let server_side = "-c jit=off -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3";
         let options = match settings.get_options() {
-            Some(given) => format!("{given} -c jit=off"),
-            None => "-c jit=off".to_owned(),
+            Some(given) => format!("{given} {server_side}"),
+            None => server_side.to_owned(),
         };
         settings.options(&options);
         let described = format!(

@@ -262,9 +262,15 @@ impl Plugin {
         // them too): presence is unknown until this grant's first answer, asked for at once.
         self.core.presence.remove(&account);
         let mut state = AccountState::from(stored);
-        // What the sources did before (their last sync) shows until they sync again.
-        for (_, source, synced) in self.core.store.source_states(Some(&account))? {
-            state.sources[source as usize] = synced;
+        // What the sources did before (their last sync) shows until they sync again. The
+        // connection is stored by now: failing to read this must not fail the connect.
+        match self.core.store.source_states(Some(&account)) {
+            Ok(states) => {
+                for (_, source, synced) in states {
+                    state.sources[source as usize] = synced;
+                }
+            }
+            Err(e) => log::warn!("account {account}: its sources' last syncs are not shown: {e}"),
         }
         state.presence_issue = missing_calendar_scope(&self.core.config, &account, &state);
         let fetch_calendar = calendar_fetched(&self.core.config, &account, &state);

@@ -409,6 +409,26 @@ fn tokens_in_postgresql_are_sealed_and_a_node_with_another_key_cannot_open() {
 }
 
 #[test]
+fn a_node_with_another_key_cannot_open_the_store_even_before_any_token_is_stored() {
+    let h = Harness::on_postgres();
+    drop(h.open());
+    let other_key = h.dir.path().join("other.key");
+    std::fs::write(&other_key, [9u8; 32]).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&other_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut config = h.node_config("b");
+    config["token_key_file"] = json!(other_key);
+    let err = Plugin::open(api(), &config.to_string()).err().unwrap();
+    assert!(
+        err.message.contains("other.key") && err.message.contains("same token_key_file"),
+        "{}",
+        err.message
+    );
+    // The right key still opens it.
+    drop(h.open_with(&h.node_config("c")));
+}
+
+#[test]
 fn nodes_starting_together_on_an_empty_database_migrate_it_once() {
     let h = Harness::on_postgres();
     let configs: Vec<_> = (0..4).map(|n| h.node_config(&format!("n{n}"))).collect();
@@ -440,4 +460,30 @@ fn nodes_starting_together_on_an_empty_database_migrate_it_once() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(versions, vec![1]);
+}
+
+/// "Sync now" on node B while node A is syncing the account: B's run waits for A's to end,
+/// then runs (it is not dropped until the next interval).
+#[test]
+fn sync_now_on_a_node_while_another_syncs_runs_after_it() {
+    let h = Harness::on_postgres();
+    alice_contacts(&h);
+    let (a, b) = two_nodes(&h);
+    h.connect_and_sync(&a, ACCOUNT, ALICE);
+    assert!(wait_until(PATIENCE, || b.status(ACCOUNT)
+        == GiStatus::GI_STATUS_CONNECTED));
+    let connections = || h.fake.requests_to(Endpoint::People).len();
+    h.fake.set_sticky_fault(
+        Endpoint::People,
+        Some(Fault::Delay(Duration::from_millis(1500))),
+    );
+    let before = connections();
+    a.sync_now(ACCOUNT).unwrap();
+    assert!(wait_until(PATIENCE, || connections() > before));
+    b.sync_now(ACCOUNT).unwrap(); // node A holds the claim now
+    h.fake.set_sticky_fault(Endpoint::People, None);
+    assert!(
+        wait_until(PATIENCE, || connections() >= before + 2),
+        "node B's sync never ran after node A's ended"
+    );
 }

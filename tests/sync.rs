@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use host_sim::fake_google::{Endpoint, Fault, Person};
-use host_sim::plugin::GiStatus;
+use host_sim::plugin::{GiSearchMode, GiStatus};
 
 const ACCOUNT: &str = "example.com";
 
@@ -758,4 +758,41 @@ fn the_status_json_has_every_field_of_the_contract() {
     drop(plugin);
     let plugin = h.open_with(&config);
     assert_eq!(plugin.status_value(ACCOUNT)["scopes"], status["scopes"]);
+}
+
+/// Google resends a person in an incremental sync when a field the plugin does not keep
+/// changed (a photo, an address): with another contact changed beside it, the index is
+/// patched, and the resent contact must count and show once, as a rebuild from the store
+/// has it (on either store: tests/run-all runs this on PostgreSQL too).
+#[test]
+fn an_incremental_sync_resending_an_unchanged_contact_counts_it_once() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, people("A", 5));
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    let unchanged = people("A", 5).remove(1);
+    let mut changed = people("A", 5).remove(2);
+    changed.display = "Changed Person".into();
+    h.fake.upsert_contact(ALICE, unchanged);
+    h.fake.upsert_contact(ALICE, changed);
+    let before = people_requests(&h).len();
+    plugin.sync_now(ACCOUNT).unwrap();
+    let status = wait_for_people_requests(&h, &plugin, ACCOUNT, before, 1);
+    assert_eq!(
+        name(&plugin, ACCOUNT, &number(2)).as_deref(),
+        Some("Changed Person")
+    );
+    assert_eq!(
+        (status["contacts"].clone(), status["numbers"].clone()),
+        (5.into(), 5.into()),
+        "{status}"
+    );
+    let (rows, total) = plugin
+        .search(ACCOUNT, "person001", GiSearchMode::GI_SEARCH_TEXT, 0, 10)
+        .unwrap();
+    assert_eq!((rows.len(), total), (1, 1), "{rows:?}");
+    // And a node opened now (a rebuild from the store) agrees.
+    drop(plugin);
+    let plugin = h.open();
+    assert_eq!(plugin.status_value(ACCOUNT)["contacts"], 5);
 }

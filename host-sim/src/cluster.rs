@@ -244,6 +244,21 @@ fn redacted(url: &str) -> String {
             if parsed.password().is_some() && parsed.set_password(Some("***")).is_err() {
                 return "(a store URL)".into();
             }
+            // A password may also come as a query parameter.
+            let query: Vec<(String, String)> = parsed
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k == "password" {
+                        "***".into()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            if !query.is_empty() {
+                parsed.query_pairs_mut().clear().extend_pairs(query);
+            }
             parsed.to_string()
         }
         // Unparsed, it could show a password: the plugin says what is wrong with it.

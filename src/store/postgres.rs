@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use postgres::fallible_iterator::FallibleIterator;
@@ -38,6 +38,8 @@ use crate::config::PgUrl;
 use crate::error::{pg_cause, Error, Result};
 use crate::presence::BusyTimes;
 
+/// A connection idle this long is checked before use (see `PgStore::with`).
+const IDLE_CHECK_AFTER: Duration = Duration::from_secs(10);
 /// The channel every node listens on; a payload is "NODE KIND [SOURCE] ACCOUNT".
 const CHANNEL: &str = "gi_changes";
 /// Taken (for the transaction) by whichever node migrates: nodes starting together migrate
@@ -48,8 +50,14 @@ const MIGRATION_LOCK: i64 = 0x6769_5f6d_6967_7261; // "gi_migra"
 /// never edit. Text that orders contacts is `COLLATE "C"`, byte order as in SQLite, so both
 /// stores hand the index the same order.
 const MIGRATIONS: &[&str] = &[
-    // 1: the schema of SQLite's migration 6, plus claims.
-    r#"CREATE TABLE pending_auth (
+    // 1: the schema of SQLite's migration 6, plus claims, a pending state's order of arrival,
+    // and `store_meta` (the key check: see `check_key`).
+    r#"CREATE TABLE store_meta (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+     );
+     CREATE TABLE pending_auth (
+        seq           BIGSERIAL,
         state_hash    BYTEA PRIMARY KEY,
         account       TEXT NOT NULL,
         pkce_verifier TEXT NOT NULL,
@@ -124,8 +132,9 @@ const MIGRATIONS: &[&str] = &[
 pub struct PgStore {
     url: PgUrl,
     tls: MakeRustlsConnect,
-    /// None after a connection broke and before the next call reconnects.
-    conn: Mutex<Option<Client>>,
+    /// None after a connection broke and before the next call reconnects; with when it was
+    /// last used.
+    conn: Mutex<Option<(Client, Instant)>>,
     sealer: Sealer,
     /// This plugin among the store's nodes: its own notifications are not news to it.
     node: i64,
@@ -155,6 +164,7 @@ impl PgStore {
             .map_err(unreachable)?;
         let mut conn = url.settings.connect(tls.clone()).map_err(unreachable)?;
         migrate(&mut conn)?;
+        check_key(&mut conn, &sealer)?;
         check_tokens(&mut conn, &sealer)?;
         let (sender, receiver) = std::sync::mpsc::channel();
         let stopping = Arc::new(AtomicBool::new(false));
@@ -169,7 +179,7 @@ impl PgStore {
         Ok(PgStore {
             url: url.clone(),
             tls,
-            conn: Mutex::new(Some(conn)),
+            conn: Mutex::new(Some((conn, Instant::now()))),
             sealer,
             node,
             changes: Mutex::new(Some(receiver)),
@@ -183,7 +193,15 @@ impl PgStore {
     /// A failure that broke the connection says the store is out of reach.
     fn with<R>(&self, f: impl FnOnce(&mut Client) -> Result<R>) -> Result<R> {
         let mut conn = self.conn.lock();
-        if conn.as_ref().is_none_or(|c| c.is_closed()) {
+        // A connection idle for a while may have been closed by a restarted server without
+        // this side knowing yet: asked first (one round trip), so that the call itself does
+        // not fail on it.
+        if let Some((client, used)) = conn.as_mut() {
+            if used.elapsed() > IDLE_CHECK_AFTER && !client.is_closed() {
+                let _ = client.is_valid(Duration::from_secs(5));
+            }
+        }
+        if conn.as_ref().is_none_or(|(c, _)| c.is_closed()) {
             *conn = None;
             let client = self.url.settings.connect(self.tls.clone()).map_err(|e| {
                 Error::storage(format!(
@@ -193,9 +211,10 @@ impl PgStore {
                 ))
             })?;
             log::info!("store: connected to PostgreSQL {} again", self.url);
-            *conn = Some(client);
+            *conn = Some((client, Instant::now()));
         }
-        let client = conn.as_mut().expect("connected above");
+        let (client, used) = conn.as_mut().expect("connected above");
+        *used = Instant::now();
         let result = f(client);
         if result.is_err() && client.is_closed() {
             *conn = None;
@@ -267,7 +286,10 @@ fn listen(
             match next {
                 Ok(Some(notification)) => {
                     let payload = notification.payload();
-                    if payload.starts_with(&own) {
+                    // This node's own contacts are in its index already (swapped under the
+                    // store's lock); its own account and calendar notices are heard, so that a
+                    // reload that raced one of its writes is followed by one that reads it.
+                    if payload.starts_with(&own) && payload[own.len()..].starts_with("contacts ") {
                         continue;
                     }
                     match parse_change(payload) {
@@ -348,6 +370,28 @@ fn migrate(conn: &mut Client) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a key other than the one the store's first node sealed with, even while no token
+/// is stored yet: nodes with different keys would each fail on the other's tokens later. The
+/// first node stores a value sealed with its key; every open must open it.
+fn check_key(conn: &mut Client, sealer: &Sealer) -> Result<()> {
+    conn.execute(
+        "INSERT INTO store_meta (name, value) VALUES ('key_check', $1) ON CONFLICT (name) DO NOTHING",
+        &[&sealer.seal(KEY_CHECK, KEY_CHECK, KEY_CHECK)],
+    )?;
+    let stored: String = conn
+        .query_one("SELECT value FROM store_meta WHERE name = 'key_check'", &[])?
+        .get(0);
+    sealer.open(KEY_CHECK, KEY_CHECK, &stored).map_err(|_| {
+        crate::error::Error::config(format!(
+            "the token key {} is not the key this PostgreSQL store's nodes seal tokens with; give every node the same token_key_file",
+            sealer.key_path().display()
+        ))
+    })?;
+    Ok(())
+}
+
+const KEY_CHECK: &str = "key_check";
+
 /// The token columns, named as the sealing binds them (as in SQLite).
 const REFRESH: &str = "refresh_token";
 const ACCESS: &str = "access_token";
@@ -425,7 +469,7 @@ impl Store for PgStore {
             tx.execute(
                 "DELETE FROM pending_auth WHERE account = $1 AND state_hash NOT IN
                     (SELECT state_hash FROM pending_auth WHERE account = $1
-                     ORDER BY created_at DESC, state_hash DESC LIMIT $2)",
+                     ORDER BY created_at DESC, seq DESC LIMIT $2)",
                 &[&pending.account, &MAX_PENDING_PER_ACCOUNT],
             )?;
             tx.commit()?;
@@ -859,8 +903,15 @@ impl Store for PgStore {
         each: &mut dyn FnMut(String, Source, Loaded, GroupNames),
     ) -> Result<()> {
         self.with(|conn| {
+            // One snapshot for the groups and both streams of contacts: another node's sync
+            // landing between them must not give a contact's new id no numbers.
+            let mut tx = conn
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
             let mut groups: HashMap<String, GroupNames> = HashMap::new();
-            for row in conn.query(
+            for row in tx.query(
                 "SELECT account, resource_name, name FROM contact_groups",
                 &[],
             )? {
@@ -869,13 +920,15 @@ impl Store for PgStore {
                     .or_default()
                     .insert(row.get(1), row.get(2));
             }
-            load_contacts(conn, None, &mut |account, source, loaded| {
+            load_contacts(&mut tx, None, &mut |account, source, loaded| {
                 let names = match source {
                     Source::Contacts => groups.remove(&account).unwrap_or_default(),
                     _ => GroupNames::new(),
                 };
                 each(account, source, loaded, names)
-            })
+            })?;
+            tx.commit()?;
+            Ok(())
         })
     }
 
@@ -911,23 +964,30 @@ impl Store for PgStore {
             if !locked {
                 return Ok(Claim::Busy);
             }
-            let last = conn.query_opt(
-                "SELECT node, claimed_at FROM claims WHERE account = $1 AND job = $2",
-                &[&account, &job],
-            )?;
-            if let (Some(window), Some(last)) = (fresh_within, last) {
-                let (node, at): (i64, i64) = (last.get(0), last.get(1));
-                if node != self.node && at > now - window {
-                    conn.execute("SELECT pg_advisory_unlock($1)", &[&key])?;
-                    return Ok(Claim::Fresh(at));
+            let decided = (|| {
+                let last = conn.query_opt(
+                    "SELECT node, claimed_at FROM claims WHERE account = $1 AND job = $2",
+                    &[&account, &job],
+                )?;
+                if let (Some(window), Some(last)) = (fresh_within, last) {
+                    let (node, at): (i64, i64) = (last.get(0), last.get(1));
+                    if node != self.node && at > now - window {
+                        return Ok(Claim::Fresh(at));
+                    }
                 }
+                conn.execute(
+                    "INSERT INTO claims (account, job, node, claimed_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (account, job) DO UPDATE SET node = excluded.node, claimed_at = excluded.claimed_at",
+                    &[&account, &job, &self.node, &now],
+                )?;
+                Ok::<_, Error>(Claim::Granted)
+            })();
+            // Anything but a grant gives the lock back at once: held by a live session, it
+            // would keep every other node out until this one's connection ends.
+            if !matches!(decided, Ok(Claim::Granted)) {
+                let _ = conn.execute("SELECT pg_advisory_unlock($1)", &[&key]);
             }
-            conn.execute(
-                "INSERT INTO claims (account, job, node, claimed_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (account, job) DO UPDATE SET node = excluded.node, claimed_at = excluded.claimed_at",
-                &[&account, &job, &self.node, &now],
-            )?;
-            Ok(Claim::Granted)
+            decided
         })
     }
 
@@ -935,7 +995,7 @@ impl Store for PgStore {
         let key = claim_key(account, job);
         // A connection that broke since took the lock with it.
         let mut conn = self.conn.lock();
-        if let Some(conn) = conn.as_mut().filter(|c| !c.is_closed()) {
+        if let Some((conn, _)) = conn.as_mut().filter(|(c, _)| !c.is_closed()) {
             if let Err(e) = conn.execute("SELECT pg_advisory_unlock($1)", &[&key]) {
                 log::warn!("store: cannot give back the claim on {account}'s {job}: {e}");
             }
@@ -1023,7 +1083,10 @@ impl PgStore {
         let mut written: Vec<&Contact> = Vec::new();
         for contact in upserts {
             if let Some((id, old)) = stored.remove(&contact.resource_name) {
-                if old == *contact {
+                // Only a full sync keeps an unchanged contact's row: an incremental sync's
+                // index patch hides every upsert's stored version and adds it anew (as in
+                // SQLite), so a kept row would answer twice.
+                if replace_all && old == *contact {
                     kept.insert(&contact.resource_name, id);
                     continue;
                 }

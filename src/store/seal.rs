@@ -99,6 +99,11 @@ impl Sealer {
         )
     }
 
+    /// Where the key was read from, for messages.
+    pub fn key_path(&self) -> &std::path::Path {
+        &self.key_path
+    }
+
     /// Opens a sealed token. A value this key did not seal (another key, another row, a
     /// damaged file) is an error, never a garbage token to send to Google.
     pub fn open(&self, account: &str, field: &str, stored: &str) -> Result<String> {

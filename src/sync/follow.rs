@@ -1,7 +1,9 @@
 //! Following a shared store: another node of the cluster connected, synced, disabled or
 //! changed the status of an account, and this node's memory (states, index, presence,
 //! schedule) must show it within seconds. Each change reloads only what it names; after the
-//! store was out of reach everything is reloaded, since changes may have been missed.
+//! store was out of reach everything is reloaded, since changes may have been missed. A reload
+//! may race this node's own write of the same account; the store then sends this node its own
+//! notice of that write too, and the reload it causes reads the newer state.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -131,7 +133,12 @@ fn reload_book(core: &Core, account: &str, source: Source) -> Result<()> {
     };
     let index =
         AccountIndex::build_stored(&loaded.contacts, &loaded.ids, &group_names, only_groups);
-    core.index.replace(account, source, index);
+    // Swapped in only while the account is connected here, under the lock a disable takes to
+    // erase it from memory: a disable on this node after the read must not be undone.
+    let accounts = core.accounts.read();
+    if accounts.contains_key(account) {
+        core.index.replace(account, source, index);
+    }
     Ok(())
 }
 

@@ -29,6 +29,8 @@ use session::SyncEnd;
 
 /// Accounts synced at the same time. More only adds load on Google and the disk.
 const WORKERS: usize = 4;
+/// How soon a run asked for tries again when another node runs it or the store is away.
+const ASK_AGAIN_AFTER: Duration = Duration::from_secs(2);
 /// Retries of one request after a 429, a 5xx or a network failure, before the status turns
 /// yellow (the contract's "past three retries").
 const MAX_RETRIES: u32 = 3;
@@ -312,6 +314,10 @@ fn worker_loop(shared: &Shared) {
         let mut queue = shared.queue.lock();
         queue.running.remove(&task);
         let next = match end {
+            SyncEnd::AskAgain { wait } => {
+                queue.asked.insert(task.clone());
+                wait
+            }
             SyncEnd::Done => {
                 queue.deferrals.remove(&task);
                 job.next_wait(config, account)
@@ -354,7 +360,7 @@ fn worker_loop(shared: &Shared) {
 /// Runs the job when this node may: in a cluster, one node at a time runs an account's job,
 /// and a due run that another node made a moment ago (within half an interval) is not made
 /// again, so N nodes ask Google as often as one. A run asked for (a connect, Sync now) waits
-/// only for one in flight.
+/// only for one in flight, and then runs.
 fn run_claimed(shared: &Shared, account: &str, job: Job, asked: bool) -> SyncEnd {
     let store = &shared.core.store;
     let fresh_within = (!asked).then(|| (job.interval(&shared.core.config).as_secs() / 2) as i64);
@@ -367,6 +373,11 @@ fn run_claimed(shared: &Shared, account: &str, job: Job, asked: bool) -> SyncEnd
             };
             job.run(shared, account)
         }
+        // Asked for, it must run: once the other node's run ends (it may have started before a
+        // reconnect, whose first sync must not wait an interval) or the store is back.
+        Ok(Claim::Busy) if asked => SyncEnd::AskAgain {
+            wait: ASK_AGAIN_AFTER,
+        },
         Ok(Claim::Busy) => {
             log::debug!(
                 "account {account}: another node runs its {} now; this node waits for the next",
@@ -386,7 +397,13 @@ fn run_claimed(shared: &Shared, account: &str, job: Job, asked: bool) -> SyncEnd
                 "account {account}: the {} waits for the store: {e}",
                 job.noun()
             );
-            SyncEnd::Done
+            if asked {
+                SyncEnd::AskAgain {
+                    wait: ASK_AGAIN_AFTER * 5,
+                }
+            } else {
+                SyncEnd::Done
+            }
         }
     }
 }

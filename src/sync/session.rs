@@ -24,6 +24,10 @@ pub enum SyncEnd {
     Done,
     /// Google asked to wait longer than a run waits: try again after `wait`.
     Deferred { wait: Duration, reason: String },
+    /// A run asked for (a connect, Sync now) could not start now (another node of a cluster
+    /// runs it, or the store is out of reach): ask again after `wait`, as asked still, without
+    /// counting a retry.
+    AskAgain { wait: Duration },
 }
 
 /// Why a run ended without landing.
