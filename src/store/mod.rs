@@ -196,6 +196,30 @@ pub struct StoredAccount {
     pub scopes: Vec<String>,
 }
 
+impl StoredAccount {
+    /// From the `accounts` columns as both stores keep them: `status` is "connected" or
+    /// "issue" (with `reason`), `scopes` space-separated.
+    pub(super) fn from_columns(
+        account: String,
+        connection_id: i64,
+        status: &str,
+        reason: Option<String>,
+        last_sync: Option<i64>,
+        last_error: Option<String>,
+        scopes: &str,
+    ) -> StoredAccount {
+        StoredAccount {
+            account,
+            connection_id,
+            issue: (status == "issue")
+                .then(|| reason.unwrap_or_else(|| "a problem with Google needs attention".into())),
+            last_sync,
+            last_error,
+            scopes: scopes.split_whitespace().map(str::to_owned).collect(),
+        }
+    }
+}
+
 /// What the store keeps of one contact source of an account.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StoredSource {
@@ -215,11 +239,60 @@ pub struct StoredPresence {
     pub issue: Option<String>,
 }
 
+impl StoredPresence {
+    /// From the `presence` columns as both stores keep them: no `fetched_at`, no answer yet;
+    /// `busy` holds "start end" pairs of Unix seconds, one a line (a line that is not two
+    /// numbers is skipped).
+    pub(super) fn from_columns(
+        account: String,
+        fetched_at: Option<i64>,
+        window_end: Option<i64>,
+        busy: &str,
+        issue: Option<String>,
+    ) -> StoredPresence {
+        let periods = busy
+            .lines()
+            .filter_map(|line| {
+                let (start, end) = line.split_once(' ')?;
+                Some((start.parse().ok()?, end.parse().ok()?))
+            })
+            .collect();
+        StoredPresence {
+            account,
+            busy: fetched_at.map(|fetched_at| {
+                BusyTimes::new(periods, fetched_at, window_end.unwrap_or(fetched_at))
+            }),
+            issue,
+        }
+    }
+}
+
+/// The token columns, named as the sealing binds them.
+pub(super) const REFRESH: &str = "refresh_token";
+pub(super) const ACCESS: &str = "access_token";
+
 /// The OAuth tokens of one account. No `Debug`: they must never be printed.
 pub struct Tokens {
     pub refresh_token: String,
     pub access_token: Option<String>,
     pub access_expires_at: Option<i64>,
+}
+
+impl Tokens {
+    /// Opens the sealed (refresh, access, expiry) columns of an account.
+    pub(super) fn open_sealed(
+        sealer: &Sealer,
+        account: &str,
+        (refresh, access, access_expires_at): (String, Option<String>, Option<i64>),
+    ) -> Result<Tokens> {
+        Ok(Tokens {
+            refresh_token: sealer.open(account, REFRESH, &refresh)?,
+            access_token: access
+                .map(|t| sealer.open(account, ACCESS, &t))
+                .transpose()?,
+            access_expires_at,
+        })
+    }
 }
 
 /// A state handed out by `gi_auth_url`, waiting for Google's redirect.

@@ -27,7 +27,7 @@ use super::seal::Sealer;
 use super::sqlite::{lock_data_dir, split_groups, MAX_PENDING_PER_ACCOUNT};
 use super::{
     Change, Claim, Committed, Landing, Loaded, PendingAuth, Store, StoreRead, StoredAccount,
-    StoredPresence, StoredSource, Tokens,
+    StoredPresence, StoredSource, Tokens, ACCESS, REFRESH,
 };
 use crate::book::contact::{Contact, ContactNumber, Source};
 use crate::book::numbers::GroupNames;
@@ -392,10 +392,6 @@ fn check_key(conn: &mut Client, sealer: &Sealer) -> Result<()> {
 
 const KEY_CHECK: &str = "key_check";
 
-/// The token columns, named as the sealing binds them (as in SQLite).
-const REFRESH: &str = "refresh_token";
-const ACCESS: &str = "access_token";
-
 /// Proves that the key opens every stored token (a node with another key must never send
 /// garbage to Google), and seals any written in plain text.
 fn check_tokens(conn: &mut Client, sealer: &Sealer) -> Result<()> {
@@ -425,24 +421,15 @@ fn check_tokens(conn: &mut Client, sealer: &Sealer) -> Result<()> {
 }
 
 fn stored_account_from_row(row: &postgres::Row) -> StoredAccount {
-    let status: String = row.get(2);
-    let reason: Option<String> = row.get(3);
-    StoredAccount {
-        account: row.get(0),
-        connection_id: row.get(1),
-        issue: if status == "issue" {
-            Some(reason.unwrap_or_else(|| "a problem with Google needs attention".into()))
-        } else {
-            None
-        },
-        last_sync: row.get(4),
-        last_error: row.get(5),
-        scopes: row
-            .get::<_, String>(6)
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect(),
-    }
+    StoredAccount::from_columns(
+        row.get(0),
+        row.get(1),
+        row.get(2),
+        row.get(3),
+        row.get(4),
+        row.get(5),
+        row.get(6),
+    )
 }
 
 const ACCOUNT_COLUMNS: &str =
@@ -581,16 +568,9 @@ impl Store for PgStore {
                     )
                 }))
         })?;
-        let Some((refresh, access, access_expires_at)) = sealed else {
-            return Ok(None);
-        };
-        Ok(Some(Tokens {
-            refresh_token: self.sealer.open(account, REFRESH, &refresh)?,
-            access_token: access
-                .map(|t| self.sealer.open(account, ACCESS, &t))
-                .transpose()?,
-            access_expires_at,
-        }))
+        sealed
+            .map(|sealed| Tokens::open_sealed(&self.sealer, account, sealed))
+            .transpose()
     }
 
     fn update_access_token(
@@ -1212,20 +1192,7 @@ fn claim_key(account: &str, job: &str) -> i64 {
 }
 
 fn presence_from_row(row: &postgres::Row) -> StoredPresence {
-    let fetched_at: Option<i64> = row.get(1);
-    let window_end: Option<i64> = row.get(2);
-    let busy: String = row.get(3);
-    StoredPresence {
-        account: row.get(0),
-        busy: fetched_at.map(|fetched_at| {
-            BusyTimes::new(
-                super::sqlite::read_periods(&busy),
-                fetched_at,
-                window_end.unwrap_or(fetched_at),
-            )
-        }),
-        issue: row.get(4),
-    }
+    StoredPresence::from_columns(row.get(0), row.get(1), row.get(2), row.get(3), row.get(4))
 }
 
 fn stored_group_names(conn: &mut impl GenericClient, account: &str) -> Result<GroupNames> {

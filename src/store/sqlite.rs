@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use super::seal::Sealer;
 use super::{
     Change, Claim, PendingAuth, Store, StoreRead, StoredAccount, StoredPresence, StoredSource,
-    Tokens,
+    Tokens, ACCESS, REFRESH,
 };
 use std::collections::HashMap;
 
@@ -317,16 +317,9 @@ impl Store for SqliteStore {
                 },
             )
             .optional()?;
-        let Some((refresh, access, access_expires_at)) = sealed else {
-            return Ok(None);
-        };
-        Ok(Some(Tokens {
-            refresh_token: self.sealer.open(account, REFRESH, &refresh)?,
-            access_token: access
-                .map(|t| self.sealer.open(account, ACCESS, &t))
-                .transpose()?,
-            access_expires_at,
-        }))
+        sealed
+            .map(|sealed| Tokens::open_sealed(&self.sealer, account, sealed))
+            .transpose()
     }
 
     /// Stores a refreshed access token. The refresh token is kept, since Google does not
@@ -415,20 +408,13 @@ impl Store for SqliteStore {
              WHERE ?1 IS NULL OR p.account = ?1",
         )?;
         let rows = stmt.query_map([only], |row| {
-            let fetched_at: Option<i64> = row.get(1)?;
-            let window_end: Option<i64> = row.get(2)?;
-            let busy: String = row.get(3)?;
-            Ok(StoredPresence {
-                account: row.get(0)?,
-                busy: fetched_at.map(|fetched_at| {
-                    BusyTimes::new(
-                        read_periods(&busy),
-                        fetched_at,
-                        window_end.unwrap_or(fetched_at),
-                    )
-                }),
-                issue: row.get(4)?,
-            })
+            Ok(StoredPresence::from_columns(
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get_ref(3)?.as_str().map_err(rusqlite::Error::from)?,
+                row.get(4)?,
+            ))
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
@@ -1059,10 +1045,6 @@ pub(super) fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File> {
     }
 }
 
-/// The token columns, named as the sealing binds them.
-const REFRESH: &str = "refresh_token";
-const ACCESS: &str = "access_token";
-
 /// Seals every token still in plain text (a store from before sealing), and proves that the
 /// key opens the sealed ones, in one transaction; then empties the WAL so that no plain copy
 /// is left in any file.
@@ -1097,24 +1079,15 @@ fn seal_plain_tokens(conn: &mut Connection, sealer: &Sealer) -> Result<()> {
 }
 
 fn stored_account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredAccount> {
-    let status: String = row.get(2)?;
-    let reason: Option<String> = row.get(3)?;
-    Ok(StoredAccount {
-        account: row.get(0)?,
-        connection_id: row.get(1)?,
-        issue: if status == "issue" {
-            Some(reason.unwrap_or_else(|| "a problem with Google needs attention".into()))
-        } else {
-            None
-        },
-        last_sync: row.get(4)?,
-        last_error: row.get(5)?,
-        scopes: row
-            .get::<_, String>(6)?
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect(),
-    })
+    Ok(StoredAccount::from_columns(
+        row.get(0)?,
+        row.get(1)?,
+        row.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get_ref(6)?.as_str().map_err(rusqlite::Error::from)?,
+    ))
 }
 
 /// The account's stored contact group names.
@@ -1123,16 +1096,6 @@ fn stored_group_names(conn: &Connection, account: &str) -> Result<GroupNames> {
         conn.prepare_cached("SELECT resource_name, name FROM contact_groups WHERE account = ?1")?;
     let rows = stmt.query_map([account], |row| Ok((row.get(0)?, row.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<GroupNames>>()?)
-}
-
-/// Busy periods as `save_presence` writes them; a line that is not two numbers is skipped.
-pub(super) fn read_periods(text: &str) -> Vec<(i64, i64)> {
-    text.lines()
-        .filter_map(|line| {
-            let (start, end) = line.split_once(' ')?;
-            Some((start.parse().ok()?, end.parse().ok()?))
-        })
-        .collect()
 }
 
 /// Erases every contact of the account, from every source, with its sync state and groups.
