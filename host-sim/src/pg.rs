@@ -147,20 +147,25 @@ impl PgServer {
         );
     }
 
-    fn run(&self, program: &str, args: &[&str]) {
+    /// One of the server's programs, run as the user the server runs as.
+    fn command(&self, program: &str) -> Command {
         let path = self.bin.join(program);
-        let mut command = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&path);
-            c
+        if self.as_postgres {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(&path);
+            command
         } else {
             Command::new(&path)
-        };
-        let output = command
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let output = self
+            .command(program)
             .args(args)
             .current_dir(self.dir.path())
             .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
         assert!(
             output.status.success(),
             "{program} failed: {}{}\nserver log: {}",
@@ -173,18 +178,10 @@ impl PgServer {
 
 impl Drop for PgServer {
     fn drop(&mut self) {
-        let path = self.bin.join("pg_ctl");
-        let data = self.data();
-        let mut command = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&path);
-            c
-        } else {
-            Command::new(&path)
-        };
-        let _ = command
+        let _ = self
+            .command("pg_ctl")
             .arg("-D")
-            .arg(&data)
+            .arg(self.data())
             .args(["-m", "immediate", "stop"])
             .output();
     }
