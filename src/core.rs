@@ -37,12 +37,21 @@ pub struct AccountState {
     pub presence_issue: Option<String>,
     /// Each contact source's last sync and last error, at `Source as usize`.
     pub sources: [SourceState; 3],
+    /// Counts this node's changes to the state (in memory only): a reload of the account
+    /// from a shared store that read the store before one of them must not undo it.
+    pub revision: u64,
 }
 
 /// How an account's contact source last synced, for the status.
 pub type SourceState = StoredSource;
 
 impl AccountState {
+    /// Changes the state on this node's behalf, counting the change (see `revision`).
+    pub fn update(&mut self, f: impl FnOnce(&mut AccountState)) {
+        f(self);
+        self.revision = self.revision.wrapping_add(1);
+    }
+
     /// Why the account is yellow, if it is: the sync's problem, the calendar's, or both.
     pub fn reason(&self) -> Option<String> {
         match (&self.issue, &self.presence_issue) {
@@ -64,6 +73,7 @@ impl From<StoredAccount> for AccountState {
             scopes: stored.scopes,
             presence_issue: None,
             sources: Default::default(),
+            revision: 0,
         }
     }
 }
@@ -94,7 +104,7 @@ impl Core {
     ) {
         if let Some(state) = self.accounts.write().get_mut(account) {
             if state.connection_id == connection_id {
-                f(state);
+                state.update(f);
             }
         }
     }

@@ -2,18 +2,21 @@
 //! changed the status of an account, and this node's memory (states, index, presence,
 //! schedule) must show it within seconds. Each change reloads only what it names; after the
 //! store was out of reach everything is reloaded, since changes may have been missed. A reload
-//! may race this node's own write of the same account; the store then sends this node its own
-//! notice of that write too, and the reload it causes reads the newer state.
+//! may race this node's own write of the same account: it never undoes it (see
+//! `read_then_apply`), and the store sends this node its own notice of that write too.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
 
 use super::{Job, Shared};
 use crate::book::contact::Source;
 use crate::book::numbers::AccountIndex;
 use crate::core::{calendar_fetched, missing_calendar_scope, AccountState, Core};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::google::calendar;
 use crate::store::Change;
 
@@ -75,49 +78,98 @@ fn apply(shared: &Shared, change: &Change) -> Result<()> {
 /// from memory.
 fn reload_account(shared: &Shared, account: &str) -> Result<()> {
     let core = &shared.core;
-    let Some(stored) = core.store.account(account)? else {
-        if core.accounts.write().remove(account).is_some() {
+    let read = || -> Result<Option<AccountState>> {
+        let Some(stored) = core.store.account(account)? else {
+            return Ok(None);
+        };
+        let mut state = AccountState::from(stored);
+        for (_, source, synced) in core.store.source_states(Some(account))? {
+            state.sources[source as usize] = synced;
+        }
+        Ok(Some(state))
+    };
+    let outcome = read_then_apply(&core.accounts, account, read, |accounts, read| {
+        let Some(mut state) = read else {
+            return accounts.remove(account).map(|_| Reloaded::Gone);
+        };
+        let known = accounts
+            .get(account)
+            .filter(|known| known.connection_id == state.connection_id);
+        let new_connection = known.is_none();
+        match known {
+            Some(known) => {
+                state.syncing = known.syncing;
+                state.presence_issue = known.presence_issue.clone();
+                state.revision = known.revision;
+            }
+            None => state.presence_issue = missing_calendar_scope(&core.config, account, &state),
+        }
+        let fetch_calendar = calendar_fetched(&core.config, account, &state);
+        accounts.insert(account.to_owned(), state);
+        new_connection.then_some(Reloaded::Connected { fetch_calendar })
+    })?;
+    match outcome {
+        Some(Reloaded::Gone) => {
             shared.forget(account, Job::Contacts);
             shared.forget(account, Job::Presence);
             core.index.remove(account);
             core.presence.remove(account);
             log::info!("account {account}: disabled on another node; erased here too");
         }
-        return Ok(());
-    };
-    let sources = core.store.source_states(Some(account))?;
-    let mut state = AccountState::from(stored);
-    for (_, source, synced) in sources {
-        state.sources[source as usize] = synced;
-    }
-    let mut accounts = core.accounts.write();
-    let known = accounts
-        .get(account)
-        .filter(|known| known.connection_id == state.connection_id);
-    let new_connection = known.is_none();
-    match known {
-        Some(known) => {
-            state.syncing = known.syncing;
-            state.presence_issue = known.presence_issue.clone();
+        Some(Reloaded::Connected { fetch_calendar }) => {
+            // An older connection's busy times may be another Google user's (the store dropped
+            // them with the connect).
+            core.presence.remove(account);
+            shared.schedule(account, Job::Contacts);
+            if fetch_calendar {
+                shared.schedule(account, Job::Presence);
+            } else {
+                shared.forget(account, Job::Presence);
+            }
+            log::info!("account {account}: connected on another node");
         }
-        None => state.presence_issue = missing_calendar_scope(&core.config, account, &state),
-    }
-    let fetch_calendar = calendar_fetched(&core.config, account, &state);
-    accounts.insert(account.to_owned(), state);
-    drop(accounts);
-    if new_connection {
-        // An older connection's busy times may be another Google user's (the store dropped
-        // them with the connect).
-        core.presence.remove(account);
-        shared.schedule(account, Job::Contacts);
-        if fetch_calendar {
-            shared.schedule(account, Job::Presence);
-        } else {
-            shared.forget(account, Job::Presence);
-        }
-        log::info!("account {account}: connected on another node");
+        None => {}
     }
     Ok(())
+}
+
+/// What a reload of an account changed beyond its state.
+enum Reloaded {
+    Gone,
+    Connected { fetch_calendar: bool },
+}
+
+/// How many times a reload reads the store again when this node keeps changing the account
+/// meanwhile, before it gives up until the follower's next retry.
+const RELOAD_ATTEMPTS: usize = 20;
+
+/// Reads the store, then applies what it read to the account's state under the accounts'
+/// lock: but only if this node did not change the state between the two. Such a change
+/// (its sync's outcome, a status) writes the store first and memory next, so a read that
+/// began before it may not have seen it and would undo it in memory; the read is made again.
+/// A change after the apply is safe: it updates the fields it sets on top of what was read.
+fn read_then_apply<T, R>(
+    accounts: &RwLock<HashMap<String, AccountState>>,
+    account: &str,
+    mut read: impl FnMut() -> Result<T>,
+    apply: impl FnOnce(&mut HashMap<String, AccountState>, T) -> R,
+) -> Result<R> {
+    let version = |accounts: &HashMap<String, AccountState>| {
+        accounts
+            .get(account)
+            .map(|state| (state.connection_id, state.revision))
+    };
+    for _ in 0..RELOAD_ATTEMPTS {
+        let before = version(&accounts.read());
+        let value = read()?;
+        let mut accounts = accounts.write();
+        if version(&accounts) == before {
+            return Ok(apply(&mut accounts, value));
+        }
+    }
+    Err(Error::storage(format!(
+        "account {account} kept changing on this node while its state was read from the store"
+    )))
 }
 
 /// One source's contacts of the account, rebuilt from the store.
@@ -144,20 +196,89 @@ fn reload_book(core: &Core, account: &str, source: Source) -> Result<()> {
 
 /// The account's calendar presence and calendar problem, as the store has them now.
 fn reload_presence(core: &Core, account: &str) -> Result<()> {
-    let stored = core.store.presences(Some(account))?.into_iter().next();
-    let mut accounts = core.accounts.write();
-    let Some(state) = accounts.get_mut(account) else {
-        core.presence.remove(account);
-        return Ok(());
-    };
-    let wanted = core.config.settings_for(account).calendar;
-    match stored.as_ref().and_then(|s| s.busy.clone()) {
-        Some(busy) if wanted && calendar::grants_free_busy(&state.scopes) => {
-            core.presence.set(account, busy)
+    let read = || Ok(core.store.presences(Some(account))?.into_iter().next());
+    read_then_apply(&core.accounts, account, read, |accounts, stored| {
+        let Some(state) = accounts.get_mut(account) else {
+            core.presence.remove(account);
+            return;
+        };
+        let wanted = core.config.settings_for(account).calendar;
+        match stored.as_ref().and_then(|s| s.busy.clone()) {
+            Some(busy) if wanted && calendar::grants_free_busy(&state.scopes) => {
+                core.presence.set(account, busy)
+            }
+            _ => core.presence.remove(account),
         }
-        _ => core.presence.remove(account),
+        state.presence_issue = missing_calendar_scope(&core.config, account, state)
+            .or_else(|| stored.and_then(|s| s.issue).filter(|_| wanted));
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn state(issue: Option<&str>) -> AccountState {
+        AccountState::from(crate::store::StoredAccount {
+            account: "example.com".into(),
+            connection_id: 7,
+            issue: issue.map(str::to_owned),
+            last_sync: None,
+            last_error: None,
+            scopes: Vec::new(),
+        })
     }
-    state.presence_issue = missing_calendar_scope(&core.config, account, state)
-        .or_else(|| stored.and_then(|s| s.issue).filter(|_| wanted));
-    Ok(())
+
+    /// The race CI once caught: the sync's outcome (yellow) was stored and set in memory while
+    /// the follower read the store from just before, and the follower's apply turned the
+    /// account green again until the next notice.
+    #[test]
+    fn a_read_from_before_a_local_change_is_read_again_and_does_not_undo_it() {
+        let accounts = RwLock::new(HashMap::from([("example.com".to_owned(), state(None))]));
+        let reads = Cell::new(0);
+        let read = || {
+            reads.set(reads.get() + 1);
+            if reads.get() == 1 {
+                // The store is read as it was; meanwhile this node stores its sync's outcome
+                // and sets it in memory.
+                let stale = state(None);
+                accounts
+                    .write()
+                    .get_mut("example.com")
+                    .unwrap()
+                    .update(|s| s.issue = Some("the sync failed".into()));
+                Ok(stale)
+            } else {
+                Ok(state(Some("the sync failed")))
+            }
+        };
+        read_then_apply(&accounts, "example.com", read, |accounts, read| {
+            accounts.insert("example.com".into(), read);
+        })
+        .unwrap();
+        assert_eq!(reads.get(), 2, "read again after the local change");
+        assert_eq!(
+            accounts.read()["example.com"].issue.as_deref(),
+            Some("the sync failed")
+        );
+    }
+
+    #[test]
+    fn a_node_that_keeps_changing_the_account_makes_the_reload_wait_for_a_retry() {
+        let accounts = RwLock::new(HashMap::from([("example.com".to_owned(), state(None))]));
+        let read = || {
+            accounts
+                .write()
+                .get_mut("example.com")
+                .unwrap()
+                .update(|s| s.syncing = !s.syncing);
+            Ok(state(None))
+        };
+        let err = read_then_apply(&accounts, "example.com", read, |_, _: AccountState| {
+            unreachable!("a read older than the state is never applied")
+        })
+        .unwrap_err();
+        assert!(err.message().contains("kept changing"), "{}", err.message());
+    }
 }
