@@ -459,7 +459,8 @@ fn nodes_starting_together_on_an_empty_database_migrate_it_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1]);
+    // One row, at the newest version (2: the books' latest changes).
+    assert_eq!(versions, vec![2]);
 }
 
 /// "Sync now" on node B while node A is syncing the account: B's run waits for A's to end,
@@ -486,4 +487,99 @@ fn sync_now_on_a_node_while_another_syncs_runs_after_it() {
         wait_until(PATIENCE, || connections() >= before + 2),
         "node B's sync never ran after node A's ended"
     );
+}
+
+/// A node follows another node's incremental sync by patching its copy of the book with that
+/// change alone, as the syncing node patches its own, rather than rebuilding the book from
+/// every stored contact. A copy the node changed itself meanwhile (its own sync) is rebuilt
+/// once. Either way it answers and searches exactly as the syncing node does.
+#[test]
+fn another_nodes_incremental_sync_is_patched_into_this_nodes_copy() {
+    const ACCOUNT: &str = "example.com/42";
+    capture_logs();
+    let h = Harness::on_postgres();
+    let person = |id: u32, name: &str, number: u32| {
+        Person::new(&format!("people/c{id}"), name, "Staff")
+            .with_phone(&format!("+1 212 555 01{number:02}"), "work")
+    };
+    h.fake.set_contacts(
+        ALICE,
+        (1..=5)
+            .map(|i| person(i, &format!("Person{i}"), i))
+            .collect(),
+    );
+    let (a, b) = two_nodes(&h);
+    h.connect_and_sync(&a, ACCOUNT, ALICE);
+    let name = |node: &Plugin<'_>, n: u32| {
+        node.lookup(ACCOUNT, &format!("+121255501{n:02}"))
+            .unwrap()
+            .map(|c| c.name)
+    };
+    assert!(wait_until(PATIENCE, || name(&b, 1).is_some()));
+    let logged = |what: &str| {
+        let ours = format!("account {ACCOUNT}: ");
+        logged_lines()
+            .iter()
+            .filter(|line| line.contains(&ours) && line.contains(what))
+            .count()
+    };
+    let (rebuilt, patched) = (
+        "reloaded from the store in full",
+        "patched into this node's copy",
+    );
+    let (rebuilds_before, patches_before) = (logged(rebuilt), logged(patched));
+    let total = |node: &Plugin<'_>, query: &str| {
+        node.search(ACCOUNT, query, GiSearchMode::GI_SEARCH_TEXT, 0, 10)
+            .unwrap()
+            .1
+    };
+    // Node B answers every number, counts and searches as node A does, once it has `renamed`.
+    let b_follows = |renamed: &str| {
+        assert!(
+            wait_until(PATIENCE, || name(&b, 1).as_deref() == Some(renamed)),
+            "{:?}",
+            name(&b, 1)
+        );
+        for n in 1..=7 {
+            assert_eq!(name(&b, n), name(&a, n), "+121255501{n:02}");
+        }
+        let contacts = |node: &Plugin<'_>| node.status_value(ACCOUNT)["contacts"].clone();
+        assert_eq!(contacts(&b), contacts(&a));
+        for query in ["staff", "renamed", "aaron"] {
+            assert_eq!(total(&b, query), total(&a, query), "{query}");
+        }
+    };
+    let sync_on = |node: &Plugin<'_>, renamed: &str| {
+        node.sync_now(ACCOUNT).unwrap();
+        assert!(wait_until(PATIENCE, || name(node, 1).as_deref() == Some(renamed)));
+    };
+
+    // Two incremental syncs on node A: a rename, a deletion, a new number and a new holder
+    // of a number someone has; then a rename and that holder gone.
+    h.fake.upsert_contact(ALICE, person(1, "Renamed1", 1));
+    h.fake.delete_contact(ALICE, "people/c2");
+    h.fake.upsert_contact(ALICE, person(6, "Person6", 6));
+    h.fake.upsert_contact(ALICE, person(7, "Aaron Shared", 3));
+    sync_on(&a, "Renamed1 Staff");
+    b_follows("Renamed1 Staff");
+    h.fake.upsert_contact(ALICE, person(1, "Renamed2", 1));
+    h.fake.delete_contact(ALICE, "people/c7");
+    sync_on(&a, "Renamed2 Staff");
+    b_follows("Renamed2 Staff");
+    assert_eq!(total(&b, "renamed2"), 1, "counted once");
+    assert_eq!(logged(patched), patches_before + 2, "each change patched");
+    assert_eq!(logged(rebuilt), rebuilds_before, "nothing rebuilt on B");
+
+    // Node B syncs once itself, then node A again: B's copy is its own sync's, not the one the
+    // store's mark says, so B rebuilds it once rather than patch a change it already has.
+    h.fake.upsert_contact(ALICE, person(1, "Renamed3", 1));
+    sync_on(&b, "Renamed3 Staff");
+    assert!(wait_until(PATIENCE, || name(&a, 1).as_deref()
+        == Some("Renamed3 Staff")));
+    let rebuilds_on_a = logged(rebuilt);
+    h.fake.upsert_contact(ALICE, person(1, "Renamed4", 1));
+    sync_on(&a, "Renamed4 Staff");
+    b_follows("Renamed4 Staff");
+    assert_eq!(total(&b, "renamed4"), 1, "counted once");
+    assert_eq!(logged(rebuilt), rebuilds_on_a + 1, "B rebuilt its own copy");
 }

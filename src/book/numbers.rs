@@ -14,7 +14,7 @@ use rustc_hash::FxBuildHasher;
 
 use super::fold;
 use super::names::{Entry, Matches, NameIndex, Query, Row};
-use super::patch::AccountBook;
+use super::patch::{AccountBook, BookIdentity};
 use crate::account::domain_of;
 use crate::book::contact::{Contact, Source};
 use crate::book::phone::{IncomingNumber, E164};
@@ -474,8 +474,35 @@ impl ContactIndex {
 
     /// Swaps in a copy of the snapshot with `change` made to the account's books; an account
     /// left without a book leaves the map.
+    /// Replaces one source's book of the account only if it is still the book `expected`
+    /// identifies: a writer that read a book, patched it and finds that another writer swapped
+    /// it meanwhile must not undo that writer's change. Says whether it replaced it.
+    pub fn replace_book_if(
+        &self,
+        account: &str,
+        source: Source,
+        expected: &BookIdentity,
+        book: AccountBook,
+    ) -> bool {
+        let _writer = self.writer.lock();
+        let still = self.current.load().get(account).is_some_and(|books| {
+            books.0[source as usize]
+                .as_ref()
+                .is_some_and(|current| expected.is(current))
+        });
+        if still {
+            self.swap_locked(account, |books| books.0[source as usize] = Some(book));
+        }
+        still
+    }
+
     fn update(&self, account: &str, change: impl FnOnce(&mut SourceBooks)) {
         let _writer = self.writer.lock();
+        self.swap_locked(account, change);
+    }
+
+    /// `update`'s swap, with the writer's lock held by the caller.
+    fn swap_locked(&self, account: &str, change: impl FnOnce(&mut SourceBooks)) {
         let mut snapshot = Snapshot::clone(&self.current.load());
         let books = snapshot.entry(Arc::from(account)).or_default();
         change(books);

@@ -20,7 +20,7 @@
 //! levels few.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
@@ -280,7 +280,36 @@ impl Carried {
     }
 }
 
+/// Which book an `AccountBook` is, without keeping it alive (its memory is freed as usual;
+/// only the two allocations' headers stay while this does, so no later book can take their
+/// address and pass for it).
+#[derive(Clone)]
+pub struct BookIdentity {
+    base: Weak<AccountIndex>,
+    patch: Option<Weak<Patch>>,
+}
+
+impl BookIdentity {
+    /// Whether `book` is the very book this identifies (not merely an equal one).
+    pub fn is(&self, book: &AccountBook) -> bool {
+        let same_patch = match (&self.patch, &book.patch) {
+            (None, None) => true,
+            (Some(was), Some(now)) => std::ptr::eq(was.as_ptr(), Arc::as_ptr(now)),
+            _ => false,
+        };
+        same_patch && std::ptr::eq(self.base.as_ptr(), Arc::as_ptr(&book.base))
+    }
+}
+
 impl AccountBook {
+    /// This book's identity (see `BookIdentity`).
+    pub fn identity(&self) -> BookIdentity {
+        BookIdentity {
+            base: Arc::downgrade(&self.base),
+            patch: self.patch.as_ref().map(Arc::downgrade),
+        }
+    }
+
     pub fn new(base: AccountIndex) -> AccountBook {
         AccountBook {
             base: Arc::new(base),

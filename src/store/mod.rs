@@ -3,6 +3,7 @@
 //! default) and `postgres` (a cluster's shared store) implement it, and `seal` encrypts the
 //! tokens of both. The types here are what crosses the interface.
 
+mod book_change;
 mod pg_copy;
 mod postgres;
 mod seal;
@@ -17,6 +18,7 @@ use crate::config::StoreKind;
 use crate::error::Result;
 use crate::presence::BusyTimes;
 
+pub use book_change::{BookChange, Followed};
 pub use postgres::PgStore;
 pub use seal::{Sealer, KEY_FILE};
 pub use sqlite::{Committed, Landing, Loaded, SqliteStore, DATABASE_FILE};
@@ -126,8 +128,21 @@ pub trait Store: Send + Sync {
     /// Hands every account's stored contacts and group names to `each`, a source at a time.
     fn for_each_book(&self, each: &mut dyn FnMut(String, Source, Loaded, GroupNames))
         -> Result<()>;
-    /// One source's contacts of the account and the account's group names, as stored.
-    fn book(&self, account: &str, source: Source) -> Result<(Loaded, GroupNames)>;
+    /// One source's contacts of the account and the account's group names, as stored, with
+    /// the mark of the store's latest change of that book (see `follow_book`; 0 in a store
+    /// no other node writes).
+    fn book(&self, account: &str, source: Source) -> Result<(Loaded, GroupNames, i64)>;
+    /// For a node following a shared store: how one source's book changed since `mark` (from
+    /// `book` or an earlier call). When the change since is exactly one incremental sync,
+    /// `patch` gets it, read in one snapshot with what patching needs, and says whether it
+    /// patched the node's book; a store no other node writes always says `Rebuild`.
+    fn follow_book(
+        &self,
+        account: &str,
+        source: Source,
+        mark: i64,
+        patch: &mut dyn FnMut(&dyn StoreRead, &BookChange) -> Result<bool>,
+    ) -> Result<Followed>;
     /// A consistent copy of the store in a new file (SQLite only).
     fn backup(&self, target: &Path) -> Result<()>;
     /// Makes what was written durable in the store's own files (SQLite's WAL); on close too.

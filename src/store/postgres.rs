@@ -22,6 +22,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, GenericClient, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::book_change::{self, BookChange, Followed};
 use super::pg_copy::CopyReader;
 use super::seal::Sealer;
 use super::sqlite::{lock_data_dir, split_groups, MAX_PENDING_PER_ACCOUNT};
@@ -127,6 +128,17 @@ const MIGRATIONS: &[&str] = &[
         claimed_at BIGINT NOT NULL,
         PRIMARY KEY (account, job)
      );"#,
+    // 2: each book's latest change, for the other nodes to patch their copy by (see
+    // `PgStore::book_changed`); `seq` marks it, `prev_seq` the change before it.
+    r#"CREATE SEQUENCE book_change_seq;
+     CREATE TABLE book_changes (
+        account  TEXT NOT NULL,
+        source   TEXT NOT NULL,
+        seq      BIGINT NOT NULL,
+        prev_seq BIGINT NOT NULL DEFAULT 0,
+        patch    BYTEA,
+        PRIMARY KEY (account, source)
+     );"#,
 ];
 
 pub struct PgStore {
@@ -226,6 +238,28 @@ impl PgStore {
             )));
         }
         result
+    }
+
+    /// Records that one source's book changed (in the transaction that changed it) and tells
+    /// the other nodes. `patch` is the change when it is an incremental sync's (see
+    /// `book_change`): a node whose copy is the book just before it patches its copy; every
+    /// other node, and every other change (a full sync, new group names, an erase), rebuilds.
+    /// Only the latest change is kept, so the table holds a row a book.
+    fn book_changed(
+        &self,
+        tx: &mut impl GenericClient,
+        account: &str,
+        source: Source,
+        patch: Option<&[u8]>,
+    ) -> Result<()> {
+        tx.execute(
+            "INSERT INTO book_changes (account, source, seq, patch)
+                VALUES ($1, $2, nextval('book_change_seq'), $3)
+             ON CONFLICT (account, source) DO UPDATE
+                SET prev_seq = book_changes.seq, seq = excluded.seq, patch = excluded.patch",
+            &[&account, &source.name(), &patch],
+        )?;
+        self.notify(tx, &format!("contacts {} {account}", source.name()))
     }
 
     fn notify(&self, tx: &mut impl GenericClient, change: &str) -> Result<()> {
@@ -639,6 +673,7 @@ impl Store for PgStore {
                 "pending_auth",
                 "presence",
                 "claims",
+                "book_changes",
             ] {
                 tx.execute(
                     &format!("DELETE FROM {table} WHERE account = $1"),
@@ -801,7 +836,7 @@ impl Store for PgStore {
                 "DELETE FROM contacts WHERE account = $1 AND source = $2",
                 &[&account, &source.name()],
             )?;
-            self.notify(&mut tx, &format!("contacts {} {account}", source.name()))?;
+            self.book_changed(&mut tx, account, source, None)?;
             tx.commit()?;
             Ok(erased > 0)
         })
@@ -851,7 +886,7 @@ impl Store for PgStore {
                 if *source == Source::Contacts {
                     tx.execute("DELETE FROM contact_groups WHERE account = $1", &[account])?;
                 }
-                self.notify(&mut tx, &format!("contacts {} {account}", source.name()))?;
+                self.book_changed(&mut tx, account, *source, None)?;
             }
             tx.commit()?;
             Ok(dropped)
@@ -912,14 +947,84 @@ impl Store for PgStore {
         })
     }
 
-    fn book(&self, account: &str, source: Source) -> Result<(Loaded, GroupNames)> {
+    fn book(&self, account: &str, source: Source) -> Result<(Loaded, GroupNames, i64)> {
         self.with(|conn| {
-            let loaded = contacts_of(conn, account, source)?;
+            // One snapshot: the mark must be the change the contacts read are the result of.
+            let mut tx = conn
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let mark = latest_book_change(&mut tx, account, source)?.map_or(0, |row| row.get(0));
+            let loaded = contacts_of(&mut tx, account, source)?;
             let names = match source {
-                Source::Contacts => stored_group_names(conn, account)?,
+                Source::Contacts => stored_group_names(&mut tx, account)?,
                 _ => GroupNames::new(),
             };
-            Ok((loaded, names))
+            tx.commit()?;
+            Ok((loaded, names, mark))
+        })
+    }
+
+    fn follow_book(
+        &self,
+        account: &str,
+        source: Source,
+        mark: i64,
+        patch: &mut dyn FnMut(&dyn StoreRead, &BookChange) -> Result<bool>,
+    ) -> Result<Followed> {
+        self.with(|conn| {
+            // One snapshot for the change, its contacts and the holders the patch reads: a
+            // sync landing meanwhile must not show the patch a later state than the change's.
+            let mut tx = conn
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let Some(row) = latest_book_change(&mut tx, account, source)? else {
+                return Ok(if mark == 0 {
+                    Followed::Unchanged
+                } else {
+                    Followed::Rebuild
+                });
+            };
+            let (seq, prev_seq, bytes): (i64, i64, Option<Vec<u8>>) =
+                (row.get(0), row.get(1), row.get(2));
+            if seq == mark {
+                return Ok(Followed::Unchanged);
+            }
+            let Some(bytes) = bytes.filter(|_| prev_seq == mark) else {
+                return Ok(Followed::Rebuild);
+            };
+            let (replaced, upsert_ids, deletions) = match book_change::decode(&bytes) {
+                Ok(decoded) => decoded,
+                Err(e) => {
+                    log::warn!("account {account}: {}", e.message());
+                    return Ok(Followed::Rebuild);
+                }
+            };
+            let ids: Vec<i64> = upsert_ids.iter().map(|&id| id as i64).collect();
+            let upserts = load_where(&mut tx, "c.id = ANY($1)", &[&ids])?.contacts;
+            if upserts.len() != ids.len() {
+                return Ok(Followed::Rebuild);
+            }
+            let group_names = match source {
+                Source::Contacts => stored_group_names(&mut tx, account)?,
+                _ => GroupNames::new(),
+            };
+            let change = BookChange {
+                replaced,
+                upserts,
+                deletions,
+                group_names,
+            };
+            let patched = patch(&PgRead(RefCell::new(&mut tx)), &change)?;
+            tx.commit()?;
+            Ok(if patched {
+                Followed::Patched(seq)
+            } else {
+                Followed::Rebuild
+            })
         })
     }
 
@@ -1142,7 +1247,9 @@ impl PgStore {
         }
         let contacts_changed = !written.is_empty() || !replaced.is_empty();
         if contacts_changed || groups_changed {
-            self.notify(tx, &format!("contacts {} {account}", source.name()))?;
+            let patch = (!replace_all && !groups_changed)
+                .then(|| book_change::encode(&replaced, &upsert_ids, deletions));
+            self.book_changed(tx, account, source, patch.as_deref())?;
         }
         self.notify(tx, &format!("account {account}"))?;
         Ok(Some(Committed {
@@ -1154,10 +1261,11 @@ impl PgStore {
     }
 }
 
-/// The store's connection, read after a commit (see `Store::commit_sync`).
-struct PgRead<'a>(RefCell<&'a mut Client>);
+/// The store's connection (or a transaction on it), read after a commit (see
+/// `Store::commit_sync`) or while following another node's change.
+struct PgRead<'a, C>(RefCell<&'a mut C>);
 
-impl StoreRead for PgRead<'_> {
+impl<C: GenericClient> StoreRead for PgRead<'_, C> {
     fn contacts_of(&self, account: &str, source: Source) -> Result<Loaded> {
         contacts_of(*self.0.borrow_mut(), account, source)
     }
@@ -1193,6 +1301,18 @@ fn claim_key(account: &str, job: &str) -> i64 {
 
 fn presence_from_row(row: &postgres::Row) -> StoredPresence {
     StoredPresence::from_columns(row.get(0), row.get(1), row.get(2), row.get(3), row.get(4))
+}
+
+/// One source's latest change: (seq, prev_seq, patch).
+fn latest_book_change(
+    conn: &mut impl GenericClient,
+    account: &str,
+    source: Source,
+) -> Result<Option<postgres::Row>> {
+    Ok(conn.query_opt(
+        "SELECT seq, prev_seq, patch FROM book_changes WHERE account = $1 AND source = $2",
+        &[&account, &source.name()],
+    )?)
 }
 
 fn stored_group_names(conn: &mut impl GenericClient, account: &str) -> Result<GroupNames> {

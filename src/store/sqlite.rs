@@ -10,8 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::seal::Sealer;
 use super::{
-    Change, Claim, PendingAuth, Store, StoreRead, StoredAccount, StoredPresence, StoredSource,
-    Tokens, ACCESS, REFRESH,
+    BookChange, Change, Claim, Followed, PendingAuth, Store, StoreRead, StoredAccount,
+    StoredPresence, StoredSource, Tokens, ACCESS, REFRESH,
 };
 use std::collections::HashMap;
 
@@ -833,14 +833,25 @@ impl Store for SqliteStore {
         })
     }
 
-    fn book(&self, account: &str, source: Source) -> Result<(Loaded, GroupNames)> {
+    fn book(&self, account: &str, source: Source) -> Result<(Loaded, GroupNames, i64)> {
         let conn = self.conn.lock();
         let loaded = contacts_of(&conn, account, source)?;
         let names = match source {
             Source::Contacts => stored_group_names(&conn, account)?,
             _ => GroupNames::new(),
         };
-        Ok((loaded, names))
+        Ok((loaded, names, 0))
+    }
+
+    /// No other node writes this store: nothing follows it.
+    fn follow_book(
+        &self,
+        _account: &str,
+        _source: Source,
+        _mark: i64,
+        _patch: &mut dyn FnMut(&dyn StoreRead, &BookChange) -> Result<bool>,
+    ) -> Result<Followed> {
+        Ok(Followed::Rebuild)
     }
 
     /// Writes a consistent copy of the database to `target`, a new file (0600): `VACUUM INTO`

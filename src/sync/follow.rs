@@ -1,7 +1,8 @@
 //! Following a shared store: another node of the cluster connected, synced, disabled or
 //! changed the status of an account, and this node's memory (states, index, presence,
-//! schedule) must show it within seconds. Each change reloads only what it names; after the
-//! store was out of reach everything is reloaded, since changes may have been missed. A reload
+//! schedule) must show it within seconds. Each change reloads only what it names, and a
+//! book changed by another node's incremental sync is patched with that change alone; after
+//! the store was out of reach everything is reloaded, since changes may have been missed. A reload
 //! may race this node's own write of the same account: it never undoes it (see
 //! `read_then_apply`), and the store sends this node its own notice of that write too.
 
@@ -15,15 +16,17 @@ use parking_lot::RwLock;
 use super::{Job, Shared};
 use crate::book::contact::Source;
 use crate::book::numbers::AccountIndex;
+use crate::book::patch::{AccountBook, BookIdentity, Change as IndexChange};
 use crate::core::{calendar_fetched, missing_calendar_scope, AccountState, Core};
 use crate::error::{Error, Result};
 use crate::google::calendar;
-use crate::store::Change;
+use crate::store::{Change, Followed};
 
 /// Applies changes until the worker stops. A change that cannot be read now (the store went
 /// away again) is kept and tried again a second later.
 pub(super) fn follow(shared: &Shared, changes: &Receiver<Change>) {
     let mut failed: Option<Change> = None;
+    let mut marks = Marks::new();
     while !shared.stopping.load(Ordering::SeqCst) {
         let change = match failed.take() {
             Some(change) => {
@@ -37,7 +40,7 @@ pub(super) fn follow(shared: &Shared, changes: &Receiver<Change>) {
             },
         };
         let started = Instant::now();
-        match apply(shared, &change) {
+        match apply(shared, &change, &mut marks) {
             Ok(()) => log::debug!(
                 "store: applied another node's change {change:?} in {} µs",
                 started.elapsed().as_micros()
@@ -50,11 +53,11 @@ pub(super) fn follow(shared: &Shared, changes: &Receiver<Change>) {
     }
 }
 
-fn apply(shared: &Shared, change: &Change) -> Result<()> {
+fn apply(shared: &Shared, change: &Change, marks: &mut Marks) -> Result<()> {
     let core = &shared.core;
     match change {
         Change::Account(account) => reload_account(shared, account),
-        Change::Contacts(account, source) => reload_book(core, account, *source),
+        Change::Contacts(account, source) => follow_book(core, account, *source, marks),
         Change::Presence(account) => reload_presence(core, account),
         Change::Everything => {
             let mut accounts: Vec<String> = core.accounts.read().keys().cloned().collect();
@@ -63,8 +66,9 @@ fn apply(shared: &Shared, change: &Change) -> Result<()> {
             accounts.dedup();
             for account in &accounts {
                 reload_account(shared, account)?;
+                // Changes may have been missed: no copy is known to be any change's.
                 for source in Source::ALL {
-                    reload_book(core, account, source)?;
+                    rebuild_book(core, account, source, marks)?;
                 }
                 reload_presence(core, account)?;
             }
@@ -172,26 +176,120 @@ fn read_then_apply<T, R>(
     )))
 }
 
+/// Where this node's copy of each book stands against the store: the store's change it is the
+/// result of, and which book in the index that copy is. A book this node changed itself since
+/// (its own sync) is no longer that copy, and is rebuilt at the next change another node makes.
+type Marks = HashMap<(String, Source), Mark>;
+
+struct Mark {
+    seq: i64,
+    book: BookIdentity,
+}
+
+/// One source's contacts of the account: patched as the node that synced them patched its
+/// own, when this node's copy is the book just before the store's latest change (what a
+/// change costs the syncing node, it costs each follower); rebuilt from the store otherwise.
+fn follow_book(core: &Core, account: &str, source: Source, marks: &mut Marks) -> Result<()> {
+    let key = (account.to_owned(), source);
+    let current = core.index.book(account, source);
+    let Some((mark, current)) = marks
+        .get(&key)
+        .zip(current)
+        .filter(|(mark, current)| mark.book.is(current))
+    else {
+        return rebuild_book(core, account, source, marks);
+    };
+    let (seq, identity) = (mark.seq, mark.book.clone());
+    let mut patched = None;
+    let followed = core
+        .store
+        .follow_book(account, source, seq, &mut |stored, change| {
+            let index_change = IndexChange {
+                replaced: &change.replaced,
+                upserts: &change.upserts,
+                deletions: &change.deletions,
+            };
+            patched = current.patched(
+                &index_change,
+                &change.group_names,
+                only_groups(core, account, source),
+                |e164s, nationals| stored.holders(account, source, e164s, nationals),
+            )?;
+            Ok(patched.is_some())
+        })?;
+    match (followed, patched) {
+        (Followed::Unchanged, _) => return Ok(()),
+        (Followed::Patched(seq), Some(book)) => {
+            let patched_identity = book.identity();
+            // As in `rebuild_book`; and only over the copy it patched.
+            let accounts = core.accounts.read();
+            let size = book.patch_size();
+            if accounts.contains_key(account)
+                && core.index.replace_book_if(account, source, &identity, book)
+            {
+                log::debug!(
+                    "account {account}: another node's change to its {} patched into this node's copy ({size} contacts in the patch)",
+                    source.noun()
+                );
+                marks.insert(
+                    key,
+                    Mark {
+                        seq,
+                        book: patched_identity,
+                    },
+                );
+                return Ok(());
+            }
+        }
+        _ => {}
+    }
+    rebuild_book(core, account, source, marks)
+}
+
 /// One source's contacts of the account, rebuilt from the store.
-fn reload_book(core: &Core, account: &str, source: Source) -> Result<()> {
-    let (loaded, group_names) = core.store.book(account, source)?;
+fn rebuild_book(core: &Core, account: &str, source: Source, marks: &mut Marks) -> Result<()> {
+    let key = (account.to_owned(), source);
+    marks.remove(&key);
+    let (loaded, group_names, seq) = core.store.book(account, source)?;
     if loaded.contacts.is_empty() {
         core.index.remove_source(account, source);
         return Ok(());
     }
-    let only_groups = match source {
-        Source::Contacts => core.config.settings_for(account).contact_groups.as_deref(),
-        _ => None,
-    };
-    let index =
-        AccountIndex::build_stored(&loaded.contacts, &loaded.ids, &group_names, only_groups);
+    let index = AccountIndex::build_stored(
+        &loaded.contacts,
+        &loaded.ids,
+        &group_names,
+        only_groups(core, account, source),
+    );
+    log::debug!(
+        "account {account}: its {} reloaded from the store in full ({} contacts)",
+        source.noun(),
+        index.contact_count()
+    );
+    let book = AccountBook::new(index);
+    let identity = book.identity();
     // Swapped in only while the account is connected here, under the lock a disable takes to
     // erase it from memory: a disable on this node after the read must not be undone.
     let accounts = core.accounts.read();
     if accounts.contains_key(account) {
-        core.index.replace(account, source, index);
+        core.index.replace_book(account, source, book);
+        marks.insert(
+            key,
+            Mark {
+                seq,
+                book: identity,
+            },
+        );
     }
     Ok(())
+}
+
+/// `contact_groups` filters the contacts source only: the others have no groups.
+fn only_groups<'c>(core: &'c Core, account: &str, source: Source) -> Option<&'c [String]> {
+    match source {
+        Source::Contacts => core.config.settings_for(account).contact_groups.as_deref(),
+        _ => None,
+    }
 }
 
 /// The account's calendar presence and calendar problem, as the store has them now.
