@@ -583,3 +583,79 @@ fn another_nodes_incremental_sync_is_patched_into_this_nodes_copy() {
     assert_eq!(total(&b, "renamed4"), 1, "counted once");
     assert_eq!(logged(rebuilt), rebuilds_on_a + 1, "B rebuilt its own copy");
 }
+
+/// Node A's connection to the store breaks in the middle of its sync, so its claim (a session
+/// lock) goes with it; node B claims and syncs the account meanwhile. Node A, reconnected,
+/// must not land its older fetch over node B's sync when its reply finally comes.
+#[test]
+fn a_sync_whose_claim_was_lost_mid_way_does_not_land_over_the_node_that_took_over() {
+    const ACCOUNT: &str = "example.com/43";
+    let h = Harness::on_postgres();
+    alice_contacts(&h);
+    let (a, b) = two_nodes(&h);
+    h.connect_and_sync(&a, ACCOUNT, ALICE);
+    assert!(wait_until(PATIENCE, || b
+        .lookup(ACCOUNT, "+12125550101")
+        .unwrap()
+        .is_some()));
+    h.fake.upsert_contact(
+        ALICE,
+        Person::new("people/c1", "Carol", "Renamed").with_phone("+1 212 555 0101", "work"),
+    );
+    // Node A's sync waits for Google's slow reply...
+    h.fake
+        .inject(Endpoint::People, Fault::Delay(Duration::from_secs(4)));
+    let asked = h.fake.requests_to(Endpoint::People).len();
+    a.sync_now(ACCOUNT).unwrap();
+    assert!(wait_until(PATIENCE, || h
+        .fake
+        .requests_to(Endpoint::People)
+        .len()
+        > asked));
+    // ...when its connection is cut: the session holding the claim is the one to end.
+    let pg = h.pg.as_ref().unwrap();
+    let mut db = pg.server.client(&pg.url);
+    let cut = db
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(cut.len(), 1, "node A's claim is the one advisory lock held");
+    // Another call on node A meets the broken connection, and the next reconnects.
+    let _ = a.auth_url("example.com/44");
+    a.auth_url("example.com/44").expect("node A reconnected");
+    // Node B takes the account over and lands its sync.
+    let landed = |h: &Harness| {
+        store_query(
+            h,
+            "SELECT id FROM contacts WHERE resource_name = 'people/c1'",
+        )
+    };
+    let before = landed(&h);
+    b.sync_now(ACCOUNT).unwrap();
+    assert!(
+        wait_until(PATIENCE, || landed(&h) != before),
+        "node B's sync lands"
+    );
+    let b_landed = landed(&h);
+    // Node A's reply comes; its sync ends without writing.
+    assert!(wait_until(PATIENCE, || h
+        .fake
+        .pending_faults(Endpoint::People)
+        == 0
+        && a.status_value(ACCOUNT)["syncing"] == false));
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        landed(&h),
+        b_landed,
+        "node A's older fetch landed over node B's sync"
+    );
+    assert_eq!(
+        a.lookup(ACCOUNT, "+12125550101")
+            .unwrap()
+            .map(|c| c.name)
+            .as_deref(),
+        Some("Carol Renamed")
+    );
+}

@@ -19,6 +19,10 @@ use crate::error::Result;
 use crate::presence::BusyTimes;
 
 pub use book_change::{BookChange, Followed};
+
+/// The claim a contacts sync runs under (see `Store::claim`); a shared store checks it is
+/// still this node's when the sync lands.
+pub const CONTACTS_JOB: &str = "contacts";
 pub use postgres::PgStore;
 pub use seal::{Sealer, KEY_FILE};
 pub use sqlite::{Committed, Landing, Loaded, SqliteStore, DATABASE_FILE};

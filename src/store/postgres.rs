@@ -28,7 +28,7 @@ use super::seal::Sealer;
 use super::sqlite::{lock_data_dir, split_groups, MAX_PENDING_PER_ACCOUNT};
 use super::{
     Change, Claim, Committed, Landing, Loaded, PendingAuth, Store, StoreRead, StoredAccount,
-    StoredPresence, StoredSource, Tokens, ACCESS, REFRESH,
+    StoredPresence, StoredSource, Tokens, ACCESS, CONTACTS_JOB, REFRESH,
 };
 use crate::book::contact::{Contact, ContactNumber, Source};
 use crate::book::numbers::GroupNames;
@@ -1112,6 +1112,22 @@ impl PgStore {
             sync_token,
             group_names,
         } = *landing;
+        // The claim this sync ran under must still be this node's. Should its connection have
+        // broken mid-sync (the session's lock going with it), another node may have claimed
+        // and synced the account since; this node's older fetch must not land over that. The
+        // row is locked until the commit, so a claim racing this waits for it.
+        let claimed_by: Option<i64> = tx
+            .query_opt(
+                "SELECT node FROM claims WHERE account = $1 AND job = $2 FOR SHARE",
+                &[&account, &CONTACTS_JOB],
+            )?
+            .map(|row| row.get(0));
+        if claimed_by.is_some_and(|node| node != self.node) {
+            log::warn!(
+                "account {account}: another node took its sync over while this node's connection to the store was broken; this node's sync is dropped, the other's stands"
+            );
+            return Ok(None);
+        }
         let current = tx.execute(
             "UPDATE accounts SET last_sync = $3, status = 'connected', reason = NULL
              WHERE account = $1 AND connection_id = $2",

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::core::{unix_now, Core};
-use crate::store::{Claim, Store};
+use crate::store::{Claim, Store, CONTACTS_JOB};
 use account_sync::run_sync;
 use presence_fetch::run_presence;
 use schedule::Queue;
@@ -70,7 +70,7 @@ impl Job {
     /// The job's name in the store's claims (see `Store::claim`).
     fn claim_name(self) -> &'static str {
         match self {
-            Job::Contacts => "contacts",
+            Job::Contacts => CONTACTS_JOB,
             Job::Presence => "presence",
         }
     }
