@@ -335,6 +335,9 @@ pub enum StoreKind {
 #[derive(Clone)]
 pub struct PgUrl {
     pub settings: postgres::Config,
+    /// The URL's `sslrootcert`: a PEM file of the certificate authorities (a private CA's, a
+    /// self-signed server's) the server's TLS certificate may chain to, beside the web's.
+    pub root_cert: Option<PathBuf>,
     described: String,
 }
 
@@ -349,6 +352,15 @@ impl PgUrl {
         // not document.
         if !(url.starts_with("postgresql://") || url.starts_with("postgres://")) {
             return Err(malformed());
+        }
+        // `sslrootcert` is libpq's, not the postgres crate's: taken out here and given to the
+        // TLS setup.
+        let (url, root_cert) = take_query_param(url, "sslrootcert");
+        let root_cert = root_cert.map(PathBuf::from);
+        if root_cert.as_ref().is_some_and(|path| !path.is_absolute()) {
+            return Err(Error::config(
+                "configuration: store: sslrootcert must be an absolute path to a PEM file of the CA certificates the PostgreSQL server's certificate chains to",
+            ));
         }
         let mut settings: postgres::Config = url.parse().map_err(|_| malformed())?;
         let hosts: Vec<String> = settings
@@ -408,9 +420,62 @@ impl PgUrl {
         );
         Ok(PgUrl {
             settings,
+            root_cert,
             described,
         })
     }
+}
+
+/// `%XX` escapes decoded (a '+' stays a '+', as in a URL's path); a malformed escape is kept
+/// as written.
+fn percent_decoded(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The URL without its query parameter `name`, and that parameter's value (percent-decoded).
+/// The other parameters are kept as written.
+fn take_query_param(url: &str, name: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut value = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
+            if key != name {
+                return true;
+            }
+            value = Some(percent_decoded(raw));
+            false
+        })
+        .collect();
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    (url, value)
 }
 
 /// user@host:port/dbname: never the password.
@@ -578,4 +643,45 @@ fn create_data_dir(dir: &PathBuf) -> Result<()> {
                 dir.display()
             ))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sslrootcert_is_taken_out_of_the_url_decoded_and_the_rest_kept_as_written() {
+        let (url, value) = take_query_param(
+            "postgresql://u:p%40ss@h:5432/db?sslmode=require&sslrootcert=/etc/pbx/my%20ca+1.pem&options=-c%20x",
+            "sslrootcert",
+        );
+        assert_eq!(
+            url,
+            "postgresql://u:p%40ss@h:5432/db?sslmode=require&options=-c%20x"
+        );
+        assert_eq!(value.as_deref(), Some("/etc/pbx/my ca+1.pem"));
+        let (url, value) = take_query_param("postgresql://h/db?sslrootcert=/ca.pem", "sslrootcert");
+        assert_eq!(
+            (url.as_str(), value.as_deref()),
+            ("postgresql://h/db", Some("/ca.pem"))
+        );
+        let (url, value) = take_query_param("postgresql://h/db", "sslrootcert");
+        assert_eq!((url.as_str(), value), ("postgresql://h/db", None));
+        assert_eq!(percent_decoded("%zz%+1%4"), "%zz%+1%4");
+    }
+
+    #[test]
+    fn a_pg_url_with_sslrootcert_parses_and_never_shows_the_password() {
+        let url = PgUrl::parse(
+            "postgresql://gi:secret@db:5433/pbx?sslmode=require&sslrootcert=/etc/ca.pem",
+        )
+        .unwrap();
+        assert_eq!(
+            url.root_cert.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+        assert_eq!(url.to_string(), "gi@db:5433/pbx");
+        let err = PgUrl::parse("postgresql://gi:secret@db/pbx?sslrootcert=ca.pem").unwrap_err();
+        assert!(err.message().contains("absolute path"), "{}", err.message());
+    }
 }

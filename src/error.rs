@@ -103,6 +103,14 @@ pub fn pg_cause(e: &postgres::Error) -> String {
         }
         source = cause.source();
     }
+    // rustls refusing the server's certificate ("invalid peer certificate: UnknownIssuer"):
+    // the usual cause is a private CA or a self-signed server (Debian's default), which the
+    // web's roots do not cover.
+    if text.contains("invalid peer certificate") {
+        text.push_str(
+            "; the server's TLS certificate is not one this node trusts: name the file of its CA's certificate (PEM) with sslrootcert=/path/to/ca.pem in the store URL",
+        );
+    }
     text
 }
 

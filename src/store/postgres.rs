@@ -162,7 +162,7 @@ impl PgStore {
     /// none is missed between the read and the listening.
     pub fn open(url: &PgUrl, data_dir: &Path, sealer: Sealer) -> Result<PgStore> {
         let data_dir_lock = lock_data_dir(data_dir)?;
-        let tls = tls_connector();
+        let tls = tls_connector(url.root_cert.as_deref())?;
         let node = rand::random::<i64>() & i64::MAX;
         let unreachable = |e: postgres::Error| {
             Error::storage(format!(
@@ -280,12 +280,37 @@ impl Drop for PgStore {
     }
 }
 
-/// TLS through rustls (ring) with the web's root certificates; whether it is used is the URL's
-/// `sslmode` (disable, prefer, require).
-fn tls_connector() -> MakeRustlsConnect {
-    let roots = rustls::RootCertStore {
+/// TLS through rustls (ring), verifying the server's certificate against the web's root
+/// certificates and those of the URL's `sslrootcert`; whether TLS is used is the URL's
+/// `sslmode` (disable, prefer, require). Unlike libpq's `require`, a certificate is always
+/// verified: an unverified session is open to whoever sits between node and server.
+fn tls_connector(root_cert: Option<&Path>) -> Result<MakeRustlsConnect> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+
+    let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    if let Some(path) = root_cert {
+        let refused = |why: String| {
+            Error::config(format!(
+                "configuration: store: sslrootcert {}: {why}; it must be a PEM file of the CA certificates the PostgreSQL server's certificate chains to",
+                path.display()
+            ))
+        };
+        let pem = std::fs::read(path).map_err(|e| refused(format!("cannot be read ({e})")))?;
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| refused(format!("is not valid PEM ({e})")))?;
+            roots
+                .add(cert)
+                .map_err(|e| refused(format!("holds a certificate rustls refuses ({e})")))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(refused("holds no certificate".into()));
+        }
+    }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -293,7 +318,7 @@ fn tls_connector() -> MakeRustlsConnect {
     .expect("ring supports the default TLS versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
-    MakeRustlsConnect::new(config)
+    Ok(MakeRustlsConnect::new(config))
 }
 
 /// The listener thread: hands other nodes' changes to `changes`. When the connection breaks it
