@@ -945,11 +945,7 @@ impl Store for PgStore {
         self.with(|conn| {
             // One snapshot for the groups and both streams of contacts: another node's sync
             // landing between them must not give a contact's new id no numbers.
-            let mut tx = conn
-                .build_transaction()
-                .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()?;
+            let mut tx = snapshot(conn)?;
             let mut groups: HashMap<String, GroupNames> = HashMap::new();
             for row in tx.query(
                 "SELECT account, resource_name, name FROM contact_groups",
@@ -975,17 +971,10 @@ impl Store for PgStore {
     fn book(&self, account: &str, source: Source) -> Result<(Loaded, GroupNames, i64)> {
         self.with(|conn| {
             // One snapshot: the mark must be the change the contacts read are the result of.
-            let mut tx = conn
-                .build_transaction()
-                .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()?;
+            let mut tx = snapshot(conn)?;
             let mark = latest_book_change(&mut tx, account, source)?.map_or(0, |row| row.get(0));
             let loaded = contacts_of(&mut tx, account, source)?;
-            let names = match source {
-                Source::Contacts => stored_group_names(&mut tx, account)?,
-                _ => GroupNames::new(),
-            };
+            let names = group_names_for(&mut tx, account, source)?;
             tx.commit()?;
             Ok((loaded, names, mark))
         })
@@ -1001,11 +990,7 @@ impl Store for PgStore {
         self.with(|conn| {
             // One snapshot for the change, its contacts and the holders the patch reads: a
             // sync landing meanwhile must not show the patch a later state than the change's.
-            let mut tx = conn
-                .build_transaction()
-                .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()?;
+            let mut tx = snapshot(conn)?;
             let Some(row) = latest_book_change(&mut tx, account, source)? else {
                 return Ok(if mark == 0 {
                     Followed::Unchanged
@@ -1033,10 +1018,7 @@ impl Store for PgStore {
             if upserts.len() != ids.len() {
                 return Ok(Followed::Rebuild);
             }
-            let group_names = match source {
-                Source::Contacts => stored_group_names(&mut tx, account)?,
-                _ => GroupNames::new(),
-            };
+            let group_names = group_names_for(&mut tx, account, source)?;
             let change = BookChange {
                 replaced,
                 upserts,
@@ -1342,6 +1324,27 @@ fn claim_key(account: &str, job: &str) -> i64 {
 
 fn presence_from_row(row: &postgres::Row) -> StoredPresence {
     StoredPresence::from_columns(row.get(0), row.get(1), row.get(2), row.get(3), row.get(4))
+}
+
+/// A read-only transaction that sees one snapshot of the store throughout.
+fn snapshot(conn: &mut Client) -> Result<Transaction<'_>> {
+    Ok(conn
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?)
+}
+
+/// The account's group names, which only the contacts source has.
+fn group_names_for(
+    conn: &mut impl GenericClient,
+    account: &str,
+    source: Source,
+) -> Result<GroupNames> {
+    match source {
+        Source::Contacts => stored_group_names(conn, account),
+        _ => Ok(GroupNames::new()),
+    }
 }
 
 /// One source's latest change: (seq, prev_seq, patch).
