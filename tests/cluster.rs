@@ -582,6 +582,21 @@ fn another_nodes_incremental_sync_is_patched_into_this_nodes_copy() {
     b_follows("Renamed4 Staff");
     assert_eq!(total(&b, "renamed4"), 1, "counted once");
     assert_eq!(logged(rebuilt), rebuilds_on_a + 1, "B rebuilt its own copy");
+
+    // A node of the version before `book_changes` (in a rolling upgrade) changes contacts
+    // and says so without a change row: node B rebuilds rather than miss it.
+    let pg = h.pg.as_ref().unwrap();
+    let mut db = pg.server.client(&pg.url);
+    db.batch_execute(&format!(
+        "UPDATE contacts SET name = 'Legacy Writer' WHERE account = '{ACCOUNT}' AND resource_name = 'people/c3';
+         SELECT pg_notify('gi_changes', '1 contacts contacts {ACCOUNT}');"
+    ))
+    .unwrap();
+    assert!(
+        wait_until(PATIENCE, || name(&b, 3).as_deref() == Some("Legacy Writer")),
+        "{:?}",
+        name(&b, 3)
+    );
 }
 
 /// Node A's connection to the store breaks in the middle of its sync, so its claim (a session

@@ -28,8 +28,6 @@ pub struct BookChange {
 /// How a node's copy of one source's book stands against the store (see `Store::follow_book`).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Followed {
-    /// The store's book is the one the node has: nothing to do.
-    Unchanged,
     /// Patched to the store's latest change, whose mark is this.
     Patched(i64),
     /// Only a rebuild from the store brings the node's copy up to date (the node missed a

@@ -991,19 +991,15 @@ impl Store for PgStore {
             // One snapshot for the change, its contacts and the holders the patch reads: a
             // sync landing meanwhile must not show the patch a later state than the change's.
             let mut tx = snapshot(conn)?;
+            // A notice with no new change behind it is a late one (this node has caught up
+            // already) or a node of the version before `book_changes`, which changes contacts
+            // without a row, during a rolling upgrade: only a rebuild is right for both.
             let Some(row) = latest_book_change(&mut tx, account, source)? else {
-                return Ok(if mark == 0 {
-                    Followed::Unchanged
-                } else {
-                    Followed::Rebuild
-                });
+                return Ok(Followed::Rebuild);
             };
             let (seq, prev_seq, bytes): (i64, i64, Option<Vec<u8>>) =
                 (row.get(0), row.get(1), row.get(2));
-            if seq == mark {
-                return Ok(Followed::Unchanged);
-            }
-            let Some(bytes) = bytes.filter(|_| prev_seq == mark) else {
+            let Some(bytes) = bytes.filter(|_| prev_seq == mark && seq != mark) else {
                 return Ok(Followed::Rebuild);
             };
             let (replaced, upsert_ids, deletions) = match book_change::decode(&bytes) {

@@ -217,31 +217,27 @@ fn follow_book(core: &Core, account: &str, source: Source, marks: &mut Marks) ->
             )?;
             Ok(patched.is_some())
         })?;
-    match (followed, patched) {
-        (Followed::Unchanged, _) => return Ok(()),
-        (Followed::Patched(seq), Some(book)) => {
-            let patched_identity = book.identity();
-            // As in `rebuild_book`; and only over the copy it patched.
-            let accounts = core.accounts.read();
-            let size = book.patch_size();
-            if accounts.contains_key(account)
-                && core.index.replace_book_if(account, source, &identity, book)
-            {
-                log::debug!(
-                    "account {account}: another node's change to its {} patched into this node's copy ({size} contacts in the patch)",
-                    source.noun()
-                );
-                marks.insert(
-                    key,
-                    Mark {
-                        seq,
-                        book: patched_identity,
-                    },
-                );
-                return Ok(());
-            }
+    if let (Followed::Patched(seq), Some(book)) = (followed, patched) {
+        let patched_identity = book.identity();
+        // As in `rebuild_book`; and only over the copy it patched.
+        let accounts = core.accounts.read();
+        let size = book.patch_size();
+        if accounts.contains_key(account)
+            && core.index.replace_book_if(account, source, &identity, book)
+        {
+            log::debug!(
+                "account {account}: another node's change to its {} patched into this node's copy ({size} contacts in the patch)",
+                source.noun()
+            );
+            marks.insert(
+                key,
+                Mark {
+                    seq,
+                    book: patched_identity,
+                },
+            );
+            return Ok(());
         }
-        _ => {}
     }
     rebuild_book(core, account, source, marks)
 }
