@@ -25,7 +25,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::book_change::{self, BookChange, Followed};
 use super::pg_copy::CopyReader;
 use super::seal::Sealer;
-use super::sqlite::{lock_data_dir, split_groups, MAX_PENDING_PER_ACCOUNT};
+use super::sqlite::{lock_data_dir, split_groups, Runs, MAX_PENDING_PER_ACCOUNT};
 use super::{
     Change, Claim, Committed, Landing, Loaded, PendingAuth, Store, StoreRead, StoredAccount,
     StoredPresence, StoredSource, Tokens, ACCESS, CONTACTS_JOB, REFRESH,
@@ -1445,26 +1445,16 @@ fn load_everything(
                ORDER BY account, source, resource_name) TO STDOUT (FORMAT binary)",
     )?)?;
     let (mut account, mut source_name, mut groups) = (Vec::new(), Vec::new(), Vec::new());
-    let mut current: Option<(String, Source, Loaded)> = None;
+    let mut runs = Runs::new(each);
     while rows.next_row(7)? {
         let account = rows.text_into(&mut account)?;
         let source_name = rows.text_into(&mut source_name)?;
         let id = rows.i64()?;
         let (resource_name, name, company) = (rows.text()?, rows.text()?, rows.text()?);
         let groups = split_groups(rows.text_into(&mut groups)?);
-        if current
-            .as_ref()
-            .is_none_or(|(a, s, _)| a != account || s.name() != source_name)
-        {
-            if let Some((done, source, loaded)) = current.take() {
-                each(done, source, loaded);
-            }
-            let Some(source) = Source::from_name(source_name) else {
-                continue; // a newer plugin's source: not indexed
-            };
-            current = Some((account.to_owned(), source, Loaded::default()));
-        }
-        let loaded = &mut current.as_mut().expect("set above").2;
+        let Some(loaded) = runs.run_of(account, source_name) else {
+            continue;
+        };
         let mut held = numbers.remove(&id).unwrap_or_default();
         if !held.is_sorted_by_key(|(position, _)| *position) {
             held.sort_by_key(|(position, _)| *position);
@@ -1478,9 +1468,7 @@ fn load_everything(
             groups,
         });
     }
-    if let Some((done, source, loaded)) = current {
-        each(done, source, loaded);
-    }
+    runs.finish();
     Ok(())
 }
 
@@ -1489,25 +1477,15 @@ fn scan(
     mut rows: postgres::RowIter<'_>,
     each: &mut dyn FnMut(String, Source, Loaded),
 ) -> Result<()> {
-    let mut current: Option<(String, Source, Loaded)> = None;
+    let mut runs = Runs::new(each);
+    // A contact's rows (one a number) come one after the other; ids are unique across runs.
     let mut last_id: Option<i64> = None;
     while let Some(row) = rows.next()? {
         let account: &str = row.get(0);
         let source_name: &str = row.get(9);
-        if current
-            .as_ref()
-            .is_none_or(|(a, s, _)| a != account || s.name() != source_name)
-        {
-            if let Some((done, source, loaded)) = current.take() {
-                each(done, source, loaded);
-            }
-            last_id = None;
-            let Some(source) = Source::from_name(source_name) else {
-                continue; // a newer plugin's source: not indexed
-            };
-            current = Some((account.to_owned(), source, Loaded::default()));
-        }
-        let loaded = &mut current.as_mut().expect("set above").2;
+        let Some(loaded) = runs.run_of(account, source_name) else {
+            continue;
+        };
         let id: i64 = row.get(1);
         if last_id != Some(id) {
             loaded.ids.push(id as u64);
@@ -1533,8 +1511,6 @@ fn scan(
                 });
         }
     }
-    if let Some((done, source, loaded)) = current {
-        each(done, source, loaded);
-    }
+    runs.finish();
     Ok(())
 }

@@ -1134,6 +1134,48 @@ fn delete_source_contacts(tx: &Transaction<'_>, account: &str, source: Source) -
     )?)
 }
 
+/// Rows ordered by account and source, gathered into one `Loaded` a run, each run handed to
+/// `each` once complete: what every reader of the stored contacts (SQLite's, PostgreSQL's
+/// join and its COPY streams) does with its rows.
+pub(super) struct Runs<'e> {
+    current: Option<(String, Source, Loaded)>,
+    each: &'e mut dyn FnMut(String, Source, Loaded),
+}
+
+impl<'e> Runs<'e> {
+    pub(super) fn new(each: &'e mut dyn FnMut(String, Source, Loaded)) -> Runs<'e> {
+        Runs {
+            current: None,
+            each,
+        }
+    }
+
+    /// The run a row of `account`'s `source_name` belongs to, begun when the row begins it
+    /// (handing the one before on); None for a source this version does not know (a newer
+    /// plugin's), which is not indexed.
+    pub(super) fn run_of(&mut self, account: &str, source_name: &str) -> Option<&mut Loaded> {
+        if self
+            .current
+            .as_ref()
+            .is_none_or(|(a, s, _)| a != account || s.name() != source_name)
+        {
+            if let Some((done, source, loaded)) = self.current.take() {
+                (self.each)(done, source, loaded);
+            }
+            let source = Source::from_name(source_name)?;
+            self.current = Some((account.to_owned(), source, Loaded::default()));
+        }
+        self.current.as_mut().map(|(_, _, loaded)| loaded)
+    }
+
+    /// Hands the last run on.
+    pub(super) fn finish(mut self) {
+        if let Some((done, source, loaded)) = self.current.take() {
+            (self.each)(done, source, loaded);
+        }
+    }
+}
+
 /// A contact's groups as stored: one resource name a line.
 pub(super) fn split_groups(stored: &str) -> Vec<String> {
     stored
@@ -1183,27 +1225,15 @@ fn load_contacts(
             stmt.query([])?
         }
     };
-    let mut current: Option<(String, Source, Loaded)> = None;
+    let mut runs = Runs::new(&mut each);
+    // A contact's rows (one a number) come one after the other; ids are unique across runs.
     let mut last_id: Option<i64> = None;
     while let Some(row) = rows.next()? {
         let account = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
         let source_name = row.get_ref(9)?.as_str().map_err(rusqlite::Error::from)?;
-        if current
-            .as_ref()
-            .is_none_or(|(a, s, _)| a != account || s.name() != source_name)
-        {
-            if let Some((done, source, loaded)) = current.take() {
-                each(done, source, loaded);
-            }
-            let Some(source) = Source::from_name(source_name) else {
-                // A source this version does not know (a newer plugin's): not indexed.
-                last_id = None;
-                continue;
-            };
-            current = Some((account.to_owned(), source, Loaded::default()));
-            last_id = None;
-        }
-        let loaded = &mut current.as_mut().expect("set above").2;
+        let Some(loaded) = runs.run_of(account, source_name) else {
+            continue;
+        };
         let contacts = &mut loaded.contacts;
         let id: i64 = row.get(1)?;
         if last_id != Some(id) {
@@ -1232,9 +1262,7 @@ fn load_contacts(
                 });
         }
     }
-    if let Some((done, source, loaded)) = current {
-        each(done, source, loaded);
-    }
+    runs.finish();
     Ok(())
 }
 
