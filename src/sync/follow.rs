@@ -56,7 +56,14 @@ pub(super) fn follow(shared: &Shared, changes: &Receiver<Change>) {
 fn apply(shared: &Shared, change: &Change, marks: &mut Marks) -> Result<()> {
     let core = &shared.core;
     match change {
-        Change::Account(account) => reload_account(shared, account),
+        Change::Account(account) => {
+            reload_account(shared, account)?;
+            // A disabled account's marks go with it (each keeps a little of its old books).
+            if !core.accounts.read().contains_key(account.as_str()) {
+                marks.retain(|(marked, _), _| marked != account);
+            }
+            Ok(())
+        }
         Change::Contacts(account, source) => follow_book(core, account, *source, marks),
         Change::Presence(account) => reload_presence(core, account),
         Change::Everything => {
