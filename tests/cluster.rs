@@ -689,10 +689,10 @@ fn tls_to_postgresql_verifies_the_server_against_the_urls_sslrootcert() {
         config["store"] = json!(pg.url.replace("sslmode=disable", params));
         config
     };
-    let plugin = h.open_with(&with_tls(&format!(
-        "sslmode=require&sslrootcert={}",
-        ca.display()
-    )));
+    let with_ca = |file: &std::path::Path| {
+        with_tls(&format!("sslmode=require&sslrootcert={}", file.display()))
+    };
+    let plugin = h.open_with(&with_ca(&ca));
     alice_contacts(&h);
     h.connect_and_sync(&plugin, ACCOUNT, ALICE);
     assert_eq!(
@@ -736,10 +736,7 @@ fn tls_to_postgresql_verifies_the_server_against_the_urls_sslrootcert() {
     assert!(err.message.contains("certificate"), "{}", err.message);
     // A CA file that cannot be read, or holds no certificate, is a configuration error.
     let missing = h.data_dir().join("no-such-ca.pem");
-    let err = refused(with_tls(&format!(
-        "sslmode=require&sslrootcert={}",
-        missing.display()
-    )));
+    let err = refused(with_ca(&missing));
     assert!(
         err.message.starts_with("configuration: store: sslrootcert"),
         "{}",
@@ -752,10 +749,7 @@ fn tls_to_postgresql_verifies_the_server_against_the_urls_sslrootcert() {
     );
     let empty = h.data_dir().join("empty-ca.pem");
     std::fs::write(&empty, "").unwrap();
-    let err = refused(with_tls(&format!(
-        "sslmode=require&sslrootcert={}",
-        empty.display()
-    )));
+    let err = refused(with_ca(&empty));
     assert!(
         err.message.contains("holds no certificate"),
         "{}",
