@@ -459,8 +459,8 @@ fn nodes_starting_together_on_an_empty_database_migrate_it_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    // One row, at the newest version (2: the books' latest changes).
-    assert_eq!(versions, vec![2]);
+    // One row, at the newest version (3: numbers packed in each contact's row).
+    assert_eq!(versions, vec![3]);
 }
 
 /// "Sync now" on node B while node A is syncing the account: B's run waits for A's to end,
@@ -757,4 +757,102 @@ fn tls_to_postgresql_verifies_the_server_against_the_urls_sslrootcert() {
     );
     let err = refused(with_tls("sslmode=require&sslrootcert=relative/ca.pem"));
     assert!(err.message.contains("absolute path"), "{}", err.message);
+}
+
+/// The open reads each contact's numbers packed in its row (schema 3). A store of the version
+/// before is packed by the migration, every number in its place; a row that a node of that
+/// version writes later (a rolling upgrade: it knows nothing of the column) has its numbers
+/// read from the `numbers` table instead.
+#[test]
+fn a_store_of_the_previous_schema_is_packed_and_rows_an_older_node_writes_still_answer() {
+    const ACCOUNT: &str = "example.com/46";
+    capture_logs();
+    let h = Harness::on_postgres();
+    h.fake.set_contacts(
+        ALICE,
+        vec![
+            Person::new("people/c1", "Carol", "Customer")
+                .with_phone("+1 212 555 0101", "work")
+                .with_phone("+1 212 555 0102", "Büro"),
+            Person::new("people/c2", "Dan", "Dealer").with_phone("+1 212 555 0103", ""),
+            Person::new("people/c3", "Erin", "Emailonly"),
+        ],
+    );
+    let answers = |node: &Plugin<'_>| -> Vec<Option<(String, String)>> {
+        (1..=3)
+            .map(|n| {
+                node.lookup(ACCOUNT, &format!("+1212555010{n}"))
+                    .unwrap()
+                    .map(|c| (c.name, c.label))
+            })
+            .collect()
+    };
+    let a = h.open_with(&h.node_config("a"));
+    h.connect_and_sync(&a, ACCOUNT, ALICE);
+    let expected = answers(&a);
+    let names: Vec<_> = expected
+        .iter()
+        .map(|c| c.as_ref().map(|c| c.0.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            Some("Carol Customer"),
+            Some("Carol Customer"),
+            Some("Dan Dealer")
+        ]
+    );
+    assert_eq!(expected[1].as_ref().unwrap().1, "Büro");
+    let searched = |node: &Plugin<'_>| {
+        node.search(ACCOUNT, "", GiSearchMode::GI_SEARCH_TEXT, 0, 10)
+            .unwrap()
+    };
+    let rows_before = searched(&a);
+    drop(a);
+
+    // Back to schema 2, as the previous version left it; the next open migrates.
+    let pg = h.pg.as_ref().unwrap();
+    let mut db = pg.server.client(&pg.url);
+    db.batch_execute(
+        "DROP INDEX contacts_unpacked;
+         ALTER TABLE contacts DROP COLUMN packed_numbers;
+         UPDATE schema_version SET version = 2;",
+    )
+    .unwrap();
+    let b = h.open_with(&h.node_config("b"));
+    assert_eq!(answers(&b), expected, "packed by the migration");
+    assert_eq!(searched(&b), rows_before);
+    let unpacked = |db: &mut postgres::Client| -> i64 {
+        db.query_one(
+            "SELECT count(*) FROM contacts WHERE packed_numbers IS NULL",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    assert_eq!(unpacked(&mut db), 0);
+    drop(b);
+
+    // An older node writes Dan anew, as its INSERT does: without the column.
+    db.batch_execute(&format!(
+        "WITH old AS (DELETE FROM contacts WHERE account = '{ACCOUNT}' AND resource_name = 'people/c2'
+                      RETURNING account, source, resource_name, company, groups),
+              new AS (INSERT INTO contacts (account, source, resource_name, name, company, groups)
+                      SELECT account, source, resource_name, 'Dan Older', company, groups FROM old
+                      RETURNING id)
+         INSERT INTO numbers (contact_id, position, e164, national, label)
+         SELECT id, 0, 12125550103, 2125550103, 'older' FROM new;"
+    ))
+    .unwrap();
+    assert_eq!(unpacked(&mut db), 1);
+    let c = h.open_with(&h.node_config("c"));
+    assert_eq!(
+        answers(&c)[2],
+        Some(("Dan Older".to_string(), "older".to_string())),
+        "read from the numbers table"
+    );
+    assert_eq!(answers(&c)[..2], expected[..2]);
+    assert!(logged_lines()
+        .iter()
+        .any(|line| line.contains("1 contacts were written by an older plugin")));
 }

@@ -5,6 +5,7 @@
 
 mod book_change;
 mod pg_copy;
+mod pg_numbers;
 mod postgres;
 mod seal;
 mod sqlite;

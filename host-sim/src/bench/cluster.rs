@@ -179,9 +179,15 @@ pub(super) fn cluster_rows(api: &Api, sizes: &Sizes, rows: &mut Vec<Row>) -> Res
             FROM generate_series(0, {total} - 1) g;
          INSERT INTO numbers (contact_id, position, e164, national, label)
             SELECT id, 0, 12125550000 + id, 2125550000 + id, 'mobile' FROM contacts;
-         ANALYZE;"
+         -- Each row's copy of its numbers, as the plugin writes it (src/store/pg_numbers.rs).
+         UPDATE contacts SET packed_numbers = int8send(12125550000 + id)
+            || int8send(2125550000 + id) || int4send(6) || convert_to('mobile', 'UTF8');"
     ))
     .map_err(|e| format!("filling PostgreSQL: {e}"))?;
+    // The update left a dead copy of every row, which a store the plugin wrote has not.
+    db.batch_execute("VACUUM FULL contacts")
+        .and_then(|()| db.batch_execute("ANALYZE"))
+        .map_err(|e| format!("compacting PostgreSQL: {e}"))?;
     let probe = db
         .query_one(
             "SELECT c.account, n.e164 FROM contacts c JOIN numbers n ON n.contact_id = c.id
