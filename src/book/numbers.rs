@@ -472,8 +472,6 @@ impl ContactIndex {
         }
     }
 
-    /// Swaps in a copy of the snapshot with `change` made to the account's books; an account
-    /// left without a book leaves the map.
     /// Replaces one source's book of the account only if it is still the book `expected`
     /// identifies: a writer that read a book, patched it and finds that another writer swapped
     /// it meanwhile must not undo that writer's change. Says whether it replaced it.
@@ -501,7 +499,8 @@ impl ContactIndex {
         self.swap_locked(account, change);
     }
 
-    /// `update`'s swap, with the writer's lock held by the caller.
+    /// Swaps in a copy of the snapshot with `change` made to the account's books; an account
+    /// left without a book leaves the map. The writer's lock is held by the caller.
     fn swap_locked(&self, account: &str, change: impl FnOnce(&mut SourceBooks)) {
         let mut snapshot = Snapshot::clone(&self.current.load());
         let books = snapshot.entry(Arc::from(account)).or_default();
@@ -721,6 +720,40 @@ mod tests {
             ))
         });
         (rows, total)
+    }
+
+    /// A follower read the book, patched it, and finds that the node swapped in another book
+    /// meanwhile (its own sync's), even one with the very same contacts: its patch must not
+    /// land over it. The book it read is told apart by identity, not by content.
+    #[test]
+    fn a_book_is_replaced_only_if_it_is_still_the_very_book_that_was_read() {
+        let index = ContactIndex::default();
+        let build = |name: &str| {
+            AccountIndex::build(&[contact("people/b", name, &[("2125550101", "work")])])
+        };
+        index.replace("example.com/40", Source::Contacts, build("Bea"));
+        let read = index.book("example.com/40", Source::Contacts).unwrap();
+        let identity = read.identity();
+        // Meanwhile: the same contacts, built anew.
+        index.replace("example.com/40", Source::Contacts, build("Bea"));
+        let late = AccountBook::new(build("Late Patch"));
+        assert!(!index.replace_book_if("example.com/40", Source::Contacts, &identity, late));
+        let answer = || name_of(&index, "example.com/40", "US", "2125550101");
+        assert_eq!(answer().as_deref(), Some("Bea|work|example.com/40"));
+
+        let current = index.book("example.com/40", Source::Contacts).unwrap();
+        let fresh = AccountBook::new(build("Fresh Patch"));
+        assert!(index.replace_book_if(
+            "example.com/40",
+            Source::Contacts,
+            &current.identity(),
+            fresh
+        ));
+        assert_eq!(answer().as_deref(), Some("Fresh Patch|work|example.com/40"));
+        // A source the account does not have is not the book that was read either.
+        let other = AccountBook::new(build("Other"));
+        assert!(!index.replace_book_if("example.com/40", Source::Directory, &identity, other));
+        assert!(index.book("example.com/40", Source::Directory).is_none());
     }
 
     #[test]
