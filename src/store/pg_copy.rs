@@ -59,22 +59,17 @@ impl<R: Read> CopyReader<R> {
 
     /// A text field into `into` (cleared first), checked to be UTF-8.
     pub fn text_into<'a>(&mut self, into: &'a mut Vec<u8>) -> Result<&'a str> {
+        let bytes = self.bytes_into(into)?;
+        std::str::from_utf8(bytes).map_err(|_| malformed("text that is not UTF-8"))
+    }
+
+    /// A binary field into `into` (cleared first).
+    pub fn bytes_into<'a>(&mut self, into: &'a mut Vec<u8>) -> Result<&'a [u8]> {
         let length = self.field_length()?;
         into.clear();
         into.resize(length, 0);
         self.read_exact(into)?;
-        std::str::from_utf8(into).map_err(|_| malformed("text that is not UTF-8"))
-    }
-
-    /// A field's bytes into `into` (cleared first), or None for a NULL.
-    pub fn bytes_or_null_into<'a>(&mut self, into: &'a mut Vec<u8>) -> Result<Option<&'a [u8]>> {
-        let Some(length) = self.nullable_field_length()? else {
-            return Ok(None);
-        };
-        into.clear();
-        into.resize(length, 0);
-        self.read_exact(into)?;
-        Ok(Some(into))
+        Ok(into)
     }
 
     pub fn text(&mut self) -> Result<String> {
@@ -92,22 +87,12 @@ impl<R: Read> CopyReader<R> {
 
     /// The next field's length; NULL is refused (the columns read this way are NOT NULL).
     fn field_length(&mut self) -> Result<usize> {
-        self.nullable_field_length()?
-            .ok_or_else(|| malformed("a NULL"))
-    }
-
-    /// The next field's length, or None for a NULL.
-    fn nullable_field_length(&mut self) -> Result<Option<usize>> {
         if self.left == 0 {
             return Err(malformed("more fields than the row has"));
         }
         self.left -= 1;
-        match self.u32()? as i32 {
-            -1 => Ok(None),
-            length => usize::try_from(length)
-                .map(Some)
-                .map_err(|_| malformed("a negative length")),
-        }
+        let length = self.u32()? as i32;
+        usize::try_from(length).map_err(|_| malformed("a NULL"))
     }
 
     fn u16(&mut self) -> Result<u16> {
@@ -177,31 +162,22 @@ mod tests {
     }
 
     #[test]
-    fn a_nullable_field_reads_as_none_and_a_null_elsewhere_is_refused() {
+    fn a_binary_field_reads_as_its_bytes_and_a_null_is_refused() {
         let mut stream = SIGNATURE.to_vec();
         stream.extend_from_slice(&[0; 8]);
-        for value in [None, Some(&b"\x00\xff"[..])] {
-            stream.extend_from_slice(&2u16.to_be_bytes());
-            match value {
-                None => stream.extend_from_slice(&(-1i32).to_be_bytes()),
-                Some(bytes) => stream.extend(field(bytes)),
-            }
-            stream.extend_from_slice(&(-1i32).to_be_bytes());
-        }
+        stream.extend_from_slice(&2u16.to_be_bytes());
+        stream.extend(field(b"\x00\xff"));
+        stream.extend_from_slice(&(-1i32).to_be_bytes());
         stream.extend_from_slice(&(-1i16).to_be_bytes());
         let mut reader = CopyReader::new(&stream[..]).unwrap();
         let mut into = Vec::new();
         assert!(reader.next_row(2).unwrap());
-        assert_eq!(reader.bytes_or_null_into(&mut into).unwrap(), None);
-        assert!(reader.i64().unwrap_err().message().contains("a NULL"));
-        let mut reader = CopyReader::new(&stream[..]).unwrap();
-        reader.next_row(2).unwrap();
-        reader.bytes_or_null_into(&mut into).unwrap();
-        reader.bytes_or_null_into(&mut into).unwrap();
-        assert!(reader.next_row(2).unwrap());
-        assert_eq!(
-            reader.bytes_or_null_into(&mut into).unwrap(),
-            Some(&b"\x00\xff"[..])
+        assert_eq!(reader.bytes_into(&mut into).unwrap(), b"\x00\xff");
+        let refused = reader.bytes_into(&mut into).unwrap_err();
+        assert!(
+            refused.message().contains("a NULL"),
+            "{}",
+            refused.message()
         );
     }
 }

@@ -31,10 +31,9 @@ use super::{
     Change, Claim, Committed, Landing, Loaded, PendingAuth, Store, StoreRead, StoredAccount,
     StoredPresence, StoredSource, Tokens, ACCESS, CONTACTS_JOB, REFRESH,
 };
-use crate::book::contact::{Contact, ContactNumber, Source};
+use crate::book::contact::{Contact, Source};
 use crate::book::numbers::GroupNames;
 use crate::book::patch::Replaced;
-use crate::book::phone::{NationalKey, E164};
 use crate::clock::unix_now;
 use crate::config::PgUrl;
 use crate::error::{pg_cause, Error, Result};
@@ -140,17 +139,17 @@ const MIGRATIONS: &[&str] = &[
         patch    BYTEA,
         PRIMARY KEY (account, source)
      );"#,
-    // 3: each contact's numbers packed in its row (see `pg_numbers`), so that the open reads
-    // one stream; the rows already there are packed here. A row without (NULL) was written by
-    // a node of an older version during a rolling upgrade: its numbers are read from `numbers`.
+    // 3: each contact's numbers packed in its row (see `pg_numbers`), so that reading contacts
+    // needs no join and the open reads one stream; the rows already there are packed here. A
+    // row without (NULL) was written by a node of an older version during a rolling upgrade:
+    // reads pack its numbers from `numbers` as they go (`PACKED_NUMBERS`).
     r#"ALTER TABLE contacts ADD COLUMN packed_numbers BYTEA;
      UPDATE contacts c SET packed_numbers = COALESCE(
         (SELECT string_agg(int8send(n.e164) || int8send(n.national)
                            || int4send(octet_length(convert_to(n.label, 'UTF8')))
                            || convert_to(n.label, 'UTF8'), ''::BYTEA ORDER BY n.position)
          FROM numbers n WHERE n.contact_id = c.id),
-        ''::BYTEA);
-     CREATE INDEX contacts_unpacked ON contacts (id) WHERE packed_numbers IS NULL;"#,
+        ''::BYTEA);"#,
 ];
 
 pub struct PgStore {
@@ -1398,7 +1397,7 @@ fn load_where(
     params: &[&(dyn postgres::types::ToSql + Sync)],
 ) -> Result<Loaded> {
     let mut found = Loaded::default();
-    let sql = format!("{COLUMNS} WHERE {filter} ORDER BY c.id, n.position");
+    let sql = format!("{} WHERE {filter} ORDER BY c.id", columns());
     scan(
         conn.query_raw(&sql, params.iter().copied())?,
         &mut |_, _, loaded| {
@@ -1409,9 +1408,23 @@ fn load_where(
     Ok(found)
 }
 
-const COLUMNS: &str = "SELECT c.account, c.id, c.resource_name, c.name, c.company,
-                              n.e164, n.national, n.label, c.groups, c.source
-                       FROM contacts c LEFT JOIN numbers n ON n.contact_id = c.id";
+/// A contact's numbers as `pg_numbers` packs them: the row's own copy, or for a row a node of
+/// an older version wrote (NULL), packed from `numbers` here exactly as migration 3 packed
+/// the rows it found. PostgreSQL evaluates the subquery only for such a row.
+const PACKED_NUMBERS: &str = "COALESCE(c.packed_numbers,
+        (SELECT string_agg(int8send(n.e164) || int8send(n.national)
+                           || int4send(octet_length(convert_to(n.label, 'UTF8')))
+                           || convert_to(n.label, 'UTF8'), ''::BYTEA ORDER BY n.position)
+         FROM numbers n WHERE n.contact_id = c.id),
+        ''::BYTEA)";
+
+/// One row a contact; `scan` reads them.
+fn columns() -> String {
+    format!(
+        "SELECT c.account, c.source, c.id, c.resource_name, c.name, c.company, c.groups, {PACKED_NUMBERS}
+         FROM contacts c"
+    )
+}
 
 /// Streams contacts with their numbers ordered by account, source and resource name, handing
 /// each source's contacts of an account to `each` once complete (as SQLite's `load_contacts`).
@@ -1423,9 +1436,13 @@ fn load_contacts(
     let rows = match only {
         Some((account, source)) => conn.query_raw(
             &format!(
-                "{COLUMNS} WHERE c.account = $1 AND c.source = $2 ORDER BY c.resource_name, n.position"
+                "{} WHERE c.account = $1 AND c.source = $2 ORDER BY c.resource_name",
+                columns()
             ),
-            [&account as &(dyn postgres::types::ToSql + Sync), &source.name()],
+            [
+                &account as &(dyn postgres::types::ToSql + Sync),
+                &source.name(),
+            ],
         )?,
         None => return load_everything(conn, each),
     };
@@ -1441,13 +1458,10 @@ fn load_everything(
     conn: &mut impl GenericClient,
     each: &mut dyn FnMut(String, Source, Loaded),
 ) -> Result<()> {
-    // Rows a node of an older version wrote (during a rolling upgrade) have no packed
-    // numbers: theirs come from the table, read first, and only for them.
-    let mut unpacked = numbers_of_unpacked_rows(conn)?;
-    let mut rows = CopyReader::new(conn.copy_out(
-        "COPY (SELECT account, source, id, resource_name, name, company, groups, packed_numbers
-               FROM contacts ORDER BY account, source, resource_name) TO STDOUT (FORMAT binary)",
-    )?)?;
+    let mut rows = CopyReader::new(conn.copy_out(&format!(
+        "COPY ({} ORDER BY c.account, c.source, c.resource_name) TO STDOUT (FORMAT binary)",
+        columns()
+    ))?)?;
     let (mut account, mut source_name, mut groups, mut packed) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut runs = Runs::new(each);
@@ -1457,10 +1471,7 @@ fn load_everything(
         let id = rows.i64()?;
         let (resource_name, name, company) = (rows.text()?, rows.text()?, rows.text()?);
         let groups = split_groups(rows.text_into(&mut groups)?);
-        let numbers = match rows.bytes_or_null_into(&mut packed)? {
-            Some(packed) => pg_numbers::unpack(packed, id)?,
-            None => unpacked.remove(&id).unwrap_or_default(),
-        };
+        let numbers = pg_numbers::unpack(rows.bytes_into(&mut packed)?, id)?;
         let Some(loaded) = runs.run_of(account, source_name) else {
             continue;
         };
@@ -1477,70 +1488,27 @@ fn load_everything(
     Ok(())
 }
 
-/// The numbers of the contacts whose row has none packed, by contact id.
-fn numbers_of_unpacked_rows(
-    conn: &mut impl GenericClient,
-) -> Result<HashMap<i64, Vec<ContactNumber>>> {
-    let mut numbers: HashMap<i64, Vec<ContactNumber>> = HashMap::new();
-    for row in conn.query(
-        "SELECT n.contact_id, n.e164, n.national, n.label FROM numbers n
-         JOIN contacts c ON c.id = n.contact_id
-         WHERE c.packed_numbers IS NULL ORDER BY n.contact_id, n.position",
-        &[],
-    )? {
-        numbers.entry(row.get(0)).or_default().push(ContactNumber {
-            e164: E164(row.get::<_, i64>(1) as u64),
-            national: NationalKey(row.get::<_, i64>(2) as u64),
-            label: row.get(3),
-        });
-    }
-    if !numbers.is_empty() {
-        log::info!(
-            "store: {} contacts were written by an older plugin (no packed numbers); their numbers come from the numbers table",
-            numbers.len()
-        );
-    }
-    Ok(numbers)
-}
-
-/// Groups rows of `COLUMNS` into contacts, and contacts into (account, source) runs.
+/// Reads rows of `columns()` (one a contact), handing each (account, source) run of them to
+/// `each`.
 fn scan(
     mut rows: postgres::RowIter<'_>,
     each: &mut dyn FnMut(String, Source, Loaded),
 ) -> Result<()> {
     let mut runs = Runs::new(each);
-    // A contact's rows (one a number) come one after the other; ids are unique across runs.
-    let mut last_id: Option<i64> = None;
     while let Some(row) = rows.next()? {
-        let account: &str = row.get(0);
-        let source_name: &str = row.get(9);
-        let Some(loaded) = runs.run_of(account, source_name) else {
+        let id: i64 = row.get(2);
+        let numbers = pg_numbers::unpack(row.get(7), id)?;
+        let Some(loaded) = runs.run_of(row.get(0), row.get(1)) else {
             continue;
         };
-        let id: i64 = row.get(1);
-        if last_id != Some(id) {
-            loaded.ids.push(id as u64);
-            loaded.contacts.push(Contact {
-                resource_name: row.get(2),
-                name: row.get(3),
-                company: row.get(4),
-                numbers: Vec::new(),
-                groups: split_groups(row.get(8)),
-            });
-            last_id = Some(id);
-        }
-        if let Some(e164) = row.get::<_, Option<i64>>(5) {
-            loaded
-                .contacts
-                .last_mut()
-                .expect("pushed above")
-                .numbers
-                .push(ContactNumber {
-                    e164: E164(e164 as u64),
-                    national: NationalKey(row.get::<_, i64>(6) as u64),
-                    label: row.get(7),
-                });
-        }
+        loaded.ids.push(id as u64);
+        loaded.contacts.push(Contact {
+            resource_name: row.get(3),
+            name: row.get(4),
+            company: row.get(5),
+            numbers,
+            groups: split_groups(row.get(6)),
+        });
     }
     runs.finish();
     Ok(())
