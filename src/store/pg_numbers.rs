@@ -5,9 +5,10 @@
 //! updated in place (a changed contact is deleted and inserted anew).
 //!
 //! Per number, in the contact's order: E.164 and national key as big-endian 8-byte integers,
-//! the label's length as a big-endian 4-byte integer, then the label's UTF-8 bytes. Migration
-//! 3 packs the rows that were there before with the same layout in SQL (`int8send`,
-//! `int4send`), so both writers must keep to it.
+//! the label's length as a big-endian 4-byte integer, then the label's UTF-8 bytes. The same
+//! layout is written in SQL twice (`int8send`, `int4send`): by migration 3 for the rows that
+//! were there before, and by every read for a row an older node wrote without the column
+//! (`PACKED_NUMBERS` in `postgres.rs`). All three must keep to it.
 
 use crate::book::contact::ContactNumber;
 use crate::book::phone::{NationalKey, E164};
