@@ -766,7 +766,6 @@ fn tls_to_postgresql_verifies_the_server_against_the_urls_sslrootcert() {
 #[test]
 fn a_store_of_the_previous_schema_is_packed_and_rows_an_older_node_writes_still_answer() {
     const ACCOUNT: &str = "example.com/46";
-    capture_logs();
     let h = Harness::on_postgres();
     h.fake.set_contacts(
         ALICE,
