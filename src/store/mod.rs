@@ -9,6 +9,7 @@ mod pg_numbers;
 mod postgres;
 mod seal;
 mod sqlite;
+mod stored_rows;
 
 use std::path::Path;
 use std::sync::mpsc::Receiver;

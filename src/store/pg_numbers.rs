@@ -28,37 +28,24 @@ pub fn pack(numbers: &[ContactNumber]) -> Vec<u8> {
 
 /// The numbers in a column's value; a value that does not parse is named as contact `id`'s.
 pub fn unpack(mut packed: &[u8], id: i64) -> Result<Vec<ContactNumber>> {
+    let cut = || corrupt(id, "it ends inside a number");
     let mut numbers = Vec::with_capacity(1);
     while !packed.is_empty() {
-        let (e164, national, label) = split(packed)
-            .and_then(|(head, rest)| {
-                let label_len = u32::from_be_bytes(head[16..20].try_into().ok()?) as usize;
-                (rest.len() >= label_len).then(|| {
-                    let (label, rest) = rest.split_at(label_len);
-                    packed = rest;
-                    (
-                        i64::from_be_bytes(head[..8].try_into().expect("8 bytes")),
-                        i64::from_be_bytes(head[8..16].try_into().expect("8 bytes")),
-                        label,
-                    )
-                })
-            })
-            .ok_or_else(|| corrupt(id, "it ends inside a number"))?;
+        let (head, rest) = packed.split_at_checked(20).ok_or_else(cut)?;
+        let be_i64 = |at: usize| i64::from_be_bytes(head[at..at + 8].try_into().expect("8 bytes"));
+        let label_len = u32::from_be_bytes(head[16..].try_into().expect("4 bytes")) as usize;
+        let (label, rest) = rest.split_at_checked(label_len).ok_or_else(cut)?;
         let label = std::str::from_utf8(label)
             .map_err(|_| corrupt(id, "a label is not UTF-8"))?
             .to_owned();
         numbers.push(ContactNumber {
-            e164: E164(e164 as u64),
-            national: NationalKey(national as u64),
+            e164: E164(be_i64(0) as u64),
+            national: NationalKey(be_i64(8) as u64),
             label,
         });
+        packed = rest;
     }
     Ok(numbers)
-}
-
-/// A number's fixed 20 bytes, and what follows them.
-fn split(packed: &[u8]) -> Option<(&[u8], &[u8])> {
-    (packed.len() >= 20).then(|| packed.split_at(20))
 }
 
 fn corrupt(id: i64, why: &str) -> Error {

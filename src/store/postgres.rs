@@ -26,7 +26,8 @@ use super::book_change::{self, BookChange, Followed};
 use super::pg_copy::CopyReader;
 use super::pg_numbers;
 use super::seal::Sealer;
-use super::sqlite::{lock_data_dir, split_groups, Runs, MAX_PENDING_PER_ACCOUNT};
+use super::sqlite::{lock_data_dir, MAX_PENDING_PER_ACCOUNT};
+use super::stored_rows::{split_groups, Runs};
 use super::{
     Change, Claim, Committed, Landing, Loaded, PendingAuth, Store, StoreRead, StoredAccount,
     StoredPresence, StoredSource, Tokens, ACCESS, CONTACTS_JOB, REFRESH,

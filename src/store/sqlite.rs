@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::seal::Sealer;
+use super::stored_rows::{split_groups, Runs};
 use super::{
     BookChange, Change, Claim, Followed, PendingAuth, Store, StoreRead, StoredAccount,
     StoredPresence, StoredSource, Tokens, ACCESS, REFRESH,
@@ -1132,57 +1133,6 @@ fn delete_source_contacts(tx: &Transaction<'_>, account: &str, source: Source) -
         "DELETE FROM contacts WHERE account = ?1 AND source = ?2",
         params![account, source.name()],
     )?)
-}
-
-/// Rows ordered by account and source, gathered into one `Loaded` a run, each run handed to
-/// `each` once complete: what every reader of the stored contacts (SQLite's, PostgreSQL's
-/// join and its COPY streams) does with its rows.
-pub(super) struct Runs<'e> {
-    current: Option<(String, Source, Loaded)>,
-    each: &'e mut dyn FnMut(String, Source, Loaded),
-}
-
-impl<'e> Runs<'e> {
-    pub(super) fn new(each: &'e mut dyn FnMut(String, Source, Loaded)) -> Runs<'e> {
-        Runs {
-            current: None,
-            each,
-        }
-    }
-
-    /// The run a row of `account`'s `source_name` belongs to, begun when the row begins it
-    /// (handing the one before on); None for a source this version does not know (a newer
-    /// plugin's), which is not indexed.
-    pub(super) fn run_of(&mut self, account: &str, source_name: &str) -> Option<&mut Loaded> {
-        if self
-            .current
-            .as_ref()
-            .is_none_or(|(a, s, _)| a != account || s.name() != source_name)
-        {
-            if let Some((done, source, loaded)) = self.current.take() {
-                (self.each)(done, source, loaded);
-            }
-            let source = Source::from_name(source_name)?;
-            self.current = Some((account.to_owned(), source, Loaded::default()));
-        }
-        self.current.as_mut().map(|(_, _, loaded)| loaded)
-    }
-
-    /// Hands the last run on.
-    pub(super) fn finish(mut self) {
-        if let Some((done, source, loaded)) = self.current.take() {
-            (self.each)(done, source, loaded);
-        }
-    }
-}
-
-/// A contact's groups as stored: one resource name a line.
-pub(super) fn split_groups(stored: &str) -> Vec<String> {
-    stored
-        .split('\n')
-        .filter(|g| !g.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// An account's contacts as the store holds them, in its order (by resource name), and
