@@ -48,8 +48,9 @@ pub struct Entry<'a> {
     pub company: &'a str,
     /// Group names, as shown.
     pub groups: &'a [String],
-    /// The contact's rows (one per number), in any order.
-    pub rows: Vec<Row>,
+    /// The contact's rows (one per number, in any order): where they are in the rows handed
+    /// to `NameIndex::build` beside the entries.
+    pub rows: Range<u32>,
 }
 
 #[derive(Default)]
@@ -193,148 +194,210 @@ impl ContactSet {
     }
 }
 
+/// The folded name, company and group names of every contact, in one buffer.
+struct Folded {
+    text: Vec<u8>,
+    /// Contact `c`'s name is `text[at[c][0]..at[c][1]]`, its company runs to `at[c][2]`, its
+    /// groups (joined by spaces) to `at[c][3]`.
+    at: Vec<[u32; 4]>,
+}
+
+impl Folded {
+    fn new(entries: &[&Entry<'_>]) -> Folded {
+        let mut text = Vec::with_capacity(
+            entries
+                .iter()
+                .map(|e| e.name.len() + e.company.len() + 1)
+                .sum(),
+        );
+        let at = entries
+            .iter()
+            .map(|e| {
+                let start = text.len() as u32;
+                fold::fold_into(e.name, &mut text);
+                let name_end = text.len() as u32;
+                fold::fold_into(e.company, &mut text);
+                let company_end = text.len() as u32;
+                for group in e.groups {
+                    text.push(b' ');
+                    fold::fold_into(group, &mut text);
+                }
+                [start, name_end, company_end, text.len() as u32]
+            })
+            .collect();
+        Folded { text, at }
+    }
+
+    fn part(&self, contact: usize, from: usize) -> &[u8] {
+        let at = &self.at[contact];
+        &self.text[at[from] as usize..at[from + 1] as usize]
+    }
+
+    fn name(&self, contact: usize) -> &[u8] {
+        self.part(contact, 0)
+    }
+
+    fn name_and_company(&self, contact: usize) -> (&[u8], &[u8]) {
+        (self.part(contact, 0), self.part(contact, 1))
+    }
+
+    /// The word arena (each distinct word once, in sorted order, each followed by a NUL)
+    /// and every (word, contact) pair sorted by the word's letters, then contact.
+    /// `by_rank[r]` is the contact ranked `r`.
+    ///
+    /// Names, companies and groups repeat words ("Anna", "GmbH", "Customers"), so each
+    /// distinct word is numbered once; contacts are visited in rank order, so that counting
+    /// the pairs of each word and placing them in word order leaves each word's contacts
+    /// ascending, with no sort of the pairs. A word a contact has twice counts once: the
+    /// first, a dialled one (name, company) when it has one, before a group's.
+    fn words(&self, by_rank: &[u32]) -> (Box<[u8]>, Box<[WordRef]>) {
+        let mut ids: rustc_hash::FxHashMap<&[u8], u32> = Default::default();
+        let mut distinct: Vec<&[u8]> = Vec::new();
+        // Per word id: the last contact (rank) that had it, and how many did.
+        let mut last_rank: Vec<u32> = Vec::new();
+        let mut count: Vec<u32> = Vec::new();
+        // (word id, with GROUP_WORD set for a group's word; rank), in rank order.
+        let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(by_rank.len() * 3);
+        for (rank, &contact) in by_rank.iter().enumerate() {
+            let rank = rank as u32;
+            let contact = contact as usize;
+            let words = fold::split(self.part(contact, 0))
+                .chain(fold::split(self.part(contact, 1)))
+                .map(|w| (w, 0))
+                .chain(fold::split(self.part(contact, 2)).map(|w| (w, GROUP_WORD)));
+            for (word, kind) in words {
+                let id = *ids.entry(word).or_insert_with(|| {
+                    distinct.push(word);
+                    last_rank.push(u32::MAX);
+                    count.push(0);
+                    distinct.len() as u32 - 1
+                });
+                if last_rank[id as usize] == rank {
+                    continue;
+                }
+                last_rank[id as usize] = rank;
+                count[id as usize] += 1;
+                pairs.push((id | kind, rank));
+            }
+        }
+        let mut sorted_ids: Vec<u32> = (0..distinct.len() as u32).collect();
+        sorted_ids.sort_unstable_by_key(|&id| distinct[id as usize]);
+        let mut word_text: Vec<u8> = Vec::with_capacity(distinct.iter().map(|w| w.len() + 1).sum());
+        let mut offset_of = vec![0u32; distinct.len()];
+        // Where each word's pairs go: after those of every word before it.
+        let mut next = vec![0u32; distinct.len()];
+        let mut placed = 0u32;
+        for &id in &sorted_ids {
+            offset_of[id as usize] = word_text.len() as u32;
+            word_text.extend_from_slice(distinct[id as usize]);
+            word_text.push(0);
+            next[id as usize] = placed;
+            placed += count[id as usize];
+        }
+        let mut by_letters = vec![
+            WordRef {
+                start: 0,
+                contact: 0
+            };
+            pairs.len()
+        ];
+        for (word, rank) in pairs {
+            let id = (word & !GROUP_WORD) as usize;
+            by_letters[next[id] as usize] = WordRef {
+                start: offset_of[id] | (word & GROUP_WORD),
+                contact: rank,
+            };
+            next[id] += 1;
+        }
+        (word_text.into_boxed_slice(), by_letters.into_boxed_slice())
+    }
+}
+
 impl NameIndex {
     /// Builds the index, and says each entry's place in the address book (its rank, by its
     /// first row; `u32::MAX` for an entry without a number, which is not in the book).
-    pub fn build(all_entries: Vec<Entry<'_>>) -> (NameIndex, Vec<u32>) {
+    ///
+    /// Every step is a pass over the contacts or one sort of fixed-size keys: the folded text
+    /// lives in one buffer, rows are ordered contact by contact, and the words are placed by
+    /// counting, so that the address book adds little to the build a sync pays anyway.
+    pub fn build(all_entries: &[Entry<'_>], all_rows: &[Row]) -> (NameIndex, Vec<u32>) {
         // Only contacts with a number are in the address book.
         let entries: Vec<&Entry<'_>> = all_entries.iter().filter(|e| !e.rows.is_empty()).collect();
-        // Each name and company folded once: the order and the words both come from it.
-        let folded: Vec<(String, String)> = entries
-            .iter()
-            .map(|e| (fold::fold(e.name), fold::fold(e.company)))
-            .collect();
+        let folded = Folded::new(&entries);
 
-        // The contacts in the address book's order (name, then company, folded), compared on
-        // the first 16 bytes of the name as one integer (most names fit) and in full only when
-        // those are equal. Contacts with the same name and company share a key, so that their
-        // rows mix by number below.
-        // Sorted as (head, contact) pairs, which compare as integers in place; only runs of
-        // equal heads are then sorted again on the whole name and company.
-        let mut by_key: Vec<(u128, u32)> = folded
-            .iter()
-            .enumerate()
-            .map(|(contact, (name, _))| {
-                let mut bytes = [0u8; 16];
-                let n = name.len().min(16);
-                bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
-                (u128::from_be_bytes(bytes), contact as u32)
+        // The contacts in the address book's order (name, then company, folded). Each sorts
+        // first as one integer: the first 12 bytes of its name above its position, so that
+        // the sort compares integers in place; only runs with the same 12 bytes are then
+        // sorted again on the whole name and company.
+        let mut by_name: Vec<u128> = (0..entries.len())
+            .map(|contact| {
+                let name = folded.name(contact);
+                let mut head = [0u8; 16];
+                let n = name.len().min(12);
+                head[..n].copy_from_slice(&name[..n]);
+                u128::from_be_bytes(head) | contact as u128
             })
             .collect();
-        by_key.sort_unstable();
-        let full =
-            |a: &(u128, u32), b: &(u128, u32)| folded[a.1 as usize].cmp(&folded[b.1 as usize]);
-        for run in by_key.chunk_by_mut(|a, b| a.0 == b.0) {
+        by_name.sort_unstable();
+        let position = |key: &u128| *key as u32 as usize;
+        let head = |key: &u128| key >> 32;
+        let full = |a: &u128, b: &u128| {
+            folded
+                .name_and_company(position(a))
+                .cmp(&folded.name_and_company(position(b)))
+        };
+        for run in by_name.chunk_by_mut(|a, b| head(a) == head(b)) {
             if run.len() > 1 {
                 run.sort_unstable_by(full);
             }
         }
-        let mut key_of = vec![0u32; entries.len()];
-        for at in 0..by_key.len() {
-            let contact = by_key[at].1 as usize;
-            let same_as_previous = at > 0
-                && by_key[at - 1].0 == by_key[at].0
-                && full(&by_key[at - 1], &by_key[at]) == Ordering::Equal;
-            key_of[contact] = if same_as_previous {
-                key_of[by_key[at - 1].1 as usize]
-            } else {
-                at as u32
-            };
-        }
 
-        // Every row, by (key, number as text).
-        let mut ordered: Vec<(u32, u64, u32, Row)> = Vec::new();
-        for (contact, entry) in entries.iter().enumerate() {
-            for row in &entry.rows {
-                ordered.push((
-                    key_of[contact],
-                    text_order_key(row.e164),
-                    contact as u32,
-                    *row,
-                ));
-            }
-        }
-        ordered.sort_unstable_by_key(|&(key, number, contact, _)| (key, number, contact));
-
-        // Number the contacts by their first row, so that a set of contacts walked in
-        // ascending order is walked in the address book's order.
+        // Every row, contact by contact in that order. Contacts with the same name and company
+        // mix their rows by number (as text); each contact is ranked by its first row, so that
+        // a set of contacts walked in ascending order is walked in the address book's order.
+        let mut rows: Vec<Row> = Vec::with_capacity(all_rows.len());
+        let mut row_rank: Vec<u32> = Vec::with_capacity(all_rows.len());
         let mut rank = vec![u32::MAX; entries.len()];
-        let mut ranked = 0u32;
-        for (_, _, contact, _) in &mut ordered {
-            let r = &mut rank[*contact as usize];
-            if *r == u32::MAX {
-                *r = ranked;
-                ranked += 1;
+        let mut by_rank: Vec<u32> = Vec::with_capacity(entries.len());
+        let mut same: Vec<(u64, u32, Row)> = Vec::new();
+        for run in by_name.chunk_by(|a, b| head(a) == head(b) && full(a, b) == Ordering::Equal) {
+            same.clear();
+            for key in run {
+                let contact = position(key);
+                for row in &all_rows
+                    [entries[contact].rows.start as usize..entries[contact].rows.end as usize]
+                {
+                    same.push((text_order_key(row.e164), contact as u32, *row));
+                }
             }
-            *contact = *r;
+            same.sort_unstable_by_key(|&(number, contact, _)| (number, contact));
+            for &(_, contact, row) in &same {
+                let r = &mut rank[contact as usize];
+                if *r == u32::MAX {
+                    *r = by_rank.len() as u32;
+                    by_rank.push(contact);
+                }
+                rows.push(row);
+                row_rank.push(*r);
+            }
         }
-        let contacts = ranked as usize;
+        let contacts = by_rank.len();
         let mut contact_start = vec![0u32; contacts + 1];
-        for (_, _, contact, _) in &ordered {
-            contact_start[*contact as usize + 1] += 1;
+        for &r in &row_rank {
+            contact_start[r as usize + 1] += 1;
         }
         for c in 0..contacts {
             contact_start[c + 1] += contact_start[c];
         }
         let mut fill = contact_start.clone();
-        let mut contact_rows = vec![0u32; ordered.len()];
-        for (position, (_, _, contact, _)) in ordered.iter().enumerate() {
-            let at = &mut fill[*contact as usize];
+        let mut contact_rows = vec![0u32; rows.len()];
+        for (position, &r) in row_rank.iter().enumerate() {
+            let at = &mut fill[r as usize];
             contact_rows[*at as usize] = position as u32;
             *at += 1;
         }
-        let rows: Box<[Row]> = ordered.into_iter().map(|(_, _, _, row)| row).collect();
 
-        // The words: names, companies and groups repeat them ("Anna", "GmbH", "Customers"), so
-        // each distinct word is kept once, in sorted order, and every (word, contact) pair
-        // sorts as two integers.
-        let folded_groups: Vec<Vec<String>> = entries
-            .iter()
-            .map(|e| e.groups.iter().map(|g| fold::fold(g)).collect())
-            .collect();
-        let mut ids: rustc_hash::FxHashMap<&str, u32> = Default::default();
-        let mut distinct: Vec<&str> = Vec::new();
-        let mut pairs: Vec<(u32, u32, bool)> = Vec::new(); // (word id, contact rank, dialled)
-        for (contact, (name, company)) in folded.iter().enumerate() {
-            let dialled = fold::split(name)
-                .chain(fold::split(company))
-                .map(|w| (w, true));
-            let labels = folded_groups[contact]
-                .iter()
-                .flat_map(|g| fold::split(g))
-                .map(|w| (w, false));
-            for (word, dialled) in dialled.chain(labels) {
-                let id = *ids.entry(word).or_insert_with(|| {
-                    distinct.push(word);
-                    distinct.len() as u32 - 1
-                });
-                pairs.push((id, rank[contact], dialled));
-            }
-        }
-        let mut sorted_ids: Vec<u32> = (0..distinct.len() as u32).collect();
-        sorted_ids.sort_unstable_by_key(|&id| distinct[id as usize]);
-        let mut word_text: Vec<u8> = Vec::new();
-        let mut offset_of = vec![0u32; distinct.len()];
-        for &id in &sorted_ids {
-            offset_of[id as usize] = word_text.len() as u32;
-            word_text.extend_from_slice(distinct[id as usize].as_bytes());
-            word_text.push(0);
-        }
-        let mut by_letters: Vec<WordRef> = pairs
-            .into_iter()
-            .map(|(id, contact, dialled)| WordRef {
-                start: offset_of[id as usize] | if dialled { 0 } else { GROUP_WORD },
-                contact,
-            })
-            .collect();
-        // The arena is in word order, so offsets sort as the words do. Same word, same
-        // contact: one entry, a dialled one (name, company) before a group's.
-        by_letters.sort_unstable_by_key(|w| {
-            ((w.offset() as u64) << 33) | (u64::from(w.contact) << 1) | u64::from(!w.dialled())
-        });
-        by_letters.dedup_by(|later, kept| {
-            later.contact == kept.contact && later.offset() == kept.offset()
-        });
+        let (word_text, by_letters) = folded.words(&by_rank);
 
         let mut ranks = rank.into_iter();
         let rank_of_entry = all_entries
@@ -348,11 +411,11 @@ impl NameIndex {
             })
             .collect();
         let index = NameIndex {
-            rows,
+            rows: rows.into_boxed_slice(),
             contact_start: contact_start.into_boxed_slice(),
             contact_rows: contact_rows.into_boxed_slice(),
-            word_text: word_text.into_boxed_slice(),
-            by_letters: by_letters.into_boxed_slice(),
+            word_text,
+            by_letters,
         };
         (index, rank_of_entry)
     }
@@ -547,6 +610,7 @@ pub fn number_text_order(a: u64, b: u64) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn row(e164: u64) -> Row {
         Row {
@@ -555,33 +619,37 @@ mod tests {
         }
     }
 
+    /// Builds from entries that each hold their rows, as the tests write them.
+    fn build(entries: Vec<(&str, &str, &[String], Vec<Row>)>) -> (NameIndex, Vec<u32>) {
+        let mut rows = Vec::new();
+        let entries: Vec<Entry<'_>> = entries
+            .into_iter()
+            .map(|(name, company, groups, own)| {
+                let start = rows.len() as u32;
+                rows.extend(own);
+                Entry {
+                    name,
+                    company,
+                    groups,
+                    rows: start..rows.len() as u32,
+                }
+            })
+            .collect();
+        NameIndex::build(&entries, &rows)
+    }
+
     fn index() -> NameIndex {
         let groups = vec!["Customers".to_string()];
-        NameIndex::build(vec![
-            Entry {
-                name: "Jürgen Müller",
-                company: "Acme GmbH",
-                groups: &groups,
-                rows: vec![row(4930123456), row(491701234567)],
-            },
-            Entry {
-                name: "Anna Schmidt",
-                company: "",
-                groups: &[],
-                rows: vec![row(4940123456)],
-            },
-            Entry {
-                name: "No Number",
-                company: "",
-                groups: &[],
-                rows: vec![],
-            },
-            Entry {
-                name: "anna adams",
-                company: "Müller & Co",
-                groups: &[],
-                rows: vec![row(12125550100)],
-            },
+        build(vec![
+            (
+                "Jürgen Müller",
+                "Acme GmbH",
+                &groups,
+                vec![row(4930123456), row(491701234567)],
+            ),
+            ("Anna Schmidt", "", &[], vec![row(4940123456)]),
+            ("No Number", "", &[], vec![]),
+            ("anna adams", "Müller & Co", &[], vec![row(12125550100)]),
         ])
         .0
     }
@@ -643,25 +711,15 @@ mod tests {
 
     #[test]
     fn the_first_rows_are_right_when_contacts_of_the_same_name_interleave() {
-        let index = NameIndex::build(vec![
-            Entry {
-                name: "Same Name",
-                company: "",
-                groups: &[],
-                rows: vec![row(12015550100), row(12035550100)],
-            },
-            Entry {
-                name: "same name",
-                company: "",
-                groups: &[],
-                rows: vec![row(12025550100)],
-            },
-            Entry {
-                name: "Other",
-                company: "",
-                groups: &[],
-                rows: vec![row(12045550100)],
-            },
+        let index = build(vec![
+            (
+                "Same Name",
+                "",
+                &[],
+                vec![row(12015550100), row(12035550100)],
+            ),
+            ("same name", "", &[], vec![row(12025550100)]),
+            ("Other", "", &[], vec![row(12045550100)]),
         ])
         .0;
         let query = Query::parse("same", false).unwrap();
@@ -680,7 +738,7 @@ mod tests {
     #[test]
     fn hidden_contacts_are_left_out_of_every_kind_of_search_and_of_the_totals() {
         let i = index();
-        let (_, ranks) = NameIndex::build(vec![]);
+        let (_, ranks) = build(vec![]);
         assert!(ranks.is_empty());
         // Jürgen Müller is the third contact in the book's order (anna adams, Anna Schmidt,
         // Jürgen Müller): hide him and his two rows.
@@ -734,5 +792,123 @@ mod tests {
         assert!(rows(&i, "2878", true).is_empty(), "groups are not dialled");
         assert!(Query::parse("68a", true).is_err());
         assert!(Query::parse("0", true).is_err());
+    }
+
+    /// The book as the contract words it, the slow way: every row of every contact with a
+    /// number whose words match, in (name, company, number as text) order, folded.
+    fn reference(
+        entries: &[(String, String, Vec<String>, Vec<u64>)],
+        query: &Query,
+    ) -> Vec<(String, String, u64)> {
+        let words_of = |texts: &[&str]| -> Vec<String> {
+            let mut out = Vec::new();
+            for text in texts {
+                fold::words(text, |w| out.push(w.to_owned()));
+            }
+            out
+        };
+        let mut rows = Vec::new();
+        for (name, company, groups, numbers) in entries {
+            let dialled = words_of(&[name, company]);
+            let mut all = dialled.clone();
+            all.extend(words_of(
+                &groups.iter().map(String::as_str).collect::<Vec<_>>(),
+            ));
+            let spelled = |w: &String| -> String {
+                w.bytes()
+                    .filter_map(fold::keypad_digit)
+                    .map(char::from)
+                    .collect()
+            };
+            for &e164 in numbers {
+                let text = format!("+{e164}");
+                let matches = match query {
+                    Query::All => true,
+                    Query::Keypad(digits) => dialled.iter().any(|w| spelled(w).starts_with(digits)),
+                    Query::Text { words, digits } => {
+                        words
+                            .iter()
+                            .all(|q| all.iter().any(|w| w.starts_with(q.as_str())))
+                            && digits.iter().all(|d| text.contains(d.as_str()))
+                    }
+                };
+                if matches {
+                    rows.push((fold::fold(name), fold::fold(company), e164));
+                }
+            }
+        }
+        rows.sort_by(|a, b| {
+            (&a.0, &a.1)
+                .cmp(&(&b.0, &b.1))
+                .then_with(|| number_text_order(a.2, b.2))
+        });
+        rows
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        // Few letters, so that words and prefixes repeat; accents, ß and punctuation, so that
+        // folding and splitting are exercised; digits, so that words mix them.
+        let piece = prop::sample::select(vec![
+            "a", "b", "m", "ü", "Ü", "ß", "é", "n", "nn", " ", " ", "'", "-", "2", "Ö", "北",
+        ]);
+        prop::collection::vec(piece, 0..8).prop_map(|p| p.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn searches_find_what_the_contract_says_in_its_order(
+            entries in prop::collection::vec(
+                (
+                    text(),
+                    text(),
+                    prop::collection::vec(text(), 0..3),
+                    prop::collection::vec(
+                        prop::sample::select(vec![
+                            12125550100u64, 12125550101, 1212555010, 4930123456, 491701234567,
+                            12125550100,
+                        ]),
+                        0..3,
+                    ),
+                ),
+                0..24,
+            ),
+            queries in prop::collection::vec((text(), any::<bool>()), 1..6),
+        ) {
+            let owned: Vec<(&str, &str, &[String], Vec<Row>)> = entries
+                .iter()
+                .map(|(name, company, groups, numbers)| {
+                    (
+                        name.as_str(),
+                        company.as_str(),
+                        groups.as_slice(),
+                        numbers.iter().map(|&n| row(n)).collect(),
+                    )
+                })
+                .collect();
+            let (index, _) = build(owned);
+            let mut all_queries: Vec<Query> = queries
+                .iter()
+                .filter_map(|(text, keypad)| {
+                    let typed = if *keypad {
+                        text.bytes().filter_map(fold::keypad_digit).filter(|d| *d >= b'2').map(char::from).collect()
+                    } else {
+                        text.clone()
+                    };
+                    Query::parse(&typed, *keypad).ok()
+                })
+                .collect();
+            all_queries.push(Query::parse("555", false).unwrap());
+            all_queries.push(Query::parse("a 0101", false).unwrap());
+            for query in &all_queries {
+                let expected = reference(&entries, query);
+                let matches = index.matching(query, usize::MAX, &Hidden::default());
+                prop_assert_eq!(matches.total, expected.len(), "{:?}", query);
+                let found: Vec<u64> = matches.first.iter().map(|&r| index.row(r).e164).collect();
+                let wanted: Vec<u64> = expected.iter().map(|r| r.2).collect();
+                prop_assert_eq!(found, wanted, "{:?}", query);
+            }
+        }
     }
 }

@@ -143,6 +143,17 @@ pub(super) fn kept_by_groups<C: Borrow<Contact>>(
     (kept, groups)
 }
 
+/// Which parts of an account's index a build makes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Parts {
+    /// Numbers and address book: an account's index.
+    Both,
+    /// The address book alone: a patch's level (the patch answers numbers itself).
+    AddressBook,
+    /// The numbers alone: the benchmarks' baseline.
+    CallerId,
+}
+
 fn slot_hash(e164: u64, len: usize) -> usize {
     // Multiplicative hashing, then the high bits mapped onto the table ("fastrange").
     let hash = e164.wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -182,7 +193,22 @@ impl AccountIndex {
         only_groups: Option<&[String]>,
     ) -> AccountIndex {
         let (kept, groups) = kept_by_groups(contacts, group_names, only_groups);
-        AccountIndex::build_kept(contacts, &kept, &groups, group_names, ids, true)
+        AccountIndex::build_kept(contacts, &kept, &groups, group_names, ids, Parts::Both)
+    }
+
+    /// The caller-ID part alone, without the address book: not for use, only the baseline
+    /// against which the benchmarks weigh what building the address book adds.
+    #[doc(hidden)]
+    pub fn build_caller_id_only(contacts: &[Contact]) -> AccountIndex {
+        let (kept, groups) = kept_by_groups(contacts, &GroupNames::new(), None);
+        AccountIndex::build_kept(
+            contacts,
+            &kept,
+            &groups,
+            &GroupNames::new(),
+            &[],
+            Parts::CallerId,
+        )
     }
 
     /// Builds the index of the contacts `kept` (positions in `all`); `groups[i]` holds the
@@ -194,8 +220,9 @@ impl AccountIndex {
         groups: &[Vec<String>],
         group_names: &GroupNames,
         ids: &[u64],
-        numbers: bool,
+        parts: Parts,
     ) -> AccountIndex {
+        let numbers = parts != Parts::AddressBook;
         let contacts: Vec<&Contact> = kept.iter().map(|&i| all[i].borrow()).collect();
         let number_count: usize = contacts.iter().map(|c| c.numbers.len()).sum();
         let slot_count = if numbers { number_count } else { 0 };
@@ -209,7 +236,10 @@ impl AccountIndex {
         // (national key, contact, E.164, slot), sorted and reduced to one entry a key below.
         let mut national: Vec<(u64, u32, u64, u32)> = Vec::with_capacity(number_count);
 
-        let mut entries: Vec<Entry<'_>> = Vec::with_capacity(contacts.len());
+        let names = parts != Parts::CallerId;
+        let mut entries: Vec<Entry<'_>> =
+            Vec::with_capacity(if names { contacts.len() } else { 0 });
+        let mut book_rows: Vec<Row> = Vec::with_capacity(if names { number_count } else { 0 });
         for (contact_id, contact) in contacts.iter().enumerate() {
             let name = cut(&contact.name, MAX_TEXT_BYTES);
             let company = cut(&contact.company, MAX_TEXT_BYTES);
@@ -219,7 +249,7 @@ impl AccountIndex {
             text.push_str(name);
             text.push_str(company);
             text.push_str(&shown_groups);
-            let mut rows = Vec::with_capacity(contact.numbers.len());
+            let first_row = book_rows.len() as u32;
             for number in &contact.numbers {
                 let label_text = cut(&number.label, MAX_LABEL_BYTES);
                 let label = *label_ids.entry(label_text).or_insert_with(|| {
@@ -233,7 +263,9 @@ impl AccountIndex {
                     company_len: company.len() as u8,
                     label,
                 };
-                rows.push(row);
+                if names {
+                    book_rows.push(row);
+                }
                 if !numbers {
                     continue;
                 }
@@ -256,14 +288,20 @@ impl AccountIndex {
                     at as u32,
                 ));
             }
-            entries.push(Entry {
-                name,
-                company,
-                groups: &groups[kept[contact_id]],
-                rows,
-            });
+            if names {
+                entries.push(Entry {
+                    name,
+                    company,
+                    groups: &groups[kept[contact_id]],
+                    rows: first_row..book_rows.len() as u32,
+                });
+            }
         }
-        let (names, ranks) = NameIndex::build(entries);
+        let (names, ranks) = if names {
+            NameIndex::build(&entries, &book_rows)
+        } else {
+            (NameIndex::default(), Vec::new())
+        };
 
         // A contact with one national number under two country codes answers with the lower
         // E.164, whatever order its numbers came in (as a patch does).

@@ -29,7 +29,7 @@ use super::contact::{Contact, Source};
 use super::names::Hidden;
 use super::numbers::{
     cut, groups_text, kept_by_groups, tie_break, AccountIndex, ContactMatch, FxSet, GroupNames,
-    MAX_LABEL_BYTES, MAX_TEXT_BYTES,
+    Parts, MAX_LABEL_BYTES, MAX_TEXT_BYTES,
 };
 use super::phone::{NationalKey, E164};
 
@@ -582,8 +582,14 @@ impl AccountBook {
                 .collect();
             let (all, groups) = kept_by_groups(&contacts, group_names, None);
             let positions: Vec<u64> = (0..contacts.len() as u64).collect();
-            let index =
-                AccountIndex::build_kept(&contacts, &all, &groups, group_names, &positions, false);
+            let index = AccountIndex::build_kept(
+                &contacts,
+                &all,
+                &groups,
+                group_names,
+                &positions,
+                Parts::AddressBook,
+            );
             for (position, rn) in members.iter().enumerate() {
                 if let Some(held) = carried.contacts.get_mut(rn) {
                     held.placed = Some((level, position as u32));
