@@ -31,14 +31,49 @@ pub fn fold(text: &str) -> String {
 /// Appends `text` folded to `out`: what `fold` gives, without a string of its own, so that
 /// the address book folds 25,000 names into one buffer instead of 50,000 allocations.
 pub fn fold_into(text: &str, out: &mut Vec<u8>) {
+    let bytes = text.as_bytes();
+    if bytes.is_ascii() {
+        // Copied and lower-cased in one pass (names are short: a call to memcpy would cost
+        // more than the copy).
+        out.extend(bytes.iter().map(u8::to_ascii_lowercase));
+        return;
+    }
     let from = out.len();
-    if text.is_ascii() {
-        out.extend_from_slice(text.as_bytes());
-    } else {
-        // What `deunicode::deunicode` does, a character at a time into `out`; "[?]" is its
-        // stand-in for a character it cannot transliterate.
-        for piece in deunicode::AsciiChars::ascii_chars(text) {
-            out.extend_from_slice(piece.unwrap_or("[?]").as_bytes());
+    {
+        // What `deunicode::deunicode` gives: the ASCII before DEL as it is (copied a run at a
+        // time), every other character transliterated, "[?]" for one it cannot. A
+        // transliteration that ends in a space ("北" is "Bei ") loses it at the end or before
+        // another space.
+        let mut at = 0;
+        while at < bytes.len() {
+            let run = bytes[at..]
+                .iter()
+                .position(|&b| b >= 0x7f)
+                .map_or(bytes.len(), |p| at + p);
+            out.extend_from_slice(&bytes[at..run]);
+            let Some(c) = text[run..].chars().next() else {
+                break;
+            };
+            at = run + c.len_utf8();
+            let Some(piece) = deunicode::deunicode_char(c) else {
+                out.extend_from_slice(b"[?]");
+                continue;
+            };
+            let piece = piece.as_bytes();
+            let trim = piece.len() > 1
+                && piece.ends_with(b" ")
+                && match text[at..].chars().next() {
+                    None => true,
+                    Some(next) if next < '\u{7f}' => next == ' ',
+                    Some(next) => {
+                        deunicode::deunicode_char(next).is_some_and(|p| p.starts_with(' '))
+                    }
+                };
+            out.extend_from_slice(if trim {
+                &piece[..piece.len() - 1]
+            } else {
+                piece
+            });
         }
     }
     out[from..].make_ascii_lowercase();
@@ -106,6 +141,11 @@ mod tests {
             "Jürgen Müller",
             "Straße",
             "北京 Office",
+            "北 京",
+            "x北",
+            "北",
+            "北😀",
+            "Ünïcödé  spaces ",
             "Ж\u{7f}x",
             "😀 Smile",
             "\u{10FFFF}",

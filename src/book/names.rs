@@ -194,23 +194,40 @@ impl ContactSet {
     }
 }
 
-/// The folded name, company and group names of every contact, in one buffer.
+/// The folded name, company and group names of every contact, in one buffer, and the
+/// distinct words among them.
 struct Folded {
     text: Vec<u8>,
     /// Contact `c`'s name is `text[at[c][0]..at[c][1]]`, its company runs to `at[c][2]`, its
     /// groups (joined by spaces) to `at[c][3]`.
     at: Vec<[u32; 4]>,
+    /// Every distinct word once (where it is in `text`), and how many contacts have it.
+    distinct: Vec<(u32, u32)>,
+    count: Vec<u32>,
+    /// Contact `c`'s words are `words[word_start[c]..word_start[c + 1]]`: ids in `distinct`,
+    /// with `GROUP_WORD` set for a group's word. A word a contact has twice is there once:
+    /// the first, a dialled one (name, company) when it has one, before a group's.
+    words: Vec<u32>,
+    word_start: Vec<u32>,
+    rows: Vec<(u32, u32)>,
 }
 
+/// The bytes of a word that its key holds: a word this long or shorter is numbered by one
+/// integer.
+const WORD_KEY_BYTES: usize = 16;
+
 impl Folded {
+    /// Folds every entry, then numbers its words, each in the entries' order, so that each
+    /// pass reads its memory front to back.
     fn new(entries: &[&Entry<'_>]) -> Folded {
         let mut text = Vec::with_capacity(
             entries
                 .iter()
                 .map(|e| e.name.len() + e.company.len() + 1)
-                .sum(),
+                .sum::<usize>()
+                + WORD_KEY_BYTES,
         );
-        let at = entries
+        let at: Vec<[u32; 4]> = entries
             .iter()
             .map(|e| {
                 let start = text.len() as u32;
@@ -225,7 +242,69 @@ impl Folded {
                 [start, name_end, company_end, text.len() as u32]
             })
             .collect();
-        Folded { text, at }
+        // So that every word has a whole key's bytes after its start.
+        text.extend_from_slice(&[0; WORD_KEY_BYTES]);
+
+        // Words of up to 16 bytes (nearly all) are numbered by their bytes as one integer,
+        // read in one load and hashed and compared in place; longer ones by their text.
+        let mut short_ids: rustc_hash::FxHashMap<u128, u32> = Default::default();
+        let mut long_ids: rustc_hash::FxHashMap<&[u8], u32> = Default::default();
+        let mut distinct: Vec<(u32, u32)> = Vec::new();
+        let mut count: Vec<u32> = Vec::new();
+        // Per word id: the last contact that had it.
+        let mut last_contact: Vec<u32> = Vec::new();
+        let mut words = Vec::with_capacity(entries.len() * 3);
+        let mut word_start = Vec::with_capacity(entries.len() + 1);
+        for (contact, at) in at.iter().enumerate() {
+            word_start.push(words.len() as u32);
+            for part in 0..3 {
+                let kind = if part == 2 { GROUP_WORD } else { 0 };
+                let from = at[part] as usize;
+                for word in fold::split(&text[from..at[part + 1] as usize]) {
+                    let offset = from + (word.as_ptr() as usize - text[from..].as_ptr() as usize);
+                    let new_id = || {
+                        distinct.push((offset as u32, (offset + word.len()) as u32));
+                        count.push(0);
+                        last_contact.push(u32::MAX);
+                        distinct.len() as u32 - 1
+                    };
+                    let id = if word.len() <= WORD_KEY_BYTES {
+                        let window: [u8; WORD_KEY_BYTES] = text[offset..offset + WORD_KEY_BYTES]
+                            .try_into()
+                            .expect("the text is padded");
+                        // Words are letters and digits, never NUL: the zeros are unambiguous.
+                        let key = u128::from_le_bytes(window)
+                            & (u128::MAX >> (8 * (WORD_KEY_BYTES - word.len())));
+                        *short_ids.entry(key).or_insert_with(new_id)
+                    } else {
+                        *long_ids.entry(word).or_insert_with(new_id)
+                    };
+                    if last_contact[id as usize] != contact as u32 {
+                        last_contact[id as usize] = contact as u32;
+                        count[id as usize] += 1;
+                        words.push(id | kind);
+                    }
+                }
+            }
+        }
+        word_start.push(words.len() as u32);
+        let rows = entries.iter().map(|e| (e.rows.start, e.rows.end)).collect();
+        Folded {
+            text,
+            at,
+            distinct,
+            count,
+            words,
+            word_start,
+            rows,
+        }
+    }
+
+    /// Where contact `c`'s rows are in the rows handed to `build`: beside the rest, so that
+    /// visiting contacts in the book's order does not touch the entries again.
+    fn rows(&self, contact: usize) -> Range<usize> {
+        let (from, to) = self.rows[contact];
+        from as usize..to as usize
     }
 
     fn part(&self, contact: usize, from: usize) -> &[u8] {
@@ -241,73 +320,56 @@ impl Folded {
         (self.part(contact, 0), self.part(contact, 1))
     }
 
+    fn word(&self, id: u32) -> &[u8] {
+        let (from, to) = self.distinct[id as usize];
+        &self.text[from as usize..to as usize]
+    }
+
     /// The word arena (each distinct word once, in sorted order, each followed by a NUL)
     /// and every (word, contact) pair sorted by the word's letters, then contact.
     /// `by_rank[r]` is the contact ranked `r`.
     ///
-    /// Names, companies and groups repeat words ("Anna", "GmbH", "Customers"), so each
-    /// distinct word is numbered once; contacts are visited in rank order, so that counting
-    /// the pairs of each word and placing them in word order leaves each word's contacts
-    /// ascending, with no sort of the pairs. A word a contact has twice counts once: the
-    /// first, a dialled one (name, company) when it has one, before a group's.
+    /// Each word's pairs go after those of the words before it (its place is counted), and
+    /// contacts are visited in rank order, so each word's contacts come out ascending with
+    /// no sort of the pairs.
     fn words(&self, by_rank: &[u32]) -> (Box<[u8]>, Box<[WordRef]>) {
-        let mut ids: rustc_hash::FxHashMap<&[u8], u32> = Default::default();
-        let mut distinct: Vec<&[u8]> = Vec::new();
-        // Per word id: the last contact (rank) that had it, and how many did.
-        let mut last_rank: Vec<u32> = Vec::new();
-        let mut count: Vec<u32> = Vec::new();
-        // (word id, with GROUP_WORD set for a group's word; rank), in rank order.
-        let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(by_rank.len() * 3);
-        for (rank, &contact) in by_rank.iter().enumerate() {
-            let rank = rank as u32;
-            let contact = contact as usize;
-            let words = fold::split(self.part(contact, 0))
-                .chain(fold::split(self.part(contact, 1)))
-                .map(|w| (w, 0))
-                .chain(fold::split(self.part(contact, 2)).map(|w| (w, GROUP_WORD)));
-            for (word, kind) in words {
-                let id = *ids.entry(word).or_insert_with(|| {
-                    distinct.push(word);
-                    last_rank.push(u32::MAX);
-                    count.push(0);
-                    distinct.len() as u32 - 1
-                });
-                if last_rank[id as usize] == rank {
-                    continue;
-                }
-                last_rank[id as usize] = rank;
-                count[id as usize] += 1;
-                pairs.push((id | kind, rank));
-            }
-        }
-        let mut sorted_ids: Vec<u32> = (0..distinct.len() as u32).collect();
-        sorted_ids.sort_unstable_by_key(|&id| distinct[id as usize]);
-        let mut word_text: Vec<u8> = Vec::with_capacity(distinct.iter().map(|w| w.len() + 1).sum());
-        let mut offset_of = vec![0u32; distinct.len()];
-        // Where each word's pairs go: after those of every word before it.
-        let mut next = vec![0u32; distinct.len()];
+        let mut sorted_ids: Vec<u32> = (0..self.distinct.len() as u32).collect();
+        sorted_ids.sort_unstable_by_key(|&id| self.word(id));
+        let mut word_text: Vec<u8> = Vec::with_capacity(
+            self.distinct
+                .iter()
+                .map(|(from, to)| (to - from) as usize + 1)
+                .sum(),
+        );
+        let mut offset_of = vec![0u32; self.distinct.len()];
+        let mut next = vec![0u32; self.distinct.len()];
         let mut placed = 0u32;
         for &id in &sorted_ids {
             offset_of[id as usize] = word_text.len() as u32;
-            word_text.extend_from_slice(distinct[id as usize]);
+            word_text.extend_from_slice(self.word(id));
             word_text.push(0);
             next[id as usize] = placed;
-            placed += count[id as usize];
+            placed += self.count[id as usize];
         }
         let mut by_letters = vec![
             WordRef {
                 start: 0,
                 contact: 0
             };
-            pairs.len()
+            self.words.len()
         ];
-        for (word, rank) in pairs {
-            let id = (word & !GROUP_WORD) as usize;
-            by_letters[next[id] as usize] = WordRef {
-                start: offset_of[id] | (word & GROUP_WORD),
-                contact: rank,
-            };
-            next[id] += 1;
+        for (rank, &contact) in by_rank.iter().enumerate() {
+            let contact = contact as usize;
+            let from = self.word_start[contact] as usize;
+            let to = self.word_start[contact + 1] as usize;
+            for &word in &self.words[from..to] {
+                let id = (word & !GROUP_WORD) as usize;
+                by_letters[next[id] as usize] = WordRef {
+                    start: offset_of[id] | (word & GROUP_WORD),
+                    contact: rank as u32,
+                };
+                next[id] += 1;
+            }
         }
         (word_text.into_boxed_slice(), by_letters.into_boxed_slice())
     }
@@ -360,13 +422,30 @@ impl NameIndex {
         let mut rank = vec![u32::MAX; entries.len()];
         let mut by_rank: Vec<u32> = Vec::with_capacity(entries.len());
         let mut same: Vec<(u64, u32, Row)> = Vec::new();
+        let rows_of = |contact: usize| &all_rows[folded.rows(contact)];
         for run in by_name.chunk_by(|a, b| head(a) == head(b) && full(a, b) == Ordering::Equal) {
+            if let [only] = run {
+                // The only contact of its name and company, as most are: its rows by number.
+                let contact = position(only);
+                let r = by_rank.len() as u32;
+                rank[contact] = r;
+                by_rank.push(contact as u32);
+                let first = rows.len();
+                // Pushed one by one: most contacts have one or two rows, fewer than a call
+                // to memcpy is worth.
+                for &row in rows_of(contact) {
+                    rows.push(row);
+                }
+                if rows.len() - first > 1 {
+                    rows[first..].sort_unstable_by_key(|row| text_order_key(row.e164));
+                }
+                row_rank.resize(rows.len(), r);
+                continue;
+            }
             same.clear();
             for key in run {
                 let contact = position(key);
-                for row in &all_rows
-                    [entries[contact].rows.start as usize..entries[contact].rows.end as usize]
-                {
+                for row in rows_of(contact) {
                     same.push((text_order_key(row.e164), contact as u32, *row));
                 }
             }
