@@ -300,7 +300,7 @@ impl Folded {
         }
     }
 
-    /// Where contact `c`'s rows are in the rows handed to `build`: beside the rest, so that
+    /// Where contact `c`'s rows are among all rows: kept beside the rest, so that
     /// visiting contacts in the book's order does not touch the entries again.
     fn rows(&self, contact: usize) -> Range<usize> {
         let (from, to) = self.rows[contact];
@@ -375,14 +375,47 @@ impl Folded {
     }
 }
 
+/// The address book laid out, before its rows are filled in (see `NameIndex::lay_out`).
+pub struct Layout {
+    /// The row at each place in the book: its index in the rows `fill` takes.
+    rows: Vec<u32>,
+    contact_start: Box<[u32]>,
+    contact_rows: Box<[u32]>,
+    word_text: Box<[u8]>,
+    by_letters: Box<[WordRef]>,
+    rank_of_entry: Vec<u32>,
+}
+
+impl Layout {
+    /// The index, with row `i` of `rows` where the layout placed it, and each entry's rank.
+    pub fn fill(self, rows: &[Row]) -> (NameIndex, Vec<u32>) {
+        let index = NameIndex {
+            rows: self.rows.iter().map(|&row| rows[row as usize]).collect(),
+            contact_start: self.contact_start,
+            contact_rows: self.contact_rows,
+            word_text: self.word_text,
+            by_letters: self.by_letters,
+        };
+        (index, self.rank_of_entry)
+    }
+}
+
 impl NameIndex {
     /// Builds the index, and says each entry's place in the address book (its rank, by its
     /// first row; `u32::MAX` for an entry without a number, which is not in the book).
+    pub fn build(entries: &[Entry<'_>], rows: &[Row]) -> (NameIndex, Vec<u32>) {
+        let e164s: Vec<u64> = rows.iter().map(|r| r.e164).collect();
+        NameIndex::lay_out(entries, &e164s).fill(rows)
+    }
+
+    /// Lays the index out from the entries and their rows' numbers (`e164s[i]` is row
+    /// `i`'s): all but what the rows show, which `Layout::fill` puts in. What the rows show
+    /// (text offsets, labels) is made with the caller-ID index, so this can run beside it.
     ///
     /// Every step is a pass over the contacts or one sort of fixed-size keys: the folded text
     /// lives in one buffer, rows are ordered contact by contact, and the words are placed by
     /// counting, so that the address book adds little to the build a sync pays anyway.
-    pub fn build(all_entries: &[Entry<'_>], all_rows: &[Row]) -> (NameIndex, Vec<u32>) {
+    pub fn lay_out(all_entries: &[Entry<'_>], e164s: &[u64]) -> Layout {
         // Only contacts with a number are in the address book.
         let entries: Vec<&Entry<'_>> = all_entries.iter().filter(|e| !e.rows.is_empty()).collect();
         let folded = Folded::new(&entries);
@@ -417,12 +450,12 @@ impl NameIndex {
         // Every row, contact by contact in that order. Contacts with the same name and company
         // mix their rows by number (as text); each contact is ranked by its first row, so that
         // a set of contacts walked in ascending order is walked in the address book's order.
-        let mut rows: Vec<Row> = Vec::with_capacity(all_rows.len());
-        let mut row_rank: Vec<u32> = Vec::with_capacity(all_rows.len());
+        let mut rows: Vec<u32> = Vec::with_capacity(e164s.len());
+        let mut row_rank: Vec<u32> = Vec::with_capacity(e164s.len());
         let mut rank = vec![u32::MAX; entries.len()];
         let mut by_rank: Vec<u32> = Vec::with_capacity(entries.len());
-        let mut same: Vec<(u64, u32, Row)> = Vec::new();
-        let rows_of = |contact: usize| &all_rows[folded.rows(contact)];
+        let mut same: Vec<(u64, u32, u32)> = Vec::new();
+        let order_key = |row: u32| text_order_key(e164s[row as usize]);
         for run in by_name.chunk_by(|a, b| head(a) == head(b) && full(a, b) == Ordering::Equal) {
             if let [only] = run {
                 // The only contact of its name and company, as most are: its rows by number.
@@ -431,13 +464,9 @@ impl NameIndex {
                 rank[contact] = r;
                 by_rank.push(contact as u32);
                 let first = rows.len();
-                // Pushed one by one: most contacts have one or two rows, fewer than a call
-                // to memcpy is worth.
-                for &row in rows_of(contact) {
-                    rows.push(row);
-                }
+                rows.extend(folded.rows(contact).map(|row| row as u32));
                 if rows.len() - first > 1 {
-                    rows[first..].sort_unstable_by_key(|row| text_order_key(row.e164));
+                    rows[first..].sort_unstable_by_key(|&row| order_key(row));
                 }
                 row_rank.resize(rows.len(), r);
                 continue;
@@ -445,8 +474,8 @@ impl NameIndex {
             same.clear();
             for key in run {
                 let contact = position(key);
-                for row in rows_of(contact) {
-                    same.push((text_order_key(row.e164), contact as u32, *row));
+                for row in folded.rows(contact) {
+                    same.push((order_key(row as u32), contact as u32, row as u32));
                 }
             }
             same.sort_unstable_by_key(|&(number, contact, _)| (number, contact));
@@ -479,7 +508,7 @@ impl NameIndex {
         let (word_text, by_letters) = folded.words(&by_rank);
 
         let mut ranks = rank.into_iter();
-        let rank_of_entry = all_entries
+        let rank_of_entry: Vec<u32> = all_entries
             .iter()
             .map(|e| {
                 if e.rows.is_empty() {
@@ -489,14 +518,14 @@ impl NameIndex {
                 }
             })
             .collect();
-        let index = NameIndex {
-            rows: rows.into_boxed_slice(),
+        Layout {
+            rows,
             contact_start: contact_start.into_boxed_slice(),
             contact_rows: contact_rows.into_boxed_slice(),
             word_text,
             by_letters,
-        };
-        (index, rank_of_entry)
+            rank_of_entry,
+        }
     }
 
     pub fn row(&self, position: u32) -> &Row {

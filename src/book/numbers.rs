@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use rustc_hash::FxBuildHasher;
 
 use super::fold;
-use super::names::{Entry, Matches, NameIndex, Query, Row};
+use super::names::{Entry, Layout, Matches, NameIndex, Query, Row};
 use super::patch::{AccountBook, BookIdentity};
 use crate::account::domain_of;
 use crate::book::contact::{Contact, Source};
@@ -143,6 +143,145 @@ pub(super) fn kept_by_groups<C: Borrow<Contact>>(
     (kept, groups)
 }
 
+/// Lays out the address book of `contacts` (see `NameIndex::lay_out`): contact `i`'s rows
+/// are its numbers, in order, after those of the contacts before it, as `CallerIdPart`
+/// makes them.
+fn lay_out_book(
+    contacts: &[&Contact],
+    number_count: usize,
+    kept: &[usize],
+    groups: &[Vec<String>],
+) -> Layout {
+    let mut e164s: Vec<u64> = Vec::with_capacity(number_count);
+    let entries: Vec<Entry<'_>> = contacts
+        .iter()
+        .enumerate()
+        .map(|(i, contact)| {
+            let start = e164s.len() as u32;
+            e164s.extend(contact.numbers.iter().map(|n| n.e164.0));
+            Entry {
+                name: cut(&contact.name, MAX_TEXT_BYTES),
+                company: cut(&contact.company, MAX_TEXT_BYTES),
+                groups: &groups[kept[i]],
+                rows: start..e164s.len() as u32,
+            }
+        })
+        .collect();
+    NameIndex::lay_out(&entries, &e164s)
+}
+
+/// The caller-ID part of an account's index, and the rows its address book shows (made in
+/// the same pass: a row is a slot's twin).
+struct CallerIdPart {
+    slots: Box<[Slot]>,
+    national_keys: Vec<u64>,
+    national_slots: Vec<u32>,
+    text: String,
+    labels: Vec<Box<str>>,
+    book_rows: Vec<Row>,
+}
+
+/// From how many contacts an account's caller-ID part is built on a thread of its own, beside
+/// the address book's layout (see `build_kept`): below it, starting a thread costs more than
+/// it saves.
+const BESIDE_FROM: usize = 2_000;
+
+impl CallerIdPart {
+    /// Fills the table (when `numbers`) and the text, and makes the address book's rows
+    /// (when `names`), contact by contact.
+    fn build(
+        contacts: &[&Contact],
+        number_count: usize,
+        group_names: &GroupNames,
+        numbers: bool,
+        names: bool,
+    ) -> CallerIdPart {
+        let slot_count = if numbers { number_count } else { 0 };
+        let table_len = ((slot_count as f64 / TABLE_LOAD) as usize).max(slot_count + 1);
+        let mut slots = vec![Slot::default(); table_len].into_boxed_slice();
+        // Which contact holds each slot, while building.
+        let mut owners = vec![u32::MAX; table_len];
+        let mut text = String::new();
+        let mut labels: Vec<Box<str>> = Vec::new();
+        let mut label_ids: HashMap<&str, u16> = HashMap::new();
+        // (national key, contact, E.164, slot), sorted and reduced to one entry a key below.
+        let mut national: Vec<(u64, u32, u64, u32)> = Vec::with_capacity(number_count);
+
+        let mut book_rows: Vec<Row> = Vec::with_capacity(if names { number_count } else { 0 });
+        for (contact_id, contact) in contacts.iter().enumerate() {
+            let name = cut(&contact.name, MAX_TEXT_BYTES);
+            let company = cut(&contact.company, MAX_TEXT_BYTES);
+            let shown_groups = groups_text(contact, group_names);
+            text.push(char::from(shown_groups.len() as u8));
+            let text_start = text.len() as u32;
+            text.push_str(name);
+            text.push_str(company);
+            text.push_str(&shown_groups);
+            for number in &contact.numbers {
+                let label_text = cut(&number.label, MAX_LABEL_BYTES);
+                let label = *label_ids.entry(label_text).or_insert_with(|| {
+                    labels.push(label_text.into());
+                    (labels.len() - 1).min(u16::MAX as usize) as u16
+                });
+                let row = Row {
+                    e164: number.e164.0,
+                    text: text_start,
+                    name_len: name.len() as u8,
+                    company_len: company.len() as u8,
+                    label,
+                };
+                if names {
+                    book_rows.push(row);
+                }
+                if !numbers {
+                    continue;
+                }
+                let mut at = slot_hash(number.e164.0, table_len);
+                while slots[at].e164 != 0 && slots[at].e164 != number.e164.0 {
+                    at = if at + 1 == table_len { 0 } else { at + 1 };
+                }
+                let claims = match owners[at] {
+                    u32::MAX => true,
+                    owner => tie_break(contact) < tie_break(contacts[owner as usize]),
+                };
+                if claims {
+                    owners[at] = contact_id as u32;
+                    slots[at] = row;
+                }
+                national.push((
+                    number.national.0,
+                    contact_id as u32,
+                    number.e164.0,
+                    at as u32,
+                ));
+            }
+        }
+
+        // A contact with one national number under two country codes answers with the lower
+        // E.164, whatever order its numbers came in (as a patch does).
+        national.sort_unstable_by_key(|&(key, contact, e164, _)| (key, contact, e164));
+        let mut national_keys = Vec::with_capacity(national.len());
+        let mut national_slots = Vec::with_capacity(national.len());
+        for group in national.chunk_by(|a, b| a.0 == b.0) {
+            let (key, first_contact, _, slot) = group[0];
+            let unique = group
+                .iter()
+                .all(|&(_, contact, _, _)| contact == first_contact);
+            national_keys.push(key);
+            national_slots.push(if unique { slot } else { AMBIGUOUS });
+        }
+
+        CallerIdPart {
+            slots,
+            national_keys,
+            national_slots,
+            text,
+            labels,
+            book_rows,
+        }
+    }
+}
+
 /// Which parts of an account's index a build makes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Parts {
@@ -223,99 +362,50 @@ impl AccountIndex {
         parts: Parts,
     ) -> AccountIndex {
         let numbers = parts != Parts::AddressBook;
+        let names = parts != Parts::CallerId;
         let contacts: Vec<&Contact> = kept.iter().map(|&i| all[i].borrow()).collect();
         let number_count: usize = contacts.iter().map(|c| c.numbers.len()).sum();
-        let slot_count = if numbers { number_count } else { 0 };
-        let table_len = ((slot_count as f64 / TABLE_LOAD) as usize).max(slot_count + 1);
-        let mut slots = vec![Slot::default(); table_len].into_boxed_slice();
-        // Which contact holds each slot, while building.
-        let mut owners = vec![u32::MAX; table_len];
-        let mut text = String::new();
-        let mut labels: Vec<Box<str>> = Vec::new();
-        let mut label_ids: HashMap<&str, u16> = HashMap::new();
-        // (national key, contact, E.164, slot), sorted and reduced to one entry a key below.
-        let mut national: Vec<(u64, u32, u64, u32)> = Vec::with_capacity(number_count);
 
-        let names = parts != Parts::CallerId;
-        let mut entries: Vec<Entry<'_>> =
-            Vec::with_capacity(if names { contacts.len() } else { 0 });
-        let mut book_rows: Vec<Row> = Vec::with_capacity(if names { number_count } else { 0 });
-        for (contact_id, contact) in contacts.iter().enumerate() {
-            let name = cut(&contact.name, MAX_TEXT_BYTES);
-            let company = cut(&contact.company, MAX_TEXT_BYTES);
-            let shown_groups = groups_text(contact, group_names);
-            text.push(char::from(shown_groups.len() as u8));
-            let text_start = text.len() as u32;
-            text.push_str(name);
-            text.push_str(company);
-            text.push_str(&shown_groups);
-            let first_row = book_rows.len() as u32;
-            for number in &contact.numbers {
-                let label_text = cut(&number.label, MAX_LABEL_BYTES);
-                let label = *label_ids.entry(label_text).or_insert_with(|| {
-                    labels.push(label_text.into());
-                    (labels.len() - 1).min(u16::MAX as usize) as u16
-                });
-                let row = Row {
-                    e164: number.e164.0,
-                    text: text_start,
-                    name_len: name.len() as u8,
-                    company_len: company.len() as u8,
-                    label,
+        // The address book's entries: contact `i`'s rows are its numbers, in order, after
+        // those of the contacts before it, in `e164s` now and in `book_rows` below.
+        let lay_out = || names.then(|| lay_out_book(&contacts, number_count, kept, groups));
+        let caller_id =
+            || CallerIdPart::build(&contacts, number_count, group_names, numbers, names);
+        // A large book's caller-ID part is built on a thread of its own while the address
+        // book is laid out on this one: the two read the same contacts and write nothing in
+        // common, and a sync's new numbers and names are then swapped in sooner. A small one
+        // is not worth a thread. (This thread lays out, the longer of the two, because its
+        // allocator is warm: on a new thread, fresh memory costs page faults.)
+        let (layout, part) = if numbers && names && contacts.len() >= BESIDE_FROM {
+            std::thread::scope(|scope| {
+                let beside = std::thread::Builder::new()
+                    .name("gi-index-caller-id".into())
+                    .spawn_scoped(scope, caller_id);
+                let layout = lay_out();
+                let part = match beside {
+                    Ok(thread) => thread
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                    // Out of threads: build it here.
+                    Err(_) => caller_id(),
                 };
-                if names {
-                    book_rows.push(row);
-                }
-                if !numbers {
-                    continue;
-                }
-                let mut at = slot_hash(number.e164.0, table_len);
-                while slots[at].e164 != 0 && slots[at].e164 != number.e164.0 {
-                    at = if at + 1 == table_len { 0 } else { at + 1 };
-                }
-                let claims = match owners[at] {
-                    u32::MAX => true,
-                    owner => tie_break(contact) < tie_break(contacts[owner as usize]),
-                };
-                if claims {
-                    owners[at] = contact_id as u32;
-                    slots[at] = row;
-                }
-                national.push((
-                    number.national.0,
-                    contact_id as u32,
-                    number.e164.0,
-                    at as u32,
-                ));
-            }
-            if names {
-                entries.push(Entry {
-                    name,
-                    company,
-                    groups: &groups[kept[contact_id]],
-                    rows: first_row..book_rows.len() as u32,
-                });
-            }
-        }
-        let (names, ranks) = if names {
-            NameIndex::build(&entries, &book_rows)
+                (layout, part)
+            })
         } else {
-            (NameIndex::default(), Vec::new())
+            (lay_out(), caller_id())
         };
-
-        // A contact with one national number under two country codes answers with the lower
-        // E.164, whatever order its numbers came in (as a patch does).
-        national.sort_unstable_by_key(|&(key, contact, e164, _)| (key, contact, e164));
-        let mut national_keys = Vec::with_capacity(national.len());
-        let mut national_slots = Vec::with_capacity(national.len());
-        for group in national.chunk_by(|a, b| a.0 == b.0) {
-            let (key, first_contact, _, slot) = group[0];
-            let unique = group
-                .iter()
-                .all(|&(_, contact, _, _)| contact == first_contact);
-            national_keys.push(key);
-            national_slots.push(if unique { slot } else { AMBIGUOUS });
-        }
+        let CallerIdPart {
+            slots,
+            national_keys,
+            national_slots,
+            text,
+            labels,
+            book_rows,
+        } = part;
+        let (names, ranks) = match layout {
+            Some(layout) => layout.fill(&book_rows),
+            None => (NameIndex::default(), Vec::new()),
+        };
 
         let mut by_id: Vec<(u64, u32)> = if ids.is_empty() {
             Vec::new()
