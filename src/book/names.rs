@@ -312,8 +312,17 @@ impl Folded {
         &self.text[at[from] as usize..at[from + 1] as usize]
     }
 
-    fn name(&self, contact: usize) -> &[u8] {
-        self.part(contact, 0)
+    /// Where contact `c`'s name starts in the text, and its length.
+    fn name_at(&self, contact: usize) -> (usize, usize) {
+        let at = &self.at[contact];
+        (at[0] as usize, (at[1] - at[0]) as usize)
+    }
+
+    /// The 16 bytes of text from `start` (the text is padded, so there are always 16).
+    fn window(&self, start: usize) -> [u8; WORD_KEY_BYTES] {
+        self.text[start..start + WORD_KEY_BYTES]
+            .try_into()
+            .expect("the text is padded")
     }
 
     fn name_and_company(&self, contact: usize) -> (&[u8], &[u8]) {
@@ -426,11 +435,16 @@ impl NameIndex {
         // sorted again on the whole name and company.
         let mut by_name: Vec<u128> = (0..entries.len())
             .map(|contact| {
-                let name = folded.name(contact);
-                let mut head = [0u8; 16];
-                let n = name.len().min(12);
-                head[..n].copy_from_slice(&name[..n]);
-                u128::from_be_bytes(head) | contact as u128
+                let (start, len) = folded.name_at(contact);
+                // 16 bytes read at once (the text is padded), the name's first 12 kept.
+                let head = u128::from_be_bytes(folded.window(start));
+                let kept = len.min(12);
+                let mask = if kept == 0 {
+                    0
+                } else {
+                    u128::MAX << (8 * (16 - kept))
+                };
+                (head & mask) | contact as u128
             })
             .collect();
         by_name.sort_unstable();
@@ -465,8 +479,14 @@ impl NameIndex {
                 by_rank.push(contact as u32);
                 let first = rows.len();
                 rows.extend(folded.rows(contact).map(|row| row as u32));
-                if rows.len() - first > 1 {
-                    rows[first..].sort_unstable_by_key(|&row| order_key(row));
+                match rows.len() - first {
+                    0 | 1 => {}
+                    2 => {
+                        if order_key(rows[first + 1]) < order_key(rows[first]) {
+                            rows.swap(first, first + 1);
+                        }
+                    }
+                    _ => rows[first..].sort_unstable_by_key(|&row| order_key(row)),
                 }
                 row_rank.resize(rows.len(), r);
                 continue;
