@@ -350,9 +350,8 @@ impl AccountIndex {
         )
     }
 
-    /// Builds the index of the contacts `kept` (positions in `all`); `groups[i]` holds the
-    /// names of `all[i]`'s groups. Without `numbers`, only the address book (a patch's level:
-    /// the patch answers numbers itself).
+    /// Builds the `parts` of the index of the contacts `kept` (positions in `all`);
+    /// `groups[i]` holds the names of `all[i]`'s groups.
     pub(super) fn build_kept<C: Borrow<Contact>>(
         all: &[C],
         kept: &[usize],
@@ -366,16 +365,13 @@ impl AccountIndex {
         let contacts: Vec<&Contact> = kept.iter().map(|&i| all[i].borrow()).collect();
         let number_count: usize = contacts.iter().map(|c| c.numbers.len()).sum();
 
-        // The address book's entries: contact `i`'s rows are its numbers, in order, after
-        // those of the contacts before it, in `e164s` now and in `book_rows` below.
         let lay_out = || names.then(|| lay_out_book(&contacts, number_count, kept, groups));
         let caller_id =
             || CallerIdPart::build(&contacts, number_count, group_names, numbers, names);
         // A large book's caller-ID part is built on a thread of its own while the address
         // book is laid out on this one: the two read the same contacts and write nothing in
         // common, and a sync's new numbers and names are then swapped in sooner. A small one
-        // is not worth a thread. (This thread lays out, the longer of the two, because its
-        // allocator is warm: on a new thread, fresh memory costs page faults.)
+        // is not worth a thread. This thread takes the layout, the longer of the two.
         let (layout, part) = if numbers && names && contacts.len() >= BESIDE_FROM {
             std::thread::scope(|scope| {
                 let beside = std::thread::Builder::new()
