@@ -48,8 +48,9 @@ pub struct Entry<'a> {
     pub company: &'a str,
     /// Group names, as shown.
     pub groups: &'a [String],
-    /// The contact's rows (one per number, in any order): where they are in the rows handed
-    /// to `NameIndex::build` beside the entries.
+    /// The contact's rows (one per number, in any order): where they are among the rows
+    /// (`NameIndex::build`, `Layout::fill`) and their numbers (`NameIndex::lay_out`) handed
+    /// beside the entries.
     pub rows: Range<u32>,
 }
 
@@ -216,6 +217,14 @@ struct Folded {
 /// integer.
 const WORD_KEY_BYTES: usize = 16;
 
+/// The `WORD_KEY_BYTES` bytes of folded text from `start`, read at once: the text is padded
+/// with as many zeros, so there always are that many.
+fn key_bytes(text: &[u8], start: usize) -> [u8; WORD_KEY_BYTES] {
+    text[start..start + WORD_KEY_BYTES]
+        .try_into()
+        .expect("the text is padded")
+}
+
 impl Folded {
     /// Folds every entry, then numbers its words, each in the entries' order, so that each
     /// pass reads its memory front to back.
@@ -269,11 +278,8 @@ impl Folded {
                         distinct.len() as u32 - 1
                     };
                     let id = if word.len() <= WORD_KEY_BYTES {
-                        let window: [u8; WORD_KEY_BYTES] = text[offset..offset + WORD_KEY_BYTES]
-                            .try_into()
-                            .expect("the text is padded");
                         // Words are letters and digits, never NUL: the zeros are unambiguous.
-                        let key = u128::from_le_bytes(window)
+                        let key = u128::from_le_bytes(key_bytes(&text, offset))
                             & (u128::MAX >> (8 * (WORD_KEY_BYTES - word.len())));
                         *short_ids.entry(key).or_insert_with(new_id)
                     } else {
@@ -316,13 +322,6 @@ impl Folded {
     fn name_at(&self, contact: usize) -> (usize, usize) {
         let at = &self.at[contact];
         (at[0] as usize, (at[1] - at[0]) as usize)
-    }
-
-    /// The 16 bytes of text from `start` (the text is padded, so there are always 16).
-    fn window(&self, start: usize) -> [u8; WORD_KEY_BYTES] {
-        self.text[start..start + WORD_KEY_BYTES]
-            .try_into()
-            .expect("the text is padded")
     }
 
     fn name_and_company(&self, contact: usize) -> (&[u8], &[u8]) {
@@ -437,7 +436,7 @@ impl NameIndex {
             .map(|contact| {
                 let (start, len) = folded.name_at(contact);
                 // 16 bytes read at once (the text is padded), the name's first 12 kept.
-                let head = u128::from_be_bytes(folded.window(start));
+                let head = u128::from_be_bytes(key_bytes(&folded.text, start));
                 let kept = len.min(12);
                 let mask = if kept == 0 {
                     0

@@ -390,16 +390,8 @@ impl AccountIndex {
         } else {
             (lay_out(), caller_id())
         };
-        let CallerIdPart {
-            slots,
-            national_keys,
-            national_slots,
-            text,
-            labels,
-            book_rows,
-        } = part;
         let (names, ranks) = match layout {
-            Some(layout) => layout.fill(&book_rows),
+            Some(layout) => layout.fill(&part.book_rows),
             None => (NameIndex::default(), Vec::new()),
         };
 
@@ -414,11 +406,11 @@ impl AccountIndex {
         by_id.sort_unstable();
 
         AccountIndex {
-            slots,
-            national_keys: national_keys.into_boxed_slice(),
-            national_slots: national_slots.into_boxed_slice(),
-            text: text.into_boxed_str(),
-            labels: labels.into_boxed_slice(),
+            slots: part.slots,
+            national_keys: part.national_keys.into_boxed_slice(),
+            national_slots: part.national_slots.into_boxed_slice(),
+            text: part.text.into_boxed_str(),
+            labels: part.labels.into_boxed_slice(),
             contact_count: contacts.len(),
             number_count,
             names,
