@@ -187,15 +187,16 @@ struct CallerIdPart {
 const BESIDE_FROM: usize = 2_000;
 
 impl CallerIdPart {
-    /// Fills the table (when `numbers`) and the text, and makes the address book's rows
-    /// (when `names`), contact by contact.
+    /// Fills the table (unless `parts` is the address book alone) and the text, and makes
+    /// the address book's rows (unless it is the caller-ID part alone), contact by contact.
     fn build(
         contacts: &[&Contact],
         number_count: usize,
         group_names: &GroupNames,
-        numbers: bool,
-        names: bool,
+        parts: Parts,
     ) -> CallerIdPart {
+        let numbers = parts != Parts::AddressBook;
+        let names = parts != Parts::CallerId;
         let slot_count = if numbers { number_count } else { 0 };
         let table_len = ((slot_count as f64 / TABLE_LOAD) as usize).max(slot_count + 1);
         let mut slots = vec![Slot::default(); table_len].into_boxed_slice();
@@ -360,19 +361,18 @@ impl AccountIndex {
         ids: &[u64],
         parts: Parts,
     ) -> AccountIndex {
-        let numbers = parts != Parts::AddressBook;
-        let names = parts != Parts::CallerId;
         let contacts: Vec<&Contact> = kept.iter().map(|&i| all[i].borrow()).collect();
         let number_count: usize = contacts.iter().map(|c| c.numbers.len()).sum();
 
-        let lay_out = || names.then(|| lay_out_book(&contacts, number_count, kept, groups));
-        let caller_id =
-            || CallerIdPart::build(&contacts, number_count, group_names, numbers, names);
+        let lay_out = || {
+            (parts != Parts::CallerId).then(|| lay_out_book(&contacts, number_count, kept, groups))
+        };
+        let caller_id = || CallerIdPart::build(&contacts, number_count, group_names, parts);
         // A large book's caller-ID part is built on a thread of its own while the address
         // book is laid out on this one: the two read the same contacts and write nothing in
         // common, and a sync's new numbers and names are then swapped in sooner. A small one
         // is not worth a thread. This thread takes the layout, the longer of the two.
-        let (layout, part) = if numbers && names && contacts.len() >= BESIDE_FROM {
+        let (layout, part) = if parts == Parts::Both && contacts.len() >= BESIDE_FROM {
             std::thread::scope(|scope| {
                 let beside = std::thread::Builder::new()
                     .name("gi-index-caller-id".into())
