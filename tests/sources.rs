@@ -416,6 +416,45 @@ fn a_source_that_keeps_failing_leaves_the_other_sources_current_and_then_recover
     }
 }
 
+/// Each source's last sync is when it landed, as the store wrote it, and the account's the
+/// latest of them: not when the account's sync ended. A reload of the account from the store
+/// (a restart, or the follower of a cluster's store, which hears this node's own notices)
+/// must show what memory showed, or the status steps back, and whoever waits for the last
+/// sync to change takes that step for a new sync.
+#[test]
+fn the_status_shows_the_last_syncs_the_store_wrote() {
+    let h = Harness::new();
+    seed_all(&h, 2, "A");
+    // The directory lands a second and a half after the other two, and the account's sync
+    // ends only then.
+    h.fake.inject(
+        Endpoint::Directory,
+        Fault::Delay(std::time::Duration::from_millis(1500)),
+    );
+    let config = all_sources(&h);
+    let plugin = h.open_with(&config);
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    let shown = plugin.status_value(ACCOUNT);
+    let at = |status: &Value, src: Src| status["sources"][src.name()]["last_sync"].clone();
+    assert_ne!(
+        at(&shown, Src::Contacts),
+        at(&shown, Src::Directory),
+        "the delay must part the sources' landings: {shown}"
+    );
+    drop(plugin);
+    let reopened = h.open_with(&config);
+    let stored = reopened.status_value(ACCOUNT);
+    for src in ALL {
+        assert_eq!(
+            at(&shown, src),
+            at(&stored, src),
+            "{src:?}: {shown} then {stored}"
+        );
+    }
+    assert_eq!(shown["last_sync"], stored["last_sync"]);
+    assert_eq!(shown["last_sync"], at(&shown, Src::Directory));
+}
+
 #[test]
 fn lookups_try_contacts_then_directory_then_other_contacts_then_the_domain() {
     let h = Harness::new();
@@ -436,13 +475,19 @@ fn lookups_try_contacts_then_directory_then_other_contacts_then_the_domain() {
     h.connect_and_sync(&plugin, ACCOUNT, BOB);
     let answer = || shown(&plugin, user, "(212) 555-9000");
     assert_eq!(answer(), Some(("Saved".into(), "contacts".into())));
+    // A sync of the user asks each of its three sources again, and lands a second later
+    // than the last one.
     let resync = |account: &str| {
         let before = plugin.status_value(account)["last_sync"].clone();
+        let asked = |src: Src| src.requests(&h).len();
+        let asked_before = ALL.map(asked);
         std::thread::sleep(std::time::Duration::from_millis(1100));
         plugin.sync_now(account).unwrap();
         assert!(wait_until(PATIENCE, || {
             let s = plugin.status_value(account);
-            s["syncing"] == false && s["last_sync"] != before
+            s["syncing"] == false
+                && s["last_sync"] != before
+                && ALL.iter().zip(asked_before).all(|(&src, n)| asked(src) > n)
         }));
     };
     h.fake.delete_contact(ALICE, &Src::Contacts.resource(900));

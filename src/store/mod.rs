@@ -122,7 +122,8 @@ pub trait Store: Send + Sync {
     /// Lands a whole sync of one source in one transaction, then runs `after_commit` while
     /// the store is still locked (so memory changes in the order of the commits), with a
     /// reader of the committed state. false, changing nothing, when the connection is no
-    /// longer current.
+    /// longer current. `now` is the source's last sync, and the account's unless it holds a
+    /// later one (the sources of one sync land side by side, in any order).
     fn commit_sync(
         &self,
         account: &str,

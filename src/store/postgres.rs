@@ -1144,7 +1144,8 @@ impl PgStore {
             return Ok(None);
         }
         let current = tx.execute(
-            "UPDATE accounts SET last_sync = $3, status = 'connected', reason = NULL
+            "UPDATE accounts SET last_sync = GREATEST(last_sync, $3),
+                status = 'connected', reason = NULL
              WHERE account = $1 AND connection_id = $2",
             &[&account, &connection_id, &now],
         )?;

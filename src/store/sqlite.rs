@@ -655,7 +655,8 @@ impl Store for SqliteStore {
         let mut replaced = Vec::new();
         let mut upsert_ids = Vec::with_capacity(upserts.len());
         let current = tx.execute(
-            "UPDATE accounts SET last_sync = ?3, status = 'connected', reason = NULL
+            "UPDATE accounts SET last_sync = MAX(COALESCE(last_sync, ?3), ?3),
+                status = 'connected', reason = NULL
              WHERE account = ?1 AND connection_id = ?2",
             params![account, connection_id, now],
         )?;

@@ -32,7 +32,7 @@ pub(super) fn run_sync(shared: &Shared, account: &str) -> SyncEnd {
     // they share nothing but the store's lock, so the directory's pages come in while the
     // contacts are written, and an account of every source takes about as long as its
     // biggest source rather than the sum.
-    let results: Vec<(Source, Result<String, SyncFailure>)> = std::thread::scope(|scope| {
+    let results: Vec<(Source, Result<Synced, SyncFailure>)> = std::thread::scope(|scope| {
         let others: Vec<_> = sources[1..]
             .iter()
             .map(|&source| {
@@ -75,16 +75,16 @@ fn record_outcome(
     core: &Core,
     account: &str,
     connection_id: i64,
-    results: Vec<(Source, Result<String, SyncFailure>)>,
+    results: Vec<(Source, Result<Synced, SyncFailure>)>,
 ) -> SyncEnd {
     let mut problems: Vec<String> = Vec::new();
-    let mut landed_any = false;
+    let mut latest_landing: Option<i64> = None;
     let mut deferred: Option<SyncEnd> = None;
     for (source, result) in results {
         let problem = match result {
-            Ok(_) => {
-                landed_any = true;
-                core.source_synced(account, connection_id, source, unix_now());
+            Ok(synced) => {
+                latest_landing = latest_landing.max(Some(synced.at));
+                core.source_synced(account, connection_id, source, synced.at);
                 continue;
             }
             Err(SyncFailure::Issue(reason)) => reason,
@@ -123,9 +123,13 @@ fn record_outcome(
             problems.push(problem);
         }
     }
-    let now = unix_now();
-    if landed_any {
-        core.update_state(account, connection_id, |s| s.last_sync = Some(now));
+    // The times the store wrote, not the time of this summing up: a reload of the account
+    // from a shared store (its follower hears this node's own notices) must read the same
+    // last sync, or the status would step back a second after showing it.
+    if let Some(at) = latest_landing {
+        core.update_state(account, connection_id, |s| {
+            s.last_sync = s.last_sync.max(Some(at))
+        });
     }
     if !problems.is_empty() {
         core.record_issue(account, connection_id, &problems.join("; "));
@@ -136,13 +140,19 @@ fn record_outcome(
     deferred.unwrap_or(SyncEnd::Done)
 }
 
+/// A source's sync that landed.
+struct Synced {
+    /// When it landed: the last sync the store wrote for the source (Unix seconds).
+    at: i64,
+}
+
 /// One source's sync, start to end, with a session of its own with Google.
 fn sync_source(
     shared: &Shared,
     account: &str,
     connection_id: i64,
     source: Source,
-) -> Result<String, SyncFailure> {
+) -> Result<Synced, SyncFailure> {
     let core = &shared.core;
     // A grant without the source's scope (unticked on Google's consent screen) cannot read
     // it: say so without asking Google. (An older store kept no scopes: then Google is asked,
@@ -165,12 +175,13 @@ fn sync_source(
         source,
     }
     .run()
-    .inspect(|summary| {
+    .map(|(summary, at)| {
         log::info!(
             "account {account}: {}: {summary} in {} ms",
             source.name(),
             started.elapsed().as_millis()
-        )
+        );
+        Synced { at }
     })
 }
 
@@ -181,7 +192,8 @@ struct SourceSync<'s, 'a> {
 }
 
 impl SourceSync<'_, '_> {
-    fn run(&mut self) -> Result<String, SyncFailure> {
+    /// What the sync did, for the log, and when it landed.
+    fn run(&mut self) -> Result<(String, i64), SyncFailure> {
         // Debug builds only: lets a test make a sync panic, to show that a bug in a sync
         // leaves the account yellow and not "syncing" forever. Release builds have no hook.
         #[cfg(debug_assertions)]
@@ -283,14 +295,14 @@ impl SourceSync<'_, '_> {
     }
 
     /// Lands the fetched changes in one transaction and swaps the account's index in the
-    /// same step.
+    /// same step. Returns what it did, for the log, and the time it wrote as the last sync.
     fn commit(
         &self,
         full: bool,
         changes: Vec<Change>,
         next_sync_token: Option<String>,
         group_names: GroupNames,
-    ) -> Result<String, SyncFailure> {
+    ) -> Result<(String, i64), SyncFailure> {
         if self.session.shared.stopping.load(Ordering::SeqCst) {
             return Err(SyncFailure::Abandoned);
         }
@@ -326,11 +338,12 @@ impl SourceSync<'_, '_> {
         let built_in = building.elapsed();
         let started = Instant::now();
         let mut landed = None;
+        let now = unix_now();
         core.store.commit_sync(
             account,
             self.session.connection_id,
             &landing,
-            unix_now(),
+            now,
             &mut |stored, committed| {
                 let written = started.elapsed();
                 // A book a failed build left behind the store is rebuilt even when nothing
@@ -424,7 +437,7 @@ impl SourceSync<'_, '_> {
                 written.as_millis()
             ),
         };
-        Ok(if full {
+        let summary = if full {
             format!("full sync: {contacts} contacts, {numbers} numbers ({phases})")
         } else {
             format!(
@@ -432,7 +445,8 @@ impl SourceSync<'_, '_> {
                 upserts.len(),
                 deletions.len()
             )
-        })
+        };
+        Ok((summary, now))
     }
 }
 
