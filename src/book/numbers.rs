@@ -588,24 +588,29 @@ impl ContactIndex {
         }
     }
 
-    /// Replaces one source's book of the account only if it is still the book `expected`
-    /// identifies: a writer that read a book, patched it and finds that another writer swapped
-    /// it meanwhile must not undo that writer's change. Says whether it replaced it.
+    /// Replaces one source's book of the account (None: removes it) only if it is still the
+    /// book `expected` identifies (None: the account had no book of the source): a writer
+    /// that read a book, or the store, and finds that another writer swapped the book
+    /// meanwhile must not undo that writer's change. Says whether it replaced it.
     pub fn replace_book_if(
         &self,
         account: &str,
         source: Source,
-        expected: &BookIdentity,
-        book: AccountBook,
+        expected: Option<&BookIdentity>,
+        book: Option<AccountBook>,
     ) -> bool {
         let _writer = self.writer.lock();
-        let still = self.current.load().get(account).is_some_and(|books| {
-            books.0[source as usize]
-                .as_ref()
-                .is_some_and(|current| expected.is(current))
-        });
-        if still {
-            self.swap_locked(account, |books| books.0[source as usize] = Some(book));
+        let snapshot = self.current.load();
+        let current = snapshot
+            .get(account)
+            .and_then(|books| books.0[source as usize].as_ref());
+        let still = match (expected, current) {
+            (Some(expected), Some(current)) => expected.is(current),
+            (None, None) => true,
+            _ => false,
+        };
+        if still && (book.is_some() || current.is_some()) {
+            self.swap_locked(account, |books| books.0[source as usize] = book);
         }
         still
     }
@@ -853,7 +858,12 @@ mod tests {
         // Meanwhile: the same contacts, built anew.
         index.replace("example.com/40", Source::Contacts, build("Bea"));
         let late = AccountBook::new(build("Late Patch"));
-        assert!(!index.replace_book_if("example.com/40", Source::Contacts, &identity, late));
+        assert!(!index.replace_book_if(
+            "example.com/40",
+            Source::Contacts,
+            Some(&identity),
+            Some(late)
+        ));
         let answer = || name_of(&index, "example.com/40", "US", "2125550101");
         assert_eq!(answer().as_deref(), Some("Bea|work|example.com/40"));
 
@@ -862,14 +872,30 @@ mod tests {
         assert!(index.replace_book_if(
             "example.com/40",
             Source::Contacts,
-            &current.identity(),
-            fresh
+            Some(&current.identity()),
+            Some(fresh)
         ));
         assert_eq!(answer().as_deref(), Some("Fresh Patch|work|example.com/40"));
         // A source the account does not have is not the book that was read either.
         let other = AccountBook::new(build("Other"));
-        assert!(!index.replace_book_if("example.com/40", Source::Directory, &identity, other));
-        assert!(index.book("example.com/40", Source::Directory).is_none());
+        let directory = Source::Directory;
+        assert!(!index.replace_book_if("example.com/40", directory, Some(&identity), Some(other)));
+        assert!(index.book("example.com/40", directory).is_none());
+
+        // A source that had no book when the store was read gets the book read only while it
+        // still has none: a book swapped in meanwhile (this node's own sync's) stands.
+        let read_then = AccountBook::new(build("Read Then"));
+        assert!(index.replace_book_if("example.com/40", directory, None, Some(read_then)));
+        assert!(index.book("example.com/40", directory).is_some());
+        let stale = AccountBook::new(build("Stale"));
+        assert!(!index.replace_book_if("example.com/40", directory, None, Some(stale)));
+        // Removing (the store had no contacts of the source) is guarded the same way.
+        let current = index.book("example.com/40", directory).unwrap().identity();
+        assert!(!index.replace_book_if("example.com/40", directory, Some(&identity), None));
+        assert!(index.book("example.com/40", directory).is_some());
+        assert!(index.replace_book_if("example.com/40", directory, Some(&current), None));
+        assert!(index.book("example.com/40", directory).is_none());
+        assert!(index.replace_book_if("example.com/40", directory, None, None));
     }
 
     #[test]

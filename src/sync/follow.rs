@@ -230,7 +230,9 @@ fn follow_book(core: &Core, account: &str, source: Source, marks: &mut Marks) ->
         let accounts = core.accounts.read();
         let size = book.patch_size();
         if accounts.contains_key(account)
-            && core.index.replace_book_if(account, source, &identity, book)
+            && core
+                .index
+                .replace_book_if(account, source, Some(&identity), Some(book))
         {
             log::debug!(
                 "account {account}: another node's change to its {} patched into this node's copy ({size} contacts in the patch)",
@@ -253,29 +255,43 @@ fn follow_book(core: &Core, account: &str, source: Source, marks: &mut Marks) ->
 fn rebuild_book(core: &Core, account: &str, source: Source, marks: &mut Marks) -> Result<()> {
     let key = (account.to_owned(), source);
     marks.remove(&key);
+    // Which book the index has before the store is read: should this node's own sync swap in
+    // another meanwhile, that one is at least as new as what the read saw, and stands. (This
+    // node does not hear its own contacts' notices, so nothing would set it right again.)
+    let before = core.index.book(account, source).map(|book| book.identity());
     let (loaded, group_names, seq) = core.store.book(account, source)?;
-    if loaded.contacts.is_empty() {
-        core.index.remove_source(account, source);
-        return Ok(());
-    }
-    let index = AccountIndex::build_stored(
-        &loaded.contacts,
-        &loaded.ids,
-        &group_names,
-        only_groups(core, account, source),
-    );
-    log::debug!(
-        "account {account}: its {} reloaded from the store in full ({} contacts)",
-        source.noun(),
-        index.contact_count()
-    );
-    let book = AccountBook::new(index);
-    let identity = book.identity();
+    let book = (!loaded.contacts.is_empty()).then(|| {
+        AccountBook::new(AccountIndex::build_stored(
+            &loaded.contacts,
+            &loaded.ids,
+            &group_names,
+            only_groups(core, account, source),
+        ))
+    });
+    let identity = book.as_ref().map(AccountBook::identity);
+    let contacts = book.as_ref().map_or(0, |book| book.counts().0);
     // Swapped in only while the account is connected here, under the lock a disable takes to
     // erase it from memory: a disable on this node after the read must not be undone.
     let accounts = core.accounts.read();
-    if accounts.contains_key(account) {
-        core.index.replace_book(account, source, book);
+    if !accounts.contains_key(account) {
+        return Ok(());
+    }
+    if !core
+        .index
+        .replace_book_if(account, source, before.as_ref(), book)
+    {
+        log::debug!(
+            "account {account}: this node synced its {} while it was read from the store; this node's copy stands",
+            source.noun()
+        );
+        return Ok(());
+    }
+    log::debug!(
+        "account {account}: its {} reloaded from the store in full ({} contacts)",
+        source.noun(),
+        contacts
+    );
+    if let Some(identity) = identity {
         marks.insert(
             key,
             Mark {
