@@ -38,35 +38,77 @@ pub fn fold_into(text: &str, out: &mut Vec<u8>) {
         out.extend(bytes.iter().map(u8::to_ascii_lowercase));
         return;
     }
-    let from = out.len();
-    {
-        // What `deunicode::deunicode` gives: the ASCII before DEL as it is (copied a run at a
-        // time), every other character transliterated, "[?]" for one it cannot. A
-        // transliteration that ends in a space ("北" is "Bei ") loses it at the end or before
-        // another space.
-        let mut at = 0;
-        while at < bytes.len() {
-            let run = bytes[at..]
-                .iter()
-                .position(|&b| b >= 0x7f)
-                .map_or(bytes.len(), |p| at + p);
-            out.extend_from_slice(&bytes[at..run]);
-            let Some(c) = text[run..].chars().next() else {
-                break;
-            };
-            at = run + c.len_utf8();
-            let Some(piece) = deunicode::deunicode_char(c) else {
-                out.extend_from_slice(b"[?]");
+    // What `deunicode::deunicode` gives, a character at a time: the ASCII before DEL as it
+    // is, accented Latin letters (and the rest of the two-byte characters) from a table made
+    // of deunicode's own answers, every other character as deunicode transliterates it.
+    let table = two_byte_table();
+    let mut at = 0;
+    while at < bytes.len() {
+        let byte = bytes[at];
+        if byte < 0x7f {
+            out.push(byte.to_ascii_lowercase());
+            at += 1;
+            continue;
+        }
+        // A lead byte of a two-byte character: valid UTF-8 has its second byte.
+        if (0xc2..0xe0).contains(&byte) {
+            let code = (usize::from(byte & 0x1f) << 6) | usize::from(bytes[at + 1] & 0x3f);
+            let [len, piece @ ..] = table[code - 0x80];
+            if len != NOT_IN_TABLE {
+                out.extend_from_slice(&piece[..usize::from(len)]);
+                at += 2;
+                continue;
+            }
+        }
+        at = fold_char_into(text, at, out);
+    }
+}
+
+/// Marks a character of `two_byte_table` whose transliteration depends on what follows it
+/// (it ends in a space) or is longer than the table holds.
+const NOT_IN_TABLE: u8 = u8::MAX;
+
+/// deunicode's transliteration of U+0080 to U+07FF (every character UTF-8 writes in two
+/// bytes: the accents of Latin, Greek, Cyrillic, Hebrew, Arabic), lower-cased, as its
+/// length and up to three bytes. Made once, from `deunicode_char` itself, so it cannot
+/// differ from it.
+fn two_byte_table() -> &'static [[u8; 4]; 0x780] {
+    static TABLE: std::sync::OnceLock<Box<[[u8; 4]; 0x780]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = Box::new([[NOT_IN_TABLE; 4]; 0x780]);
+        for (slot, code) in table.iter_mut().zip(0x80u32..0x800) {
+            let Some(c) = char::from_u32(code) else {
                 continue;
             };
+            let mut piece = Vec::new();
+            fold_char_into(c.encode_utf8(&mut [0; 4]), 0, &mut piece);
+            if piece.len() <= 3 && !deunicode::deunicode_char(c).is_some_and(|p| p.ends_with(' ')) {
+                slot[0] = piece.len() as u8;
+                slot[1..1 + piece.len()].copy_from_slice(&piece);
+            }
+        }
+        table
+    })
+}
+
+/// Appends the character at `text[at..]` folded, as deunicode transliterates it ("[?]" for
+/// one it cannot), lower-cased; returns where the next character starts. A transliteration
+/// that ends in a space ("北" is "Bei ") loses it at the end or before another space.
+fn fold_char_into(text: &str, at: usize, out: &mut Vec<u8>) -> usize {
+    let c = text[at..].chars().next().expect("a character starts here");
+    let next = at + c.len_utf8();
+    let from = out.len();
+    match deunicode::deunicode_char(c) {
+        None => out.extend_from_slice(b"[?]"),
+        Some(piece) => {
             let piece = piece.as_bytes();
             let trim = piece.len() > 1
                 && piece.ends_with(b" ")
-                && match text[at..].chars().next() {
+                && match text[next..].chars().next() {
                     None => true,
-                    Some(next) if next < '\u{7f}' => next == ' ',
-                    Some(next) => {
-                        deunicode::deunicode_char(next).is_some_and(|p| p.starts_with(' '))
+                    Some(after) if after < '\u{7f}' => after == ' ',
+                    Some(after) => {
+                        deunicode::deunicode_char(after).is_some_and(|p| p.starts_with(' '))
                     }
                 };
             out.extend_from_slice(if trim {
@@ -77,6 +119,7 @@ pub fn fold_into(text: &str, out: &mut Vec<u8>) {
         }
     }
     out[from..].make_ascii_lowercase();
+    next
 }
 
 /// The keypad digit of a folded letter or digit; None for anything else.
@@ -157,6 +200,29 @@ mod tests {
             out.truncate(5);
             fold_into(text, &mut out);
             assert_eq!(out, format!("kept {expected}").as_bytes(), "{text:?}");
+        }
+    }
+
+    /// The table of two-byte characters is deunicode's answer for each, in every context
+    /// where deunicode's answer could depend on what is around it.
+    #[test]
+    fn every_two_byte_character_folds_as_deunicode_folds_it_whatever_surrounds_it() {
+        for code in 0x80u32..0x800 {
+            let c = char::from_u32(code).expect("no surrogates below U+0800");
+            for text in [
+                format!("{c}"),
+                format!("a{c}b"),
+                format!("{c} x"),
+                format!("{c}-x"),
+                format!("{c}北"),
+                format!("北{c}"),
+                format!("{c}{c}"),
+                format!("{c}\u{7f}"),
+            ] {
+                let mut expected = deunicode::deunicode(&text);
+                expected.make_ascii_lowercase();
+                assert_eq!(fold(&text), expected, "{text:?} (U+{code:04X})");
+            }
         }
     }
 
