@@ -43,6 +43,7 @@ impl WordRef {
 }
 
 /// What a contact brings to the index.
+#[derive(Clone)]
 pub struct Entry<'a> {
     pub name: &'a str,
     pub company: &'a str,
@@ -195,14 +196,20 @@ impl ContactSet {
     }
 }
 
-/// The folded name, company and group names of every contact, in one buffer, and the
-/// distinct words among them.
+/// The address book's contacts (those with a number) folded: name, company and group names
+/// of each, in one buffer. The first step of `NameIndex::lay_out`; see `FoldedBook`.
 struct Folded {
     text: Vec<u8>,
     /// Contact `c`'s name is `text[at[c][0]..at[c][1]]`, its company runs to `at[c][2]`, its
     /// groups (joined by spaces) to `at[c][3]`.
     at: Vec<[u32; 4]>,
-    /// Every distinct word once (where it is in `text`), and how many contacts have it.
+    rows: Vec<(u32, u32)>,
+}
+
+/// The distinct words of a folded book, numbered in the order contacts first have them.
+pub struct Words {
+    /// Every distinct word once (where it is in the folded text), and how many contacts have
+    /// it.
     distinct: Vec<(u32, u32)>,
     count: Vec<u32>,
     /// Contact `c`'s words are `words[word_start[c]..word_start[c + 1]]`: ids in `distinct`,
@@ -210,7 +217,6 @@ struct Folded {
     /// the first, a dialled one (name, company) when it has one, before a group's.
     words: Vec<u32>,
     word_start: Vec<u32>,
-    rows: Vec<(u32, u32)>,
 }
 
 /// The bytes of a word that its key holds: a word this long or shorter is numbered by one
@@ -226,34 +232,34 @@ fn key_bytes(text: &[u8], start: usize) -> [u8; WORD_KEY_BYTES] {
 }
 
 impl Folded {
-    /// Folds every entry, then numbers its words, each in the entries' order, so that each
-    /// pass reads its memory front to back.
-    fn new(entries: &[&Entry<'_>]) -> Folded {
-        let mut text = Vec::with_capacity(
-            entries
-                .iter()
-                .map(|e| e.name.len() + e.company.len() + 1)
-                .sum::<usize>()
-                + WORD_KEY_BYTES,
-        );
-        let at: Vec<[u32; 4]> = entries
-            .iter()
-            .map(|e| {
-                let start = text.len() as u32;
-                fold::fold_into(e.name, &mut text);
-                let name_end = text.len() as u32;
-                fold::fold_into(e.company, &mut text);
-                let company_end = text.len() as u32;
-                for group in e.groups {
-                    text.push(b' ');
-                    fold::fold_into(group, &mut text);
-                }
-                [start, name_end, company_end, text.len() as u32]
-            })
-            .collect();
+    /// Folds every entry, in the entries' order, so that the pass reads its memory front to
+    /// back. `count` is how many there are at most.
+    fn new<'e>(entries: impl Iterator<Item = Entry<'e>>, count: usize) -> Folded {
+        // Room for names longer than most: pages never written are never touched.
+        let mut text = Vec::with_capacity(count * 48 + WORD_KEY_BYTES);
+        let mut at: Vec<[u32; 4]> = Vec::with_capacity(count);
+        let mut rows = Vec::with_capacity(count);
+        for e in entries {
+            let start = text.len() as u32;
+            fold::fold_into(e.name, &mut text);
+            let name_end = text.len() as u32;
+            fold::fold_into(e.company, &mut text);
+            let company_end = text.len() as u32;
+            for group in e.groups {
+                text.push(b' ');
+                fold::fold_into(group, &mut text);
+            }
+            at.push([start, name_end, company_end, text.len() as u32]);
+            rows.push((e.rows.start, e.rows.end));
+        }
         // So that every word has a whole key's bytes after its start.
         text.extend_from_slice(&[0; WORD_KEY_BYTES]);
+        Folded { text, at, rows }
+    }
 
+    /// Numbers the words of every contact, in the contacts' order.
+    fn number_words(&self) -> Words {
+        let text = &self.text;
         // Words of up to 16 bytes (nearly all) are numbered by their bytes as one integer,
         // read in one load and hashed and compared in place; longer ones by their text.
         let mut short_ids: rustc_hash::FxHashMap<u128, u32> = Default::default();
@@ -262,9 +268,9 @@ impl Folded {
         let mut count: Vec<u32> = Vec::new();
         // Per word id: the last contact that had it.
         let mut last_contact: Vec<u32> = Vec::new();
-        let mut words = Vec::with_capacity(entries.len() * 3);
-        let mut word_start = Vec::with_capacity(entries.len() + 1);
-        for (contact, at) in at.iter().enumerate() {
+        let mut words = Vec::with_capacity(self.at.len() * 3);
+        let mut word_start = Vec::with_capacity(self.at.len() + 1);
+        for (contact, at) in self.at.iter().enumerate() {
             word_start.push(words.len() as u32);
             for part in 0..3 {
                 let kind = if part == 2 { GROUP_WORD } else { 0 };
@@ -279,7 +285,7 @@ impl Folded {
                     };
                     let id = if word.len() <= WORD_KEY_BYTES {
                         // Words are letters and digits, never NUL: the zeros are unambiguous.
-                        let key = u128::from_le_bytes(key_bytes(&text, offset))
+                        let key = u128::from_le_bytes(key_bytes(text, offset))
                             & (u128::MAX >> (8 * (WORD_KEY_BYTES - word.len())));
                         *short_ids.entry(key).or_insert_with(new_id)
                     } else {
@@ -294,15 +300,11 @@ impl Folded {
             }
         }
         word_start.push(words.len() as u32);
-        let rows = entries.iter().map(|e| (e.rows.start, e.rows.end)).collect();
-        Folded {
-            text,
-            at,
+        Words {
             distinct,
             count,
             words,
             word_start,
-            rows,
         }
     }
 
@@ -328,8 +330,8 @@ impl Folded {
         (self.part(contact, 0), self.part(contact, 1))
     }
 
-    fn word(&self, id: u32) -> &[u8] {
-        let (from, to) = self.distinct[id as usize];
+    fn word(&self, words: &Words, id: u32) -> &[u8] {
+        let (from, to) = words.distinct[id as usize];
         &self.text[from as usize..to as usize]
     }
 
@@ -340,37 +342,38 @@ impl Folded {
     /// Each word's pairs go after those of the words before it (its place is counted), and
     /// contacts are visited in rank order, so each word's contacts come out ascending with
     /// no sort of the pairs.
-    fn words(&self, by_rank: &[u32]) -> (Box<[u8]>, Box<[WordRef]>) {
-        let mut sorted_ids: Vec<u32> = (0..self.distinct.len() as u32).collect();
-        sorted_ids.sort_unstable_by_key(|&id| self.word(id));
+    fn words(&self, words: &Words, by_rank: &[u32]) -> (Box<[u8]>, Box<[WordRef]>) {
+        let mut sorted_ids: Vec<u32> = (0..words.distinct.len() as u32).collect();
+        sorted_ids.sort_unstable_by_key(|&id| self.word(words, id));
         let mut word_text: Vec<u8> = Vec::with_capacity(
-            self.distinct
+            words
+                .distinct
                 .iter()
                 .map(|(from, to)| (to - from) as usize + 1)
                 .sum(),
         );
-        let mut offset_of = vec![0u32; self.distinct.len()];
-        let mut next = vec![0u32; self.distinct.len()];
+        let mut offset_of = vec![0u32; words.distinct.len()];
+        let mut next = vec![0u32; words.distinct.len()];
         let mut placed = 0u32;
         for &id in &sorted_ids {
             offset_of[id as usize] = word_text.len() as u32;
-            word_text.extend_from_slice(self.word(id));
+            word_text.extend_from_slice(self.word(words, id));
             word_text.push(0);
             next[id as usize] = placed;
-            placed += self.count[id as usize];
+            placed += words.count[id as usize];
         }
         let mut by_letters = vec![
             WordRef {
                 start: 0,
                 contact: 0
             };
-            self.words.len()
+            words.words.len()
         ];
         for (rank, &contact) in by_rank.iter().enumerate() {
             let contact = contact as usize;
-            let from = self.word_start[contact] as usize;
-            let to = self.word_start[contact + 1] as usize;
-            for &word in &self.words[from..to] {
+            let from = words.word_start[contact] as usize;
+            let to = words.word_start[contact + 1] as usize;
+            for &word in &words.words[from..to] {
                 let id = (word & !GROUP_WORD) as usize;
                 by_letters[next[id] as usize] = WordRef {
                     start: offset_of[id] | (word & GROUP_WORD),
@@ -408,31 +411,48 @@ impl Layout {
     }
 }
 
-impl NameIndex {
-    /// Builds the index, and says each entry's place in the address book (its rank, by its
-    /// first row; `u32::MAX` for an entry without a number, which is not in the book).
-    pub fn build(entries: &[Entry<'_>], rows: &[Row]) -> (NameIndex, Vec<u32>) {
-        let e164s: Vec<u64> = rows.iter().map(|r| r.e164).collect();
-        NameIndex::lay_out(entries, &e164s).fill(rows)
+/// The address book on its way to a `Layout`, in three steps: `new` folds the contacts'
+/// text; `number_words` numbers their words; `lay_out` orders the contacts and their rows, and
+/// places each word's contacts once it has the words. Every step is a pass over the contacts
+/// or one sort of fixed-size keys, and the words are needed only at the end: a build with a
+/// second thread numbers them there (see `numbers::build_beside`) while this one orders
+/// the contacts.
+pub struct FoldedBook {
+    folded: Folded,
+    /// Whether each entry is in the address book (has a number).
+    in_book: Vec<bool>,
+}
+
+impl FoldedBook {
+    /// Folds the entries, made one at a time (25,000 of them at once would be a megabyte
+    /// written and read again).
+    pub fn new<'e>(entries: impl ExactSizeIterator<Item = Entry<'e>>) -> FoldedBook {
+        let count = entries.len();
+        let mut in_book = Vec::with_capacity(count);
+        // Only contacts with a number are in the address book.
+        let with_numbers = entries
+            .inspect(|e| in_book.push(!e.rows.is_empty()))
+            .filter(|e| !e.rows.is_empty());
+        let folded = Folded::new(with_numbers, count);
+        FoldedBook { folded, in_book }
     }
 
-    /// Lays the index out from the entries and their rows' numbers (`e164s[i]` is row
-    /// `i`'s): all but what the rows show, which `Layout::fill` puts in. What the rows show
-    /// (text offsets, labels) is made with the caller-ID index, so this can run beside it.
-    ///
-    /// Every step is a pass over the contacts or one sort of fixed-size keys: the folded text
-    /// lives in one buffer, rows are ordered contact by contact, and the words are placed by
-    /// counting, so that the address book adds little to the build a sync pays anyway.
-    pub fn lay_out(all_entries: &[Entry<'_>], e164s: &[u64]) -> Layout {
-        // Only contacts with a number are in the address book.
-        let entries: Vec<&Entry<'_>> = all_entries.iter().filter(|e| !e.rows.is_empty()).collect();
-        let folded = Folded::new(&entries);
+    /// The distinct words of the book, numbered: `lay_out` takes them.
+    pub fn number_words(&self) -> Words {
+        self.folded.number_words()
+    }
+
+    /// The layout, given the rows' numbers (`e164s[i]` is row `i`'s) and, once the contacts
+    /// are ordered, this book's words.
+    pub fn lay_out(&self, e164s: &[u64], words: impl FnOnce() -> Words) -> Layout {
+        let folded = &self.folded;
 
         // The contacts in the address book's order (name, then company, folded). Each sorts
         // first as one integer: the first 12 bytes of its name above its position, so that
         // the sort compares integers in place; only runs with the same 12 bytes are then
         // sorted again on the whole name and company.
-        let mut by_name: Vec<u128> = (0..entries.len())
+        let contacts = folded.at.len();
+        let mut by_name: Vec<u128> = (0..contacts)
             .map(|contact| {
                 let (start, len) = folded.name_at(contact);
                 // 16 bytes read at once (the text is padded), the name's first 12 kept.
@@ -465,8 +485,8 @@ impl NameIndex {
         // a set of contacts walked in ascending order is walked in the address book's order.
         let mut rows: Vec<u32> = Vec::with_capacity(e164s.len());
         let mut row_rank: Vec<u32> = Vec::with_capacity(e164s.len());
-        let mut rank = vec![u32::MAX; entries.len()];
-        let mut by_rank: Vec<u32> = Vec::with_capacity(entries.len());
+        let mut rank = vec![u32::MAX; contacts];
+        let mut by_rank: Vec<u32> = Vec::with_capacity(contacts);
         let mut same: Vec<(u64, u32, u32)> = Vec::new();
         let order_key = |row: u32| text_order_key(e164s[row as usize]);
         for run in by_name.chunk_by(|a, b| head(a) == head(b) && full(a, b) == Ordering::Equal) {
@@ -524,16 +544,18 @@ impl NameIndex {
             *at += 1;
         }
 
-        let (word_text, by_letters) = folded.words(&by_rank);
+        let words = words();
+        let (word_text, by_letters) = folded.words(&words, &by_rank);
 
         let mut ranks = rank.into_iter();
-        let rank_of_entry: Vec<u32> = all_entries
+        let rank_of_entry: Vec<u32> = self
+            .in_book
             .iter()
-            .map(|e| {
-                if e.rows.is_empty() {
-                    u32::MAX
-                } else {
+            .map(|&in_book| {
+                if in_book {
                     ranks.next().expect("one rank per entry with rows")
+                } else {
+                    u32::MAX
                 }
             })
             .collect();
@@ -545,6 +567,24 @@ impl NameIndex {
             by_letters,
             rank_of_entry,
         }
+    }
+}
+
+impl NameIndex {
+    /// Builds the index, and says each entry's place in the address book (its rank, by its
+    /// first row; `u32::MAX` for an entry without a number, which is not in the book).
+    pub fn build(entries: &[Entry<'_>], rows: &[Row]) -> (NameIndex, Vec<u32>) {
+        let e164s: Vec<u64> = rows.iter().map(|r| r.e164).collect();
+        NameIndex::lay_out(entries, &e164s).fill(rows)
+    }
+
+    /// Lays the index out from the entries and their rows' numbers (`e164s[i]` is row
+    /// `i`'s): all but what the rows show, which `Layout::fill` puts in. What the rows show
+    /// (text offsets, labels) is made with the caller-ID index, so this can run beside it
+    /// (see `FoldedBook` for the steps).
+    pub fn lay_out(all_entries: &[Entry<'_>], e164s: &[u64]) -> Layout {
+        let book = FoldedBook::new(all_entries.iter().cloned());
+        book.lay_out(e164s, || book.number_words())
     }
 
     pub fn row(&self, position: u32) -> &Row {

@@ -6,14 +6,14 @@
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use rustc_hash::FxBuildHasher;
 
 use super::fold;
-use super::names::{Entry, Layout, Matches, NameIndex, Query, Row};
+use super::names::{Entry, FoldedBook, Layout, Matches, NameIndex, Query, Row};
 use super::patch::{AccountBook, BookIdentity};
 use crate::account::domain_of;
 use crate::book::contact::{Contact, Source};
@@ -143,31 +143,28 @@ pub(super) fn kept_by_groups<C: Borrow<Contact>>(
     (kept, groups)
 }
 
-/// Lays out the address book of `contacts` (see `NameIndex::lay_out`): contact `i`'s rows
-/// are its numbers, in order, after those of the contacts before it, as `CallerIdPart`
-/// makes them.
-fn lay_out_book(
+/// Folds the address book of `contacts` (see `FoldedBook`), and gives its rows' numbers:
+/// contact `i`'s rows are its numbers, in order, after those of the contacts before it, as
+/// `CallerIdPart` makes them.
+fn fold_book(
     contacts: &[&Contact],
     number_count: usize,
     kept: &[usize],
     groups: &[Vec<String>],
-) -> Layout {
+) -> (FoldedBook, Vec<u64>) {
     let mut e164s: Vec<u64> = Vec::with_capacity(number_count);
-    let entries: Vec<Entry<'_>> = contacts
-        .iter()
-        .enumerate()
-        .map(|(i, contact)| {
-            let start = e164s.len() as u32;
-            e164s.extend(contact.numbers.iter().map(|n| n.e164.0));
-            Entry {
-                name: cut(&contact.name, MAX_TEXT_BYTES),
-                company: cut(&contact.company, MAX_TEXT_BYTES),
-                groups: &groups[kept[i]],
-                rows: start..e164s.len() as u32,
-            }
-        })
-        .collect();
-    NameIndex::lay_out(&entries, &e164s)
+    let entries = contacts.iter().enumerate().map(|(i, contact)| {
+        let start = e164s.len() as u32;
+        e164s.extend(contact.numbers.iter().map(|n| n.e164.0));
+        Entry {
+            name: cut(&contact.name, MAX_TEXT_BYTES),
+            company: cut(&contact.company, MAX_TEXT_BYTES),
+            groups: &groups[kept[i]],
+            rows: start..e164s.len() as u32,
+        }
+    });
+    let book = FoldedBook::new(entries);
+    (book, e164s)
 }
 
 /// The caller-ID part of an account's index, and the rows its address book shows (made in
@@ -185,6 +182,45 @@ struct CallerIdPart {
 /// the address book's layout (see `build_kept`): below it, starting a thread costs more than
 /// it saves.
 const BESIDE_FROM: usize = 2_000;
+
+/// A large book's parts, built on two threads: the caller-ID part on a thread of its own,
+/// the address book's layout on this one. The two read the same contacts and write nothing
+/// in common, and a sync's new numbers and names are then swapped in sooner. The caller-ID
+/// part is the shorter, so its thread then numbers the book's words too, which this one
+/// needs only after ordering the contacts. None when no thread can be started.
+fn build_beside(
+    fold: impl FnOnce() -> (FoldedBook, Vec<u64>),
+    caller_id: impl Fn() -> CallerIdPart + Sync,
+) -> Option<(Layout, CallerIdPart)> {
+    // Outlives the threads, so that both may read the folded book.
+    let folded: OnceLock<(FoldedBook, Vec<u64>)> = OnceLock::new();
+    std::thread::scope(|scope| {
+        // Dropped should this thread panic before handing the book over, so that the other
+        // stops waiting for it.
+        let (hand_over, handed) = std::sync::mpsc::sync_channel::<&FoldedBook>(1);
+        let caller_id = &caller_id;
+        let beside = std::thread::Builder::new()
+            .name("gi-index-caller-id".into())
+            .spawn_scoped(scope, move || {
+                let part = caller_id();
+                let words = handed.recv().ok().map(FoldedBook::number_words);
+                (part, words)
+            })
+            .ok()?;
+        let (book, e164s) = folded.get_or_init(fold);
+        // The receiver lives until the other thread ends, which it cannot before this.
+        let _ = hand_over.send(book);
+        let mut part = None;
+        let layout = book.lay_out(e164s, || {
+            let (built, words) = beside
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            part = Some(built);
+            words.expect("the folded book was handed over")
+        });
+        Some((layout, part.expect("joined for the words")))
+    })
+}
 
 impl CallerIdPart {
     /// Fills the table (unless `parts` is the address book alone) and the text, and makes
@@ -364,31 +400,21 @@ impl AccountIndex {
         let contacts: Vec<&Contact> = kept.iter().map(|&i| all[i].borrow()).collect();
         let number_count: usize = contacts.iter().map(|c| c.numbers.len()).sum();
 
+        let fold = || fold_book(&contacts, number_count, kept, groups);
         let lay_out = || {
-            (parts != Parts::CallerId).then(|| lay_out_book(&contacts, number_count, kept, groups))
+            (parts != Parts::CallerId).then(|| {
+                let (book, e164s) = fold();
+                book.lay_out(&e164s, || book.number_words())
+            })
         };
         let caller_id = || CallerIdPart::build(&contacts, number_count, group_names, parts);
-        // A large book's caller-ID part is built on a thread of its own while the address
-        // book is laid out on this one: the two read the same contacts and write nothing in
-        // common, and a sync's new numbers and names are then swapped in sooner. A small one
-        // is not worth a thread. This thread takes the layout, the longer of the two.
-        let (layout, part) = if parts == Parts::Both && contacts.len() >= BESIDE_FROM {
-            std::thread::scope(|scope| {
-                let beside = std::thread::Builder::new()
-                    .name("gi-index-caller-id".into())
-                    .spawn_scoped(scope, caller_id);
-                let layout = lay_out();
-                let part = match beside {
-                    Ok(thread) => thread
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                    // Out of threads: build it here.
-                    Err(_) => caller_id(),
-                };
-                (layout, part)
-            })
-        } else {
-            (lay_out(), caller_id())
+        let beside = (parts == Parts::Both && contacts.len() >= BESIDE_FROM)
+            .then(|| build_beside(fold, caller_id))
+            .flatten();
+        let (layout, part) = match beside {
+            Some((layout, part)) => (Some(layout), part),
+            // A small book, one part, or no thread to be had: all on this one.
+            None => (lay_out(), caller_id()),
         };
         let (names, ranks) = match layout {
             Some(layout) => layout.fill(&part.book_rows),
@@ -841,6 +867,43 @@ mod tests {
             ))
         });
         (rows, total)
+    }
+
+    /// The two threads of a large build hand the folded book over mid-way: a panic on either
+    /// reaches the caller (as a panic in a sync, which the worker reports), and neither
+    /// thread is left waiting for the other.
+    #[test]
+    fn a_panic_on_either_thread_of_a_build_reaches_the_caller_and_nothing_waits() {
+        let contacts = [contact("people/b", "Bea", &[("2125550101", "work")])];
+        let refs: Vec<&Contact> = contacts.iter().collect();
+        let groups = vec![Vec::new()];
+        let caller_id = || CallerIdPart::build(&refs, 1, &GroupNames::new(), Parts::Both);
+        let fold = || fold_book(&refs, 1, &[0], &groups);
+        let message = |panic: Box<dyn std::any::Any + Send>| {
+            panic.downcast_ref::<&str>().map(|s| s.to_string())
+        };
+
+        let folding_panics = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            build_beside(|| -> (FoldedBook, Vec<u64>) { panic!("fold") }, caller_id)
+        }));
+        assert_eq!(
+            folding_panics.map(|_| ()).map_err(message),
+            Err(Some("fold".into()))
+        );
+
+        let beside_panics = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            build_beside(fold, || -> CallerIdPart { panic!("caller-ID part") })
+        }));
+        assert_eq!(
+            beside_panics.map(|_| ()).map_err(message),
+            Err(Some("caller-ID part".into()))
+        );
+
+        // And when neither panics, the parts are those of a build on one thread.
+        let (layout, part) = build_beside(fold, caller_id).expect("a thread");
+        let (names, ranks) = layout.fill(&part.book_rows);
+        assert_eq!(ranks, [0]);
+        assert_eq!(names.row(0).e164, contacts[0].numbers[0].e164.0);
     }
 
     /// A follower read the book, patched it, and finds that the node swapped in another book
