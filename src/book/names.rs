@@ -859,6 +859,52 @@ mod tests {
         assert!(rows(&i, "zzz", false).is_empty());
     }
 
+    /// Names alike in their first 12 bytes (one integer each in the sort) are ordered by the
+    /// rest of their text: around that boundary, prefixes, case and accents, and ties decided
+    /// by the company, in the order the contract's reference gives.
+    #[test]
+    fn names_alike_at_their_start_sort_as_their_whole_text_does() {
+        let head = "Christopher ";
+        let names: Vec<String> = [
+            "",
+            "a",
+            "A",
+            "ab",
+            "abcdefghijklmno",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+            "abcdefghijklmnopa",
+            "abcdefghijklmnop zed",
+            "abcdefghijklmnop alpha",
+            "Ábcdefghijklmnop",
+            "abcdefghijklmnp",
+        ]
+        .iter()
+        .map(|tail| format!("{head}{tail}"))
+        .collect();
+        let companies = ["", "Zeta", "Alpha"];
+        let mut people: Vec<(&str, &str, Vec<Row>)> = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            for (j, company) in companies.iter().enumerate() {
+                people.push((name, company, vec![row(12125550000 + (i * 3 + j) as u64)]));
+            }
+        }
+        people.reverse();
+        let mut expected: Vec<(String, String, u64)> = people
+            .iter()
+            .map(|(n, c, r)| (fold::fold(n), fold::fold(c), r[0].e164))
+            .collect();
+        expected.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)).then(a.2.cmp(&b.2)));
+        let entries = people
+            .into_iter()
+            .map(|(n, c, r)| (n, c, &[] as &[String], r))
+            .collect();
+        let (index, _) = build(entries);
+        let got = rows(&index, "", false);
+        let want: Vec<u64> = expected.iter().map(|e| e.2).collect();
+        assert_eq!(got, want);
+    }
+
     #[test]
     fn numbers_order_as_their_text_does() {
         let mut numbers = [
