@@ -442,6 +442,11 @@ impl FoldedBook {
         self.folded.number_words()
     }
 
+    /// The layout with every step on this thread (see `lay_out`).
+    pub fn lay_out_here(&self, e164s: &[u64]) -> Layout {
+        self.lay_out(e164s, || self.number_words())
+    }
+
     /// The layout, given the rows' numbers (`e164s[i]` is row `i`'s) and, once the contacts
     /// are ordered, this book's words.
     pub fn lay_out(&self, e164s: &[u64], words: impl FnOnce() -> Words) -> Layout {
@@ -583,8 +588,7 @@ impl NameIndex {
     /// (text offsets, labels) is made with the caller-ID index, so this can run beside it
     /// (see `FoldedBook` for the steps).
     pub fn lay_out(all_entries: &[Entry<'_>], e164s: &[u64]) -> Layout {
-        let book = FoldedBook::new(all_entries.iter().cloned());
-        book.lay_out(e164s, || book.number_words())
+        FoldedBook::new(all_entries.iter().cloned()).lay_out_here(e164s)
     }
 
     pub fn row(&self, position: u32) -> &Row {

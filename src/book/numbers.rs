@@ -187,7 +187,9 @@ const BESIDE_FROM: usize = 2_000;
 /// the address book's layout on this one. The two read the same contacts and write nothing
 /// in common, and a sync's new numbers and names are then swapped in sooner. The caller-ID
 /// part is the shorter, so its thread then numbers the book's words too, which this one
-/// needs only after ordering the contacts. None when no thread can be started.
+/// needs only after ordering the contacts. This thread keeps the layout, the longer part,
+/// because its allocator is warm: on a new thread, fresh memory costs page faults. None
+/// when no thread can be started.
 fn build_beside(
     fold: impl FnOnce() -> (FoldedBook, Vec<u64>),
     caller_id: impl Fn() -> CallerIdPart + Sync,
@@ -404,7 +406,7 @@ impl AccountIndex {
         let lay_out = || {
             (parts != Parts::CallerId).then(|| {
                 let (book, e164s) = fold();
-                book.lay_out(&e164s, || book.number_words())
+                book.lay_out_here(&e164s)
             })
         };
         let caller_id = || CallerIdPart::build(&contacts, number_count, group_names, parts);
