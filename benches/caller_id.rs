@@ -387,11 +387,35 @@ fn name_index_build(c: &mut Criterion) {
 
 /// What building the address book adds to the index build, measured interleaved: criterion
 /// times the two rows below a few seconds apart, and on a shared VM the machine's speed
-/// drifts more than that (the same row has measured 6.7 and 12.7 ms minutes apart). Here
-/// each round builds the index with and without its address book back to back (which goes
-/// first alternates), and the figure is the median of the rounds' ratios: a drift slower than
-/// a round cancels out. Not a timing of its own: a ratio, printed for the README.
+/// drifts more than that. Here each round builds the index with and without its address book
+/// back to back (which goes first alternates), and the figure is the median of the rounds'
+/// ratios: a drift slower than a round cancels out. Not a timing of its own: ratios, printed
+/// for the README.
+///
+/// Measured twice, with glibc's malloc pinned in each of two states, because a build's time
+/// depends on them more than on anything else (`perf stat`: up to 60% of the build without
+/// its address book is page faults): memory freed by one build kept for the next, so that
+/// none faults (the algorithm's own cost), and every large block returned to the system
+/// when freed and faulted in anew, glibc's behaviour before its thresholds adapt. A PBX's
+/// process is somewhere in between, and criterion's rows, timed after this, wherever the
+/// earlier benchmarks left it (here: kept).
 fn build_ratio_interleaved(contacts: &[Contact]) {
+    for keep in [false, true] {
+        let state = pin_allocator(keep);
+        let (ratios, without) = ratios_interleaved(contacts);
+        println!(
+            "index build of 25,000 contacts, with its address book against without, interleaved 201 rounds, {state}: adds {:+.0}% (median of the rounds' ratios; quartiles {:+.0}% and {:+.0}%); without it {:.2} ms (median)",
+            (ratios[0] - 1.0) * 100.0,
+            (ratios[1] - 1.0) * 100.0,
+            (ratios[2] - 1.0) * 100.0,
+            without * 1e3,
+        );
+    }
+}
+
+/// The median ratio of 201 interleaved rounds with its quartiles, and the median time of
+/// the build without the address book, in seconds.
+fn ratios_interleaved(contacts: &[Contact]) -> ([f64; 3], f64) {
     let time = |build: &dyn Fn() -> AccountIndex| {
         let started = std::time::Instant::now();
         let built = build();
@@ -405,6 +429,7 @@ fn build_ratio_interleaved(contacts: &[Contact]) {
         time(&with);
         time(&without);
     }
+    let mut alone = Vec::with_capacity(201);
     let mut ratios: Vec<f64> = (0..201)
         .map(|round| {
             let (a, b) = if round % 2 == 0 {
@@ -414,17 +439,47 @@ fn build_ratio_interleaved(contacts: &[Contact]) {
                 let b = time(&without);
                 (time(&with), b)
             };
+            alone.push(b);
             a / b
         })
         .collect();
     ratios.sort_by(f64::total_cmp);
+    alone.sort_by(f64::total_cmp);
     let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
-    println!(
-        "index build of 25,000 contacts, with its address book against without, interleaved 201 rounds: adds {:+.0}% (median of the rounds' ratios; quartiles {:+.0}% and {:+.0}%)",
-        (at(0.5) - 1.0) * 100.0,
-        (at(0.25) - 1.0) * 100.0,
-        (at(0.75) - 1.0) * 100.0
-    );
+    ([at(0.5), at(0.25), at(0.75)], alone[alone.len() / 2])
+}
+
+/// Pins glibc's malloc thresholds (process-wide, so only in a benchmark): `keep` keeps freed
+/// memory for reuse (nothing below 32 MiB is mapped alone or trimmed), otherwise every block
+/// from 128 KiB up is mapped alone and unmapped when freed, and the heap trimmed past
+/// 128 KiB (glibc's starting thresholds, without their adapting). Says which, for the row.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn pin_allocator(keep: bool) -> &'static str {
+    use std::ffi::c_int;
+    extern "C" {
+        fn mallopt(param: c_int, value: c_int) -> c_int;
+    }
+    const M_TRIM_THRESHOLD: c_int = -1;
+    const M_MMAP_THRESHOLD: c_int = -3;
+    let (trim, mmap) = if keep {
+        (c_int::MAX, 32 << 20)
+    } else {
+        (128 << 10, 128 << 10)
+    };
+    // SAFETY: mallopt takes two ints and only sets glibc's thresholds; this benchmark's
+    // threads are not allocating meanwhile.
+    let set =
+        unsafe { mallopt(M_TRIM_THRESHOLD, trim) == 1 && mallopt(M_MMAP_THRESHOLD, mmap) == 1 };
+    match (set, keep) {
+        (false, _) => "glibc's malloc as it was (mallopt refused)",
+        (true, true) => "freed memory kept (no page faults)",
+        (true, false) => "freed memory returned at once (page faults)",
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn pin_allocator(_keep: bool) -> &'static str {
+    "the system's allocator as it is"
 }
 
 /// `gi_lookup_contact` itself, in process, on an account with no contacts: the C boundary's
