@@ -235,8 +235,7 @@ impl CallerIdPart {
             mut national,
             mut book_rows,
         } = buffers;
-        let numbers = parts != Parts::AddressBook;
-        let names = parts != Parts::CallerId;
+        let (numbers, names) = (parts.numbers(), parts.names());
         let table_len = slots.len();
         let mut text = String::new();
         let mut labels: Vec<Box<str>> = Vec::new();
@@ -334,8 +333,7 @@ struct Buffers {
 
 impl Buffers {
     fn new(number_count: usize, parts: Parts) -> Buffers {
-        let numbers = parts != Parts::AddressBook;
-        let names = parts != Parts::CallerId;
+        let (numbers, names) = (parts.numbers(), parts.names());
         let slot_count = if numbers { number_count } else { 0 };
         let table_len = ((slot_count as f64 / TABLE_LOAD) as usize).max(slot_count + 1);
         Buffers {
@@ -357,6 +355,18 @@ pub(super) enum Parts {
     AddressBook,
     /// The numbers alone: the benchmarks' baseline.
     CallerId,
+}
+
+impl Parts {
+    /// Whether the build fills the number table.
+    fn numbers(self) -> bool {
+        self != Parts::AddressBook
+    }
+
+    /// Whether the build makes the address book.
+    fn names(self) -> bool {
+        self != Parts::CallerId
+    }
 }
 
 fn slot_hash(e164: u64, len: usize) -> usize {
@@ -431,7 +441,7 @@ impl AccountIndex {
 
         let fold = || fold_book(&contacts, number_count, kept, groups);
         let lay_out = || {
-            (parts != Parts::CallerId).then(|| {
+            parts.names().then(|| {
                 let (book, e164s) = fold();
                 book.lay_out_here(&e164s)
             })
