@@ -185,10 +185,13 @@ const BESIDE_FROM: usize = 2_000;
 
 /// A large book's parts, built on two threads: the caller-ID part on a thread of its own,
 /// the address book's layout on this one. The two read the same contacts and write nothing
-/// in common, and a sync's new numbers and names are then swapped in sooner. The caller-ID
-/// part is the shorter, so its thread then numbers the book's words too, which this one
-/// needs only after ordering the contacts. This thread keeps the layout, the longer part,
-/// because its allocator is warm: on a new thread, fresh memory costs page faults. For the
+/// in common, and a sync's new numbers and names are then swapped in sooner. The other
+/// thread then numbers the book's words too, which this one needs only after ordering the
+/// contacts. Which thread is longer depends on the machine: on a 2-vCPU VM without page
+/// faults this one waited ~2.3 ms for the words (the other started 0.1-2 ms late and built
+/// the caller-ID part in 3.4-4.3 ms, against 2.3-3.4 alone), yet numbering them here
+/// instead measured no better in A/B runs. This thread keeps the layout because its
+/// allocator is warm: on a new thread, fresh memory costs page faults. For the
 /// same reason `caller_id` should bring the caller-ID part's big buffers, made on this
 /// thread (see `Buffers`). None when no thread can be started.
 fn build_beside(
