@@ -12,7 +12,7 @@ use super::fold;
 /// One row of the address book: a number of a contact, with what the phone shows. The same
 /// 16-byte shape as the caller-ID slot; `text` points at the contact's entry in the
 /// account's text arena (see `numbers`).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Row {
     pub e164: u64,
     pub text: u32,
@@ -23,7 +23,7 @@ pub struct Row {
 
 /// A word of a contact: where its folded text starts in the word arena (NUL-terminated; the
 /// top bit marks a word of a group name, which keypad search leaves out), and whose it is.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct WordRef {
     start: u32,
     contact: u32,
@@ -55,7 +55,7 @@ pub struct Entry<'a> {
     pub rows: Range<u32>,
 }
 
-#[derive(Default)]
+#[derive(Default, Debug, PartialEq, Eq)]
 pub struct NameIndex {
     /// Every row, in the address book's order: name, then company (case and accents
     /// ignored), then the number as text.
@@ -197,17 +197,21 @@ impl ContactSet {
 }
 
 /// The address book's contacts (those with a number) folded: name, company and group names
-/// of each, in one buffer. The first step of `NameIndex::lay_out`; see `FoldedBook`.
+/// of each, in one buffer, and their words numbered. The first step of `NameIndex::lay_out`;
+/// see `FoldedBook`.
 struct Folded {
     text: Vec<u8>,
     /// Contact `c`'s name is `text[at[c][0]..at[c][1]]`, its company runs to `at[c][2]`, its
     /// groups (joined by spaces) to `at[c][3]`.
     at: Vec<[u32; 4]>,
     rows: Vec<(u32, u32)>,
+    /// The words, numbered; `word_start` ends with the end of the last contact's words.
+    numbering: WordNumbering,
 }
 
 /// The distinct words of a folded book, numbered in the order contacts first have them.
-pub struct Words {
+#[derive(Default)]
+struct Words {
     /// Every distinct word once (where it is in the folded text), and how many contacts have
     /// it.
     distinct: Vec<(u32, u32)>,
@@ -217,6 +221,19 @@ pub struct Words {
     /// the first, a dialled one (name, company) when it has one, before a group's.
     words: Vec<u32>,
     word_start: Vec<u32>,
+}
+
+/// Numbers words as a contact's text is folded, while it is still in the cache: a second
+/// pass over the folded text, on the other thread, took a third of the address book's build.
+#[derive(Default)]
+struct WordNumbering {
+    /// Words of up to 16 bytes (nearly all) are numbered by their bytes as one integer, read
+    /// in one load and hashed and compared in place; longer ones by their text.
+    short_ids: rustc_hash::FxHashMap<u128, u32>,
+    long_ids: rustc_hash::FxHashMap<Box<[u8]>, u32>,
+    /// Per word id: the last contact that had it.
+    last_contact: Vec<u32>,
+    words: Words,
 }
 
 /// The bytes of a word that its key holds: a word this long or shorter is numbered by one
@@ -231,14 +248,100 @@ fn key_bytes(text: &[u8], start: usize) -> [u8; WORD_KEY_BYTES] {
         .expect("the text is padded")
 }
 
+impl WordNumbering {
+    fn with_capacity(contacts: usize) -> WordNumbering {
+        let mut numbering = WordNumbering::default();
+        numbering.words.words.reserve(contacts * 3);
+        numbering.words.word_start.reserve(contacts + 1);
+        numbering
+    }
+
+    /// Numbers the words of `contact`, whose parts are `text[at[0]..at[3]]`; `text` holds
+    /// `WORD_KEY_BYTES` zeros after them.
+    fn add_contact(&mut self, text: &[u8], at: [u32; 4], contact: u32) {
+        self.words.word_start.push(self.words.words.len() as u32);
+        for part in 0..3 {
+            let kind = if part == 2 { GROUP_WORD } else { 0 };
+            let from = at[part] as usize;
+            for word in fold::split(&text[from..at[part + 1] as usize]) {
+                let offset = from + (word.as_ptr() as usize - text[from..].as_ptr() as usize);
+                let id = self.id(text, offset, word);
+                if self.last_contact[id as usize] != contact {
+                    self.last_contact[id as usize] = contact;
+                    self.words.count[id as usize] += 1;
+                    self.words.words.push(id | kind);
+                }
+            }
+        }
+    }
+
+    /// The word's id, a new one the first time it is seen.
+    fn id(&mut self, text: &[u8], offset: usize, word: &[u8]) -> u32 {
+        let next = self.words.distinct.len() as u32;
+        let id = if word.len() <= WORD_KEY_BYTES {
+            // Words are letters and digits, never NUL: the zeros are unambiguous.
+            let key = u128::from_le_bytes(key_bytes(text, offset))
+                & (u128::MAX >> (8 * (WORD_KEY_BYTES - word.len())));
+            *self.short_ids.entry(key).or_insert(next)
+        } else {
+            *self.long_ids.entry(word.into()).or_insert(next)
+        };
+        if id == next {
+            self.words
+                .distinct
+                .push((offset as u32, (offset + word.len()) as u32));
+            self.words.count.push(0);
+            self.last_contact.push(u32::MAX);
+        }
+        id
+    }
+
+    /// Marks the end of the last contact's words.
+    fn finish(mut self) -> WordNumbering {
+        self.words.word_start.push(self.words.words.len() as u32);
+        self
+    }
+
+    /// Takes in the numbering of contacts folded after these (by another thread), whose
+    /// text now starts at `text_base` in `text`: their words get this numbering's ids, as
+    /// if one pass had numbered them all.
+    fn absorb(&mut self, later: WordNumbering, text: &[u8], text_base: usize) {
+        self.words.word_start.pop();
+        let words_base = self.words.words.len() as u32;
+        let ids: Vec<u32> = later
+            .words
+            .distinct
+            .iter()
+            .map(|&(from, to)| {
+                let (from, to) = (text_base + from as usize, text_base + to as usize);
+                self.id(text, from, &text[from..to])
+            })
+            .collect();
+        for (&id, &count) in ids.iter().zip(&later.words.count) {
+            self.words.count[id as usize] += count;
+        }
+        self.words.words.extend(
+            later
+                .words
+                .words
+                .iter()
+                .map(|&word| ids[(word & !GROUP_WORD) as usize] | (word & GROUP_WORD)),
+        );
+        self.words
+            .word_start
+            .extend(later.words.word_start.iter().map(|&at| at + words_base));
+    }
+}
+
 impl Folded {
-    /// Folds every entry, in the entries' order, so that the pass reads its memory front to
-    /// back. `count` is how many there are at most.
+    /// Folds every entry and numbers its words, in the entries' order, so that the pass
+    /// reads its memory front to back. `count` is how many there are at most.
     fn new<'e>(entries: impl Iterator<Item = Entry<'e>>, count: usize) -> Folded {
         // Room for names longer than most: pages never written are never touched.
         let mut text = Vec::with_capacity(count * 48 + WORD_KEY_BYTES);
         let mut at: Vec<[u32; 4]> = Vec::with_capacity(count);
         let mut rows = Vec::with_capacity(count);
+        let mut numbering = WordNumbering::with_capacity(count);
         for e in entries {
             let start = text.len() as u32;
             fold::fold_into(e.name, &mut text);
@@ -249,63 +352,41 @@ impl Folded {
                 text.push(b' ');
                 fold::fold_into(group, &mut text);
             }
-            at.push([start, name_end, company_end, text.len() as u32]);
+            let end = text.len();
+            let parts = [start, name_end, company_end, end as u32];
+            // So that every word has a whole key's bytes after its start; the next contact's
+            // text overwrites them.
+            text.extend_from_slice(&[0; WORD_KEY_BYTES]);
+            numbering.add_contact(&text, parts, at.len() as u32);
+            text.truncate(end);
+            at.push(parts);
             rows.push((e.rows.start, e.rows.end));
         }
-        // So that every word has a whole key's bytes after its start.
         text.extend_from_slice(&[0; WORD_KEY_BYTES]);
-        Folded { text, at, rows }
+        Folded {
+            text,
+            at,
+            rows,
+            numbering: numbering.finish(),
+        }
     }
 
-    /// Numbers the words of every contact, in the contacts' order.
-    fn number_words(&self) -> Words {
-        let text = &self.text;
-        // Words of up to 16 bytes (nearly all) are numbered by their bytes as one integer,
-        // read in one load and hashed and compared in place; longer ones by their text.
-        let mut short_ids: rustc_hash::FxHashMap<u128, u32> = Default::default();
-        let mut long_ids: rustc_hash::FxHashMap<&[u8], u32> = Default::default();
-        let mut distinct: Vec<(u32, u32)> = Vec::new();
-        let mut count: Vec<u32> = Vec::new();
-        // Per word id: the last contact that had it.
-        let mut last_contact: Vec<u32> = Vec::new();
-        let mut words = Vec::with_capacity(self.at.len() * 3);
-        let mut word_start = Vec::with_capacity(self.at.len() + 1);
-        for (contact, at) in self.at.iter().enumerate() {
-            word_start.push(words.len() as u32);
-            for part in 0..3 {
-                let kind = if part == 2 { GROUP_WORD } else { 0 };
-                let from = at[part] as usize;
-                for word in fold::split(&text[from..at[part + 1] as usize]) {
-                    let offset = from + (word.as_ptr() as usize - text[from..].as_ptr() as usize);
-                    let new_id = || {
-                        distinct.push((offset as u32, (offset + word.len()) as u32));
-                        count.push(0);
-                        last_contact.push(u32::MAX);
-                        distinct.len() as u32 - 1
-                    };
-                    let id = if word.len() <= WORD_KEY_BYTES {
-                        // Words are letters and digits, never NUL: the zeros are unambiguous.
-                        let key = u128::from_le_bytes(key_bytes(text, offset))
-                            & (u128::MAX >> (8 * (WORD_KEY_BYTES - word.len())));
-                        *short_ids.entry(key).or_insert_with(new_id)
-                    } else {
-                        *long_ids.entry(word).or_insert_with(new_id)
-                    };
-                    if last_contact[id as usize] != contact as u32 {
-                        last_contact[id as usize] = contact as u32;
-                        count[id as usize] += 1;
-                        words.push(id | kind);
-                    }
-                }
-            }
-        }
-        word_start.push(words.len() as u32);
-        Words {
-            distinct,
-            count,
-            words,
-            word_start,
-        }
+    /// Appends `later`, folded from the entries after these; its rows start at `row_base`.
+    fn append(&mut self, later: Folded, row_base: u32) {
+        let text_base = self.text.len() - WORD_KEY_BYTES;
+        self.text.truncate(text_base);
+        self.text.extend_from_slice(&later.text);
+        let shift = text_base as u32;
+        self.at
+            .extend(later.at.iter().map(|at| at.map(|offset| offset + shift)));
+        self.rows.extend(
+            later
+                .rows
+                .iter()
+                .map(|&(from, to)| (from + row_base, to + row_base)),
+        );
+        self.numbering
+            .absorb(later.numbering, &self.text, text_base);
     }
 
     /// Where contact `c`'s rows are among all rows: kept beside the rest, so that
@@ -330,8 +411,8 @@ impl Folded {
         (self.part(contact, 0), self.part(contact, 1))
     }
 
-    fn word(&self, words: &Words, id: u32) -> &[u8] {
-        let (from, to) = words.distinct[id as usize];
+    fn word(&self, id: u32) -> &[u8] {
+        let (from, to) = self.numbering.words.distinct[id as usize];
         &self.text[from as usize..to as usize]
     }
 
@@ -342,9 +423,10 @@ impl Folded {
     /// Each word's pairs go after those of the words before it (its place is counted), and
     /// contacts are visited in rank order, so each word's contacts come out ascending with
     /// no sort of the pairs.
-    fn words(&self, words: &Words, by_rank: &[u32]) -> (Box<[u8]>, Box<[WordRef]>) {
+    fn sorted_words(&self, by_rank: &[u32]) -> (Box<[u8]>, Box<[WordRef]>) {
+        let words = &self.numbering.words;
         let mut sorted_ids: Vec<u32> = (0..words.distinct.len() as u32).collect();
-        sorted_ids.sort_unstable_by_key(|&id| self.word(words, id));
+        sorted_ids.sort_unstable_by_key(|&id| self.word(id));
         let mut word_text: Vec<u8> = Vec::with_capacity(
             words
                 .distinct
@@ -357,7 +439,7 @@ impl Folded {
         let mut placed = 0u32;
         for &id in &sorted_ids {
             offset_of[id as usize] = word_text.len() as u32;
-            word_text.extend_from_slice(self.word(words, id));
+            word_text.extend_from_slice(self.word(id));
             word_text.push(0);
             next[id as usize] = placed;
             placed += words.count[id as usize];
@@ -411,12 +493,11 @@ impl Layout {
     }
 }
 
-/// The address book on its way to a `Layout`, in three steps: `new` folds the contacts'
-/// text; `number_words` numbers their words; `lay_out` orders the contacts and their rows, and
-/// places each word's contacts once it has the words. Every step is a pass over the contacts
-/// or one sort of fixed-size keys, and the words are needed only at the end: a build with a
-/// second thread numbers them there (see `numbers::build_beside`) while this one orders
-/// the contacts.
+/// The address book on its way to a `Layout`, in two steps: `new` folds the contacts' text
+/// and numbers their words; `lay_out` orders the contacts and their rows, and places each
+/// word's contacts. Every step is a pass over the contacts or one sort of fixed-size keys,
+/// and none needs the rows' text or labels: a build with a second thread makes those (the
+/// caller-ID part) there, meanwhile (see `numbers::build_beside`).
 pub struct FoldedBook {
     folded: Folded,
     /// Whether each entry is in the address book (has a number).
@@ -437,19 +518,15 @@ impl FoldedBook {
         FoldedBook { folded, in_book }
     }
 
-    /// The distinct words of the book, numbered: `lay_out` takes them.
-    pub fn number_words(&self) -> Words {
-        self.folded.number_words()
+    /// Appends `later`, folded from the entries after these (by another thread); its rows
+    /// start at `row_base`. The book is then the one `new` makes of all the entries.
+    pub fn append(&mut self, later: FoldedBook, row_base: u32) {
+        self.folded.append(later.folded, row_base);
+        self.in_book.extend(later.in_book);
     }
 
-    /// The layout with every step on this thread (see `lay_out`).
-    pub fn lay_out_here(&self, e164s: &[u64]) -> Layout {
-        self.lay_out(e164s, || self.number_words())
-    }
-
-    /// The layout, given the rows' numbers (`e164s[i]` is row `i`'s) and, once the contacts
-    /// are ordered, this book's words.
-    pub fn lay_out(&self, e164s: &[u64], words: impl FnOnce() -> Words) -> Layout {
+    /// The layout, given the rows' numbers (`e164s[i]` is row `i`'s).
+    pub fn lay_out(&self, e164s: &[u64]) -> Layout {
         let folded = &self.folded;
 
         // The contacts in the address book's order (name, then company, folded). Each sorts
@@ -549,8 +626,7 @@ impl FoldedBook {
             *at += 1;
         }
 
-        let words = words();
-        let (word_text, by_letters) = folded.words(&words, &by_rank);
+        let (word_text, by_letters) = folded.sorted_words(&by_rank);
 
         let mut ranks = rank.into_iter();
         let rank_of_entry: Vec<u32> = self
@@ -588,7 +664,7 @@ impl NameIndex {
     /// (text offsets, labels) is made with the caller-ID index, so this can run beside it
     /// (see `FoldedBook` for the steps).
     pub fn lay_out(all_entries: &[Entry<'_>], e164s: &[u64]) -> Layout {
-        FoldedBook::new(all_entries.iter().cloned()).lay_out_here(e164s)
+        FoldedBook::new(all_entries.iter().cloned()).lay_out(e164s)
     }
 
     pub fn row(&self, position: u32) -> &Row {

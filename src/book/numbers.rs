@@ -6,7 +6,8 @@
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{self, AtomicBool};
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
@@ -183,47 +184,61 @@ struct CallerIdPart {
 /// it saves.
 const BESIDE_FROM: usize = 2_000;
 
+/// Of a large book, the last one in `REST_ONE_IN` contacts is folded by the caller-ID part's
+/// thread before it builds that part, so that the two threads finish together: alone, the
+/// address book took ~1.6x as long as the caller-ID part (25,000 contacts, 4.5 ms and 2.8).
+const REST_ONE_IN: usize = 4;
+
 /// A large book's parts, built on two threads: the caller-ID part on a thread of its own,
-/// the address book's layout on this one. The two read the same contacts and write nothing
-/// in common, and a sync's new numbers and names are then swapped in sooner. The other
-/// thread then numbers the book's words too, which this one needs only after ordering the
-/// contacts. Which thread is longer depends on the machine: on a 2-vCPU VM without page
-/// faults this one waited ~2.3 ms for the words (the other started 0.1-2 ms late and built
-/// the caller-ID part in 3.4-4.3 ms, against 2.3-3.4 alone), yet numbering them here
-/// instead measured no better in A/B runs. This thread keeps the layout because its
-/// allocator is warm: on a new thread, fresh memory costs page faults. For the
-/// same reason `caller_id` should bring the caller-ID part's big buffers, made on this
-/// thread (see `Buffers`). None when no thread can be started.
+/// the address book on this one. The two read the same contacts and write nothing in common,
+/// and a sync's new numbers and names are then swapped in sooner. The address book is the
+/// longer part, so its last contacts are folded by whichever thread gets to them first: the
+/// other one, before it builds the caller-ID part, unless it started late. This thread keeps
+/// the rest because its allocator is warm: on a new thread, fresh memory costs page faults.
+/// For the same reason `caller_id` should bring the caller-ID part's big buffers, made on
+/// this thread (see `Buffers`). None when no thread can be started.
 fn build_beside(
-    fold: impl FnOnce() -> (FoldedBook, Vec<u64>),
+    fold_first: impl FnOnce() -> (FoldedBook, Vec<u64>),
+    fold_rest: impl Fn() -> (FoldedBook, Vec<u64>) + Sync,
     caller_id: impl FnOnce() -> CallerIdPart + Send,
 ) -> Option<(Layout, CallerIdPart)> {
-    // Outlives the threads, so that both may read the folded book.
-    let folded: OnceLock<(FoldedBook, Vec<u64>)> = OnceLock::new();
+    let rest_taken = AtomicBool::new(false);
+    let take_rest = || !rest_taken.swap(true, atomic::Ordering::Relaxed);
+    let (take_rest, fold_rest) = (&take_rest, &fold_rest);
     std::thread::scope(|scope| {
-        // Dropped should this thread panic before handing the book over, so that the other
-        // stops waiting for it.
-        let (hand_over, handed) = std::sync::mpsc::sync_channel::<&FoldedBook>(1);
+        // Dropped, should that thread panic folding, so that this one stops waiting.
+        let (hand_over, handed) = std::sync::mpsc::sync_channel(1);
         let beside = std::thread::Builder::new()
             .name("gi-index-caller-id".into())
             .spawn_scoped(scope, move || {
-                let part = caller_id();
-                let words = handed.recv().ok().map(FoldedBook::number_words);
-                (part, words)
+                if take_rest() {
+                    // The receiver lives until this thread ends.
+                    let _ = hand_over.send(fold_rest());
+                }
+                caller_id()
             })
             .ok()?;
-        let (book, e164s) = folded.get_or_init(fold);
-        // The receiver lives until the other thread ends, which it cannot before this.
-        let _ = hand_over.send(book);
-        let mut part = None;
-        let layout = book.lay_out(e164s, || {
-            let (built, words) = beside
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            part = Some(built);
-            words.expect("the folded book was handed over")
-        });
-        Some((layout, part.expect("joined for the words")))
+        // Should this panic, the scope still waits for the other thread, which then waits
+        // for nothing, and the panic goes on.
+        let (mut book, mut e164s) = fold_first();
+        let (rest, rest_e164s) = if take_rest() {
+            fold_rest()
+        } else {
+            match handed.recv() {
+                Ok(rest) => rest,
+                Err(_) => match beside.join() {
+                    Err(panic) => std::panic::resume_unwind(panic),
+                    Ok(_) => unreachable!("the other thread hands the fold over or panics"),
+                },
+            }
+        };
+        book.append(rest, e164s.len() as u32);
+        e164s.extend(rest_e164s);
+        let layout = book.lay_out(&e164s);
+        let part = beside
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Some((layout, part))
     })
 }
 
@@ -442,11 +457,13 @@ impl AccountIndex {
         let contacts: Vec<&Contact> = kept.iter().map(|&i| all[i].borrow()).collect();
         let number_count: usize = contacts.iter().map(|c| c.numbers.len()).sum();
 
-        let fold = || fold_book(&contacts, number_count, kept, groups);
+        let fold_book = |contacts: &[&Contact], number_count, kept: &[usize]| {
+            fold_book(contacts, number_count, kept, groups)
+        };
         let lay_out = || {
             parts.names().then(|| {
-                let (book, e164s) = fold();
-                book.lay_out_here(&e164s)
+                let (book, e164s) = fold_book(&contacts, number_count, kept);
+                book.lay_out(&e164s)
             })
         };
         let caller_id = |buffers| CallerIdPart::build(&contacts, group_names, buffers);
@@ -454,7 +471,14 @@ impl AccountIndex {
         let beside = (parts == Parts::Both && contacts.len() >= BESIDE_FROM)
             .then(|| {
                 let buffers = buffers();
-                build_beside(fold, move || caller_id(buffers))
+                let split = contacts.len() - contacts.len() / REST_ONE_IN;
+                let fold_first = || fold_book(&contacts[..split], number_count, &kept[..split]);
+                let fold_rest = || {
+                    let rest = &contacts[split..];
+                    let numbers = rest.iter().map(|c| c.numbers.len()).sum();
+                    fold_book(rest, numbers, &kept[split..])
+                };
+                build_beside(fold_first, fold_rest, move || caller_id(buffers))
             })
             .flatten();
         let (layout, part) = match beside {
@@ -915,42 +939,137 @@ mod tests {
         (rows, total)
     }
 
-    /// The two threads of a large build hand the folded book over mid-way: a panic on either
-    /// reaches the caller (as a panic in a sync, which the worker reports), and neither
-    /// thread is left waiting for the other.
+    /// A panic on either thread of a large build reaches the caller (as a panic in a sync,
+    /// which the worker reports), and neither thread is left running or waiting.
     #[test]
     fn a_panic_on_either_thread_of_a_build_reaches_the_caller_and_nothing_waits() {
-        let contacts = [contact("people/b", "Bea", &[("2125550101", "work")])];
+        let contacts = [
+            contact("people/b", "Bea", &[("2125550101", "work")]),
+            contact("people/c", "Cy", &[("2125550102", "work")]),
+        ];
         let refs: Vec<&Contact> = contacts.iter().collect();
-        let groups = vec![Vec::new()];
+        let groups = vec![Vec::new(), Vec::new()];
         let caller_id =
-            || CallerIdPart::build(&refs, &GroupNames::new(), Buffers::new(1, Parts::Both));
-        let fold = || fold_book(&refs, 1, &[0], &groups);
+            || CallerIdPart::build(&refs, &GroupNames::new(), Buffers::new(2, Parts::Both));
+        // Slow enough that the other thread folds the rest.
+        let fold_first = || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            fold_book(&refs[..1], 1, &[0], &groups)
+        };
+        let folded_by = parking_lot::Mutex::new(Vec::new());
+        let fold_rest = || {
+            folded_by
+                .lock()
+                .push(std::thread::current().name().map(str::to_owned));
+            fold_book(&refs[1..], 1, &[1], &groups)
+        };
         let message = |panic: Box<dyn std::any::Any + Send>| {
             panic.downcast_ref::<&str>().map(|s| s.to_string())
         };
+        let panics = |build: &dyn Fn() -> Option<(Layout, CallerIdPart)>| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(build))
+                .map(|_| ())
+                .map_err(message)
+        };
 
-        let folding_panics = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            build_beside(|| -> (FoldedBook, Vec<u64>) { panic!("fold") }, caller_id)
-        }));
-        assert_eq!(
-            folding_panics.map(|_| ()).map_err(message),
-            Err(Some("fold".into()))
-        );
+        let first_panics = || build_beside(|| panic!("fold"), fold_rest, caller_id);
+        assert_eq!(panics(&first_panics), Err(Some("fold".into())));
+        let rest_panics = || build_beside(fold_first, || panic!("rest"), caller_id);
+        assert_eq!(panics(&rest_panics), Err(Some("rest".into())));
+        let beside_panics = || build_beside(fold_first, fold_rest, || panic!("caller-ID part"));
+        assert_eq!(panics(&beside_panics), Err(Some("caller-ID part".into())));
 
-        let beside_panics = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            build_beside(fold, || -> CallerIdPart { panic!("caller-ID part") })
-        }));
-        assert_eq!(
-            beside_panics.map(|_| ()).map_err(message),
-            Err(Some("caller-ID part".into()))
-        );
-
-        // And when neither panics, the parts are those of a build on one thread.
-        let (layout, part) = build_beside(fold, caller_id).expect("a thread");
+        // And when neither panics, the parts are those of a build on one thread, the rest
+        // folded by the other thread.
+        folded_by.lock().clear();
+        let (layout, part) = build_beside(fold_first, fold_rest, caller_id).expect("a thread");
+        assert_eq!(*folded_by.lock(), [Some("gi-index-caller-id".to_owned())]);
         let (names, ranks) = layout.fill(&part.book_rows);
-        assert_eq!(ranks, [0]);
+        assert_eq!(ranks, [0, 1]);
         assert_eq!(names.row(0).e164, contacts[0].numbers[0].e164.0);
+        assert_eq!(names.row(1).e164, contacts[1].numbers[0].e164.0);
+    }
+
+    /// A large book is folded on two threads and the halves joined: the address book must be
+    /// the very one a single pass makes, whichever thread folded the rest, with words (short,
+    /// long, of groups) and names shared across the split, and contacts without a number on
+    /// both sides of it.
+    #[test]
+    fn a_book_folded_in_two_halves_is_the_book_folded_in_one_pass() {
+        let us = RegionRules::new("US").unwrap();
+        let count = BESIDE_FROM + 400;
+        let contacts: Vec<Contact> = (0..count)
+            .map(|i| Contact {
+                resource_name: format!("people/c{i}"),
+                name: format!(
+                    "{} {} {}",
+                    ["Anna", "Jürgen", "Zoë", "Straße"][i % 4],
+                    ["Müller", "Ngu", "Extraordinarilylongfamilyname"][i % 3],
+                    i % 700
+                ),
+                company: if i % 5 == 0 {
+                    format!("Firma{}", i % 9)
+                } else {
+                    String::new()
+                },
+                numbers: (0..[1, 0, 2, 3][i % 4])
+                    .map(|n| {
+                        let stored = us
+                            .normalise_stored(
+                                &format!("+1{}{:07}", 212 + n, (i * 7919) % 9_999_991),
+                                None,
+                            )
+                            .unwrap();
+                        ContactNumber {
+                            e164: stored.e164,
+                            national: stored.national,
+                            label: "work".into(),
+                        }
+                    })
+                    .collect(),
+                groups: Vec::new(),
+            })
+            .collect();
+        let groups: Vec<Vec<String>> = (0..count)
+            .map(|i| match i % 6 {
+                0 => vec!["Kunden Nord".to_string()],
+                1 => vec![
+                    "Lieferantenbeziehungsmanagement".to_string(),
+                    "Anna".to_string(),
+                ],
+                _ => Vec::new(),
+            })
+            .collect();
+        let kept: Vec<usize> = (0..count).collect();
+        let ids: Vec<u64> = (0..count as u64).collect();
+        let refs: Vec<&Contact> = contacts.iter().collect();
+        let numbers = refs.iter().map(|c| c.numbers.len()).sum();
+
+        let (book, e164s) = fold_book(&refs, numbers, &kept, &groups);
+        let part = CallerIdPart::build(
+            &refs,
+            &GroupNames::new(),
+            Buffers::new(numbers, Parts::Both),
+        );
+        let (one_pass, ranks) = book.lay_out(&e164s).fill(&part.book_rows);
+
+        // The rest folded by the other thread, and (once in a while) by this one, when the
+        // other starts late: both must give the same book. Several builds, to see both.
+        for _ in 0..8 {
+            let index = AccountIndex::build_kept(
+                &contacts,
+                &kept,
+                &groups,
+                &GroupNames::new(),
+                &ids,
+                Parts::Both,
+            );
+            assert!(index.names == one_pass, "the address books differ");
+            for (id, rank) in ids.iter().zip(&ranks) {
+                let expected = (*rank != u32::MAX).then_some(*rank);
+                assert_eq!(index.rank_of_id(*id).filter(|&r| r != u32::MAX), expected);
+            }
+        }
     }
 
     /// A follower read the book, patched it, and finds that the node swapped in another book
