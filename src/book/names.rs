@@ -343,7 +343,7 @@ const READ_AHEAD: usize = 16;
 impl Folded {
     /// Folds every entry and numbers its words, in the entries' order, so that the pass
     /// reads its memory front to back. `count` is how many there are at most.
-    fn new<'e>(mut entries: impl Iterator<Item = Entry<'e>>, count: usize) -> Folded {
+    fn new<'e>(entries: impl Iterator<Item = Entry<'e>>, count: usize) -> Folded {
         let mut folded = Folded {
             // Room for names longer than most: pages never written are never touched.
             text: Vec::with_capacity(count * 48 + WORD_KEY_BYTES),
@@ -356,6 +356,8 @@ impl Folded {
         // and read together their misses overlap instead of stalling the fold one after
         // another (25,000 contacts: 1.1 ms less of ~5.5, interleaved in one process).
         let mut batch: Vec<Entry<'e>> = Vec::with_capacity(READ_AHEAD);
+        // Fused: the last batch asks once more after the end.
+        let mut entries = entries.fuse();
         loop {
             batch.extend(entries.by_ref().take(READ_AHEAD));
             if batch.is_empty() {
@@ -534,7 +536,7 @@ pub struct FoldedBook {
 }
 
 impl FoldedBook {
-    /// Folds the entries, made one at a time (25,000 of them at once would be a megabyte
+    /// Folds the entries, made a few at a time (25,000 of them at once would be a megabyte
     /// written and read again).
     pub fn new<'e>(entries: impl ExactSizeIterator<Item = Entry<'e>>) -> FoldedBook {
         let count = entries.len();
