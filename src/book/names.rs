@@ -537,9 +537,9 @@ pub struct FoldedBook {
 
 impl FoldedBook {
     /// Folds the entries, made a few at a time (25,000 of them at once would be a megabyte
-    /// written and read again).
-    pub fn new<'e>(entries: impl ExactSizeIterator<Item = Entry<'e>>) -> FoldedBook {
-        let count = entries.len();
+    /// written and read again), with room for `room` entries in all (see `append`).
+    pub fn new<'e>(entries: impl ExactSizeIterator<Item = Entry<'e>>, room: usize) -> FoldedBook {
+        let count = entries.len().max(room);
         let mut in_book = Vec::with_capacity(count);
         // Only contacts with a number are in the address book.
         let with_numbers = entries
@@ -705,7 +705,7 @@ impl NameIndex {
     /// (text offsets, labels) is made with the caller-ID index, so this can run beside it
     /// (see `FoldedBook` for the steps).
     pub fn lay_out(all_entries: &[Entry<'_>], e164s: &[u64]) -> Layout {
-        FoldedBook::new(all_entries.iter().cloned()).lay_out(e164s)
+        FoldedBook::new(all_entries.iter().cloned(), 0).lay_out(e164s)
     }
 
     pub fn row(&self, position: u32) -> &Row {

@@ -146,14 +146,15 @@ pub(super) fn kept_by_groups<C: Borrow<Contact>>(
 
 /// Folds the address book of `contacts` (see `FoldedBook`), and gives its rows' numbers:
 /// contact `i`'s rows are its numbers, in order, after those of the contacts before it, as
-/// `CallerIdPart` makes them.
+/// `CallerIdPart` makes them. `room` is how many contacts and numbers the book will hold
+/// once the rest is appended, so that appending it does not copy what is there.
 fn fold_book(
     contacts: &[&Contact],
-    number_count: usize,
+    room: (usize, usize),
     kept: &[usize],
     groups: &[Vec<String>],
 ) -> (FoldedBook, Vec<u64>) {
-    let mut e164s: Vec<u64> = Vec::with_capacity(number_count);
+    let mut e164s: Vec<u64> = Vec::with_capacity(room.1);
     let entries = contacts.iter().enumerate().map(|(i, contact)| {
         let start = e164s.len() as u32;
         e164s.extend(contact.numbers.iter().map(|n| n.e164.0));
@@ -164,7 +165,7 @@ fn fold_book(
             rows: start..e164s.len() as u32,
         }
     });
-    let book = FoldedBook::new(entries);
+    let book = FoldedBook::new(entries, room.0);
     (book, e164s)
 }
 
@@ -458,12 +459,11 @@ impl AccountIndex {
         let contacts: Vec<&Contact> = kept.iter().map(|&i| all[i].borrow()).collect();
         let number_count: usize = contacts.iter().map(|c| c.numbers.len()).sum();
 
-        let fold = |contacts: &[&Contact], number_count, kept: &[usize]| {
-            fold_book(contacts, number_count, kept, groups)
-        };
+        let fold =
+            |contacts: &[&Contact], room, kept: &[usize]| fold_book(contacts, room, kept, groups);
         let lay_out = || {
             parts.names().then(|| {
-                let (book, e164s) = fold(&contacts, number_count, kept);
+                let (book, e164s) = fold(&contacts, (contacts.len(), number_count), kept);
                 book.lay_out(&e164s)
             })
         };
@@ -473,11 +473,12 @@ impl AccountIndex {
             .then(|| {
                 let buffers = buffers();
                 let split = contacts.len() - contacts.len() / REST_ONE_IN;
-                let fold_first = || fold(&contacts[..split], number_count, &kept[..split]);
+                let room = (contacts.len(), number_count);
+                let fold_first = || fold(&contacts[..split], room, &kept[..split]);
                 let fold_rest = || {
                     let rest = &contacts[split..];
                     let numbers = rest.iter().map(|c| c.numbers.len()).sum();
-                    fold(rest, numbers, &kept[split..])
+                    fold(rest, (rest.len(), numbers), &kept[split..])
                 };
                 build_beside(fold_first, fold_rest, move || caller_id(buffers))
             })
@@ -957,7 +958,7 @@ mod tests {
             folded_by
                 .lock()
                 .push(std::thread::current().name().map(str::to_owned));
-            fold_book(&refs[1..], 1, &[1], &groups)
+            fold_book(&refs[1..], (1, 1), &[1], &groups)
         };
         // Waits until the other thread has taken the rest (or 10 s, on a machine too busy
         // to start it), so that it is the one that folds it.
@@ -966,7 +967,7 @@ mod tests {
             while folded_by.lock().is_empty() && waiting.elapsed().as_secs() < 10 {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
-            fold_book(&refs[..1], 1, &[0], &groups)
+            fold_book(&refs[..1], (2, 2), &[0], &groups)
         };
         let message = |panic: Box<dyn std::any::Any + Send>| {
             panic.downcast_ref::<&str>().map(|s| s.to_string())
@@ -1053,7 +1054,7 @@ mod tests {
         let refs: Vec<&Contact> = kept.iter().map(|&i| &contacts[i]).collect();
         let numbers = refs.iter().map(|c| c.numbers.len()).sum();
 
-        let (book, e164s) = fold_book(&refs, numbers, &kept, &groups);
+        let (book, e164s) = fold_book(&refs, (refs.len(), numbers), &kept, &groups);
         let part = CallerIdPart::build(
             &refs,
             &GroupNames::new(),
