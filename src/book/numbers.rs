@@ -196,9 +196,9 @@ const REST_ONE_IN: usize = 4;
 /// longer part, so its last contacts are folded by whichever thread gets to them first: the
 /// other one, before it builds the caller-ID part, unless it started late. This thread folds
 /// the first three quarters and lays the book out because its allocator is warm: on a new
-/// thread, fresh memory costs page faults.
-/// For the same reason `caller_id` should bring the caller-ID part's big buffers, made on
-/// this thread (see `Buffers`). None when no thread can be started.
+/// thread, fresh memory costs page faults. For the same reason `caller_id` should bring the
+/// caller-ID part's big buffers, made on this thread (see `Buffers`). None when no thread
+/// can be started.
 fn build_beside(
     fold_first: impl FnOnce() -> (FoldedBook, Vec<u64>),
     fold_rest: impl Fn() -> (FoldedBook, Vec<u64>) + Sync,
