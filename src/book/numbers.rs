@@ -71,8 +71,8 @@ pub struct AccountIndex {
     /// here, so a binary search is fast enough and costs 12 bytes a number.
     national_keys: Box<[u64]>,
     national_slots: Box<[u32]>,
-    /// Per contact: the length of its groups text (one byte, under 128, so an ASCII
-    /// character), then its name, company and groups.
+    /// Per contact with a number (rows point at nothing else): the length of its groups text
+    /// (one byte, under 128, so an ASCII character), then its name, company and groups.
     text: Box<str>,
     labels: Box<[Box<str>]>,
     contact_count: usize,
@@ -262,6 +262,11 @@ impl CallerIdPart {
         let mut label_ids: HashMap<&str, u16> = HashMap::new();
 
         for (contact_id, contact) in contacts.iter().enumerate() {
+            // No row points at the text of a contact without a number (an email-only one,
+            // common in Google address books): it would be kept for nothing.
+            if contact.numbers.is_empty() {
+                continue;
+            }
             let name = cut(&contact.name, MAX_TEXT_BYTES);
             let company = cut(&contact.company, MAX_TEXT_BYTES);
             let shown_groups = groups_text(contact, group_names);
@@ -1400,6 +1405,29 @@ mod tests {
         assert_eq!(found.name, "a".repeat(126));
         assert_eq!(found.company, "🦀".repeat(31));
         assert_eq!(found.label.len(), 31);
+    }
+
+    /// Contacts without a number (email-only ones) are counted, but keep no text: no row
+    /// points at it. The others' text, and what a lookup and a search find, are as without
+    /// them.
+    #[test]
+    fn a_contact_without_a_number_keeps_no_text() {
+        let with_numbers = [
+            contact("people/b", "Bea Example", &[("2125550101", "work")]),
+            contact("people/d", "Dan Example", &[("2125550102", "mobile")]),
+        ];
+        let mut all = with_numbers.to_vec();
+        all.insert(1, contact("people/c", "Cy Emailonly", &[]));
+        let (index, only) = (
+            AccountIndex::build(&all),
+            AccountIndex::build(&with_numbers),
+        );
+        assert_eq!(index.contact_count(), 3);
+        assert_eq!(index.text, only.text);
+        assert_eq!(index.text.matches("Emailonly").count(), 0);
+        let slot = index.exact(E164(12_125_550_102)).unwrap();
+        assert_eq!(index.found(slot, "a", Source::Contacts).name, "Dan Example");
+        assert!(index.names == only.names);
     }
 
     #[test]
