@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-use crate::account::domain_of;
+use crate::account::{self, domain_of};
 use crate::book::contact::Source;
 use crate::book::phone::RegionRules;
 use crate::error::{Error, Result};
@@ -260,11 +260,14 @@ impl Config {
         let mut domains = HashMap::default();
         for (domain, over) in raw.domains {
             let field = |name: &str| format!("domains.{domain}.{name}");
-            if domain.is_empty() || domain.contains('/') {
+            if domain.is_empty() || domain.contains('/') || account::validate(&domain).is_err() {
                 return Err(Error::config(format!(
                     "configuration: domains: \"{domain}\" is not a domain; use the part of the account before '/'"
                 )));
             }
+            // Accounts are looked up by their canonical domain (`ACME.de.` is `acme.de`), so
+            // the section is filed under it too, or its users would get the top level's.
+            let canonical = account::canonical(&domain).into_owned();
             let settings = DomainSettings {
                 client_id: match over.client_id {
                     Some(id) => non_empty(&field("client_id"), id)?,
@@ -292,7 +295,14 @@ impl Config {
                 },
                 calendar: over.calendar.unwrap_or(default_settings.calendar),
             };
-            domains.insert(domain, Arc::new(settings));
+            if domains
+                .insert(canonical.clone(), Arc::new(settings))
+                .is_some()
+            {
+                return Err(Error::config(format!(
+                    "configuration: domains: two sections name the domain {canonical} (domains are compared without regard to case and a trailing dot); keep one"
+                )));
+            }
         }
 
         create_data_dir(&raw.data_dir)?;

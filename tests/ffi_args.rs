@@ -329,6 +329,9 @@ fn bad_configuration_fails_naming_the_field() {
     config["domains"] = json!({"acme.de": {"client_secret": "x", "colour": 1}});
     assert!(open_error(config).contains("colour"));
     let mut config = base.clone();
+    config["domains"] = json!({"acme.de": {}, "ACME.de.": {"region": "DE"}});
+    assert!(open_error(config).contains("two sections name the domain acme.de"));
+    let mut config = base.clone();
     config["client_id"] = json!("");
     assert!(open_error(config).contains("client_id"));
     let mut config = base.clone();
