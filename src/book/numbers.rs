@@ -113,6 +113,14 @@ pub(super) fn groups_text(contact: &Contact, names: &GroupNames) -> String {
     text
 }
 
+/// Whether a name in `contact_groups` names a group: case ignored (Unicode's lower case, so
+/// `ÄRZTE` is `Ärzte`), nothing else. Folding as search does (accents removed, other scripts
+/// transliterated) would let one name keep the contacts of groups it does not name: `Arzte`
+/// those of `Ärzte`, `公式` those of `公事` (both `gong shi`).
+fn same_group_name(wanted: &str, group: &str) -> bool {
+    wanted.eq_ignore_ascii_case(group) || wanted.to_lowercase() == group.to_lowercase()
+}
+
 /// Which contacts `only_groups` keeps (positions, ascending; all of them when it is unset),
 /// and the names of every contact's groups.
 pub(super) fn kept_by_groups<C: Borrow<Contact>>(
@@ -133,11 +141,9 @@ pub(super) fn kept_by_groups<C: Borrow<Contact>>(
     let kept: Vec<usize> = (0..contacts.len())
         .filter(|&i| {
             only_groups.is_none_or(|wanted| {
-                groups[i].iter().any(|g| {
-                    wanted
-                        .iter()
-                        .any(|w| w.eq_ignore_ascii_case(g) || fold::fold(w) == fold::fold(g))
-                })
+                groups[i]
+                    .iter()
+                    .any(|g| wanted.iter().any(|w| same_group_name(w, g)))
             })
         })
         .collect();
@@ -1249,6 +1255,28 @@ mod tests {
         );
         assert_eq!(search(&index, "example.com", "", 0, 10).1, 1);
         assert!(name_of(&index, "example.com", "US", "2125550102").is_none());
+    }
+
+    #[test]
+    fn a_group_filter_ignores_case_only() {
+        assert!(same_group_name("Customers", "customers"));
+        assert!(same_group_name("ÄRZTE", "Ärzte"));
+        assert!(same_group_name("клиенты", "Клиенты"));
+        assert!(!same_group_name("Arzte", "Ärzte"));
+        assert!(
+            !same_group_name("公式", "公事"),
+            "both transliterate to gong shi"
+        );
+        assert!(!same_group_name("Klienty", "Клиенты"));
+        // Through a build: the contact of 公事 is not kept by 公式.
+        let mut c = contact("people/c1", "Ann", &[("2125550101", "")]);
+        c.groups = vec!["contactGroups/b".into()];
+        let names: GroupNames = [("contactGroups/b".to_string(), "公事".to_string())]
+            .into_iter()
+            .collect();
+        let only = vec!["公式".to_string()];
+        let index = AccountIndex::build_with(&[c], &names, Some(&only));
+        assert_eq!(index.contact_count(), 0);
     }
 
     #[test]
