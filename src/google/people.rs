@@ -69,8 +69,6 @@ pub struct Person {
 #[derive(Deserialize)]
 struct EmailAddress {
     value: Option<String>,
-    #[serde(default)]
-    metadata: FieldMetadata,
 }
 
 #[derive(Deserialize)]
@@ -158,11 +156,14 @@ impl Person {
         let display = primary(&self.names, |n| &n.metadata)
             .and_then(|n| n.display_name.clone())
             .filter(|n| !n.trim().is_empty());
-        // The contract's order: the name, else the company, else the first email address.
+        // The contract's order: the name, else the company, else the first email address
+        // (the first that has one: not the one Google marks primary).
         let name = display
             .or_else(|| Some(company.clone()).filter(|c| !c.trim().is_empty()))
             .or_else(|| {
-                primary(&self.email_addresses, |e| &e.metadata).and_then(|e| e.value.clone())
+                self.email_addresses
+                    .iter()
+                    .find_map(|e| e.value.clone().filter(|v| !v.trim().is_empty()))
             })
             .unwrap_or_default();
         let groups = self
@@ -373,6 +374,32 @@ mod tests {
         )
         .is_err());
         assert!(parse_page(Source::Contacts, br#"{"totalPeople":0}"#).is_ok());
+    }
+
+    #[test]
+    fn a_contact_without_name_or_company_shows_its_first_email_address() {
+        let us = RegionRules::new("US").unwrap();
+        let name = |emails: &str| {
+            let person: Person = serde_json::from_str(&format!(
+                r#"{{"resourceName":"people/c1","phoneNumbers":[{{"value":"+12125550100"}}],"emailAddresses":{emails}}}"#
+            ))
+            .unwrap();
+            match person.into_change(&us) {
+                Change::Upsert(contact) => contact.name,
+                _ => panic!("an upsert"),
+            }
+        };
+        assert_eq!(
+            name(
+                r#"[{"value":"first@x.org"},{"value":"second@x.org","metadata":{"primary":true}}]"#
+            ),
+            "first@x.org"
+        );
+        assert_eq!(
+            name(r#"[{"metadata":{"primary":true}},{"value":" "},{"value":"b@x.org"}]"#),
+            "b@x.org"
+        );
+        assert_eq!(name("[]"), "");
     }
 
     #[test]
