@@ -140,7 +140,8 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// Google's JSON error: `{"error":{"code","message","status","details":[{"reason"}]}}`.
+/// Google's JSON error: `{"error":{"code","message","status","details":[{"reason"}]}}`, and
+/// the older shape the Calendar API still sends, `"errors":[{"domain","reason"}]`.
 #[derive(Deserialize, Default)]
 struct GoogleErrorBody {
     #[serde(default)]
@@ -155,6 +156,8 @@ struct GoogleError {
     status: String,
     #[serde(default)]
     details: Vec<GoogleErrorDetail>,
+    #[serde(default)]
+    errors: Vec<GoogleErrorDetail>,
 }
 
 #[derive(Deserialize)]
@@ -162,14 +165,25 @@ struct GoogleErrorDetail {
     reason: Option<String>,
 }
 
+/// The reasons of a 403 that is a rate limit, not a denial: Google documents them for the
+/// Calendar API ("usageLimits") and answers them with exponential backoff.
+const RATE_LIMIT_REASONS: [&str; 3] = [
+    "rateLimitExceeded",
+    "userRateLimitExceeded",
+    "RATE_LIMIT_EXCEEDED",
+];
+
 fn classify_failure(api: Api, status: u16, body: &str, retry_after: Option<Duration>) -> ApiError {
     let parsed: GoogleErrorBody = serde_json::from_str(body).unwrap_or_default();
     let error = parsed.error;
     let reasons: Vec<&str> = error
         .details
         .iter()
+        .chain(&error.errors)
         .filter_map(|d| d.reason.as_deref())
         .collect();
+    // A 403 that says "slow down" (the Calendar API's usage limits): retried like a 429.
+    let rate_limited = RATE_LIMIT_REASONS.iter().any(|r| reasons.contains(r));
     let google_says = if error.message.is_empty() {
         format!("HTTP {status}")
     } else {
@@ -178,7 +192,9 @@ fn classify_failure(api: Api, status: u16, body: &str, retry_after: Option<Durat
     let name = api.name();
     match status {
         401 => ApiError::Unauthorized,
-        410 => ApiError::ExpiredSyncToken,
+        // Only the People API's lists take sync tokens; freeBusy has none to expire, so a
+        // 410 there is a failure like a 5xx (retried, then yellow naming the API).
+        410 if api != Api::Calendar => ApiError::ExpiredSyncToken,
         400 if reasons.contains(&"EXPIRED_SYNC_TOKEN") => ApiError::ExpiredSyncToken,
         // Google's answer to a directory request from an account outside Workspace ("Must be
         // a G Suite domain user."): no retry helps, the configuration must change.
@@ -195,8 +211,13 @@ fn classify_failure(api: Api, status: u16, body: &str, retry_after: Option<Durat
         403 if reasons.contains(&"ACCESS_TOKEN_SCOPE_INSUFFICIENT") => {
             ApiError::Forbidden(format!("{} ({google_says})", api.scope_fix()))
         }
+        403 if rate_limited => ApiError::Transient {
+            message: format!("the {name} asks to slow down ({google_says})"),
+            retry_after,
+            quota_exhausted: true,
+        },
         403 => ApiError::Forbidden(format!("{} ({google_says})", api.denied())),
-        429 | 500..=599 => ApiError::Transient {
+        429 | 410 | 500..=599 => ApiError::Transient {
             message: format!("the {name} is busy or failing ({google_says})"),
             retry_after,
             quota_exhausted: status == 429,
@@ -310,5 +331,36 @@ mod tests {
             ApiError::Forbidden(m) => assert!(m.contains("grant calendar access"), "{m}"),
             _ => panic!("a missing scope must be Forbidden"),
         }
+    }
+
+    /// Google documents a 403 with `errors[].reason` `rateLimitExceeded` for the Calendar
+    /// API, to be retried with backoff: it is not a denial an administrator must act on. A
+    /// 410 on freeBusy (which has no sync token) is retried too.
+    #[test]
+    fn a_calendar_rate_limit_is_retried_not_a_denial() {
+        for reason in ["rateLimitExceeded", "userRateLimitExceeded"] {
+            let body = format!(
+                r#"{{"error":{{"code":403,"message":"Rate Limit Exceeded","errors":[{{"domain":"usageLimits","reason":"{reason}"}}],"status":"PERMISSION_DENIED"}}}}"#
+            );
+            match classify_failure(Api::Calendar, 403, &body, None) {
+                ApiError::Transient {
+                    quota_exhausted, ..
+                } => assert!(quota_exhausted),
+                other => panic!("{reason} must be retried: {other:?}"),
+            }
+        }
+        let denied = r#"{"error":{"code":403,"message":"The caller does not have permission","errors":[{"domain":"global","reason":"forbidden"}],"status":"PERMISSION_DENIED"}}"#;
+        assert!(matches!(
+            classify_failure(Api::Calendar, 403, denied, None),
+            ApiError::Forbidden(_)
+        ));
+        assert!(matches!(
+            classify_failure(Api::Calendar, 410, "", None),
+            ApiError::Transient { .. }
+        ));
+        assert!(matches!(
+            classify_failure(Api::People, 410, "", None),
+            ApiError::ExpiredSyncToken
+        ));
     }
 }
