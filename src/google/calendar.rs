@@ -65,10 +65,54 @@ struct FreeBusyReply {
 
 #[derive(Deserialize)]
 struct CalendarReply {
+    /// None when the reply has no list: beside no error, that is not Google's answer (it
+    /// sends `"busy": []` for a free day), and must not be read as free.
     #[serde(default)]
-    busy: Vec<Period>,
+    busy: Option<BusyList>,
     #[serde(default)]
     errors: Vec<CalendarError>,
+}
+
+/// A reply's busy periods: the first `MAX_BUSY_PERIODS + 1` read, the rest only counted, so
+/// that a list longer than any day's costs no memory before it is refused.
+struct BusyList {
+    periods: Vec<Period>,
+    count: usize,
+}
+
+impl<'de> Deserialize<'de> for BusyList {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Periods;
+        impl<'de> serde::de::Visitor<'de> for Periods {
+            type Value = BusyList;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of busy periods")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<BusyList, A::Error> {
+                let mut list = BusyList {
+                    periods: Vec::new(),
+                    count: 0,
+                };
+                while list.count <= MAX_BUSY_PERIODS {
+                    match seq.next_element::<Period>()? {
+                        Some(period) => list.periods.push(period),
+                        None => return Ok(list),
+                    }
+                    list.count += 1;
+                }
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    list.count += 1;
+                }
+                Ok(list)
+            }
+        }
+        deserializer.deserialize_seq(Periods)
+    }
 }
 
 #[derive(Deserialize)]
@@ -111,26 +155,37 @@ pub fn parse_busy(body: &[u8], from: i64, until: i64) -> Result<Vec<(i64, i64)>,
             },
         });
     }
-    if primary.busy.len() > MAX_BUSY_PERIODS {
+    let busy = primary
+        .busy
+        .as_ref()
+        .ok_or_else(|| malformed("no \"busy\" list for the primary calendar".into()))?;
+    if busy.count > MAX_BUSY_PERIODS {
         return Err(ApiError::Refused(format!(
             "the Google Calendar API sent {} busy periods for one day (at most {MAX_BUSY_PERIODS} make sense); they are not kept. If it persists, something between the PBX and Google alters the replies",
-            primary.busy.len()
+            busy.count
         )));
     }
-    let mut periods = Vec::with_capacity(primary.busy.len());
-    for period in &primary.busy {
+    let mut periods = Vec::with_capacity(busy.periods.len());
+    for period in &busy.periods {
         let start = unix_time(&period.start).ok_or_else(|| {
             malformed(format!(
                 "a busy period starts at {:?}",
                 truncated(&period.start)
             ))
         })?;
-        let end = unix_time(&period.end).ok_or_else(|| {
+        // Rounded up: a meeting that ends at 13:00:00.5 is still on at 13:00:00.
+        let end = unix_time_up(&period.end).ok_or_else(|| {
             malformed(format!(
                 "a busy period ends at {:?}",
                 truncated(&period.end)
             ))
         })?;
+        if end < start {
+            return Err(malformed(format!(
+                "a busy period ends at {:?}, before it starts",
+                truncated(&period.end)
+            )));
+        }
         let (start, end) = (start.max(from), end.min(until));
         if start < end {
             periods.push((start, end));
@@ -141,9 +196,16 @@ pub fn parse_busy(body: &[u8], from: i64, until: i64) -> Result<Vec<(i64, i64)>,
 
 /// An RFC 3339 time as Unix seconds (a fraction of a second is dropped).
 fn unix_time(text: &str) -> Option<i64> {
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .ok()
-        .map(|t| t.unix_timestamp())
+    parse_rfc3339(text).map(|t| t.unix_timestamp())
+}
+
+/// An RFC 3339 time as Unix seconds, a fraction of a second rounded up.
+fn unix_time_up(text: &str) -> Option<i64> {
+    parse_rfc3339(text).map(|t| t.unix_timestamp() + i64::from(t.nanosecond() > 0))
+}
+
+fn parse_rfc3339(text: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
 }
 
 /// A hostile reply's text, cut short for a message.
@@ -176,6 +238,11 @@ mod tests {
             br#"{"calendars":{"other":{"busy":[]}}}"#,
             br#"{"calendars":{"primary":{"busy":[{"start":"2026-11-29T23:00:00Z"}]}}}"#,
             br#"{"calendars":{"primary""#,
+            // No list, or a null one: not a free day.
+            br#"{"kind":"calendar#freeBusy","calendars":{"primary":{}}}"#,
+            br#"{"calendars":{"primary":{"busy":null}}}"#,
+            // Ending before it starts.
+            br#"{"calendars":{"primary":{"busy":[{"start":"2026-11-29T14:00:00Z","end":"2026-11-29T13:00:00Z"}]}}}"#,
         ] {
             assert!(
                 matches!(
@@ -201,7 +268,43 @@ mod tests {
         );
         assert!(matches!(
             parse_busy(body.as_bytes(), window.0, window.1),
-            Err(ApiError::Refused(_))
+            Err(ApiError::Refused(m)) if m.contains(&format!("sent {} busy periods", MAX_BUSY_PERIODS + 1))
         ));
+        // A free day is an empty list.
+        let free = br#"{"calendars":{"primary":{"busy":[]}}}"#;
+        assert_eq!(parse_busy(free, window.0, window.1).unwrap(), []);
+    }
+
+    /// A list far longer than a day's is counted, not kept: the reply is refused with its
+    /// length, and only `MAX_BUSY_PERIODS + 1` periods were ever read into memory.
+    #[test]
+    fn an_endless_list_of_periods_is_counted_not_kept() {
+        let count = 200_000;
+        let body = format!(
+            r#"{{"calendars":{{"primary":{{"busy":[{}]}}}}}}"#,
+            vec![r#"{"start":"","end":""}"#; count].join(",")
+        );
+        let reply: FreeBusyReply = serde_json::from_str(&body).unwrap();
+        let busy = reply.calendars["primary"].busy.as_ref().unwrap();
+        assert_eq!(
+            (busy.count, busy.periods.len()),
+            (count, MAX_BUSY_PERIODS + 1)
+        );
+        assert!(matches!(
+            parse_busy(body.as_bytes(), FROM, FROM + WINDOW_SECS),
+            Err(ApiError::Refused(m)) if m.contains("sent 200000 busy periods")
+        ));
+    }
+
+    /// Presence flips at the exact end: an end with a fraction of a second is rounded up,
+    /// so the meeting is still on at the whole second before it ends.
+    #[test]
+    fn an_end_with_a_fraction_of_a_second_is_rounded_up() {
+        let body = br#"{"calendars":{"primary":{"busy":[{"start":"2026-11-29T13:00:00.250Z","end":"2026-11-29T14:00:00.900Z"}]}}}"#;
+        let start = unix_time("2026-11-29T13:00:00Z").unwrap();
+        assert_eq!(
+            parse_busy(body, FROM, FROM + WINDOW_SECS).unwrap(),
+            [(start, start + 3601)]
+        );
     }
 }
