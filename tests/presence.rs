@@ -548,3 +548,35 @@ fn an_oversized_or_endless_calendar_reply_is_cut_off_and_named() {
     assert!(wait_until(PATIENCE, || plugin.status(ACCOUNT)
         == GiStatus::GI_STATUS_CONNECTED));
 }
+
+/// On a shared PostgreSQL store, a calendar answer that lands while another node deletes the
+/// account (a disable or a reconnect there) must not outlive it: the write waits for the
+/// delete and finds the account gone. A bare existence check took no lock, so the answer
+/// was written after the delete had erased the busy times, and stayed (personal data of an
+/// account that is gone, never cleaned up, as the account's other rows join on it).
+#[test]
+fn a_calendar_answer_landing_while_another_node_deletes_the_account_leaves_nothing() {
+    let h = Harness::on_postgres();
+    let (plugin, _) = connected_in_a_meeting(&h);
+    let pg = h.pg.as_ref().expect("on PostgreSQL");
+    let mut other_node = pg.server.client(&pg.url);
+    // The other node's delete, as `delete_account` makes it, held open.
+    let mut delete = other_node.transaction().unwrap();
+    delete
+        .execute("DELETE FROM accounts WHERE account = $1", &[&ACCOUNT])
+        .unwrap();
+    delete
+        .execute("DELETE FROM presence WHERE account = $1", &[&ACCOUNT])
+        .unwrap();
+    let asked = calendar_requests(&h);
+    plugin.sync_now(ACCOUNT).unwrap();
+    assert!(wait_until(PATIENCE, || calendar_requests(&h) > asked));
+    // Time for the answer to reach the store, where it waits for the delete.
+    std::thread::sleep(Duration::from_millis(500));
+    delete.commit().unwrap();
+    drop(plugin); // waits for the fetch to end, one way or the other
+    assert_eq!(
+        store_query(&h, "SELECT account FROM presence"),
+        Vec::<Vec<String>>::new()
+    );
+}

@@ -751,10 +751,12 @@ impl Store for PgStore {
         let periods = periods.join("\n");
         self.with(|conn| {
             let mut tx = conn.transaction()?;
-            let saved = tx.execute(
+            if !lock_connection(&mut tx, account, connection_id)? {
+                return Ok(false);
+            }
+            tx.execute(
                 "INSERT INTO presence (account, connection_id, fetched_at, window_end, busy, issue)
-                 SELECT $1, $2, $3, $4, $5, NULL WHERE EXISTS
-                    (SELECT 1 FROM accounts WHERE account = $1 AND connection_id = $2)
+                 VALUES ($1, $2, $3, $4, $5, NULL)
                  ON CONFLICT (account) DO UPDATE SET connection_id = excluded.connection_id,
                     fetched_at = excluded.fetched_at, window_end = excluded.window_end,
                     busy = excluded.busy, issue = NULL",
@@ -766,9 +768,6 @@ impl Store for PgStore {
                     &periods,
                 ],
             )?;
-            if saved == 0 {
-                return Ok(false);
-            }
             self.notify(&mut tx, &format!("presence {account}"))?;
             tx.commit()?;
             after_commit();
@@ -784,10 +783,12 @@ impl Store for PgStore {
     ) -> Result<()> {
         self.with(|conn| {
             let mut tx = conn.transaction()?;
+            if !lock_connection(&mut tx, account, connection_id)? {
+                return Ok(());
+            }
             let changed = tx.execute(
                 "INSERT INTO presence (account, connection_id, issue)
-                 SELECT $1, $2, $3 WHERE EXISTS
-                    (SELECT 1 FROM accounts WHERE account = $1 AND connection_id = $2)
+                 VALUES ($1, $2, $3)
                  ON CONFLICT (account) DO UPDATE SET issue = excluded.issue
                  WHERE presence.connection_id = excluded.connection_id
                    AND presence.issue IS DISTINCT FROM excluded.issue",
@@ -1334,6 +1335,19 @@ fn claim_key(account: &str, job: &str) -> i64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     i64::from_le_bytes(first)
+}
+
+/// Whether the account is still connected by `connection_id`, its row then locked until the
+/// transaction ends, so that a `delete_account` (disable, reconnect) waits for what this
+/// transaction writes and erases it, or went first and this one writes nothing. A bare
+/// `WHERE EXISTS` takes no lock: a delete could commit between the check and this commit,
+/// and leave rows of an account that is gone (busy times are personal data).
+fn lock_connection(tx: &mut Transaction<'_>, account: &str, connection_id: i64) -> Result<bool> {
+    let row = tx.query_opt(
+        "SELECT 1 FROM accounts WHERE account = $1 AND connection_id = $2 FOR SHARE",
+        &[&account, &connection_id],
+    )?;
+    Ok(row.is_some())
 }
 
 fn presence_from_row(row: &postgres::Row) -> StoredPresence {
