@@ -390,6 +390,39 @@ fn an_expired_access_token_is_refreshed_for_the_calendar() {
     assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_CONNECTED);
 }
 
+/// Google's token endpoint failing once (a 503 `temporarily_unavailable`) while the
+/// calendar's 401 is answered by a refresh is retried like any transient failure: presence
+/// arrives and the account stays green. It had turned the account yellow at once.
+#[test]
+fn a_token_endpoint_failing_once_during_a_refresh_is_retried() {
+    let h = Harness::new();
+    h.fake.set_busy(ALICE, vec![(now() - 60, now() + 3600)]);
+    let config = calendar_config(&h);
+    let plugin = h.open_with(&config);
+    h.connect(&plugin, ACCOUNT, ALICE);
+    wait_for_presence(&plugin, ACCOUNT);
+    wait_for_sync(&plugin, ACCOUNT, 1);
+    drop(plugin);
+    // As in the test above: reopened, the calendar's request meets the expired token.
+    h.fake.expire_access_tokens();
+    h.fake.clear_busy(ALICE);
+    let refreshes = h.fake.requests_to(Endpoint::Token).len();
+    h.fake.inject(Endpoint::Token, Fault::Status(503));
+    let plugin = h.open_with(&config);
+    assert!(
+        wait_until(PATIENCE, || plugin.presence(ACCOUNT) == (FREE, 0)),
+        "{}",
+        plugin.status_value(ACCOUNT)
+    );
+    let tokens: Vec<u16> = h.fake.requests_to(Endpoint::Token)[refreshes..]
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(tokens.first(), Some(&503), "{tokens:?}");
+    assert!(tokens.contains(&200), "refreshed on a retry: {tokens:?}");
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_CONNECTED);
+}
+
 #[test]
 fn presence_is_fetched_at_once_after_open_and_survives_close_and_open() {
     let h = Harness::new();

@@ -121,12 +121,24 @@ pub fn exchange_code(
     Ok(granted(&reply, now))
 }
 
+/// The token endpoint's errors that say "try again later" rather than "no": OAuth's own
+/// (RFC 6749 5.2) and what Google's endpoint answers a 5xx or 429 with.
+const TRANSIENT_TOKEN_ERRORS: [&str; 5] = [
+    "temporarily_unavailable",
+    "server_error",
+    "internal_failure",
+    "backend_error",
+    "rate_limit_exceeded",
+];
+
 /// Why a refresh failed, sorted by what the sync does next.
 pub enum RefreshFailure {
     /// `invalid_grant`: the user revoked access, the token expired, or the consent screen is
     /// in "Testing". Only reconnecting helps.
     GrantDead(Error),
-    /// Google could not be reached: worth retrying.
+    /// Google could not be reached, or its token endpoint failed (a 5xx's
+    /// `temporarily_unavailable` or `internal_failure`, a 429, a broken reply): worth
+    /// retrying.
     Unreachable(Error),
     /// Any other refusal (bad client credentials, a broken reply).
     Refused(Error),
@@ -145,10 +157,17 @@ pub fn refresh(
         .map_err(|e| {
             let grant_dead = matches!(&e, RequestTokenError::ServerResponse(r)
                 if r.error().to_string() == "invalid_grant");
+            let endpoint_failed = match &e {
+                RequestTokenError::ServerResponse(r) => {
+                    TRANSIENT_TOKEN_ERRORS.contains(&r.error().to_string().as_str())
+                }
+                RequestTokenError::Parse(..) | RequestTokenError::Other(_) => true,
+                RequestTokenError::Request(_) => false,
+            };
             let error = token_error(e, "refreshing the access token", settings);
             if grant_dead {
                 RefreshFailure::GrantDead(error)
-            } else if error.kind() == ErrorKind::Network {
+            } else if endpoint_failed || error.kind() == ErrorKind::Network {
                 RefreshFailure::Unreachable(error)
             } else {
                 RefreshFailure::Refused(error)

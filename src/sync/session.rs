@@ -100,14 +100,25 @@ impl<'a> Session<'a> {
             let (message, retry_after) = match outcome {
                 Ok(answer) => return Ok(answer),
                 Err(ApiError::Unauthorized) if !refreshed_after_401 => {
-                    refreshed_after_401 = true;
                     log::debug!(
                         "account {}: access token rejected; refreshing it",
                         self.account
                     );
                     self.access_token = None;
-                    self.access_token(true).map_err(|e| self.failure(e))?;
-                    continue;
+                    match self.access_token(true) {
+                        Ok(_) => {
+                            refreshed_after_401 = true;
+                            continue;
+                        }
+                        // Google's token endpoint failing is retried like any failure (the
+                        // next try meets the 401 again and refreshes again), not an issue.
+                        Err(ApiError::Transient {
+                            message,
+                            retry_after,
+                            ..
+                        }) => (message, retry_after),
+                        Err(other) => return Err(self.failure(other)),
+                    }
                 }
                 Err(ApiError::Transient {
                     message,
