@@ -73,6 +73,18 @@ typedef enum {
 } GiStatus;
 
 /**
+ * An account's presence from its Google Calendar.
+ */
+typedef enum {
+  /**
+   * No calendar data, or too old.
+   */
+  GI_PRESENCE_UNKNOWN = 0,
+  GI_PRESENCE_FREE = 1,
+  GI_PRESENCE_BUSY = 2,
+} GiPresence;
+
+/**
  * How gi_search_contacts reads its query.
  */
 typedef enum {
@@ -86,18 +98,6 @@ typedef enum {
    */
   GI_SEARCH_KEYPAD = 1,
 } GiSearchMode;
-
-/**
- * An account's presence from its Google Calendar.
- */
-typedef enum {
-  /**
-   * No calendar data, or too old.
-   */
-  GI_PRESENCE_UNKNOWN = 0,
-  GI_PRESENCE_FREE = 1,
-  GI_PRESENCE_BUSY = 2,
-} GiPresence;
 
 /**
  * The plugin. Opaque to the host; thread-safe; one per process is usual.

@@ -11,7 +11,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::{Arc, Once};
 
-use super::types::{GiContact, GiPlugin, GiResult, GiStatus};
+use super::types::{GiContact, GiPlugin, GiResult, GiSearchMode, GiSearchModeArg, GiStatus};
 use crate::account;
 use crate::book::numbers::ContactMatch;
 use crate::error::{Error, ErrorKind};
@@ -313,6 +313,18 @@ pub fn fill_contact(out: &mut GiContact, hit: ContactMatch<'_>) {
     fill_field(&mut out.account, hit.account);
     fill_field(&mut out.source, hit.source);
     fill_field(&mut out.groups, hit.groups);
+}
+
+/// Whether a search's `mode` is GI_SEARCH_KEYPAD (else GI_SEARCH_TEXT); any other value is
+/// an invalid argument.
+pub fn search_mode(mode: GiSearchModeArg) -> Result<bool, Error> {
+    match mode {
+        m if m == GiSearchMode::GI_SEARCH_TEXT as GiSearchModeArg => Ok(false),
+        m if m == GiSearchMode::GI_SEARCH_KEYPAD as GiSearchModeArg => Ok(true),
+        other => Err(Error::invalid_argument(format!(
+            "mode is {other}; pass GI_SEARCH_TEXT (0) or GI_SEARCH_KEYPAD (1)"
+        ))),
+    }
 }
 
 /// Writes `value` into `*out` when the host passed a place for it.

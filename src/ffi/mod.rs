@@ -16,7 +16,9 @@ use std::ptr;
 use arc_swap::ArcSwapOption;
 
 use boundary::{ffi_boundary, try_ffi};
-pub use types::{GiContact, GiPlugin, GiPresence, GiResult, GiSearchMode, GiStatus};
+pub use types::{
+    GiContact, GiPlugin, GiPresence, GiResult, GiSearchMode, GiSearchModeArg, GiStatus,
+};
 
 use crate::account::{self, MAX_ACCOUNT_BYTES};
 use crate::error::Error;
@@ -203,7 +205,7 @@ pub extern "C" fn gi_search_contacts(
     plugin: *mut GiPlugin,
     account: *const c_char,
     query: *const c_char,
-    mode: GiSearchMode,
+    mode: GiSearchModeArg,
     offset: usize,
     out: *mut GiContact,
     cap: usize,
@@ -216,8 +218,8 @@ pub extern "C" fn gi_search_contacts(
         let plugin = try_ffi!(boundary::plugin(plugin));
         let account = try_ffi!(boundary::account(account));
         let query = try_ffi!(boundary::string(query, "query"));
+        let keypad = try_ffi!(boundary::search_mode(mode));
         let rows = try_ffi!(boundary::contacts_out(out, cap));
-        let keypad = mode == GiSearchMode::GI_SEARCH_KEYPAD;
         let mut written = 0;
         let total = try_ffi!(plugin.search(&account, query, keypad, offset, cap, |hit| {
             boundary::fill_contact(&mut rows[written], hit);

@@ -100,6 +100,12 @@ impl From<Presence> for GiPresence {
     }
 }
 
+/// `gi_search_contacts`' `mode` as the host passes it. A C enum may hold any value of its
+/// integer type, and a Rust enum given a value it has no variant for is undefined behaviour:
+/// so the function takes the integer and checks it. The header still declares the parameter
+/// `GiSearchMode`, as the contract does (cbindgen.toml renames this type to it).
+pub type GiSearchModeArg = std::os::raw::c_uint;
+
 /// How gi_search_contacts reads its query.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -119,6 +119,10 @@ int main(int argc, char **argv) {
     CHECK(gi_search_contacts(p, "example.com/40", NULL, GI_SEARCH_TEXT, 0, rows, 4, &count, &total) == GI_ERR_INVALID_ARGUMENT);
     CHECK(gi_search_contacts(p, NULL, "x", GI_SEARCH_TEXT, 0, rows, 4, &count, &total) == GI_ERR_INVALID_ARGUMENT);
     CHECK(gi_search_contacts(p, "example.com/40", "bad\xff", GI_SEARCH_TEXT, 0, rows, 4, &count, &total) == GI_ERR_INVALID_ARGUMENT);
+    /* A mode the enum does not name (C lets the host pass any value) is refused, named. */
+    CHECK(gi_search_contacts(p, "example.com/40", "x", (GiSearchMode)2, 0, rows, 4, &count, &total) == GI_ERR_INVALID_ARGUMENT);
+    gi_last_error(err, sizeof err);
+    CHECK(strstr(err, "mode is 2") != NULL);
 
     /* Presence (no calendar fetched by this version) and backup's argument check. */
     int64_t until = 99;
