@@ -362,22 +362,29 @@ fn transient_failures_retry_and_never_blank_a_fresh_presence_which_goes_stale_af
         == GiStatus::GI_STATUS_CONNECTED));
 }
 
-#[test]
-fn an_expired_access_token_is_refreshed_for_the_calendar() {
-    let h = Harness::new();
+/// Connects the account with a meeting on, closes the plugin, then expires its access token
+/// at Google and clears the calendar; returns the configuration to reopen with. Reopened,
+/// the plugin fetches the calendar at once with the stored access token, and the contacts
+/// only at the account's slot (the interval is an hour): so the calendar's request is the
+/// one that meets the expired token. (With `gi_sync_now` the contacts' request could meet
+/// it first and refresh the token the calendar then used.)
+fn closed_with_an_expired_token(h: &Harness) -> Value {
     h.fake.set_busy(ALICE, vec![(now() - 60, now() + 3600)]);
-    let config = calendar_config(&h);
+    let config = calendar_config(h);
     let plugin = h.open_with(&config);
     h.connect(&plugin, ACCOUNT, ALICE);
     wait_for_presence(&plugin, ACCOUNT);
     wait_for_sync(&plugin, ACCOUNT, 1);
     drop(plugin);
-    // Reopened, the plugin fetches the calendar at once with the stored access token, and
-    // the contacts only at the account's slot (the interval is an hour): so the calendar's
-    // request is the one that meets the expired token. (With `gi_sync_now` the contacts'
-    // request could meet it first and refresh the token the calendar then used.)
     h.fake.expire_access_tokens();
     h.fake.clear_busy(ALICE);
+    config
+}
+
+#[test]
+fn an_expired_access_token_is_refreshed_for_the_calendar() {
+    let h = Harness::new();
+    let config = closed_with_an_expired_token(&h);
     let plugin = h.open_with(&config);
     assert!(wait_until(PATIENCE, || plugin.presence(ACCOUNT) == (FREE, 0)));
     let statuses: Vec<u16> = h
@@ -396,16 +403,7 @@ fn an_expired_access_token_is_refreshed_for_the_calendar() {
 #[test]
 fn a_token_endpoint_failing_once_during_a_refresh_is_retried() {
     let h = Harness::new();
-    h.fake.set_busy(ALICE, vec![(now() - 60, now() + 3600)]);
-    let config = calendar_config(&h);
-    let plugin = h.open_with(&config);
-    h.connect(&plugin, ACCOUNT, ALICE);
-    wait_for_presence(&plugin, ACCOUNT);
-    wait_for_sync(&plugin, ACCOUNT, 1);
-    drop(plugin);
-    // As in the test above: reopened, the calendar's request meets the expired token.
-    h.fake.expire_access_tokens();
-    h.fake.clear_busy(ALICE);
+    let config = closed_with_an_expired_token(&h);
     let refreshes = h.fake.requests_to(Endpoint::Token).len();
     h.fake.inject(Endpoint::Token, Fault::Status(503));
     let plugin = h.open_with(&config);
