@@ -23,6 +23,12 @@ pub enum Api {
 }
 
 impl Api {
+    /// Whether the API's lists take sync tokens, which Google expires (400
+    /// EXPIRED_SYNC_TOKEN, or 410): the People API's do; freeBusy has none.
+    pub fn takes_sync_tokens(self) -> bool {
+        self != Api::Calendar
+    }
+
     /// The API's name as the Google Cloud console's library lists it.
     pub fn name(self) -> &'static str {
         match self {
@@ -192,9 +198,9 @@ fn classify_failure(api: Api, status: u16, body: &str, retry_after: Option<Durat
     let name = api.name();
     match status {
         401 => ApiError::Unauthorized,
-        // Only the People API's lists take sync tokens; freeBusy has none to expire, so a
-        // 410 there is a failure like a 5xx (retried, then yellow naming the API).
-        410 if api != Api::Calendar => ApiError::ExpiredSyncToken,
+        // Without a sync token to expire, a 410 is a failure like a 5xx (retried, then
+        // yellow naming the API).
+        410 if api.takes_sync_tokens() => ApiError::ExpiredSyncToken,
         400 if reasons.contains(&"EXPIRED_SYNC_TOKEN") => ApiError::ExpiredSyncToken,
         // Google's answer to a directory request from an account outside Workspace ("Must be
         // a G Suite domain user."): no retry helps, the configuration must change.

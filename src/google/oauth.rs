@@ -140,7 +140,7 @@ pub enum RefreshFailure {
     /// `temporarily_unavailable` or `internal_failure`, a 429, a broken reply): worth
     /// retrying.
     Unreachable(Error),
-    /// Any other refusal (bad client credentials, a broken reply).
+    /// Any other refusal (bad client credentials, an unknown client, a redirect mismatch).
     Refused(Error),
 }
 
