@@ -838,12 +838,14 @@ impl Store for PgStore {
     ) -> Result<()> {
         self.with(|conn| {
             let mut tx = conn.transaction()?;
+            if !lock_connection(&mut tx, account, connection_id)? {
+                return Ok(());
+            }
             let changed = tx.execute(
-                "INSERT INTO sources (account, source, last_error)
-                    SELECT account, $3, $4 FROM accounts WHERE account = $1 AND connection_id = $2
+                "INSERT INTO sources (account, source, last_error) VALUES ($1, $2, $3)
                  ON CONFLICT (account, source) DO UPDATE SET last_error = excluded.last_error
                  WHERE sources.last_error IS DISTINCT FROM excluded.last_error",
-                &[&account, &connection_id, &source.name(), &error],
+                &[&account, &source.name(), &error],
             )?;
             if changed > 0 {
                 self.notify(&mut tx, &format!("account {account}"))?;
