@@ -193,6 +193,16 @@ impl Core {
             s.presence_issue = Some(reason.to_owned())
         });
     }
+
+    /// Forgets the account's busy times, in the store and in memory, and records why
+    /// (the yellow !): Google says its grant no longer covers them.
+    pub fn forget_presence(&self, account: &str, connection_id: i64, reason: &str) {
+        if let Err(e) = self.store.delete_presence(account) {
+            log::error!("account {account}: cannot erase its calendar's busy times: {e}");
+        }
+        self.presence.remove(account);
+        self.record_presence_issue(account, connection_id, reason);
+    }
 }
 
 /// Whether the account's calendar is fetched: presence is on for its domain and its grant

@@ -263,6 +263,32 @@ fn a_grant_google_refuses_for_the_calendar_is_yellow_with_the_scope_fix() {
 }
 
 #[test]
+fn a_grant_cut_down_after_a_good_answer_is_unknown_at_once_not_when_stale() {
+    // The contract: unknown when the scope is not granted. Google saying so after busy
+    // times were fetched under the grant makes them no longer the account's to tell, in
+    // memory and in the store.
+    let h = Harness::new();
+    let (plugin, _) = connected_in_a_meeting(&h);
+    h.fake
+        .set_sticky_fault(Endpoint::Calendar, Some(Fault::Status(403)));
+    plugin.sync_now(ACCOUNT).unwrap();
+    let status = wait_for_reason(&plugin, ACCOUNT, "grant calendar access");
+    assert_eq!(status["status"], "issue", "{status}");
+    assert_eq!(plugin.presence(ACCOUNT), (UNKNOWN, 0));
+    assert_eq!(status["presence"]["state"], "unknown", "{status}");
+    // Not back from the store at the next open, before any fetch could answer.
+    drop(plugin);
+    let plugin = h.open_with(&calendar_config(&h));
+    assert_eq!(plugin.presence(ACCOUNT), (UNKNOWN, 0));
+    // Granted again (here: Google answers again), the busy times come back.
+    h.fake.set_sticky_fault(Endpoint::Calendar, None);
+    plugin.sync_now(ACCOUNT).unwrap();
+    assert_eq!(wait_for_presence(&plugin, ACCOUNT).0, BUSY);
+    assert!(wait_until(PATIENCE, || plugin.status(ACCOUNT)
+        == GiStatus::GI_STATUS_CONNECTED));
+}
+
+#[test]
 fn the_calendar_api_disabled_is_yellow_and_the_next_good_answer_clears_it() {
     let h = Harness::new();
     h.fake.set_busy(ALICE, vec![(now() - 60, now() + 3600)]);

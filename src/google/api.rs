@@ -66,9 +66,12 @@ pub enum ApiError {
     /// The stored sync token is too old (400 FAILED_PRECONDITION / EXPIRED_SYNC_TOKEN, or 410):
     /// start one clean full sync.
     ExpiredSyncToken,
-    /// 403: the API is disabled for the client, or the grant lacks its scope. An
+    /// 403: the API is disabled for the client, or Google denies the user. An
     /// administrator must act; retrying does not help.
     Forbidden(String),
+    /// 403 `ACCESS_TOKEN_SCOPE_INSUFFICIENT`: the grant does not cover this API (unticked
+    /// at consent, or cut down at Google since). The user must grant it again.
+    NotGranted(String),
     /// 429, 5xx, a network failure or a broken reply: worth retrying after a pause.
     Transient {
         message: String,
@@ -87,7 +90,7 @@ impl ApiError {
                 "Google rejected the access token (HTTP 401) even after a refresh".into()
             }
             ApiError::ExpiredSyncToken => "Google expired the sync token".into(),
-            ApiError::Forbidden(m) | ApiError::Refused(m) => m.clone(),
+            ApiError::Forbidden(m) | ApiError::NotGranted(m) | ApiError::Refused(m) => m.clone(),
             ApiError::Transient { message, .. } => message.clone(),
         }
     }
@@ -215,7 +218,7 @@ fn classify_failure(api: Api, status: u16, body: &str, retry_after: Option<Durat
             ))
         }
         403 if reasons.contains(&"ACCESS_TOKEN_SCOPE_INSUFFICIENT") => {
-            ApiError::Forbidden(format!("{} ({google_says})", api.scope_fix()))
+            ApiError::NotGranted(format!("{} ({google_says})", api.scope_fix()))
         }
         403 if rate_limited => ApiError::Transient {
             message: format!("the {name} asks to slow down ({google_says})"),
@@ -314,10 +317,10 @@ mod tests {
             (Api::Directory, "the directory"),
         ] {
             match classify_failure(api, 403, scope, None) {
-                ApiError::Forbidden(m) => {
+                ApiError::NotGranted(m) => {
                     assert!(m.contains(&format!("grant access to {names}")), "{m}")
                 }
-                other => panic!("a missing scope must be Forbidden: {other:?}"),
+                other => panic!("a missing scope must be NotGranted: {other:?}"),
             }
         }
     }
@@ -334,8 +337,8 @@ mod tests {
         }
         let scope = r#"{"error":{"code":403,"status":"PERMISSION_DENIED","message":"Request had insufficient authentication scopes.","details":[{"reason":"ACCESS_TOKEN_SCOPE_INSUFFICIENT"}]}}"#;
         match classify_failure(Api::Calendar, 403, scope, None) {
-            ApiError::Forbidden(m) => assert!(m.contains("grant calendar access"), "{m}"),
-            _ => panic!("a missing scope must be Forbidden"),
+            ApiError::NotGranted(m) => assert!(m.contains("grant calendar access"), "{m}"),
+            _ => panic!("a missing scope must be NotGranted"),
         }
     }
 

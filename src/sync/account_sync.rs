@@ -87,7 +87,7 @@ fn record_outcome(
                 core.source_synced(account, connection_id, source, synced.at);
                 continue;
             }
-            Err(SyncFailure::Issue(reason)) => reason,
+            Err(SyncFailure::Issue(reason) | SyncFailure::NotGranted(reason)) => reason,
             Err(SyncFailure::ExpiredSyncToken) => {
                 "Google expired the sync token again during a full sync; press Sync now to retry"
                     .into()

@@ -45,6 +45,12 @@ pub(super) fn run_presence(shared: &Shared, account: &str) -> SyncEnd {
         Err(SyncFailure::Issue(reason)) => {
             core.record_presence_issue(account, connection_id, &reason)
         }
+        // A grant cut down at Google after a good answer: presence is unknown at once, as
+        // for a scope unticked at consent, not told from busy times the grant no longer
+        // covers until they are stale.
+        Err(SyncFailure::NotGranted(reason)) => {
+            core.forget_presence(account, connection_id, &reason)
+        }
         Err(SyncFailure::ExpiredSyncToken) | Err(SyncFailure::Abandoned) => {
             log::debug!(
                 "account {account}: calendar fetch abandoned (closing, disabled or reconnected)"

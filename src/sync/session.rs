@@ -34,6 +34,9 @@ pub enum SyncEnd {
 pub(super) enum SyncFailure {
     /// An administrator must act (yellow !): the reason says what to do.
     Issue(String),
+    /// Google says the grant does not cover the API (yellow !, the reason says to grant
+    /// it): what was fetched under it is no longer the account's to tell.
+    NotGranted(String),
     /// The sync token expired: the caller runs one full sync instead.
     ExpiredSyncToken,
     /// The plugin is closing, or the account was disabled or reconnected meanwhile.
@@ -179,6 +182,7 @@ impl<'a> Session<'a> {
     pub(super) fn failure(&self, error: ApiError) -> SyncFailure {
         match error {
             ApiError::ExpiredSyncToken => SyncFailure::ExpiredSyncToken,
+            ApiError::NotGranted(reason) => SyncFailure::NotGranted(reason),
             other => SyncFailure::Issue(other.message()),
         }
     }
