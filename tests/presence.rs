@@ -288,6 +288,51 @@ fn a_grant_cut_down_after_a_good_answer_is_unknown_at_once_not_when_stale() {
         == GiStatus::GI_STATUS_CONNECTED));
 }
 
+/// Without Sync now, the calendar is fetched again every `presence_interval_secs`: a meeting
+/// booked after the connect shows by itself, and the fetches keep coming at that pace.
+#[test]
+fn the_calendar_is_fetched_again_every_interval_by_itself() {
+    let h = Harness::new();
+    let mut config = calendar_config(&h);
+    config["presence_interval_secs"] = json!(10); // the shortest the contract allows
+    let plugin = h.open_with(&config);
+    h.connect(&plugin, ACCOUNT, ALICE);
+    assert_eq!(wait_for_presence(&plugin, ACCOUNT), (FREE, 0));
+    // A meeting booked in Google Calendar; nothing is asked of the plugin.
+    let t = now();
+    h.fake.set_busy(ALICE, vec![(t - 60, t + 3600)]);
+    let started = std::time::Instant::now();
+    let mut seen = calendar_requests(&h);
+    let mut fetched_at = Vec::new();
+    let mut busy_at = None;
+    while fetched_at.len() < 3 && started.elapsed() < Duration::from_secs(45) {
+        let count = calendar_requests(&h);
+        if count > seen {
+            fetched_at.push(started.elapsed());
+            seen = count;
+        }
+        if busy_at.is_none() && plugin.presence(ACCOUNT) == (BUSY, t + 3600) {
+            busy_at = Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(fetched_at.len() >= 3, "fetches at {fetched_at:?}");
+    // The first came within an interval (each account has its own second in it) and turned
+    // the phone busy by itself.
+    assert!(fetched_at[0] <= Duration::from_secs(11), "{fetched_at:?}");
+    let busy_at = busy_at.expect("the booked meeting never showed");
+    assert!(busy_at >= fetched_at[0], "busy before a fetch: {busy_at:?}");
+    // Then one an interval: not a loop, and not stopped.
+    for pair in fetched_at.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            (Duration::from_secs(8)..=Duration::from_secs(20)).contains(&gap),
+            "fetches at {fetched_at:?}"
+        );
+    }
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_CONNECTED);
+}
+
 #[test]
 fn the_calendar_api_disabled_is_yellow_and_the_next_good_answer_clears_it() {
     let h = Harness::new();
