@@ -205,6 +205,9 @@ fn presence_demo(plugin: &Plugin<'_>, fake: &FakeGoogle) -> Result<(), String> {
         .map_err(|e| format!("gi_sync_now({account}) failed: {}", e.message))?;
     let deadline = Instant::now() + SYNC_PATIENCE;
     let mut shown = String::new();
+    // Free after the meeting proves nothing unless the phone was busy during it: the fetch
+    // at connect already said free.
+    let mut was_busy = false;
     loop {
         let (presence, until) = plugin.presence(account);
         let line = match presence {
@@ -219,7 +222,8 @@ fn presence_demo(plugin: &Plugin<'_>, fake: &FakeGoogle) -> Result<(), String> {
             println!("   {}  {account}: {line}", clock(unix_now()));
             shown = line;
         }
-        if presence == GiPresence::GI_PRESENCE_FREE && unix_now() >= end {
+        was_busy |= presence == GiPresence::GI_PRESENCE_BUSY;
+        if was_busy && presence == GiPresence::GI_PRESENCE_FREE && unix_now() >= end {
             return Ok(());
         }
         if Instant::now() > deadline {

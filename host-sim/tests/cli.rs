@@ -77,6 +77,14 @@ fn demo_once_connects_syncs_and_names_callers_then_call_works_offline() {
     ] {
         assert!(stdout.contains(expected), "no `{expected}` in:\n{stdout}");
     }
+    // The booked meeting turns Bob's phone busy, then free again after it.
+    let busy = stdout
+        .find("example.com/40: busy until ")
+        .unwrap_or_else(|| panic!("the demo never showed the phone busy:\n{stdout}"));
+    assert!(
+        stdout[busy..].contains("example.com/40: free"),
+        "the demo never showed the phone free after the meeting:\n{stdout}"
+    );
     // Nothing secret on the screen.
     assert!(!stdout.contains("GOCSPX-"), "{stdout}");
     assert!(!stdout.contains("code="), "{stdout}");
@@ -440,6 +448,30 @@ fn usage_errors_say_what_to_do() {
     );
 }
 
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// GET `path` from host-sim's page at `url` (`http://127.0.0.1:PORT`), as JSON.
+fn get_json(url: &str, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let address = url.strip_prefix("http://").expect("an http:// URL");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to serve");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").expect("an HTTP reply");
+    assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
 /// `host-sim fault busy/free/calendar-disabled` against a running `serve`: the meeting shows
 /// in the fake's state, and bad times are refused saying what is expected.
 #[test]
@@ -483,10 +515,23 @@ fn fault_books_and_clears_meetings_in_the_fake_calendar() {
         host_sim(&all)
     };
 
+    let before = now();
     let out = fault(&["busy", "alice@example.com", "+1", "+31"]);
     let said = text(&out.stdout) + &text(&out.stderr);
     assert!(out.status.success(), "{said}");
     assert!(said.contains("alice@example.com"), "{said}");
+    // The fake's calendar holds that meeting: from a minute to 31 minutes from now.
+    let meetings = &get_json(&url, "/api/fake")["meetings"]["alice@example.com"];
+    let [meeting] = meetings.as_array().expect("alice has meetings").as_slice() else {
+        panic!("one meeting booked, the fake holds {meetings}");
+    };
+    let minutes = |field: &str| {
+        let at = meeting[field].as_str().expect("an RFC 3339 time");
+        let at = host_sim::fake_google::parse_rfc3339_ms(at).expect(at);
+        (at / 1000 - before) as f64 / 60.0
+    };
+    assert!((0.9..=1.6).contains(&minutes("start")), "{meeting}");
+    assert!((30.9..=31.6).contains(&minutes("end")), "{meeting}");
 
     let out = fault(&["busy", "alice@example.com", "soon", "+31"]);
     assert!(!out.status.success());
@@ -500,6 +545,12 @@ fn fault_books_and_clears_meetings_in_the_fake_calendar() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = fault(&["free", "alice@example.com"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        get_json(&url, "/api/fake")["meetings"]
+            .get("alice@example.com")
+            .is_none(),
+        "`fault free` left alice's meetings"
+    );
     let out = fault(&["clear"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
