@@ -493,6 +493,28 @@ fn a_token_endpoint_failing_once_during_a_refresh_is_retried() {
 }
 
 #[test]
+fn a_token_endpoint_that_keeps_failing_turns_the_calendar_yellow_naming_the_calendar_api() {
+    // The contract: past three retries, the yellow ! names the Calendar API, also when what
+    // fails is Google's token endpoint on the way to it.
+    let h = Harness::new();
+    let config = closed_with_an_expired_token(&h);
+    h.fake
+        .set_sticky_fault(Endpoint::Token, Some(Fault::Status(503)));
+    let plugin = h.open_with(&config);
+    let status = wait_for_reason(&plugin, ACCOUNT, "Google Calendar API");
+    assert_eq!(status["status"], "issue", "{status}");
+    let reason = status["reason"].as_str().unwrap();
+    assert!(reason.contains("still failing after 3 retries"), "{reason}");
+    // Google's 503, told as an OAuth error, is its failure, not a refusal.
+    assert!(reason.contains("token endpoint failed"), "{reason}");
+    assert!(!reason.contains("refused"), "{reason}");
+    h.fake.set_sticky_fault(Endpoint::Token, None);
+    plugin.sync_now(ACCOUNT).unwrap();
+    assert!(wait_until(PATIENCE, || plugin.status(ACCOUNT)
+        == GiStatus::GI_STATUS_CONNECTED));
+}
+
+#[test]
 fn presence_is_fetched_at_once_after_open_and_survives_close_and_open() {
     let h = Harness::new();
     let t = now();

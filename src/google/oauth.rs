@@ -280,6 +280,12 @@ fn token_error(
                 .error_description()
                 .map(|d| format!(": {d}"))
                 .unwrap_or_default();
+            if TRANSIENT_TOKEN_ERRORS.contains(&code.as_str()) {
+                // Google's own failure (a 5xx or 429 told as an OAuth error), not a refusal.
+                return Error::google(format!(
+                    "Google's token endpoint failed while {doing} ({code}{description}), a passing failure on Google's side; try again in a moment"
+                ));
+            }
             let advice = match code.as_str() {
                 "invalid_grant" => {
                     "the code was already used or expired, or the grant was revoked; click \"Get auth code\" again. If tokens die after 7 days, the OAuth consent screen is still in \"Testing\": publish it"

@@ -159,6 +159,7 @@ impl<'a> Session<'a> {
                 });
             }
             if retries == MAX_RETRIES {
+                let message = self.job.naming_its_api(message);
                 return Err(SyncFailure::Issue(format!(
                     "{message}; still failing after {MAX_RETRIES} retries. The plugin tries again at the next {} (every {} s) or on Sync now; if it persists, check the PBX's internet access and Google's status page",
                     self.job.noun(),
@@ -182,8 +183,10 @@ impl<'a> Session<'a> {
     pub(super) fn failure(&self, error: ApiError) -> SyncFailure {
         match error {
             ApiError::ExpiredSyncToken => SyncFailure::ExpiredSyncToken,
-            ApiError::NotGranted(reason) => SyncFailure::NotGranted(reason),
-            other => SyncFailure::Issue(other.message()),
+            ApiError::NotGranted(reason) => {
+                SyncFailure::NotGranted(self.job.naming_its_api(reason))
+            }
+            other => SyncFailure::Issue(self.job.naming_its_api(other.message())),
         }
     }
 
