@@ -194,14 +194,28 @@ impl Core {
         });
     }
 
-    /// Forgets the account's busy times, in the store and in memory, and records why
+    /// Forgets the account's busy times, in the store and then in memory, and records why
     /// (the yellow !): Google says its grant no longer covers them.
     pub fn forget_presence(&self, account: &str, connection_id: i64, reason: &str) {
-        if let Err(e) = self.store.delete_presence(account) {
-            log::error!("account {account}: cannot erase its calendar's busy times: {e}");
+        log::warn!("account {account}: calendar presence: {reason}");
+        let forgotten = self
+            .store
+            .forget_presence(account, connection_id, reason, &mut || {
+                self.presence.remove(account)
+            });
+        match forgotten {
+            Ok(true) => {}
+            // Reconnected or disabled meanwhile: nothing of this grant is left to forget.
+            Ok(false) => return,
+            Err(e) => {
+                // What this node tells must not wait for the store.
+                log::error!("account {account}: cannot erase its calendar's busy times: {e}");
+                self.presence.remove(account);
+            }
         }
-        self.presence.remove(account);
-        self.record_presence_issue(account, connection_id, reason);
+        self.update_state(account, connection_id, |s| {
+            s.presence_issue = Some(reason.to_owned())
+        });
     }
 }
 

@@ -97,6 +97,17 @@ pub trait Store: Send + Sync {
         connection_id: i64,
         issue: Option<&str>,
     ) -> Result<()>;
+    /// Erases the busy times of the account's connection `connection_id` and records
+    /// `issue` (Google says the grant no longer covers them), then runs `after_commit` while
+    /// the store is still locked; false, changing nothing, when the connection is no longer
+    /// current.
+    fn forget_presence(
+        &self,
+        account: &str,
+        connection_id: i64,
+        issue: &str,
+        after_commit: &mut dyn FnMut(),
+    ) -> Result<bool>;
     fn delete_presence(&self, account: &str) -> Result<()>;
     fn sync_token(
         &self,

@@ -802,6 +802,38 @@ impl Store for PgStore {
         })
     }
 
+    fn forget_presence(
+        &self,
+        account: &str,
+        connection_id: i64,
+        issue: &str,
+        after_commit: &mut dyn FnMut(),
+    ) -> Result<bool> {
+        self.with(|conn| {
+            let mut tx = conn.transaction()?;
+            if !lock_connection(&mut tx, account, connection_id)? {
+                return Ok(false);
+            }
+            // Told to the other nodes only when something changed: Google answering the
+            // same 403 every interval sends nothing.
+            let changed = tx.execute(
+                "INSERT INTO presence (account, connection_id, issue) VALUES ($1, $2, $3)
+                 ON CONFLICT (account) DO UPDATE SET connection_id = excluded.connection_id,
+                    fetched_at = NULL, window_end = NULL, busy = '', issue = excluded.issue
+                 WHERE presence.fetched_at IS NOT NULL OR presence.busy <> ''
+                    OR presence.connection_id <> excluded.connection_id
+                    OR presence.issue IS DISTINCT FROM excluded.issue",
+                &[&account, &connection_id, &issue],
+            )?;
+            if changed > 0 {
+                self.notify(&mut tx, &format!("presence {account}"))?;
+            }
+            tx.commit()?;
+            after_commit();
+            Ok(true)
+        })
+    }
+
     fn delete_presence(&self, account: &str) -> Result<()> {
         self.with(|conn| {
             let mut tx = conn.transaction()?;

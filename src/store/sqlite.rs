@@ -433,14 +433,7 @@ impl Store for SqliteStore {
     ) -> Result<bool> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
-        let current: Option<i64> = tx
-            .query_row(
-                "SELECT 1 FROM accounts WHERE account = ?1 AND connection_id = ?2",
-                params![account, connection_id],
-                |row| row.get(0),
-            )
-            .optional()?;
-        if current.is_none() {
+        if !is_current(&tx, account, connection_id)? {
             return Ok(false);
         }
         let periods: Vec<String> = busy
@@ -484,6 +477,31 @@ impl Store for SqliteStore {
             params![account, connection_id, issue],
         )?;
         Ok(())
+    }
+
+    /// Erases the busy times of the account's connection `connection_id`, keeping `issue`
+    /// in their place, then runs `after_commit` while the database is still locked.
+    fn forget_presence(
+        &self,
+        account: &str,
+        connection_id: i64,
+        issue: &str,
+        after_commit: &mut dyn FnMut(),
+    ) -> Result<bool> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        if !is_current(&tx, account, connection_id)? {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO presence (account, connection_id, issue) VALUES (?1, ?2, ?3)
+             ON CONFLICT (account) DO UPDATE SET connection_id = excluded.connection_id,
+                fetched_at = NULL, window_end = NULL, busy = '', issue = excluded.issue",
+            params![account, connection_id, issue],
+        )?;
+        tx.commit()?;
+        after_commit();
+        Ok(true)
     }
 
     /// Erases what the store knows of the account's calendar (presence was turned off).
@@ -1267,6 +1285,18 @@ fn restrict_permissions(data_dir: &Path) {
     }
 }
 
+/// Whether `connection_id` is the account's connection now.
+fn is_current(tx: &rusqlite::Transaction<'_>, account: &str, connection_id: i64) -> Result<bool> {
+    let current: Option<i64> = tx
+        .query_row(
+            "SELECT 1 FROM accounts WHERE account = ?1 AND connection_id = ?2",
+            params![account, connection_id],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(current.is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1558,5 +1588,49 @@ mod tests {
             .unwrap()
             .contacts
             .is_empty());
+    }
+
+    /// Forgetting busy times a grant no longer covers: only the current connection's, the
+    /// problem kept in their place, memory told while the store is locked.
+    #[test]
+    fn forgotten_busy_times_are_the_current_connections_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path()).unwrap();
+        let tokens = Tokens {
+            refresh_token: "r".into(),
+            access_token: None,
+            access_expires_at: None,
+        };
+        let old = store.connect_account("a.example", &tokens, &[], 1).unwrap();
+        let current = store.connect_account("a.example", &tokens, &[], 2).unwrap();
+        let busy = BusyTimes::new(vec![(100, 200)], 50, 1000);
+        assert!(store
+            .save_presence("a.example", current.connection_id, &busy, &mut || ())
+            .unwrap());
+        let mut told = 0;
+        let forgot = store
+            .forget_presence("a.example", old.connection_id, "grant it", &mut || {
+                told += 1
+            })
+            .unwrap();
+        assert!(!forgot);
+        assert_eq!(told, 0);
+        let kept = &store.presences(Some("a.example")).unwrap()[0];
+        assert_eq!(
+            kept.busy.as_ref().map(|b| b.periods().to_vec()),
+            Some(vec![(100, 200)])
+        );
+        assert_eq!(kept.issue, None);
+
+        let forgot = store
+            .forget_presence("a.example", current.connection_id, "grant it", &mut || {
+                told += 1
+            })
+            .unwrap();
+        assert!(forgot);
+        assert_eq!(told, 1);
+        let forgotten = &store.presences(Some("a.example")).unwrap()[0];
+        assert!(forgotten.busy.is_none());
+        assert_eq!(forgotten.issue.as_deref(), Some("grant it"));
     }
 }
