@@ -302,32 +302,35 @@ fn the_calendar_is_fetched_again_every_interval_by_itself() {
     let t = now();
     h.fake.set_busy(ALICE, vec![(t - 60, t + 3600)]);
     let started = std::time::Instant::now();
-    let mut seen = calendar_requests(&h);
-    let mut fetched_at = Vec::new();
+    let before = calendar_requests(&h);
     let mut busy_at = None;
-    while fetched_at.len() < 3 && started.elapsed() < Duration::from_secs(45) {
-        let count = calendar_requests(&h);
-        if count > seen {
-            fetched_at.push(started.elapsed());
-            seen = count;
-        }
+    while calendar_requests(&h) < before + 3 && started.elapsed() < Duration::from_secs(45) {
         if busy_at.is_none() && plugin.presence(ACCOUNT) == (BUSY, t + 3600) {
-            busy_at = Some(started.elapsed());
+            busy_at = Some(std::time::Instant::now());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(fetched_at.len() >= 3, "fetches at {fetched_at:?}");
-    // The first came within an interval (each account has its own second in it) and turned
-    // the phone busy by itself.
-    assert!(fetched_at[0] <= Duration::from_secs(11), "{fetched_at:?}");
+    let fetched: Vec<std::time::Instant> = h.fake.requests_to(Endpoint::Calendar)[before..]
+        .iter()
+        .map(|r| r.received)
+        .collect();
+    let since_start: Vec<Duration> = fetched.iter().map(|at| *at - started).collect();
+    assert!(fetched.len() >= 3, "fetches at {since_start:?}");
+    // The next fetch is due an interval after the last one ended, which was just before
+    // `started`; it turned the phone busy by itself, before the one after it.
+    assert!(since_start[0] <= Duration::from_secs(15), "{since_start:?}");
     let busy_at = busy_at.expect("the booked meeting never showed");
-    assert!(busy_at >= fetched_at[0], "busy before a fetch: {busy_at:?}");
+    assert!(
+        busy_at >= fetched[0] && busy_at <= fetched[1],
+        "busy at {:?}, fetches at {since_start:?}",
+        busy_at - started
+    );
     // Then one an interval: not a loop, and not stopped.
-    for pair in fetched_at.windows(2) {
+    for pair in fetched.windows(2) {
         let gap = pair[1] - pair[0];
         assert!(
             (Duration::from_secs(8)..=Duration::from_secs(20)).contains(&gap),
-            "fetches at {fetched_at:?}"
+            "fetches at {since_start:?}"
         );
     }
     assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_CONNECTED);

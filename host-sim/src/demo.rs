@@ -192,7 +192,8 @@ pub fn run(plugin_path: &Path, args: DemoArgs) -> Result<(), String> {
 fn presence_demo(plugin: &Plugin<'_>, fake: &FakeGoogle) -> Result<(), String> {
     let account = seed::BOB.account;
     let now = unix_now();
-    let (start, end) = (now + 3, now + 7);
+    // Long enough that the fetch Sync now asks for lands within it on a loaded machine.
+    let (start, end) = (now + 3, now + 10);
     fake.add_busy(seed::BOB.email, start, end);
     println!(
         "\n   booked for {}: a meeting {} to {} (UTC)",

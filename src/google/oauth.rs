@@ -283,7 +283,7 @@ fn token_error(
             if TRANSIENT_TOKEN_ERRORS.contains(&code.as_str()) {
                 // Google's own failure (a 5xx or 429 told as an OAuth error), not a refusal.
                 return Error::google(format!(
-                    "Google's token endpoint failed while {doing} ({code}{description}), a passing failure on Google's side; try again in a moment"
+                    "Google's token endpoint failed while {doing} ({code}{description})"
                 ));
             }
             let advice = match code.as_str() {

@@ -75,19 +75,19 @@ impl Job {
         }
     }
 
-    /// The job's name in messages to an administrator.
     /// A failure's message, naming the API this job is for when it does not already: a
     /// calendar fetch's yellow ! names the Calendar API (the contract), also when what failed
     /// was Google's token endpoint on the way to it.
     fn naming_its_api(self, message: String) -> String {
         match self {
             Job::Presence if !message.contains("Calendar API") => {
-                format!("fetching busy times from the Google Calendar API: {message}")
+                format!("the calendar fetch (Google Calendar API) failed: {message}")
             }
             _ => message,
         }
     }
 
+    /// The job's name in messages to an administrator.
     fn noun(self) -> &'static str {
         match self {
             Job::Contacts => "sync",
