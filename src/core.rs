@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::google::calendar;
 use crate::google::http::HttpClient;
 use crate::presence::PresenceBook;
-use crate::store::{Store, StoredAccount, StoredSource};
+use crate::store::{CalendarOutcome, Store, StoredAccount, StoredSource};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -198,11 +198,12 @@ impl Core {
     /// (the yellow !): Google says its grant no longer covers them.
     pub fn forget_presence(&self, account: &str, connection_id: i64, reason: &str) {
         log::warn!("account {account}: calendar presence: {reason}");
-        let forgotten = self
-            .store
-            .forget_presence(account, connection_id, reason, &mut || {
-                self.presence.remove(account)
-            });
+        let forgotten = self.store.save_presence(
+            account,
+            connection_id,
+            CalendarOutcome::NotGranted(reason),
+            &mut || self.presence.remove(account),
+        );
         match forgotten {
             Ok(true) => {}
             // Reconnected or disabled meanwhile: nothing of this grant is left to forget.

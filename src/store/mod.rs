@@ -82,13 +82,13 @@ pub trait Store: Send + Sync {
     fn delete_account(&self, account: &str, connection_id: i64) -> Result<bool>;
     /// Every stored calendar answer and problem (or one account's), of current connections.
     fn presences(&self, only: Option<&str>) -> Result<Vec<StoredPresence>>;
-    /// Stores a good calendar answer, then runs `after_commit` while the store is still
+    /// Stores what a calendar fetch learnt, then runs `after_commit` while the store is still
     /// locked; false, changing nothing, when the connection is no longer current.
     fn save_presence(
         &self,
         account: &str,
         connection_id: i64,
-        busy: &BusyTimes,
+        outcome: CalendarOutcome<'_>,
         after_commit: &mut dyn FnMut(),
     ) -> Result<bool>;
     fn set_presence_issue(
@@ -97,17 +97,6 @@ pub trait Store: Send + Sync {
         connection_id: i64,
         issue: Option<&str>,
     ) -> Result<()>;
-    /// Erases the busy times of the account's connection `connection_id` and records
-    /// `issue` (Google says the grant no longer covers them), then runs `after_commit` while
-    /// the store is still locked; false, changing nothing, when the connection is no longer
-    /// current.
-    fn forget_presence(
-        &self,
-        account: &str,
-        connection_id: i64,
-        issue: &str,
-        after_commit: &mut dyn FnMut(),
-    ) -> Result<bool>;
     fn delete_presence(&self, account: &str) -> Result<()>;
     fn sync_token(
         &self,
@@ -260,6 +249,38 @@ pub struct StoredSource {
     pub last_sync: Option<i64>,
     /// Why its last sync failed; None once one lands.
     pub last_error: Option<String>,
+}
+
+/// What a calendar fetch leaves in the store.
+#[derive(Clone, Copy)]
+pub enum CalendarOutcome<'a> {
+    /// A good answer: its busy times, and no problem.
+    Answer(&'a BusyTimes),
+    /// Google says the grant no longer covers free/busy times: none kept, and why.
+    NotGranted(&'a str),
+}
+
+impl CalendarOutcome<'_> {
+    /// The `presence` row's columns (both stores keep them alike): `fetched_at`,
+    /// `window_end`, `busy` ("start end" pairs of Unix seconds, one a line) and `issue`.
+    pub(super) fn columns(&self) -> (Option<i64>, Option<i64>, String, Option<&str>) {
+        match self {
+            CalendarOutcome::Answer(busy) => {
+                let periods: Vec<String> = busy
+                    .periods()
+                    .iter()
+                    .map(|(start, end)| format!("{start} {end}"))
+                    .collect();
+                (
+                    Some(busy.fetched_at),
+                    Some(busy.window_end),
+                    periods.join("\n"),
+                    None,
+                )
+            }
+            CalendarOutcome::NotGranted(issue) => (None, None, String::new(), Some(issue)),
+        }
+    }
 }
 
 /// What the store keeps of an account's calendar presence.

@@ -29,8 +29,8 @@ use super::seal::Sealer;
 use super::sqlite::{lock_data_dir, MAX_PENDING_PER_ACCOUNT};
 use super::stored_rows::{split_groups, Runs};
 use super::{
-    Change, Claim, Committed, Landing, Loaded, PendingAuth, Store, StoreRead, StoredAccount,
-    StoredPresence, StoredSource, Tokens, ACCESS, CONTACTS_JOB, REFRESH,
+    CalendarOutcome, Change, Claim, Committed, Landing, Loaded, PendingAuth, Store, StoreRead,
+    StoredAccount, StoredPresence, StoredSource, Tokens, ACCESS, CONTACTS_JOB, REFRESH,
 };
 use crate::book::contact::{Contact, Source};
 use crate::book::numbers::GroupNames;
@@ -38,7 +38,6 @@ use crate::book::patch::Replaced;
 use crate::clock::unix_now;
 use crate::config::PgUrl;
 use crate::error::{pg_cause, Error, Result};
-use crate::presence::BusyTimes;
 
 /// A connection idle this long is checked before use (see `PgStore::with`).
 const IDLE_CHECK_AFTER: Duration = Duration::from_secs(10);
@@ -740,35 +739,39 @@ impl Store for PgStore {
         &self,
         account: &str,
         connection_id: i64,
-        busy: &BusyTimes,
+        outcome: CalendarOutcome<'_>,
         after_commit: &mut dyn FnMut(),
     ) -> Result<bool> {
-        let periods: Vec<String> = busy
-            .periods()
-            .iter()
-            .map(|(start, end)| format!("{start} {end}"))
-            .collect();
-        let periods = periods.join("\n");
+        let (fetched_at, window_end, busy, issue) = outcome.columns();
         self.with(|conn| {
             let mut tx = conn.transaction()?;
             if !lock_connection(&mut tx, account, connection_id)? {
                 return Ok(false);
             }
-            tx.execute(
+            // Told to the other nodes only when something changed: Google answering the
+            // same 403 every interval sends nothing (a good answer always has a new time).
+            let changed = tx.execute(
                 "INSERT INTO presence (account, connection_id, fetched_at, window_end, busy, issue)
-                 VALUES ($1, $2, $3, $4, $5, NULL)
+                 VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (account) DO UPDATE SET connection_id = excluded.connection_id,
                     fetched_at = excluded.fetched_at, window_end = excluded.window_end,
-                    busy = excluded.busy, issue = NULL",
+                    busy = excluded.busy, issue = excluded.issue
+                 WHERE (presence.connection_id, presence.fetched_at, presence.window_end,
+                        presence.busy, presence.issue)
+                    IS DISTINCT FROM (excluded.connection_id, excluded.fetched_at,
+                        excluded.window_end, excluded.busy, excluded.issue)",
                 &[
                     &account,
                     &connection_id,
-                    &busy.fetched_at,
-                    &busy.window_end,
-                    &periods,
+                    &fetched_at,
+                    &window_end,
+                    &busy,
+                    &issue,
                 ],
             )?;
-            self.notify(&mut tx, &format!("presence {account}"))?;
+            if changed > 0 {
+                self.notify(&mut tx, &format!("presence {account}"))?;
+            }
             tx.commit()?;
             after_commit();
             Ok(true)
@@ -799,38 +802,6 @@ impl Store for PgStore {
             }
             tx.commit()?;
             Ok(())
-        })
-    }
-
-    fn forget_presence(
-        &self,
-        account: &str,
-        connection_id: i64,
-        issue: &str,
-        after_commit: &mut dyn FnMut(),
-    ) -> Result<bool> {
-        self.with(|conn| {
-            let mut tx = conn.transaction()?;
-            if !lock_connection(&mut tx, account, connection_id)? {
-                return Ok(false);
-            }
-            // Told to the other nodes only when something changed: Google answering the
-            // same 403 every interval sends nothing.
-            let changed = tx.execute(
-                "INSERT INTO presence (account, connection_id, issue) VALUES ($1, $2, $3)
-                 ON CONFLICT (account) DO UPDATE SET connection_id = excluded.connection_id,
-                    fetched_at = NULL, window_end = NULL, busy = '', issue = excluded.issue
-                 WHERE presence.fetched_at IS NOT NULL OR presence.busy <> ''
-                    OR presence.connection_id <> excluded.connection_id
-                    OR presence.issue IS DISTINCT FROM excluded.issue",
-                &[&account, &connection_id, &issue],
-            )?;
-            if changed > 0 {
-                self.notify(&mut tx, &format!("presence {account}"))?;
-            }
-            tx.commit()?;
-            after_commit();
-            Ok(true)
         })
     }
 

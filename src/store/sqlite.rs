@@ -11,8 +11,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use super::seal::Sealer;
 use super::stored_rows::{split_groups, Runs};
 use super::{
-    BookChange, Change, Claim, Followed, PendingAuth, Store, StoreRead, StoredAccount,
-    StoredPresence, StoredSource, Tokens, ACCESS, REFRESH,
+    BookChange, CalendarOutcome, Change, Claim, Followed, PendingAuth, Store, StoreRead,
+    StoredAccount, StoredPresence, StoredSource, Tokens, ACCESS, REFRESH,
 };
 use std::collections::HashMap;
 
@@ -21,7 +21,6 @@ use crate::book::numbers::GroupNames;
 use crate::book::patch::Replaced;
 use crate::book::phone::{NationalKey, E164};
 use crate::error::{Error, Result};
-use crate::presence::BusyTimes;
 
 pub const DATABASE_FILE: &str = "google-integration.sqlite3";
 /// Authorizations an account may have waiting for Google's redirect at once.
@@ -420,40 +419,37 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    /// Stores a good calendar answer of the account's connection `connection_id` (clearing
-    /// its calendar problem), then runs `after_commit` while the database is still locked,
-    /// so that memory changes in the same order as the store. Returns false, changing
-    /// nothing, when the account was disabled or reconnected meanwhile.
+    /// Stores what a calendar fetch of the account's connection `connection_id` learnt (a
+    /// good answer clears its calendar problem), then runs `after_commit` while the database
+    /// is still locked, so that memory changes in the same order as the store. Returns false,
+    /// changing nothing, when the account was disabled or reconnected meanwhile.
     fn save_presence(
         &self,
         account: &str,
         connection_id: i64,
-        busy: &BusyTimes,
+        outcome: CalendarOutcome<'_>,
         after_commit: &mut dyn FnMut(),
     ) -> Result<bool> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
-        if !is_current(&tx, account, connection_id)? {
+        let current: Option<i64> = tx
+            .query_row(
+                "SELECT 1 FROM accounts WHERE account = ?1 AND connection_id = ?2",
+                params![account, connection_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if current.is_none() {
             return Ok(false);
         }
-        let periods: Vec<String> = busy
-            .periods()
-            .iter()
-            .map(|(start, end)| format!("{start} {end}"))
-            .collect();
+        let (fetched_at, window_end, busy, issue) = outcome.columns();
         tx.execute(
             "INSERT INTO presence (account, connection_id, fetched_at, window_end, busy, issue)
-             VALUES (?1, ?2, ?3, ?4, ?5, NULL)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (account) DO UPDATE SET connection_id = excluded.connection_id,
                 fetched_at = excluded.fetched_at, window_end = excluded.window_end,
-                busy = excluded.busy, issue = NULL",
-            params![
-                account,
-                connection_id,
-                busy.fetched_at,
-                busy.window_end,
-                periods.join("\n")
-            ],
+                busy = excluded.busy, issue = excluded.issue",
+            params![account, connection_id, fetched_at, window_end, busy, issue],
         )?;
         tx.commit()?;
         after_commit();
@@ -477,31 +473,6 @@ impl Store for SqliteStore {
             params![account, connection_id, issue],
         )?;
         Ok(())
-    }
-
-    /// Erases the busy times of the account's connection `connection_id`, keeping `issue`
-    /// in their place, then runs `after_commit` while the database is still locked.
-    fn forget_presence(
-        &self,
-        account: &str,
-        connection_id: i64,
-        issue: &str,
-        after_commit: &mut dyn FnMut(),
-    ) -> Result<bool> {
-        let mut conn = self.conn.lock();
-        let tx = conn.transaction()?;
-        if !is_current(&tx, account, connection_id)? {
-            return Ok(false);
-        }
-        tx.execute(
-            "INSERT INTO presence (account, connection_id, issue) VALUES (?1, ?2, ?3)
-             ON CONFLICT (account) DO UPDATE SET connection_id = excluded.connection_id,
-                fetched_at = NULL, window_end = NULL, busy = '', issue = excluded.issue",
-            params![account, connection_id, issue],
-        )?;
-        tx.commit()?;
-        after_commit();
-        Ok(true)
     }
 
     /// Erases what the store knows of the account's calendar (presence was turned off).
@@ -1285,21 +1256,10 @@ fn restrict_permissions(data_dir: &Path) {
     }
 }
 
-/// Whether `connection_id` is the account's connection now.
-fn is_current(tx: &rusqlite::Transaction<'_>, account: &str, connection_id: i64) -> Result<bool> {
-    let current: Option<i64> = tx
-        .query_row(
-            "SELECT 1 FROM accounts WHERE account = ?1 AND connection_id = ?2",
-            params![account, connection_id],
-            |row| row.get(0),
-        )
-        .optional()?;
-    Ok(current.is_some())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::presence::BusyTimes;
 
     fn open_store(dir: &Path) -> Result<SqliteStore> {
         SqliteStore::open(dir, Sealer::load(None, dir)?)
@@ -1542,22 +1502,25 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_sync_for_a_replaced_connection_changes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open_store(dir.path()).unwrap();
+    /// A store with `account` connected twice: its replaced connection's id, and its
+    /// current one's.
+    fn reconnected(dir: &Path, account: &str) -> (SqliteStore, i64, i64) {
+        let store = open_store(dir).unwrap();
         let tokens = Tokens {
             refresh_token: "r".into(),
             access_token: None,
             access_expires_at: None,
         };
-        let old = store
-            .connect_account("example.com", &tokens, &[], 1)
-            .unwrap();
-        let new = store
-            .connect_account("example.com", &tokens, &[], 2)
-            .unwrap();
+        let old = store.connect_account(account, &tokens, &[], 1).unwrap();
+        let new = store.connect_account(account, &tokens, &[], 2).unwrap();
         assert_ne!(old.connection_id, new.connection_id);
+        (store, old.connection_id, new.connection_id)
+    }
+
+    #[test]
+    fn a_sync_for_a_replaced_connection_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, old, _) = reconnected(dir.path(), "example.com");
         let contact = Contact {
             resource_name: "people/c1".into(),
             name: "N".into(),
@@ -1574,13 +1537,7 @@ mod tests {
             group_names: &GroupNames::new(),
         };
         let landed = store
-            .commit_sync(
-                "example.com",
-                old.connection_id,
-                &landing,
-                3,
-                &mut |_, _| Ok(()),
-            )
+            .commit_sync("example.com", old, &landing, 3, &mut |_, _| Ok(()))
             .unwrap();
         assert!(!landed);
         let conn = store.conn.lock();
@@ -1595,23 +1552,24 @@ mod tests {
     #[test]
     fn forgotten_busy_times_are_the_current_connections_only() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open_store(dir.path()).unwrap();
-        let tokens = Tokens {
-            refresh_token: "r".into(),
-            access_token: None,
-            access_expires_at: None,
-        };
-        let old = store.connect_account("a.example", &tokens, &[], 1).unwrap();
-        let current = store.connect_account("a.example", &tokens, &[], 2).unwrap();
+        let (store, old, current) = reconnected(dir.path(), "a.example");
         let busy = BusyTimes::new(vec![(100, 200)], 50, 1000);
         assert!(store
-            .save_presence("a.example", current.connection_id, &busy, &mut || ())
+            .save_presence(
+                "a.example",
+                current,
+                CalendarOutcome::Answer(&busy),
+                &mut || ()
+            )
             .unwrap());
         let mut told = 0;
         let forgot = store
-            .forget_presence("a.example", old.connection_id, "grant it", &mut || {
-                told += 1
-            })
+            .save_presence(
+                "a.example",
+                old,
+                CalendarOutcome::NotGranted("grant it"),
+                &mut || told += 1,
+            )
             .unwrap();
         assert!(!forgot);
         assert_eq!(told, 0);
@@ -1623,9 +1581,12 @@ mod tests {
         assert_eq!(kept.issue, None);
 
         let forgot = store
-            .forget_presence("a.example", current.connection_id, "grant it", &mut || {
-                told += 1
-            })
+            .save_presence(
+                "a.example",
+                current,
+                CalendarOutcome::NotGranted("grant it"),
+                &mut || told += 1,
+            )
             .unwrap();
         assert!(forgot);
         assert_eq!(told, 1);

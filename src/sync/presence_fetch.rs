@@ -9,6 +9,7 @@ use super::{Job, Shared};
 use crate::core::unix_now;
 use crate::google::calendar;
 use crate::presence::BusyTimes;
+use crate::store::CalendarOutcome;
 
 pub(super) fn run_presence(shared: &Shared, account: &str) -> SyncEnd {
     let core = &shared.core;
@@ -23,11 +24,12 @@ pub(super) fn run_presence(shared: &Shared, account: &str) -> SyncEnd {
     let result = fetched.and_then(|periods| {
         let busy = BusyTimes::new(periods, unix_now(), from + calendar::WINDOW_SECS);
         let count = busy.periods().len();
-        let landed = core
-            .store
-            .save_presence(account, connection_id, &busy, &mut || {
-                core.presence.set(account, busy.clone())
-            })?;
+        let landed = core.store.save_presence(
+            account,
+            connection_id,
+            CalendarOutcome::Answer(&busy),
+            &mut || core.presence.set(account, busy.clone()),
+        )?;
         if landed {
             Ok(count)
         } else {
