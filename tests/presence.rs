@@ -135,8 +135,10 @@ fn busy_while_a_meeting_runs_until_the_merged_end_and_free_until_the_next() {
     let status = plugin.status_value(ACCOUNT);
     assert_eq!(status["status"], "connected", "{status}");
     assert_eq!(status["presence"]["state"], "busy", "{status}");
-    assert!(status["presence"]["until"].is_string(), "{status}");
-    assert!(status["presence"]["updated"].is_string(), "{status}");
+    let time_of = |field: &str| unix(status["presence"][field].as_str().expect(field));
+    assert_eq!(time_of("until"), t + 1200, "{status}");
+    let updated = time_of("updated");
+    assert!((t..=now()).contains(&updated), "{status}");
     assert!(status["scopes"]
         .as_array()
         .unwrap()
@@ -159,6 +161,13 @@ fn busy_while_a_meeting_runs_until_the_merged_end_and_free_until_the_next() {
     h.fake.set_busy(ALICE, vec![(t + 7200, t + 9000)]);
     plugin.sync_now(ACCOUNT).unwrap();
     assert!(wait_until(PATIENCE, || plugin.presence(ACCOUNT) == (FREE, t + 7200)));
+    let status = plugin.status_value(ACCOUNT);
+    assert_eq!(status["presence"]["state"], "free", "{status}");
+    assert_eq!(
+        unix(status["presence"]["until"].as_str().expect("until")),
+        t + 7200,
+        "{status}"
+    );
     // Nothing in the next day: free, until 0.
     h.fake.clear_busy(ALICE);
     plugin.sync_now(ACCOUNT).unwrap();
