@@ -1562,17 +1562,16 @@ mod tests {
                 &mut || ()
             )
             .unwrap());
-        let mut told = 0;
-        let forgot = store
-            .save_presence(
-                "a.example",
-                old,
-                CalendarOutcome::NotGranted("grant it"),
-                &mut || told += 1,
-            )
-            .unwrap();
-        assert!(!forgot);
-        assert_eq!(told, 0);
+        // Whether `connection`'s forget landed, and whether memory was told.
+        let forget = |connection| {
+            let mut told = false;
+            let outcome = CalendarOutcome::NotGranted("grant it");
+            let landed = store
+                .save_presence("a.example", connection, outcome, &mut || told = true)
+                .unwrap();
+            (landed, told)
+        };
+        assert_eq!(forget(old), (false, false));
         let kept = &store.presences(Some("a.example")).unwrap()[0];
         assert_eq!(
             kept.busy.as_ref().map(|b| b.periods().to_vec()),
@@ -1580,16 +1579,7 @@ mod tests {
         );
         assert_eq!(kept.issue, None);
 
-        let forgot = store
-            .save_presence(
-                "a.example",
-                current,
-                CalendarOutcome::NotGranted("grant it"),
-                &mut || told += 1,
-            )
-            .unwrap();
-        assert!(forgot);
-        assert_eq!(told, 1);
+        assert_eq!(forget(current), (true, true));
         let forgotten = &store.presences(Some("a.example")).unwrap()[0];
         assert!(forgotten.busy.is_none());
         assert_eq!(forgotten.issue.as_deref(), Some("grant it"));
