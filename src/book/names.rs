@@ -233,8 +233,11 @@ struct Words {
 #[derive(Default)]
 struct WordNumbering {
     /// Words of up to 16 bytes (nearly all) are numbered by their bytes as one integer, read
-    /// in one load and hashed and compared in place; longer ones by their text.
-    short_ids: rustc_hash::FxHashMap<u128, u32>,
+    /// in one load and hashed and compared in place; longer ones by their text. Kept as two
+    /// halves: a `u128` key is aligned to 16 bytes, so each entry took 32 bytes instead of
+    /// 24, and the table's misses cost 7% of the fold (25,000 contacts: 2.05-2.24 ms against
+    /// 2.16-2.44, alternating).
+    short_ids: rustc_hash::FxHashMap<[u64; 2], u32>,
     long_ids: rustc_hash::FxHashMap<Box<[u8]>, u32>,
     /// Per word id: the last contact that had it.
     last_contact: Vec<u32>,
@@ -371,7 +374,10 @@ impl WordNumbering {
             // Words are letters and digits, never NUL: the zeros are unambiguous.
             let key = u128::from_le_bytes(key_bytes(text, offset))
                 & (u128::MAX >> (8 * (WORD_KEY_BYTES - word.len())));
-            *self.short_ids.entry(key).or_insert(next)
+            *self
+                .short_ids
+                .entry([key as u64, (key >> 64) as u64])
+                .or_insert(next)
         } else {
             *self.long_ids.entry(word.into()).or_insert(next)
         };
