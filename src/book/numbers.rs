@@ -192,16 +192,19 @@ struct CallerIdPart {
 const BESIDE_FROM: usize = 2_000;
 
 /// Of a large book, the last one in `REST_ONE_IN` contacts is folded by the caller-ID part's
-/// thread before it builds that part, so that the two threads finish together: alone, the
-/// address book took ~1.6x as long as the caller-ID part (25,000 contacts, 4.5 ms and 2.8).
-const REST_ONE_IN: usize = 4;
+/// thread before it builds that part, so that the two threads finish together. Timed in the
+/// build (25,000 contacts, medians of 200): with a quarter, this thread laid the book out
+/// at 2.85-3.05 ms and the other finished at 2.45-2.60; with a third, 2.63-2.77 and
+/// 2.62-2.68, and the build 1.50-1.55x the one without the address book instead of
+/// 1.62-1.67x (quiet rounds, alternating).
+const REST_ONE_IN: usize = 3;
 
 /// A large book's parts, built on two threads: the caller-ID part on a thread of its own,
 /// the address book on this one. The two read the same contacts and write nothing in common,
 /// and a sync's new numbers and names are then swapped in sooner. The address book is the
 /// longer part, so its last contacts are folded by whichever thread gets to them first: the
 /// other one, before it builds the caller-ID part, unless it started late. This thread folds
-/// the first three quarters and lays the book out because its allocator is warm: on a new
+/// the first two thirds and lays the book out because its allocator is warm: on a new
 /// thread, fresh memory costs page faults. For the same reason `caller_id` should bring the
 /// caller-ID part's big buffers, made on this thread (see `Buffers`). None when no thread
 /// can be started.
