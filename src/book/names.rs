@@ -439,20 +439,29 @@ impl WordNumbering {
     }
 }
 
-/// The contacts in the address book's order (see `Folded::by_name`): each as its order key
-/// above its position, in one integer.
-struct ByName {
-    order: Vec<u64>,
+/// How `Folded::by_name` packs a contact with its order key in one integer: the key above
+/// the contact's position, which takes `contact_bits`.
+#[derive(Clone, Copy)]
+struct Packing {
     contact_bits: u32,
 }
 
-impl ByName {
-    fn contact(&self, packed: u64) -> u32 {
-        (packed & ((1 << self.contact_bits) - 1)) as u32
+impl Packing {
+    fn contact(self, packed: u64) -> u32 {
+        (packed & self.contact_mask()) as u32
     }
 
-    fn key(&self, packed: u64) -> u64 {
+    fn key(self, packed: u64) -> u64 {
         packed >> self.contact_bits
+    }
+
+    /// `packed` with its contact replaced by `contact`.
+    fn with_contact(self, packed: u64, contact: u32) -> u64 {
+        (packed & !self.contact_mask()) | u64::from(contact)
+    }
+
+    fn contact_mask(self) -> u64 {
+        (1 << self.contact_bits) - 1
     }
 }
 
@@ -575,7 +584,7 @@ impl Folded {
     }
 
     /// The contacts in the address book's order (name, then company), each with its order
-    /// key. A contact whose name is orderable by its start (see `NameStart`) is placed by
+    /// key, packed as the `Packing` returned says. A contact whose name is orderable by its start (see `NameStart`) is placed by
     /// stable counting sorts of its key's fields, last field first: its words' places among
     /// the book's words (`sorted_ids`) and its separators, packed into one integer with the
     /// contact, which each pass carries so that every pass reads front to back and moves 8
@@ -583,13 +592,14 @@ impl Folded {
     /// their names took 0.54 ms). Contacts with the same key (the same name, or the same
     /// first words) are then compared, and so are the others, which go in where comparing
     /// puts them, with a key no orderable name has.
-    fn by_name(&self, sorted_ids: &[u32]) -> ByName {
+    fn by_name(&self, sorted_ids: &[u32]) -> (Vec<u64>, Packing) {
         let mut rank_of = vec![0u32; sorted_ids.len()];
         for (rank, &id) in sorted_ids.iter().enumerate() {
             rank_of[id as usize] = rank as u32;
         }
         let contacts = self.numbering.name_starts.len();
         let contact_bits = u64::BITS - (contacts as u64).leading_zeros();
+        let packing = Packing { contact_bits };
         // The fields, most significant first: (word, separator, word, separator, word), a
         // word as its rank + 1 (0: none), a separator as its byte + 1 (0: the name's end;
         // below `0` + 1, so 6 bits). They fill the key below its top bit, which only the
@@ -659,24 +669,26 @@ impl Folded {
             }
             std::mem::swap(&mut order, &mut sorted);
         }
-        let packing = ByName {
-            order: Vec::new(),
-            contact_bits,
-        };
-        let compare = |a: &u64, b: &u64| self.compare(packing.contact(*a), packing.contact(*b));
         for run in order.chunk_by_mut(|a, b| packing.key(*a) == packing.key(*b)) {
             if run.len() > 1 {
-                run.sort_unstable_by(compare);
+                run.sort_unstable_by(|a, b| self.compare(packing.contact(*a), packing.contact(*b)));
             }
         }
         if compared.is_empty() {
-            return ByName { order, ..packing };
+            return (order, packing);
         }
-        self.sort_by_head(&mut compared, &packing);
-        // No orderable name equals one that is not. A few go in by binary search (a book
-        // of Western names with a `Dr. ` here and there); many by merging, each contact
-        // compared once (a book of `Family, Given` names is all compared).
-        let mut merged = Vec::with_capacity(contacts);
+        self.sort_by_head(&mut compared, packing);
+        (self.merge(order, compared, packing), packing)
+    }
+
+    /// Contacts whose names are ordered by their words (`order`) and those whose names are
+    /// compared (`compared`), each sorted, in one order. No orderable name equals one that
+    /// is not. A few go in by binary search (a book of Western names with a `Dr. ` here and
+    /// there); many by merging, each contact compared once (a book of `Family, Given` names
+    /// is all compared).
+    fn merge(&self, order: Vec<u64>, compared: Vec<u64>, packing: Packing) -> Vec<u64> {
+        let compare = |a: &u64, b: &u64| self.compare(packing.contact(*a), packing.contact(*b));
+        let mut merged = Vec::with_capacity(order.len() + compared.len());
         let searches = compared.len() * (usize::BITS - order.len().leading_zeros()) as usize;
         if searches < order.len() {
             let mut rest = &order[..];
@@ -701,17 +713,14 @@ impl Folded {
             merged.extend(a);
             merged.extend(b);
         }
-        ByName {
-            order: merged,
-            ..packing
-        }
+        merged
     }
 
     /// Sorts contacts whose names are compared (packed as `packing` packs them): first as
     /// one integer each, the first 12 bytes of the name above the contact, so that the sort
     /// compares integers in place; only runs with the same 12 bytes are then compared in
     /// full. How every contact was ordered before names were ordered by their words.
-    fn sort_by_head(&self, contacts: &mut [u64], packing: &ByName) {
+    fn sort_by_head(&self, contacts: &mut [u64], packing: Packing) {
         let mut by_head: Vec<u128> = contacts
             .iter()
             .map(|&packed| {
@@ -736,9 +745,8 @@ impl Folded {
                 run.sort_unstable_by(full);
             }
         }
-        let key = !((1u64 << packing.contact_bits) - 1);
         for (slot, head) in contacts.iter_mut().zip(by_head) {
-            *slot = (*slot & key) | u64::from(head as u32);
+            *slot = packing.with_contact(*slot, head as u32);
         }
     }
 
@@ -856,10 +864,10 @@ impl FoldedBook {
         // The contacts in the address book's order (name, then company, folded).
         let contacts = folded.at.len();
         let sorted_ids = folded.sorted_ids();
-        let by_name = folded.by_name(&sorted_ids);
+        let (by_name, packing) = folded.by_name(&sorted_ids);
         let same_name = |&a: &u64, &b: &u64| {
-            by_name.key(a) == by_name.key(b)
-                && folded.compare(by_name.contact(a), by_name.contact(b)) == Ordering::Equal
+            packing.key(a) == packing.key(b)
+                && folded.compare(packing.contact(a), packing.contact(b)) == Ordering::Equal
         };
 
         // Every row, contact by contact in that order. Contacts with the same name and company
@@ -881,10 +889,10 @@ impl FoldedBook {
                 second_first.insert(contact as u32);
             }
         }
-        for run in by_name.order.chunk_by(same_name) {
+        for run in by_name.chunk_by(same_name) {
             if let [only] = run {
                 // The only contact of its name and company, as most are: its rows by number.
-                let contact = by_name.contact(*only) as usize;
+                let contact = packing.contact(*only) as usize;
                 let r = by_rank.len() as u32;
                 rank[contact] = r;
                 by_rank.push(contact as u32);
@@ -904,7 +912,7 @@ impl FoldedBook {
             }
             same.clear();
             for &packed in run {
-                let contact = by_name.contact(packed);
+                let contact = packing.contact(packed);
                 for row in folded.rows(contact as usize) {
                     same.push((order_key(row as u32), contact, row as u32));
                 }
