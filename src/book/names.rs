@@ -465,6 +465,45 @@ impl Packing {
     }
 }
 
+/// A field of the order key `Folded::by_name` packs: where it is, how wide, whether it holds
+/// a word's place (or a separator), and how many contacts have each value (at value + 1).
+struct KeyField {
+    shift: u32,
+    bits: u32,
+    is_word: bool,
+    counts: Vec<u32>,
+}
+
+/// `order` (packed contacts) sorted by its key's `fields`, most significant first, by one
+/// stable counting pass a field, the last field first; each pass carries the packed
+/// integer, so that it reads front to back and moves 8 bytes a contact. A field every
+/// contact has the same is no pass.
+fn sort_by_fields(mut order: Vec<u64>, fields: Vec<KeyField>) -> Vec<u64> {
+    let mut sorted = vec![0u64; order.len()];
+    for KeyField {
+        shift,
+        bits,
+        mut counts,
+        ..
+    } in fields.into_iter().rev()
+    {
+        if counts.iter().any(|&n| n as usize == order.len()) {
+            continue;
+        }
+        for b in 1..counts.len() {
+            counts[b] += counts[b - 1];
+        }
+        let mask = (1u64 << bits) - 1;
+        for &packed in &order {
+            let at = &mut counts[((packed >> shift) & mask) as usize];
+            sorted[*at as usize] = packed;
+            *at += 1;
+        }
+        std::mem::swap(&mut order, &mut sorted);
+    }
+    order
+}
+
 /// How many entries `Folded::new` reads ahead.
 const READ_AHEAD: usize = 16;
 
@@ -583,12 +622,16 @@ impl Folded {
             .cmp(&self.name_and_company(b as usize))
     }
 
+    /// `compare` for two contacts packed with their keys.
+    fn compare_packed(&self, packing: Packing, a: u64, b: u64) -> Ordering {
+        self.compare(packing.contact(a), packing.contact(b))
+    }
+
     /// The contacts in the address book's order (name, then company), each with its order
-    /// key, packed as the `Packing` returned says. A contact whose name is orderable by its start (see `NameStart`) is placed by
-    /// stable counting sorts of its key's fields, last field first: its words' places among
-    /// the book's words (`sorted_ids`) and its separators, packed into one integer with the
-    /// contact, which each pass carries so that every pass reads front to back and moves 8
-    /// bytes a contact (25,000 contacts: a pass or two over small integers, where comparing
+    /// key, packed as the `Packing` returned says. A contact whose name is orderable by its
+    /// start (see `NameStart`) is placed by stable counting sorts of its key's fields (see
+    /// `sort_by_fields`): its words' places among the book's words (`sorted_ids`) and its
+    /// separators (25,000 contacts: a pass or two over small integers, where comparing
     /// their names took 0.54 ms). Contacts with the same key (the same name, or the same
     /// first words) are then compared, and so are the others, which go in where comparing
     /// puts them, with a key no orderable name has.
@@ -606,25 +649,28 @@ impl Folded {
         // compared contacts' key has; those that do not fit are left to comparing.
         let key_bits = u64::BITS - contact_bits;
         let word_bits = u64::BITS - (sorted_ids.len() as u64).leading_zeros();
-        let mut fields: Vec<(u32, u32)> = Vec::with_capacity(5);
+        let mut fields: Vec<KeyField> = Vec::with_capacity(5);
         let mut used = 0;
-        for bits in [word_bits, 6, word_bits, 6, word_bits] {
+        for (at, bits) in [word_bits, 6, word_bits, 6, word_bits]
+            .into_iter()
+            .enumerate()
+        {
             if used + bits >= key_bits {
                 break;
             }
             used += bits;
-            fields.push((u64::BITS - 1 - used, bits));
+            let values = if at % 2 == 0 {
+                sorted_ids.len() + 1
+            } else {
+                1 << 6
+            };
+            fields.push(KeyField {
+                shift: u64::BITS - 1 - used,
+                bits,
+                is_word: at % 2 == 0,
+                counts: vec![0; values + 1],
+            });
         }
-        let mut counts: Vec<Vec<u32>> = (0..fields.len())
-            .map(|at| {
-                let values = if at % 2 == 0 {
-                    sorted_ids.len() + 1
-                } else {
-                    1 << 6
-                };
-                vec![0; values + 1]
-            })
-            .collect();
         let mut order: Vec<u64> = Vec::with_capacity(contacts);
         let mut compared: Vec<u64> = Vec::new();
         let compared_key = u64::MAX << contact_bits;
@@ -641,37 +687,21 @@ impl Folded {
                 start.words[2],
             ];
             let mut packed = contact as u64;
-            for (at, (&(shift, _), value)) in fields.iter().zip(values).enumerate() {
-                let value = if at % 2 == 0 && value != 0 {
+            for (field, value) in fields.iter_mut().zip(values) {
+                let value = if field.is_word && value != 0 {
                     rank_of[value as usize - 1] + 1
                 } else {
                     value
                 };
-                counts[at][value as usize + 1] += 1;
-                packed |= u64::from(value) << shift;
+                field.counts[value as usize + 1] += 1;
+                packed |= u64::from(value) << field.shift;
             }
             order.push(packed);
         }
-        let mut sorted = vec![0u64; order.len()];
-        for (&(shift, bits), counts) in fields.iter().zip(&mut counts).rev() {
-            // A field every contact has the same is no pass.
-            if counts.iter().any(|&n| n as usize == order.len()) {
-                continue;
-            }
-            for b in 1..counts.len() {
-                counts[b] += counts[b - 1];
-            }
-            let mask = (1u64 << bits) - 1;
-            for &packed in &order {
-                let at = &mut counts[((packed >> shift) & mask) as usize];
-                sorted[*at as usize] = packed;
-                *at += 1;
-            }
-            std::mem::swap(&mut order, &mut sorted);
-        }
+        let mut order = sort_by_fields(order, fields);
         for run in order.chunk_by_mut(|a, b| packing.key(*a) == packing.key(*b)) {
             if run.len() > 1 {
-                run.sort_unstable_by(|a, b| self.compare(packing.contact(*a), packing.contact(*b)));
+                run.sort_unstable_by(|&a, &b| self.compare_packed(packing, a, b));
             }
         }
         if compared.is_empty() {
@@ -687,7 +717,7 @@ impl Folded {
     /// there); many by merging, each contact compared once (a book of `Family, Given` names
     /// is all compared).
     fn merge(&self, order: Vec<u64>, compared: Vec<u64>, packing: Packing) -> Vec<u64> {
-        let compare = |a: &u64, b: &u64| self.compare(packing.contact(*a), packing.contact(*b));
+        let compare = |a: &u64, b: &u64| self.compare_packed(packing, *a, *b);
         let mut merged = Vec::with_capacity(order.len() + compared.len());
         let searches = compared.len() * (usize::BITS - order.len().leading_zeros()) as usize;
         if searches < order.len() {
@@ -828,8 +858,8 @@ impl Layout {
 /// The address book on its way to a `Layout`, in two steps: `new` folds the contacts' text
 /// and numbers their words; `lay_out` orders the contacts and their rows, and places each
 /// word's contacts. Every step is a pass over the contacts, counting sorts, or sorts of
-/// fixed-size keys, and none needs the rows' text or labels: a build with a second thread makes those (the
-/// caller-ID part) there, meanwhile (see `numbers::build_beside`).
+/// fixed-size keys, and none needs the rows' text or labels: a build with a second thread
+/// makes those (the caller-ID part) there, meanwhile (see `numbers::build_beside`).
 pub struct FoldedBook {
     folded: Folded,
     /// Whether each entry is in the address book (has a number).
@@ -867,7 +897,7 @@ impl FoldedBook {
         let (by_name, packing) = folded.by_name(&sorted_ids);
         let same_name = |&a: &u64, &b: &u64| {
             packing.key(a) == packing.key(b)
-                && folded.compare(packing.contact(a), packing.contact(b)) == Ordering::Equal
+                && folded.compare_packed(packing, a, b) == Ordering::Equal
         };
 
         // Every row, contact by contact in that order. Contacts with the same name and company
