@@ -271,6 +271,9 @@ struct NameStart {
     /// The separators after the first two words, as their byte + 1; 0 where the name ends.
     separators: [u8; START_WORDS - 1],
     orderable: bool,
+    /// Orderable, and nothing of the name is left out of `words` and `separators`: two
+    /// whole names with the same start are the same name.
+    whole: bool,
 }
 
 impl NameStart {
@@ -281,6 +284,7 @@ impl NameStart {
         let Some((&(first, _), &(_, last_end))) = spans.first().zip(spans.last()) else {
             // No word: the empty name sorts first by its key; one of separators is compared.
             self.orderable = name_from == name_to;
+            self.whole = self.orderable;
             return;
         };
         // The first word starts the name; each of the others follows one separator byte.
@@ -300,6 +304,8 @@ impl NameStart {
                 self.separators[kept - 1] = after + 1;
             }
         }
+        // With fewer words than kept, all after the last is its separator, if any.
+        self.whole = self.orderable && (spans.len() < START_WORDS || last_end == name_to);
     }
 }
 
@@ -444,7 +450,18 @@ impl WordNumbering {
 #[derive(Clone, Copy)]
 struct Packing {
     contact_bits: u32,
+    /// The key's last bits, below the name's fields, when all of them fit: how contacts with
+    /// the same name start differ without their text being read (see `Folded::by_name`).
+    tail_bits: u32,
 }
+
+/// The key's tail (see `Packing::tail_bits`) of a whole name (see `NameStart::whole`) and no
+/// company: contacts with the same key are the same name and company.
+const TAIL_NOTHING_MORE: u64 = 0b00;
+/// Of a whole name and a company.
+const TAIL_COMPANY: u64 = 0b01;
+/// Of a name that goes on after its start: these compare, company or not.
+const TAIL_NAME_GOES_ON: u64 = 0b10;
 
 impl Packing {
     fn contact(self, packed: u64) -> u32 {
@@ -453,6 +470,17 @@ impl Packing {
 
     fn key(self, packed: u64) -> u64 {
         packed >> self.contact_bits
+    }
+
+    /// The key without its tail: the fields of the name's start.
+    fn start_key(self, packed: u64) -> u64 {
+        self.key(packed) >> self.tail_bits
+    }
+
+    /// Whether two contacts with the key of `packed` are sure to have the same name and
+    /// company, unread.
+    fn same_unread(self, packed: u64) -> bool {
+        self.tail_bits == 2 && self.key(packed) & 0b11 == TAIL_NOTHING_MORE
     }
 
     /// `packed` with its contact replaced by `contact`.
@@ -632,9 +660,10 @@ impl Folded {
     /// start (see `NameStart`) is placed by stable counting sorts of its key's fields (see
     /// `sort_by_fields`): its words' places among the book's words (`sorted_ids`) and its
     /// separators (25,000 contacts: a pass or two over small integers, where comparing
-    /// their names took 0.54 ms). Contacts with the same key (the same name, or the same
-    /// first words) are then compared, and so are the others, which go in where comparing
-    /// puts them, with a key no orderable name has.
+    /// their names took 0.54 ms). Contacts with the same start (the same name, or the same
+    /// first words) are then told apart by the key's tail where it can (see
+    /// `Packing::tail_bits`) and compared where it cannot, and so are the others, which go
+    /// in where comparing puts them, with a key no orderable name has.
     fn by_name(&self, sorted_ids: &[u32]) -> (Vec<u64>, Packing) {
         let mut rank_of = vec![0u32; sorted_ids.len()];
         for (rank, &id) in sorted_ids.iter().enumerate() {
@@ -642,7 +671,6 @@ impl Folded {
         }
         let contacts = self.numbering.name_starts.len();
         let contact_bits = u64::BITS - (contacts as u64).leading_zeros();
-        let packing = Packing { contact_bits };
         // The fields, most significant first: (word, separator, word, separator, word), a
         // word as its rank + 1 (0: none), a separator as its byte + 1 (0: the name's end;
         // below `0` + 1, so 6 bits). They fill the key below its top bit, which only the
@@ -671,6 +699,20 @@ impl Folded {
                 counts: vec![0; values + 1],
             });
         }
+        // With every field in the key and two bits to spare, the key ends in a tail that
+        // tells contacts with the same start apart as far as their text need not be read:
+        // a whole name (`NameStart::whole`) sorts before the names it starts, and without a
+        // company before itself with one. Not sorted by counting: only contacts of the same
+        // start need it, sorted as integers.
+        let tail_bits = if fields.len() == 5 && used + 2 < key_bits {
+            2
+        } else {
+            0
+        };
+        let packing = Packing {
+            contact_bits,
+            tail_bits,
+        };
         let mut order: Vec<u64> = Vec::with_capacity(contacts);
         let mut compared: Vec<u64> = Vec::new();
         let compared_key = u64::MAX << contact_bits;
@@ -686,7 +728,17 @@ impl Folded {
                 start.separators[1].into(),
                 start.words[2],
             ];
+            let tail = if !start.whole {
+                TAIL_NAME_GOES_ON
+            } else if self.at[contact][1] != self.at[contact][2] {
+                TAIL_COMPANY
+            } else {
+                TAIL_NOTHING_MORE
+            };
             let mut packed = contact as u64;
+            if tail_bits > 0 {
+                packed |= tail << contact_bits;
+            }
             for (field, value) in fields.iter_mut().zip(values) {
                 let value = if field.is_word && value != 0 {
                     rank_of[value as usize - 1] + 1
@@ -699,9 +751,16 @@ impl Folded {
             order.push(packed);
         }
         let mut order = sort_by_fields(order, fields);
-        for run in order.chunk_by_mut(|a, b| packing.key(*a) == packing.key(*b)) {
-            if run.len() > 1 {
-                run.sort_unstable_by(|&a, &b| self.compare_packed(packing, a, b));
+        for run in order.chunk_by_mut(|a, b| packing.start_key(*a) == packing.start_key(*b)) {
+            if run.len() < 2 {
+                continue;
+            }
+            // By tail, then compared where the tail cannot tell.
+            run.sort_unstable();
+            for same in run.chunk_by_mut(|a, b| packing.key(*a) == packing.key(*b)) {
+                if same.len() > 1 && !packing.same_unread(same[0]) {
+                    same.sort_unstable_by(|&a, &b| self.compare_packed(packing, a, b));
+                }
             }
         }
         if compared.is_empty() {
@@ -897,7 +956,8 @@ impl FoldedBook {
         let (by_name, packing) = folded.by_name(&sorted_ids);
         let same_name = |&a: &u64, &b: &u64| {
             packing.key(a) == packing.key(b)
-                && folded.compare_packed(packing, a, b) == Ordering::Equal
+                && (packing.same_unread(a)
+                    || folded.compare_packed(packing, a, b) == Ordering::Equal)
         };
 
         // Every row, contact by contact in that order. Contacts with the same name and company
