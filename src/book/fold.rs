@@ -55,7 +55,11 @@ pub fn fold_into(text: &str, out: &mut Vec<u8>) {
             let code = (usize::from(byte & 0x1f) << 6) | usize::from(bytes[at + 1] & 0x3f);
             let [len, piece @ ..] = table[code - 0x80];
             if len != NOT_IN_TABLE {
-                out.extend_from_slice(&piece[..usize::from(len)]);
+                // All three bytes, then the length cut: a copy of a length known when
+                // compiling is a move, a slice of one known only now a call to memcpy
+                // (25,000 names, 40% with an accent: the fold 1.3% faster, interleaved).
+                out.extend_from_slice(&piece);
+                out.truncate(out.len() - piece.len() + usize::from(len));
                 at += 2;
                 continue;
             }
