@@ -205,13 +205,14 @@ const REST_ONE_IN: usize = 3;
 /// longer part, so its last contacts are folded by whichever thread gets to them first: the
 /// other one, before it builds the caller-ID part, unless it started late. This thread folds
 /// the first two thirds and lays the book out because its allocator is warm: on a new
-/// thread, fresh memory costs page faults. For the same reason `caller_id` should bring the
-/// caller-ID part's big buffers, made on this thread (see `Buffers`). None when no thread
-/// can be started.
+/// thread, fresh memory costs page faults. For the same reason the caller-ID part's big
+/// buffers are made here (`buffers`, see `Buffers`) and handed to `caller_id` on the other.
+/// None when no thread can be started.
 fn build_beside(
     fold_first: impl FnOnce() -> (FoldedBook, Vec<u64>),
     fold_rest: impl Fn() -> (FoldedBook, Vec<u64>) + Sync,
-    caller_id: impl FnOnce() -> CallerIdPart + Send,
+    buffers: impl FnOnce() -> Buffers,
+    caller_id: impl FnOnce(Buffers) -> CallerIdPart + Send,
 ) -> Option<(Layout, CallerIdPart)> {
     let rest_taken = AtomicBool::new(false);
     let take_rest = || !rest_taken.swap(true, atomic::Ordering::Relaxed);
@@ -219,6 +220,7 @@ fn build_beside(
     std::thread::scope(|scope| {
         // Dropped, should that thread panic folding, so that this one stops waiting.
         let (hand_over, handed) = std::sync::mpsc::sync_channel(1);
+        let (send_buffers, buffers_sent) = std::sync::mpsc::sync_channel(1);
         let beside = std::thread::Builder::new()
             .name("gi-index-caller-id".into())
             .spawn_scoped(scope, move || {
@@ -226,9 +228,14 @@ fn build_beside(
                     // The receiver is gone only if the calling thread panicked meanwhile.
                     let _ = hand_over.send(fold_rest());
                 }
-                caller_id()
+                // None only if the calling thread panicked before handing them over.
+                buffers_sent.recv().ok().map(caller_id)
             })
             .ok()?;
+        // Made on this thread (see `Buffers`) while the other one starts and folds: made
+        // before it was started, they kept it from starting for as long as they took. The
+        // receiver is gone only if the other thread panicked, which the join reports.
+        let _ = send_buffers.send(buffers());
         // Should this panic, the scope still waits for the other thread, which then waits
         // for nothing, and the panic goes on.
         let (mut book, mut e164s) = fold_first();
@@ -248,7 +255,8 @@ fn build_beside(
         let layout = book.lay_out(&e164s);
         let part = beside
             .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .expect("this thread handed the buffers over");
         Some((layout, part))
     })
 }
@@ -485,7 +493,6 @@ impl AccountIndex {
         let buffers = || Buffers::new(number_count, parts);
         let beside = (parts == Parts::Both && contacts.len() >= BESIDE_FROM)
             .then(|| {
-                let buffers = buffers();
                 let split = contacts.len() - contacts.len() / REST_ONE_IN;
                 let room = (contacts.len(), number_count);
                 let fold_first = || fold(&contacts[..split], room, &kept[..split]);
@@ -494,7 +501,7 @@ impl AccountIndex {
                     let numbers = rest.iter().map(|c| c.numbers.len()).sum();
                     fold(rest, (rest.len(), numbers), &kept[split..])
                 };
-                build_beside(fold_first, fold_rest, move || caller_id(buffers))
+                build_beside(fold_first, fold_rest, buffers, caller_id)
             })
             .flatten();
         let (layout, part) = match beside {
@@ -965,8 +972,8 @@ mod tests {
         ];
         let refs: Vec<&Contact> = contacts.iter().collect();
         let groups = vec![Vec::new(), Vec::new()];
-        let caller_id =
-            || CallerIdPart::build(&refs, &GroupNames::new(), Buffers::new(2, Parts::Both));
+        let buffers = || Buffers::new(2, Parts::Both);
+        let caller_id = |buffers| CallerIdPart::build(&refs, &GroupNames::new(), buffers);
         let folded_by = parking_lot::Mutex::new(Vec::new());
         let fold_rest = || {
             folded_by
@@ -992,17 +999,21 @@ mod tests {
                 .map_err(message)
         };
 
-        let first_panics = || build_beside(|| panic!("fold"), fold_rest, caller_id);
+        let first_panics = || build_beside(|| panic!("fold"), fold_rest, buffers, caller_id);
         assert_eq!(panics(&first_panics), Err(Some("fold".into())));
-        let rest_panics = || build_beside(fold_first, || panic!("rest"), caller_id);
+        let rest_panics = || build_beside(fold_first, || panic!("rest"), buffers, caller_id);
         assert_eq!(panics(&rest_panics), Err(Some("rest".into())));
-        let beside_panics = || build_beside(fold_first, fold_rest, || panic!("caller-ID part"));
+        let beside_panics =
+            || build_beside(fold_first, fold_rest, buffers, |_| panic!("caller-ID part"));
         assert_eq!(panics(&beside_panics), Err(Some("caller-ID part".into())));
+        let buffers_panic = || build_beside(fold_first, fold_rest, || panic!("buffers"), caller_id);
+        assert_eq!(panics(&buffers_panic), Err(Some("buffers".into())));
 
         // And when neither panics, the parts are those of a build on one thread, the rest
         // folded by the other thread.
         folded_by.lock().clear();
-        let (layout, part) = build_beside(fold_first, fold_rest, caller_id).expect("a thread");
+        let (layout, part) =
+            build_beside(fold_first, fold_rest, buffers, caller_id).expect("a thread");
         assert_eq!(*folded_by.lock(), [Some("gi-index-caller-id".to_owned())]);
         let (names, ranks) = layout.fill(&part.book_rows);
         assert_eq!(ranks, [0, 1]);
