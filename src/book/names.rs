@@ -21,24 +21,54 @@ pub struct Row {
     pub label: u16,
 }
 
-/// A word of a contact: where its folded text starts in the word arena (NUL-terminated; the
-/// top bit marks a word of a group name, which keypad search leaves out), and whose it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct WordRef {
-    start: u32,
-    contact: u32,
+/// The book's distinct words in order, and which contacts have each: what text and keypad
+/// searches read.
+#[derive(Default, Debug, PartialEq, Eq)]
+struct SortedWords {
+    /// Every distinct folded word once, in order, each followed by a NUL.
+    text: Box<[u8]>,
+    /// Where each word starts in `text`.
+    at: Box<[u32]>,
+    /// Word `w`'s contacts are `contacts[contacts_from[w]..contacts_from[w + 1]]`: their
+    /// ranks, ascending, with `GROUP_WORD` set where the contact has the word only in a
+    /// group's name. So the contacts of a run of words are one run too.
+    contacts_from: Box<[u32]>,
+    contacts: Box<[u32]>,
 }
 
-/// The top bit of `WordRef::start`: a word of a group name (searched by text, not dialled).
+/// The top bit of a word's contact: the word is in the name of one of its groups, searched
+/// by text, not dialled. (In `Words`, the top bit of a contact's word id.)
 const GROUP_WORD: u32 = 1 << 31;
 
-impl WordRef {
-    fn offset(&self) -> usize {
-        (self.start & !GROUP_WORD) as usize
+impl SortedWords {
+    fn count(&self) -> usize {
+        self.at.len()
     }
 
-    fn dialled(&self) -> bool {
-        self.start & GROUP_WORD == 0
+    /// The contacts of words `words`.
+    fn contacts_of(&self, words: Range<usize>) -> &[u32] {
+        let from = self.contacts_from[words.start] as usize;
+        let to = self.contacts_from[words.end] as usize;
+        &self.contacts[from..to]
+    }
+
+    /// The part of `words` whose words start with `prefix`. A word's bytes are compared as
+    /// long as the prefix, its NUL included when it is shorter: the NUL sorts before every
+    /// letter, so this orders the words as their text does without looking for where each
+    /// one ends.
+    fn narrow(&self, words: Range<usize>, prefix: &[u8]) -> Range<usize> {
+        let head = |&at: &u32| {
+            let start = at as usize;
+            &self.text[start..(start + prefix.len()).min(self.text.len())]
+        };
+        let starts = &self.at[words.clone()];
+        let from = starts.partition_point(|w| head(w) < prefix);
+        let to = from + starts[from..].partition_point(|w| head(w) == prefix);
+        words.start + from..words.start + to
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.text.len() + (self.at.len() + self.contacts_from.len() + self.contacts.len()) * 4
     }
 }
 
@@ -64,12 +94,10 @@ pub struct NameIndex {
     /// positions in `rows`, ascending.
     contact_start: Box<[u32]>,
     contact_rows: Box<[u32]>,
-    /// Every distinct folded word once, each followed by a NUL.
-    word_text: Box<[u8]>,
-    /// Sorted by the word's letters, then contact. Keypad search walks it too: the letters
-    /// a digit stands for narrow the range one digit at a time, so no second copy sorted by
-    /// keypad spelling is kept.
-    by_letters: Box<[WordRef]>,
+    /// The distinct words, sorted by their letters, with their contacts. Keypad search
+    /// walks them too: the letters a digit stands for narrow the range one digit at a time,
+    /// so no second copy sorted by keypad spelling is kept.
+    words: SortedWords,
 }
 
 /// A parsed search query.
@@ -839,53 +867,50 @@ impl Folded {
         }
     }
 
-    /// The word arena (each distinct word once, in sorted order, each followed by a NUL)
-    /// and every (word, contact) pair sorted by the word's letters, then contact.
-    /// `by_rank[r]` is the contact ranked `r`.
-    ///
-    /// Each word's pairs go after those of the words before it (its place is counted), and
-    /// contacts are visited in rank order, so each word's contacts come out ascending with
-    /// no sort of the pairs.
-    fn sorted_words(&self, sorted_ids: &[u32], by_rank: &[u32]) -> (Box<[u8]>, Box<[WordRef]>) {
+    /// The distinct words in order with their contacts, given `by_rank[r]`, the contact
+    /// ranked `r`. Each word's contacts go after those of the words before it (its place is
+    /// counted), and contacts are visited in rank order, so each word's contacts come out
+    /// ascending with no sort. A word's place is written once, not with each of its
+    /// contacts: half the bytes scattered (four a pair, not eight).
+    fn sorted_words(&self, sorted_ids: &[u32], by_rank: &[u32]) -> SortedWords {
         let words = &self.numbering.words;
-        let mut word_text: Vec<u8> = Vec::with_capacity(
+        let mut text: Vec<u8> = Vec::with_capacity(
             words
                 .distinct
                 .iter()
                 .map(|(from, to)| (to - from) as usize + 1)
                 .sum(),
         );
-        let mut offset_of = vec![0u32; words.distinct.len()];
+        let mut at = Vec::with_capacity(sorted_ids.len());
+        let mut contacts_from = Vec::with_capacity(sorted_ids.len() + 1);
         let mut next = vec![0u32; words.distinct.len()];
         let mut placed = 0u32;
         for &id in sorted_ids {
-            offset_of[id as usize] = word_text.len() as u32;
-            word_text.extend_from_slice(self.word(id));
-            word_text.push(0);
+            at.push(text.len() as u32);
+            text.extend_from_slice(self.word(id));
+            text.push(0);
+            contacts_from.push(placed);
             next[id as usize] = placed;
             placed += words.count[id as usize];
         }
-        let mut by_letters = vec![
-            WordRef {
-                start: 0,
-                contact: 0
-            };
-            words.words.len()
-        ];
+        contacts_from.push(placed);
+        let mut contacts = vec![0u32; words.words.len()];
         for (rank, &contact) in by_rank.iter().enumerate() {
             let contact = contact as usize;
             let from = words.word_start[contact] as usize;
             let to = words.word_start[contact + 1] as usize;
             for &word in &words.words[from..to] {
                 let id = (word & !GROUP_WORD) as usize;
-                by_letters[next[id] as usize] = WordRef {
-                    start: offset_of[id] | (word & GROUP_WORD),
-                    contact: rank as u32,
-                };
+                contacts[next[id] as usize] = rank as u32 | (word & GROUP_WORD);
                 next[id] += 1;
             }
         }
-        (word_text.into_boxed_slice(), by_letters.into_boxed_slice())
+        SortedWords {
+            text: text.into_boxed_slice(),
+            at: at.into_boxed_slice(),
+            contacts_from: contacts_from.into_boxed_slice(),
+            contacts: contacts.into_boxed_slice(),
+        }
     }
 }
 
@@ -895,8 +920,7 @@ pub struct Layout {
     rows: Vec<u32>,
     contact_start: Box<[u32]>,
     contact_rows: Box<[u32]>,
-    word_text: Box<[u8]>,
-    by_letters: Box<[WordRef]>,
+    words: SortedWords,
     rank_of_entry: Vec<u32>,
 }
 
@@ -907,8 +931,7 @@ impl Layout {
             rows: self.rows.iter().map(|&row| rows[row as usize]).collect(),
             contact_start: self.contact_start,
             contact_rows: self.contact_rows,
-            word_text: self.word_text,
-            by_letters: self.by_letters,
+            words: self.words,
         };
         (index, self.rank_of_entry)
     }
@@ -1034,7 +1057,7 @@ impl FoldedBook {
             *at += 1;
         }
 
-        let (word_text, by_letters) = folded.sorted_words(&sorted_ids, &by_rank);
+        let words = folded.sorted_words(&sorted_ids, &by_rank);
 
         let mut ranks = rank.into_iter();
         let rank_of_entry: Vec<u32> = self
@@ -1052,8 +1075,7 @@ impl FoldedBook {
             rows,
             contact_start: contact_start.into_boxed_slice(),
             contact_rows: contact_rows.into_boxed_slice(),
-            word_text,
-            by_letters,
+            words,
             rank_of_entry,
         }
     }
@@ -1125,25 +1147,11 @@ impl NameIndex {
     /// Contacts with a word that starts with `prefix`.
     fn letter_contacts(&self, prefix: &[u8]) -> ContactSet {
         let mut set = ContactSet::new(self.contact_count());
-        for word in &self.by_letters[self.narrow(0..self.by_letters.len(), prefix)] {
-            set.insert(word.contact);
+        let words = self.words.narrow(0..self.words.count(), prefix);
+        for &contact in self.words.contacts_of(words) {
+            set.insert(contact & !GROUP_WORD);
         }
         set
-    }
-
-    /// The part of `range` (sorted by letters) whose words start with `prefix`. A word's
-    /// bytes are compared as long as the prefix, its NUL included when it is shorter: the NUL
-    /// sorts before every letter, so this orders the words as their text does without
-    /// looking for where each one ends.
-    fn narrow(&self, range: Range<usize>, prefix: &[u8]) -> Range<usize> {
-        let head = |w: &WordRef| {
-            let start = w.offset();
-            &self.word_text[start..(start + prefix.len()).min(self.word_text.len())]
-        };
-        let words = &self.by_letters[range.clone()];
-        let from = words.partition_point(|w| head(w) < prefix);
-        let to = from + words[from..].partition_point(|w| head(w) == prefix);
-        range.start + from..range.start + to
     }
 
     /// Contacts with a name or company word whose keypad spelling starts with `digits`: the
@@ -1152,7 +1160,7 @@ impl NameIndex {
     fn keypad_contacts(&self, digits: &[u8]) -> ContactSet {
         let mut set = ContactSet::new(self.contact_count());
         let mut prefix = Vec::with_capacity(digits.len());
-        self.spell(digits, &mut prefix, 0..self.by_letters.len(), &mut set);
+        self.spell(digits, &mut prefix, 0..self.words.count(), &mut set);
         set
     }
 
@@ -1160,20 +1168,20 @@ impl NameIndex {
         &self,
         digits: &[u8],
         prefix: &mut Vec<u8>,
-        range: Range<usize>,
+        words: Range<usize>,
         set: &mut ContactSet,
     ) {
         let Some(&digit) = digits.get(prefix.len()) else {
-            for word in &self.by_letters[range] {
-                if word.dialled() {
-                    set.insert(word.contact);
+            for &contact in self.words.contacts_of(words) {
+                if contact & GROUP_WORD == 0 {
+                    set.insert(contact);
                 }
             }
             return;
         };
         for &key in fold::keypad_keys(digit) {
             prefix.push(key);
-            let narrowed = self.narrow(range.clone(), prefix);
+            let narrowed = self.words.narrow(words.clone(), prefix);
             if !narrowed.is_empty() {
                 self.spell(digits, prefix, narrowed, set);
             }
@@ -1236,8 +1244,7 @@ impl NameIndex {
     pub fn heap_bytes(&self) -> usize {
         self.rows.len() * std::mem::size_of::<Row>()
             + (self.contact_start.len() + self.contact_rows.len()) * 4
-            + self.word_text.len()
-            + self.by_letters.len() * std::mem::size_of::<WordRef>()
+            + self.words.heap_bytes()
     }
 }
 
