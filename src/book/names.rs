@@ -1,8 +1,9 @@
 //! The address book's search index: one row per (contact, number) in the order the PBX shows
-//! them, and the folded words of every contact's name, company and groups, sorted twice: by
-//! their letters (text search: a query word is a prefix of a word) and by their keypad
-//! spelling (dial by name). Built with the caller-ID index and swapped with it, so a search
-//! reads the same snapshot a lookup does, without locks, the store or the network.
+//! them, and the folded words of every contact's name, company and groups, sorted by their
+//! letters once for both searches (text: a query word is a prefix of a word; keypad: the
+//! letters each digit stands for narrow the words). Built with the caller-ID index and
+//! swapped with it, so a search reads the same snapshot a lookup does, without locks, the
+//! store or the network.
 
 use std::cmp::Ordering;
 use std::ops::Range;
@@ -36,8 +37,8 @@ struct SortedWords {
     contacts: Box<[u32]>,
 }
 
-/// The top bit of a word's contact: the word is in the name of one of its groups, searched
-/// by text, not dialled. (In `Words`, the top bit of a contact's word id.)
+/// The top bit of a word's contact: the contact has the word only in the name of one of its
+/// groups, searched by text, not dialled. (In `Words`, the top bit of a contact's word id.)
 const GROUP_WORD: u32 = 1 << 31;
 
 impl SortedWords {
@@ -278,7 +279,7 @@ struct WordNumbering {
 const START_WORDS: usize = 3;
 
 /// The start of a contact's folded name as words and what separates them, for ordering the
-/// address book by counting instead of comparing names (see `FoldedBook::by_name`).
+/// address book by counting instead of comparing names (see `Folded::by_name`).
 ///
 /// Names compare byte by byte. When a name starts with its first word, every separator
 /// between its first words is one byte below `0` (a space, `'`, `-`, `.`: below every
@@ -940,7 +941,8 @@ impl Layout {
 /// The address book on its way to a `Layout`, in two steps: `new` folds the contacts' text
 /// and numbers their words; `lay_out` orders the contacts and their rows, and places each
 /// word's contacts. Every step is a pass over the contacts, counting sorts, or sorts of
-/// fixed-size keys, and none needs the rows' text or labels: a build with a second thread
+/// fixed-size keys (the text is compared only where names start alike or cannot be
+/// ordered by their words), and none needs the rows' text or labels: a build with a second thread
 /// makes those (the caller-ID part) there, meanwhile (see `numbers::build_beside`).
 pub struct FoldedBook {
     folded: Folded,
