@@ -989,7 +989,9 @@ impl FoldedBook {
         // mix their rows by number (as text); each contact is ranked by its first row, so that
         // a set of contacts walked in ascending order is walked in the address book's order.
         let mut rows: Vec<u32> = Vec::with_capacity(e164s.len());
-        let mut row_rank: Vec<u32> = Vec::with_capacity(e164s.len());
+        let mut contact_start: Vec<u32> = Vec::with_capacity(contacts + 1);
+        let mut contact_rows: Vec<u32> = Vec::with_capacity(e164s.len());
+        let mut placed: Vec<(u32, u32)> = Vec::new();
         let mut rank = vec![u32::MAX; contacts];
         let mut by_rank: Vec<u32> = Vec::with_capacity(contacts);
         let mut same: Vec<(u64, u32, u32)> = Vec::new();
@@ -1022,7 +1024,9 @@ impl FoldedBook {
                     }
                     _ => rows[first..].sort_unstable_by_key(|&row| order_key(row)),
                 }
-                row_rank.resize(rows.len(), r);
+                // Its rows are the ones just placed, in order.
+                contact_start.push(contact_rows.len() as u32);
+                contact_rows.extend(first as u32..rows.len() as u32);
                 continue;
             }
             same.clear();
@@ -1033,31 +1037,25 @@ impl FoldedBook {
                 }
             }
             same.sort_unstable_by_key(|&(number, contact, _)| (number, contact));
+            // Their rows interleave: each contact's places, by its rank (given in the order
+            // the contacts first appear, so the run's ranks follow one another).
+            placed.clear();
             for &(_, contact, row) in &same {
                 let r = &mut rank[contact as usize];
                 if *r == u32::MAX {
                     *r = by_rank.len() as u32;
                     by_rank.push(contact);
                 }
+                placed.push((*r, rows.len() as u32));
                 rows.push(row);
-                row_rank.push(*r);
+            }
+            placed.sort_unstable();
+            for of_contact in placed.chunk_by(|a, b| a.0 == b.0) {
+                contact_start.push(contact_rows.len() as u32);
+                contact_rows.extend(of_contact.iter().map(|&(_, position)| position));
             }
         }
-        let contacts = by_rank.len();
-        let mut contact_start = vec![0u32; contacts + 1];
-        for &r in &row_rank {
-            contact_start[r as usize + 1] += 1;
-        }
-        for c in 0..contacts {
-            contact_start[c + 1] += contact_start[c];
-        }
-        let mut fill = contact_start.clone();
-        let mut contact_rows = vec![0u32; rows.len()];
-        for (position, &r) in row_rank.iter().enumerate() {
-            let at = &mut fill[r as usize];
-            contact_rows[*at as usize] = position as u32;
-            *at += 1;
-        }
+        contact_start.push(contact_rows.len() as u32);
 
         let words = folded.sorted_words(&sorted_ids, &by_rank);
 
