@@ -941,8 +941,8 @@ impl Layout {
 /// The address book on its way to a `Layout`, in two steps: `new` folds the contacts' text
 /// and numbers their words; `lay_out` orders the contacts and their rows, and places each
 /// word's contacts. Every step is a pass over the contacts, counting sorts, or sorts of
-/// fixed-size keys (the text is compared only where names start alike or cannot be
-/// ordered by their words), and none needs the rows' text or labels: a build with a second thread
+/// fixed-size keys (the text is compared only where names start alike or cannot be ordered
+/// by their words), and none needs the rows' text or labels: a build with a second thread
 /// makes those (the caller-ID part) there, meanwhile (see `numbers::build_beside`).
 pub struct FoldedBook {
     folded: Folded,
