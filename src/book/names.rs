@@ -531,6 +531,45 @@ struct KeyField {
     counts: Vec<u32>,
 }
 
+/// The fields of `Folded::by_name`'s key, most significant first, for a book of `words`
+/// distinct words whose contacts take `contact_bits`, and how many bits its tail takes.
+/// The fields are (word, separator, word, separator, word), a word as its rank + 1 (0:
+/// none), a separator as its byte + 1 (0: the name's end; below `0` + 1, so 6 bits). They
+/// fill the key below its top bit, which only the compared contacts' key has; those that do
+/// not fit are left to comparing. With every field in the key and two bits to spare, the
+/// key ends in a tail that tells contacts with the same start apart as far as their text
+/// need not be read: a whole name (`NameStart::whole`) sorts before the names it starts,
+/// and without a company before itself with one. The tail is not sorted by counting: only
+/// contacts of the same start need it, sorted as integers (`Folded::order_alike`).
+fn key_fields(contact_bits: u32, words: usize) -> (Vec<KeyField>, u32) {
+    let key_bits = u64::BITS - contact_bits;
+    let word_bits = u64::BITS - (words as u64).leading_zeros();
+    let mut fields: Vec<KeyField> = Vec::with_capacity(5);
+    let mut used = 0;
+    for (at, bits) in [word_bits, 6, word_bits, 6, word_bits]
+        .into_iter()
+        .enumerate()
+    {
+        if used + bits >= key_bits {
+            break;
+        }
+        used += bits;
+        let values = if at % 2 == 0 { words + 1 } else { 1 << 6 };
+        fields.push(KeyField {
+            shift: u64::BITS - 1 - used,
+            bits,
+            is_word: at % 2 == 0,
+            counts: vec![0; values + 1],
+        });
+    }
+    let tail_bits = if fields.len() == 5 && used + 2 < key_bits {
+        2
+    } else {
+        0
+    };
+    (fields, tail_bits)
+}
+
 /// `order` (packed contacts) sorted by its key's `fields`, most significant first, by one
 /// stable counting pass a field, the last field first; each pass carries the packed
 /// integer, so that it reads front to back and moves 8 bytes a contact. A field every
@@ -700,44 +739,7 @@ impl Folded {
         }
         let contacts = self.numbering.name_starts.len();
         let contact_bits = u64::BITS - (contacts as u64).leading_zeros();
-        // The fields, most significant first: (word, separator, word, separator, word), a
-        // word as its rank + 1 (0: none), a separator as its byte + 1 (0: the name's end;
-        // below `0` + 1, so 6 bits). They fill the key below its top bit, which only the
-        // compared contacts' key has; those that do not fit are left to comparing.
-        let key_bits = u64::BITS - contact_bits;
-        let word_bits = u64::BITS - (sorted_ids.len() as u64).leading_zeros();
-        let mut fields: Vec<KeyField> = Vec::with_capacity(5);
-        let mut used = 0;
-        for (at, bits) in [word_bits, 6, word_bits, 6, word_bits]
-            .into_iter()
-            .enumerate()
-        {
-            if used + bits >= key_bits {
-                break;
-            }
-            used += bits;
-            let values = if at % 2 == 0 {
-                sorted_ids.len() + 1
-            } else {
-                1 << 6
-            };
-            fields.push(KeyField {
-                shift: u64::BITS - 1 - used,
-                bits,
-                is_word: at % 2 == 0,
-                counts: vec![0; values + 1],
-            });
-        }
-        // With every field in the key and two bits to spare, the key ends in a tail that
-        // tells contacts with the same start apart as far as their text need not be read:
-        // a whole name (`NameStart::whole`) sorts before the names it starts, and without a
-        // company before itself with one. Not sorted by counting: only contacts of the same
-        // start need it, sorted as integers.
-        let tail_bits = if fields.len() == 5 && used + 2 < key_bits {
-            2
-        } else {
-            0
-        };
+        let (mut fields, tail_bits) = key_fields(contact_bits, sorted_ids.len());
         let packing = Packing {
             contact_bits,
             tail_bits,
@@ -780,11 +782,21 @@ impl Folded {
             order.push(packed);
         }
         let mut order = sort_by_fields(order, fields);
+        self.order_alike(&mut order, packing);
+        if compared.is_empty() {
+            return (order, packing);
+        }
+        self.sort_by_head(&mut compared, packing);
+        (self.merge(order, compared, packing), packing)
+    }
+
+    /// Orders the contacts of `order` (sorted by their keys' fields) whose names start
+    /// alike: by their keys' tails, then by comparing them where the tail cannot tell.
+    fn order_alike(&self, order: &mut [u64], packing: Packing) {
         for run in order.chunk_by_mut(|a, b| packing.start_key(*a) == packing.start_key(*b)) {
             if run.len() < 2 {
                 continue;
             }
-            // By tail, then compared where the tail cannot tell.
             run.sort_unstable();
             for same in run.chunk_by_mut(|a, b| packing.key(*a) == packing.key(*b)) {
                 if same.len() > 1 && !packing.same_unread(same[0]) {
@@ -792,11 +804,6 @@ impl Folded {
                 }
             }
         }
-        if compared.is_empty() {
-            return (order, packing);
-        }
-        self.sort_by_head(&mut compared, packing);
-        (self.merge(order, compared, packing), packing)
     }
 
     /// Contacts whose names are ordered by their words (`order`) and those whose names are
