@@ -3,6 +3,7 @@
 //! the address book's search index (`names`, over the folded text of `fold`). Plain data and
 //! algorithms: nothing here touches the network, the database or C.
 
+mod beside;
 pub mod contact;
 pub mod fold;
 pub mod names;

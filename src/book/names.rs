@@ -950,7 +950,7 @@ impl Layout {
 /// word's contacts. Every step is a pass over the contacts, counting sorts, or sorts of
 /// fixed-size keys (the text is compared only where names start alike or cannot be ordered
 /// by their words), and none needs the rows' text or labels: a build with a second thread
-/// makes those (the caller-ID part) there, meanwhile (see `numbers::build_beside`).
+/// makes those (the caller-ID part) there, meanwhile (see `beside`).
 pub struct FoldedBook {
     folded: Folded,
     /// Whether each entry is in the address book (has a number).
@@ -959,9 +959,10 @@ pub struct FoldedBook {
 
 impl FoldedBook {
     /// Folds the entries, made a few at a time (25,000 of them at once would be a megabyte
-    /// written and read again), with room for `room` entries in all (see `append`).
-    pub fn new<'e>(entries: impl ExactSizeIterator<Item = Entry<'e>>, room: usize) -> FoldedBook {
-        let count = entries.len().max(room);
+    /// written and read again), with room for `room` entries in all (these and any appended,
+    /// see `append`).
+    pub fn new<'e>(entries: impl Iterator<Item = Entry<'e>>, room: usize) -> FoldedBook {
+        let count = room;
         let mut in_book = Vec::with_capacity(count);
         // Only contacts with a number are in the address book.
         let with_numbers = entries
@@ -1101,7 +1102,7 @@ impl NameIndex {
     /// (text offsets, labels) is made with the caller-ID index, so this can run beside it
     /// (see `FoldedBook` for the steps).
     pub fn lay_out(all_entries: &[Entry<'_>], e164s: &[u64]) -> Layout {
-        FoldedBook::new(all_entries.iter().cloned(), 0).lay_out(e164s)
+        FoldedBook::new(all_entries.iter().cloned(), all_entries.len()).lay_out(e164s)
     }
 
     pub fn row(&self, position: u32) -> &Row {

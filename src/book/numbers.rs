@@ -6,15 +6,15 @@
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::sync::atomic::{self, AtomicBool};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use rustc_hash::FxBuildHasher;
 
+use super::beside;
 use super::fold;
-use super::names::{Entry, FoldedBook, Layout, Matches, NameIndex, Query, Row};
+use super::names::{Entry, FoldedBook, Matches, NameIndex, Query, Row};
 use super::patch::{AccountBook, BookIdentity};
 use crate::account::domain_of;
 use crate::book::contact::{Contact, Source};
@@ -150,18 +150,21 @@ pub(super) fn kept_by_groups<C: Borrow<Contact>>(
     (kept, groups)
 }
 
-/// Folds the address book of `contacts` (see `FoldedBook`), and gives its rows' numbers:
-/// contact `i`'s rows are its numbers, in order, after those of the contacts before it, as
-/// `CallerIdPart` makes them. `room` is how many contacts and numbers the book will hold
-/// once the rest is appended, so that appending it does not copy what is there.
+/// Folds the address book of the `contacts` at `positions` (ascending; see `FoldedBook`),
+/// and gives its rows' numbers: a contact's rows are its numbers, in order, after those of
+/// the contacts before it, as `CallerIdPart` makes them. `room` is how many contacts and
+/// numbers the book will hold once the rest is appended, so that appending it does not
+/// copy what is there.
 fn fold_book(
     contacts: &[&Contact],
+    positions: impl Iterator<Item = usize>,
     room: (usize, usize),
     kept: &[usize],
     groups: &[Vec<String>],
 ) -> (FoldedBook, Vec<u64>) {
     let mut e164s: Vec<u64> = Vec::with_capacity(room.1);
-    let entries = contacts.iter().enumerate().map(|(i, contact)| {
+    let entries = positions.map(|i| {
+        let contact = contacts[i];
         let start = e164s.len() as u32;
         e164s.extend(contact.numbers.iter().map(|n| n.e164.0));
         Entry {
@@ -190,76 +193,6 @@ struct CallerIdPart {
 /// the address book's layout (see `build_kept`): below it, starting a thread costs more than
 /// it saves.
 const BESIDE_FROM: usize = 2_000;
-
-/// Of a large book, the last one in `REST_ONE_IN` contacts is folded by the caller-ID part's
-/// thread before it builds that part, so that the two threads finish together. Timed in the
-/// build (25,000 contacts, medians of 200): with a quarter, this thread laid the book out
-/// at 2.85-3.05 ms and the other finished at 2.45-2.60; with a third, 2.63-2.77 and
-/// 2.62-2.68, and the build 1.50-1.55x the one without the address book instead of
-/// 1.62-1.67x (quiet rounds, alternating).
-const REST_ONE_IN: usize = 3;
-
-/// A large book's parts, built on two threads: the caller-ID part on a thread of its own,
-/// the address book on this one. The two read the same contacts and write nothing in common,
-/// and a sync's new numbers and names are then swapped in sooner. The address book is the
-/// longer part, so its last contacts are folded by whichever thread gets to them first: the
-/// other one, before it builds the caller-ID part, unless it started late. This thread folds
-/// the first two thirds and lays the book out because its allocator is warm: on a new
-/// thread, fresh memory costs page faults. For the same reason the caller-ID part's big
-/// buffers are made here (`buffers`, see `Buffers`) and handed to `caller_id` on the other.
-/// None when no thread can be started.
-fn build_beside(
-    fold_first: impl FnOnce() -> (FoldedBook, Vec<u64>),
-    fold_rest: impl Fn() -> (FoldedBook, Vec<u64>) + Sync,
-    buffers: impl FnOnce() -> Buffers,
-    caller_id: impl FnOnce(Buffers) -> CallerIdPart + Send,
-) -> Option<(Layout, CallerIdPart)> {
-    let rest_taken = AtomicBool::new(false);
-    let take_rest = || !rest_taken.swap(true, atomic::Ordering::Relaxed);
-    let (take_rest, fold_rest) = (&take_rest, &fold_rest);
-    std::thread::scope(|scope| {
-        // Dropped, should that thread panic folding, so that this one stops waiting.
-        let (hand_over, handed) = std::sync::mpsc::sync_channel(1);
-        let (send_buffers, buffers_sent) = std::sync::mpsc::sync_channel(1);
-        let beside = std::thread::Builder::new()
-            .name("gi-index-caller-id".into())
-            .spawn_scoped(scope, move || {
-                if take_rest() {
-                    // The receiver is gone only if the calling thread panicked meanwhile.
-                    let _ = hand_over.send(fold_rest());
-                }
-                // None only if the calling thread panicked before handing them over.
-                buffers_sent.recv().ok().map(caller_id)
-            })
-            .ok()?;
-        // Made on this thread (see `Buffers`) while the other one starts and folds: made
-        // before it was started, they kept it from starting for as long as they took. The
-        // receiver is gone only if the other thread panicked, which the join reports.
-        let _ = send_buffers.send(buffers());
-        // Should this panic, the scope still waits for the other thread, which then waits
-        // for nothing, and the panic goes on.
-        let (mut book, mut e164s) = fold_first();
-        let (rest, rest_e164s) = if take_rest() {
-            fold_rest()
-        } else {
-            match handed.recv() {
-                Ok(rest) => rest,
-                Err(_) => match beside.join() {
-                    Err(panic) => std::panic::resume_unwind(panic),
-                    Ok(_) => unreachable!("the other thread hands the fold over or panics"),
-                },
-            }
-        };
-        book.append(rest, e164s.len() as u32);
-        e164s.extend(rest_e164s);
-        let layout = book.lay_out(&e164s);
-        let part = beside
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            .expect("this thread handed the buffers over");
-        Some((layout, part))
-    })
-}
 
 impl CallerIdPart {
     /// Fills the table (unless `parts` is the address book alone) and the text, and makes
@@ -481,11 +414,10 @@ impl AccountIndex {
         let contacts: Vec<&Contact> = kept.iter().map(|&i| all[i].borrow()).collect();
         let number_count: usize = contacts.iter().map(|c| c.numbers.len()).sum();
 
-        let fold =
-            |contacts: &[&Contact], room, kept: &[usize]| fold_book(contacts, room, kept, groups);
+        let room = (contacts.len(), number_count);
         let lay_out = || {
             parts.names().then(|| {
-                let (book, e164s) = fold(&contacts, (contacts.len(), number_count), kept);
+                let (book, e164s) = fold_book(&contacts, 0..contacts.len(), room, kept, groups);
                 book.lay_out(&e164s)
             })
         };
@@ -493,15 +425,17 @@ impl AccountIndex {
         let buffers = || Buffers::new(number_count, parts);
         let beside = (parts == Parts::Both && contacts.len() >= BESIDE_FROM)
             .then(|| {
-                let split = contacts.len() - contacts.len() / REST_ONE_IN;
-                let room = (contacts.len(), number_count);
-                let fold_first = || fold(&contacts[..split], room, &kept[..split]);
-                let fold_rest = || {
-                    let rest = &contacts[split..];
-                    let numbers = rest.iter().map(|c| c.numbers.len()).sum();
-                    fold(rest, (rest.len(), numbers), &kept[split..])
+                let fold_claimed = |claimed: beside::Claimed<'_>| {
+                    let room = match claimed.only() {
+                        None => room,
+                        Some(block) => (
+                            block.len(),
+                            contacts[block].iter().map(|c| c.numbers.len()).sum(),
+                        ),
+                    };
+                    fold_book(&contacts, claimed, room, kept, groups)
                 };
-                build_beside(fold_first, fold_rest, buffers, caller_id)
+                beside::build_beside(contacts.len(), fold_claimed, buffers, caller_id)
             })
             .flatten();
         let (layout, part) = match beside {
@@ -962,71 +896,12 @@ mod tests {
         (rows, total)
     }
 
-    /// A panic on either thread of a large build reaches the caller (as a panic in a sync,
-    /// which the worker reports), and neither thread is left running or waiting.
+    /// A large book is folded in blocks on two threads and the blocks joined: the address
+    /// book must be the very one a single pass makes, however the blocks fell, with words
+    /// (short, long, of groups) and names shared across the blocks, and contacts without a
+    /// number in them.
     #[test]
-    fn a_panic_on_either_thread_of_a_build_reaches_the_caller_and_nothing_waits() {
-        let contacts = [
-            contact("people/b", "Bea", &[("2125550101", "work")]),
-            contact("people/c", "Cy", &[("2125550102", "work")]),
-        ];
-        let refs: Vec<&Contact> = contacts.iter().collect();
-        let groups = vec![Vec::new(), Vec::new()];
-        let buffers = || Buffers::new(2, Parts::Both);
-        let caller_id = |buffers| CallerIdPart::build(&refs, &GroupNames::new(), buffers);
-        let folded_by = parking_lot::Mutex::new(Vec::new());
-        let fold_rest = || {
-            folded_by
-                .lock()
-                .push(std::thread::current().name().map(str::to_owned));
-            fold_book(&refs[1..], (1, 1), &[1], &groups)
-        };
-        // Waits until the other thread has taken the rest (or 10 s, on a machine too busy
-        // to start it), so that it is the one that folds it.
-        let fold_first = || {
-            let waiting = std::time::Instant::now();
-            while folded_by.lock().is_empty() && waiting.elapsed().as_secs() < 10 {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-            fold_book(&refs[..1], (2, 2), &[0], &groups)
-        };
-        let message = |panic: Box<dyn std::any::Any + Send>| {
-            panic.downcast_ref::<&str>().map(|s| s.to_string())
-        };
-        let panics = |build: &dyn Fn() -> Option<(Layout, CallerIdPart)>| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(build))
-                .map(|_| ())
-                .map_err(message)
-        };
-
-        let first_panics = || build_beside(|| panic!("fold"), fold_rest, buffers, caller_id);
-        assert_eq!(panics(&first_panics), Err(Some("fold".into())));
-        let rest_panics = || build_beside(fold_first, || panic!("rest"), buffers, caller_id);
-        assert_eq!(panics(&rest_panics), Err(Some("rest".into())));
-        let beside_panics =
-            || build_beside(fold_first, fold_rest, buffers, |_| panic!("caller-ID part"));
-        assert_eq!(panics(&beside_panics), Err(Some("caller-ID part".into())));
-        let buffers_panic = || build_beside(fold_first, fold_rest, || panic!("buffers"), caller_id);
-        assert_eq!(panics(&buffers_panic), Err(Some("buffers".into())));
-
-        // And when neither panics, the parts are those of a build on one thread, the rest
-        // folded by the other thread.
-        folded_by.lock().clear();
-        let (layout, part) =
-            build_beside(fold_first, fold_rest, buffers, caller_id).expect("a thread");
-        assert_eq!(*folded_by.lock(), [Some("gi-index-caller-id".to_owned())]);
-        let (names, ranks) = layout.fill(&part.book_rows);
-        assert_eq!(ranks, [0, 1]);
-        assert_eq!(names.row(0).e164, contacts[0].numbers[0].e164.0);
-        assert_eq!(names.row(1).e164, contacts[1].numbers[0].e164.0);
-    }
-
-    /// A large book is folded on two threads and the halves joined: the address book must be
-    /// the very one a single pass makes, whichever thread folded the rest, with words (short,
-    /// long, of groups) and names shared across the split, and contacts without a number on
-    /// both sides of it.
-    #[test]
-    fn a_book_folded_in_two_halves_is_the_book_folded_in_one_pass() {
+    fn a_book_folded_on_two_threads_is_the_book_folded_in_one_pass() {
         let us = RegionRules::new("US").unwrap();
         let count = BESIDE_FROM + 700;
         let contacts: Vec<Contact> = (0..count)
@@ -1079,7 +954,7 @@ mod tests {
         let refs: Vec<&Contact> = kept.iter().map(|&i| &contacts[i]).collect();
         let numbers = refs.iter().map(|c| c.numbers.len()).sum();
 
-        let (book, e164s) = fold_book(&refs, (refs.len(), numbers), &kept, &groups);
+        let (book, e164s) = fold_book(&refs, 0..refs.len(), (refs.len(), numbers), &kept, &groups);
         let part = CallerIdPart::build(
             &refs,
             &GroupNames::new(),
@@ -1087,7 +962,7 @@ mod tests {
         );
         let (one_pass, ranks) = book.lay_out(&e164s).fill(&part.book_rows);
 
-        // Whichever thread folds the rest (the other one, unless it starts late), the book is
+        // However the threads share the fold (as fast as each turns out to be), the book is
         // the same: several builds, so that a late start may show.
         for _ in 0..8 {
             let index = AccountIndex::build_kept(
