@@ -962,13 +962,12 @@ impl FoldedBook {
     /// written and read again), with room for `room` entries in all (these and any appended,
     /// see `append`).
     pub fn new<'e>(entries: impl Iterator<Item = Entry<'e>>, room: usize) -> FoldedBook {
-        let count = room;
-        let mut in_book = Vec::with_capacity(count);
+        let mut in_book = Vec::with_capacity(room);
         // Only contacts with a number are in the address book.
         let with_numbers = entries
             .inspect(|e| in_book.push(!e.rows.is_empty()))
             .filter(|e| !e.rows.is_empty());
-        let folded = Folded::new(with_numbers, count);
+        let folded = Folded::new(with_numbers, room);
         FoldedBook { folded, in_book }
     }
 
