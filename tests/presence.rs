@@ -690,12 +690,31 @@ fn an_oversized_or_endless_calendar_reply_is_cut_off_and_named() {
 /// delete and finds the account gone. A bare existence check took no lock, so the answer
 /// was written after the delete had erased the busy times, and stayed (personal data of an
 /// account that is gone, never cleaned up, as the account's other rows join on it).
+///
+/// The delete is held open only once the fetch is on its way to Google (whose answer is
+/// slowed to land well after) and the contacts sync that "Sync now" also starts has landed:
+/// held open before, the contacts sync reached the store first and waited there for the
+/// delete with the node's one connection, and the fetch behind it never asked Google (CI,
+/// a loaded machine: 30 s without a calendar request); landing after, it would hold the
+/// answer's write back until the delete ends, and the write would not race the delete.
 #[test]
 fn a_calendar_answer_landing_while_another_node_deletes_the_account_leaves_nothing() {
+    const ANSWER_AFTER: Duration = Duration::from_secs(3);
     let h = Harness::on_postgres();
     let (plugin, _) = connected_in_a_meeting(&h);
     let pg = h.pg.as_ref().expect("on PostgreSQL");
     let mut other_node = pg.server.client(&pg.url);
+    h.fake
+        .set_sticky_fault(Endpoint::Calendar, Some(Fault::Delay(ANSWER_AFTER)));
+    let asked = calendar_requests(&h);
+    let listed = h.fake.requests_to(Endpoint::People).len();
+    plugin.sync_now(ACCOUNT).unwrap();
+    assert!(wait_until(PATIENCE, || calendar_requests(&h) > asked));
+    let asked_at = std::time::Instant::now();
+    assert!(wait_until(PATIENCE, || {
+        h.fake.requests_to(Endpoint::People).len() > listed
+            && plugin.status_value(ACCOUNT)["syncing"] == false
+    }));
     // The other node's delete, as `delete_account` makes it, held open.
     let mut delete = other_node.transaction().unwrap();
     delete
@@ -704,12 +723,14 @@ fn a_calendar_answer_landing_while_another_node_deletes_the_account_leaves_nothi
     delete
         .execute("DELETE FROM presence WHERE account = $1", &[&ACCOUNT])
         .unwrap();
-    let asked = calendar_requests(&h);
-    plugin.sync_now(ACCOUNT).unwrap();
-    assert!(wait_until(PATIENCE, || calendar_requests(&h) > asked));
-    // Time for the answer to reach the store, where it waits for the delete.
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        asked_at.elapsed() < ANSWER_AFTER,
+        "the delete began after the answer was due: the test proves nothing on a machine this slow"
+    );
+    // Time for the answer to come and reach the store, where it waits for the delete.
+    std::thread::sleep(ANSWER_AFTER + Duration::from_millis(500));
     delete.commit().unwrap();
+    h.fake.set_sticky_fault(Endpoint::Calendar, None);
     drop(plugin); // waits for the fetch to end, one way or the other
     assert_eq!(
         store_query(&h, "SELECT account FROM presence"),
