@@ -81,7 +81,7 @@ pub struct Entry<'a> {
     /// Group names, as shown.
     pub groups: &'a [String],
     /// The contact's rows (one per number, in any order): where they are among the rows
-    /// (`NameIndex::build`, `Layout::fill`) and their numbers (`NameIndex::lay_out`) handed
+    /// (`NameIndex::build`, `Layout::fill`) and their numbers (`FoldedBook::lay_out`) handed
     /// beside the entries.
     pub rows: Range<u32>,
 }
@@ -230,8 +230,8 @@ impl ContactSet {
 }
 
 /// The address book's contacts (those with a number) folded: name, company and group names
-/// of each, in one buffer, and their words numbered. The first step of `NameIndex::lay_out`;
-/// see `FoldedBook`.
+/// of each, in one buffer, and their words numbered. The first step of a build; see
+/// `FoldedBook`.
 struct Folded {
     text: Vec<u8>,
     /// Contact `c`'s name is `text[at[c][0]..at[c][1]]`, its company runs to `at[c][2]`, its
@@ -922,7 +922,7 @@ impl Folded {
     }
 }
 
-/// The address book laid out, before its rows are filled in (see `NameIndex::lay_out`).
+/// The address book laid out, before its rows are filled in (see `FoldedBook::lay_out`).
 pub struct Layout {
     /// The row at each place in the book: its index in the rows `fill` takes.
     rows: Vec<u32>,
@@ -1091,17 +1091,13 @@ impl FoldedBook {
 impl NameIndex {
     /// Builds the index, and says each entry's place in the address book (its rank, by its
     /// first row; `u32::MAX` for an entry without a number, which is not in the book).
+    /// All on this thread: a large account's build lays the book out beside the caller-ID
+    /// part instead, which makes the rows (see `FoldedBook` and `beside`).
     pub fn build(entries: &[Entry<'_>], rows: &[Row]) -> (NameIndex, Vec<u32>) {
         let e164s: Vec<u64> = rows.iter().map(|r| r.e164).collect();
-        NameIndex::lay_out(entries, &e164s).fill(rows)
-    }
-
-    /// Lays the index out from the entries and their rows' numbers (`e164s[i]` is row
-    /// `i`'s): all but what the rows show, which `Layout::fill` puts in. What the rows show
-    /// (text offsets, labels) is made with the caller-ID index, so this can run beside it
-    /// (see `FoldedBook` for the steps).
-    pub fn lay_out(all_entries: &[Entry<'_>], e164s: &[u64]) -> Layout {
-        FoldedBook::new(all_entries.iter().cloned(), all_entries.len()).lay_out(e164s)
+        FoldedBook::new(entries.iter().cloned(), entries.len())
+            .lay_out(&e164s)
+            .fill(rows)
     }
 
     pub fn row(&self, position: u32) -> &Row {
