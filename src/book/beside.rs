@@ -389,7 +389,7 @@ mod tests {
     /// The book as one pass on one thread makes it.
     fn one_pass(names: &[String]) -> (NameIndex, Vec<u32>) {
         let (book, e164s) = fold(names, 0..names.len(), names.len());
-        book.lay_out(&e164s).fill(&rows(names.len()))
+        book.lay_out(&e164s).index(rows(names.len()))
     }
 
     /// The other thread folds for as long as anything is left.
@@ -486,7 +486,7 @@ mod tests {
             folded_beside.load(Ordering::Relaxed) >= 3,
             "the other thread folded blocks"
         );
-        let built = layout.fill(&rows(names.len()));
+        let built = layout.index(rows(names.len()));
         assert!(built == expected, "the address books differ");
     }
 
@@ -516,7 +516,7 @@ mod tests {
         )
         .expect("a thread");
         assert_eq!(part, 42);
-        assert!(layout.fill(&rows(names.len())) == one_pass(&names));
+        assert!(layout.index(rows(names.len())) == one_pass(&names));
     }
 
     /// A panic on either thread of a large build reaches the caller (as a panic in a sync,

@@ -444,7 +444,7 @@ impl AccountIndex {
             None => (lay_out(), caller_id(buffers())),
         };
         let (names, ranks) = match layout {
-            Some(layout) => layout.fill(&part.book_rows),
+            Some(layout) => layout.index(part.book_rows),
             None => (NameIndex::default(), Vec::new()),
         };
 
@@ -960,7 +960,7 @@ mod tests {
             &GroupNames::new(),
             Buffers::new(numbers, Parts::Both),
         );
-        let (one_pass, ranks) = book.lay_out(&e164s).fill(&part.book_rows);
+        let (one_pass, ranks) = book.lay_out(&e164s).index(part.book_rows.clone());
 
         // However the threads share the fold (as fast as each turns out to be), the book is
         // the same: several builds, so that a late start may show.
