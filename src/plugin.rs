@@ -14,6 +14,7 @@ use crate::account;
 use crate::book::contact::Source;
 use crate::book::names::Query;
 use crate::book::numbers::{AccountIndex, ContactIndex, ContactMatch, GroupNames};
+use crate::book::HelperThreads;
 use crate::config::Config;
 use crate::core::{
     calendar_fetched, missing_calendar_scope, rfc3339, unix_now, AccountState, Core, Status,
@@ -32,6 +33,10 @@ pub const STATE_LIFETIME_SECS: i64 = 600;
 pub struct Plugin {
     core: Arc<Core>,
     worker: SyncWorker,
+    /// Threads that build large indexes beside the thread that asks (see `book::helpers`);
+    /// dropped after the workers stop, joining them if no other plugin in the process holds
+    /// them.
+    _helpers: HelperThreads,
 }
 
 /// The status of one account, as `gi_status_json` reports it.
@@ -75,6 +80,8 @@ impl Plugin {
     /// index from it before returning, so lookups answer at once, with or without Google.
     pub fn open(config_json: &str) -> Result<Plugin> {
         let config = Config::parse(config_json)?;
+        // Before the indexes are built from the store, which they help with.
+        let helpers = HelperThreads::hold();
         let sealer = Sealer::load(config.token_key_file.as_deref(), &config.data_dir)?;
         let store = store::open(&config.store, &config.data_dir, sealer)?;
         let http = HttpClient::new(Limits {
@@ -130,7 +137,11 @@ impl Plugin {
             accounts: RwLock::new(accounts),
         });
         let worker = SyncWorker::start(core.clone(), schedule, calendars);
-        Ok(Plugin { core, worker })
+        Ok(Plugin {
+            core,
+            worker,
+            _helpers: helpers,
+        })
     }
 
     /// Google's consent URL for `account`, with a fresh single-use state bound to it.

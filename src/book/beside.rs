@@ -15,10 +15,12 @@
 //! caller-ID part (it was never given a core), the calling thread builds it itself.
 
 use std::ops::Range;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 
+use super::helpers::{self, HelperPool, TakenHelper, HELPER_THREAD};
 use super::names::{FoldedBook, Layout};
 
 /// Contacts folded (those of a block, in order) and their rows' numbers: what `fold_book`
@@ -210,21 +212,26 @@ impl Schedule {
 /// Builds a large book's parts on two threads (see the module's doc): `fold` folds the
 /// contacts at the positions it is given (of `count`), `buffers` makes what the caller-ID
 /// part is built in (on this thread, whose allocator is warm: on a new thread fresh memory
-/// costs page faults) and `caller_id` builds it. None when no thread can be started.
+/// costs page faults) and `caller_id` builds it. The other thread is a kept helper when one
+/// is free (see `helpers`). None when no thread can be had.
 pub(super) fn build_beside<B: Send, P: Send>(
     count: usize,
     fold: impl Fn(Claimed<'_>) -> Fold + Sync,
     buffers: impl Fn() -> B,
     caller_id: impl Fn(B) -> P + Sync,
 ) -> Option<(Layout, P)> {
-    build_beside_as(count, SCHEDULE, fold, buffers, caller_id, || ())
+    let kept = helpers::kept();
+    let helper = kept.as_deref().and_then(HelperPool::take);
+    build_beside_as(count, SCHEDULE, helper, fold, buffers, caller_id, || ())
 }
 
-/// `build_beside` on a given schedule; the other thread calls `beside_starts` first (the
-/// tests hold it there, as a machine with no core to spare would).
+/// `build_beside` on a given schedule, with `helper` as the other thread (None: a thread
+/// started for it); the other thread calls `beside_starts` first (the tests hold it there,
+/// as a machine with no core to spare would).
 fn build_beside_as<B: Send, P: Send>(
     count: usize,
     schedule: Schedule,
+    helper: Option<TakenHelper<'_>>,
     fold: impl Fn(Claimed<'_>) -> Fold + Sync,
     buffers: impl Fn() -> B,
     caller_id: impl Fn(B) -> P + Sync,
@@ -236,57 +243,75 @@ fn build_beside_as<B: Send, P: Send>(
     let front_pace = FrontPace::new();
     let (unclaimed, take_caller_id, front_pace) = (&unclaimed, &take_caller_id, &front_pace);
     let (fold, caller_id, beside_starts) = (&fold, &caller_id, &beside_starts);
-    std::thread::scope(|scope| {
-        // Dropped when either thread panics, so that the other stops waiting for it.
-        let (send_block, blocks) = mpsc::channel::<(Range<usize>, Fold)>();
-        let (send_buffers, buffers_sent) = mpsc::sync_channel(1);
-        let beside = std::thread::Builder::new()
-            .name("gi-index-caller-id".into())
-            .spawn_scoped(scope, move || {
-                beside_starts();
-                // Contacts this thread has folded, and the seconds it took.
-                let mut pace = (0usize, 0f64);
-                let fold_back = |block: Range<usize>, pace: &mut (usize, f64)| {
-                    let started = Instant::now();
-                    let book = fold(Claimed::block(block.clone()));
-                    pace.0 += block.len();
-                    pace.1 += started.elapsed().as_secs_f64();
-                    // The receiver is gone only if the calling thread panicked.
-                    send_block.send((block, book)).is_ok()
-                };
-                loop {
-                    let left = unclaimed.range();
-                    let back = (pace.0 > 0).then(|| pace.1 / pace.0 as f64);
-                    let front = front_pace.per_contact(schedule.front_block);
-                    if schedule.time_for_caller_id(left.len(), count, front, back) {
-                        break;
-                    }
-                    let Some(block) = unclaimed.claim(schedule.back_block(left.len()), false)
-                    else {
-                        break;
-                    };
-                    if !fold_back(block, &mut pace) {
-                        return None;
-                    }
+    // Each dropped when its thread panics, so that the other stops waiting for it: the
+    // other thread's ends are moved into its job, this one's into its part.
+    let (send_block, blocks) = mpsc::channel::<(Range<usize>, Fold)>();
+    let (send_buffers, buffers_sent) = mpsc::sync_channel(1);
+    // What the other thread ends with: its caller-ID part (None if this thread took it),
+    // or its panic.
+    let (send_end, end_sent) = mpsc::sync_channel::<std::thread::Result<Option<P>>>(1);
+    let beside = move || {
+        // Moved in, as this thread's ends are into `here`.
+        let (send_block, buffers_sent) = (send_block, buffers_sent);
+        let built = catch_unwind(AssertUnwindSafe(|| {
+            beside_starts();
+            // Contacts this thread has folded, and the seconds it took.
+            let mut pace = (0usize, 0f64);
+            let fold_back = |block: Range<usize>, pace: &mut (usize, f64)| {
+                let started = Instant::now();
+                let book = fold(Claimed::block(block.clone()));
+                pace.0 += block.len();
+                pace.1 += started.elapsed().as_secs_f64();
+                // The receiver is gone only if the calling thread panicked.
+                send_block.send((block, book)).is_ok()
+            };
+            loop {
+                let left = unclaimed.range();
+                let back = (pace.0 > 0).then(|| pace.1 / pace.0 as f64);
+                let front = front_pace.per_contact(schedule.front_block);
+                if schedule.time_for_caller_id(left.len(), count, front, back) {
+                    break;
                 }
-                // None if the calling thread took it, or panicked before handing the buffers
-                // over.
-                let part = if take_caller_id() {
-                    buffers_sent.recv().ok().map(caller_id)
-                } else {
-                    None
+                let Some(block) = unclaimed.claim(schedule.back_block(left.len()), false) else {
+                    break;
                 };
-                while let Some(block) = unclaimed.claim(schedule.least_back_block, false) {
-                    if !fold_back(block, &mut pace) {
-                        break;
-                    }
+                if !fold_back(block, &mut pace) {
+                    return None;
                 }
-                part
-            })
-            .ok()?;
+            }
+            // None if the calling thread took it, or panicked before handing the buffers
+            // over.
+            let part = if take_caller_id() {
+                buffers_sent.recv().ok().map(caller_id)
+            } else {
+                None
+            };
+            while let Some(block) = unclaimed.claim(schedule.least_back_block, false) {
+                if !fold_back(block, &mut pace) {
+                    break;
+                }
+            }
+            part
+        }));
+        // Its blocks' sender goes first: the calling thread, waiting for a block from a
+        // thread that panicked, then asks for its end.
+        drop(send_block);
+        // The receiver is gone only if the calling thread panicked.
+        let _ = send_end.send(built);
+    };
+    let here = move || {
+        // Moved in, not borrowed: should this thread panic, they are dropped before anything
+        // waits for the other thread.
+        let (send_buffers, blocks, end_sent) = (send_buffers, blocks, end_sent);
+        // The other thread's end: its part, or its panic raised here.
+        let end_of_beside = || match end_sent.recv() {
+            Ok(Ok(part)) => part,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => unreachable!("the other thread sends how it ended"),
+        };
         // Made while the other thread starts: made before it was started, they kept it from
         // starting for as long as they took. The receiver is gone only if the other thread
-        // panicked, which the join reports.
+        // panicked, which its end reports.
         let _ = send_buffers.send(buffers());
         front_pace.start();
         let (mut book, mut e164s) = fold(Claimed {
@@ -304,10 +329,10 @@ fn build_beside_as<B: Send, P: Send>(
                     from_beside.push((block.start, folded));
                 }
                 // The other thread panicked folding.
-                Err(_) => match beside.join() {
-                    Err(panic) => std::panic::resume_unwind(panic),
-                    Ok(_) => unreachable!("the other thread sends what it claims or panics"),
-                },
+                Err(_) => {
+                    end_of_beside();
+                    unreachable!("the other thread sends what it claims or panics")
+                }
             }
         }
         from_beside.sort_unstable_by_key(|&(start, _)| start);
@@ -317,14 +342,22 @@ fn build_beside_as<B: Send, P: Send>(
         }
         let layout = book.lay_out(&e164s);
         let here = take_caller_id().then(|| caller_id(buffers()));
-        let beside = beside
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let beside = end_of_beside();
         let part = here
             .or(beside)
             .expect("one thread or the other built the part");
-        Some((layout, part))
-    })
+        (layout, part)
+    };
+    match helper {
+        Some(helper) => Some(helper.run(beside, here)),
+        None => std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name(HELPER_THREAD.into())
+                .spawn_scoped(scope, beside)
+                .ok()?;
+            Some(here())
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -338,11 +371,17 @@ mod tests {
     use super::*;
     use crate::book::names::{Entry, NameIndex, Row};
 
-    const BESIDE: &str = "gi-index-caller-id";
-
     /// Whether this is the build's other thread.
     fn beside() -> bool {
-        thread::current().name() == Some(BESIDE)
+        thread::current().name() == Some(HELPER_THREAD)
+    }
+
+    /// Runs `test` with the other thread started for the build, then with one kept (see
+    /// `helpers`).
+    fn on_either_thread(test: impl Fn(Option<TakenHelper<'_>>)) {
+        test(None);
+        let kept = HelperPool::start(2).expect("helper threads");
+        test(Some(kept.take().expect("a free helper")));
     }
 
     /// A book of `count` contacts, one number each, whose names share words and starts
@@ -450,6 +489,12 @@ mod tests {
     /// book is the very one a single pass makes, and the caller-ID part is built once.
     #[test]
     fn a_book_folded_in_blocks_on_two_threads_is_the_book_folded_in_one_pass() {
+        on_either_thread(a_book_folded_in_blocks_on_two_threads_is_the_book_folded_in_one_pass_on);
+    }
+
+    fn a_book_folded_in_blocks_on_two_threads_is_the_book_folded_in_one_pass_on(
+        helper: Option<TakenHelper<'_>>,
+    ) {
         let names = names(400);
         let expected = one_pass(&names);
         let folded_beside = AtomicUsize::new(0);
@@ -457,6 +502,7 @@ mod tests {
         let (layout, part) = build_beside_as(
             names.len(),
             FOLD_ALL_BESIDE,
+            helper,
             |claimed| {
                 let room = claimed.only().map_or(names.len(), |b| b.len());
                 if beside() {
@@ -494,11 +540,20 @@ mod tests {
     /// builds the caller-ID part itself instead of waiting for it.
     #[test]
     fn the_calling_thread_builds_the_caller_id_part_when_the_other_has_not_begun_it() {
+        on_either_thread(
+            the_calling_thread_builds_the_caller_id_part_when_the_other_has_not_begun_it_on,
+        );
+    }
+
+    fn the_calling_thread_builds_the_caller_id_part_when_the_other_has_not_begun_it_on(
+        helper: Option<TakenHelper<'_>>,
+    ) {
         let names = names(300);
         let released = AtomicBool::new(false);
         let (layout, part) = build_beside_as(
             names.len(),
             NOTHING_BESIDE,
+            helper,
             |claimed| {
                 assert!(!beside(), "the held thread folds nothing");
                 let room = claimed.only().map_or(names.len(), |b| b.len());
@@ -523,6 +578,17 @@ mod tests {
     /// which the worker reports), and neither thread is left running or waiting.
     #[test]
     fn a_panic_on_either_thread_of_a_build_reaches_the_caller_and_nothing_waits() {
+        let kept = HelperPool::start(2).expect("helper threads");
+        for kept in [None, Some(&kept)] {
+            a_panic_on_either_thread_of_a_build_reaches_the_caller_and_nothing_waits_on(kept);
+        }
+        // The helpers are free again: every build gave its helper back.
+        assert!(kept.take().is_some() && kept.take().is_some());
+    }
+
+    fn a_panic_on_either_thread_of_a_build_reaches_the_caller_and_nothing_waits_on(
+        kept: Option<&HelperPool>,
+    ) {
         let names = names(200);
         let message = |panic: Box<dyn Any + Send>| {
             panic
@@ -540,6 +606,7 @@ mod tests {
                 build_beside_as(
                     names.len(),
                     schedule,
+                    kept.map(|kept| kept.take().expect("a free helper")),
                     |claimed| {
                         let room = claimed.only().map_or(names.len(), |b| b.len());
                         if beside() {
