@@ -1,10 +1,10 @@
 //! Threads kept, while a plugin is open, to build large indexes beside the thread that asks
 //! (see `beside`). A thread started for each build cost the build its start and its end:
 //! the calling thread waited 0.02-0.09 ms for the spawn to return and the new thread ran
-//! 0.07-0.17 ms after it (a kept thread, woken: 0.01 and 0.04), and a new thread's first
-//! touches of its stack, heap and caches are page faults and misses. 25,000 contacts, in one
-//! process, the two alternating: the build with its address book 1.51-1.53x the build
-//! without it, back to back, against 1.69-1.70x with a thread started each time.
+//! 0.07-0.17 ms after it (a kept thread, woken: 0.01 and 0.04). 25,000 contacts, in one
+//! process, the two alternating (three builds each way a round, 400 rounds, four runs): a
+//! build on a kept thread took 0.966-0.987 of the time of one on a thread started for it
+//! (medians; faster in all four runs).
 //!
 //! rayon's pool keeps the threads and runs a closure that borrows the caller's data on one
 //! of them (its scope waits for the closure before the borrow ends), which std cannot do
@@ -24,8 +24,9 @@ use parking_lot::Mutex;
 /// build.
 pub(super) const HELPER_THREAD: &str = "gi-index-helper";
 
-/// The most helper threads kept: more than builds run at once on a node (sync workers,
-/// their sources, the builders at open) would only sleep.
+/// The most helper threads kept (fewer on fewer cores): a node runs only a few large builds
+/// at once (4 sync workers, each syncing up to 3 sources; 4 builders at open), and past the
+/// cores, more helpers would only take turns on them.
 const MOST_HELPERS: usize = 8;
 
 /// Kept helper threads, and how many of them a build has taken.
@@ -141,6 +142,8 @@ static HOLDERS: Mutex<Holders> = Mutex::new(Holders {
 pub struct HelperThreads(());
 
 impl HelperThreads {
+    /// Holds the helper threads, starting them (one a core, up to `MOST_HELPERS`) if nobody
+    /// holds them yet.
     pub fn hold() -> HelperThreads {
         let mut holders = HOLDERS.lock();
         holders.count += 1;
