@@ -365,7 +365,7 @@ mod tests {
     use std::any::Any;
     use std::panic::{catch_unwind, AssertUnwindSafe};
     use std::sync::atomic::AtomicUsize;
-    use std::thread;
+    use std::thread::{self, ThreadId};
     use std::time::Duration;
 
     use super::*;
@@ -377,11 +377,14 @@ mod tests {
     }
 
     /// Runs `test` with the other thread started for the build, then with one kept (see
-    /// `helpers`).
-    fn on_either_thread(test: impl Fn(Option<TakenHelper<'_>>)) {
-        test(None);
+    /// `helpers`), with the threads the other may be (none: any but the calling one).
+    fn on_either_thread(test: impl Fn(Option<TakenHelper<'_>>, &[ThreadId])) {
+        test(None, &[]);
         let kept = HelperPool::start(2).expect("helper threads");
-        test(Some(kept.take().expect("a free helper")));
+        test(
+            Some(kept.take().expect("a free helper")),
+            &kept.thread_ids(),
+        );
     }
 
     /// A book of `count` contacts, one number each, whose names share words and starts
@@ -494,9 +497,12 @@ mod tests {
 
     fn a_book_folded_in_blocks_on_two_threads_is_the_book_folded_in_one_pass_on(
         helper: Option<TakenHelper<'_>>,
+        helper_threads: &[ThreadId],
     ) {
         let names = names(400);
         let expected = one_pass(&names);
+        let calling = thread::current().id();
+        let folded_on = parking_lot::Mutex::new(Vec::new());
         let folded_beside = AtomicUsize::new(0);
         let parts_built = AtomicUsize::new(0);
         let (layout, part) = build_beside_as(
@@ -506,6 +512,7 @@ mod tests {
             |claimed| {
                 let room = claimed.only().map_or(names.len(), |b| b.len());
                 if beside() {
+                    folded_on.lock().push(thread::current().id());
                     let folded = fold(&names, claimed, room);
                     folded_beside.fetch_add(1, Ordering::Relaxed);
                     return folded;
@@ -532,8 +539,54 @@ mod tests {
             folded_beside.load(Ordering::Relaxed) >= 3,
             "the other thread folded blocks"
         );
+        // On the helper given, when one is.
+        assert!(folded_on.lock().iter().all(|&thread| thread != calling
+            && (helper_threads.is_empty() || helper_threads.contains(&thread))));
         let built = layout.index(rows(names.len()));
         assert!(built == expected, "the address books differ");
+    }
+
+    /// While the helper threads are held (an open plugin holds them), a large build's other
+    /// thread is one of them.
+    #[test]
+    fn a_build_runs_beside_a_kept_helper_while_they_are_held() {
+        let _alone = helpers::HOLDING_IN_TESTS.lock();
+        let _held = helpers::HelperThreads::hold();
+        let kept = helpers::kept().expect("kept while held");
+        let helper_threads = kept.thread_ids();
+        let names = names(400);
+        let calling = thread::current().id();
+        let other = parking_lot::Mutex::new(None);
+        let (layout, part) = build_beside(
+            names.len(),
+            |claimed| {
+                let here = thread::current().id();
+                if here == calling {
+                    // So that the other thread has done something first.
+                    wait_for(|| other.lock().is_some());
+                } else {
+                    *other.lock() = Some(here);
+                }
+                let room = claimed.only().map_or(names.len(), |b| b.len());
+                fold(&names, claimed, room)
+            },
+            || 7,
+            |buffers: i32| {
+                let here = thread::current().id();
+                if here != calling {
+                    *other.lock() = Some(here);
+                }
+                buffers * 6
+            },
+        )
+        .expect("a thread");
+        assert_eq!(part, 42);
+        let other = other.lock().expect("the other thread did its share");
+        assert!(
+            helper_threads.contains(&other),
+            "{other:?} is a kept helper"
+        );
+        assert!(layout.index(rows(names.len())) == one_pass(&names));
     }
 
     /// When the other thread gets no core, the calling thread folds every contact and
@@ -547,6 +600,7 @@ mod tests {
 
     fn the_calling_thread_builds_the_caller_id_part_when_the_other_has_not_begun_it_on(
         helper: Option<TakenHelper<'_>>,
+        _: &[ThreadId],
     ) {
         let names = names(300);
         let released = AtomicBool::new(false);

@@ -185,6 +185,20 @@ pub(super) fn kept() -> Option<Arc<HelperPool>> {
     HOLDERS.lock().pool.clone()
 }
 
+/// Held by every test that holds `HelperThreads`: the holders are the process's, and a test
+/// that counts them must not see another test's.
+#[cfg(test)]
+pub(super) static HOLDING_IN_TESTS: Mutex<()> = Mutex::new(());
+
+#[cfg(test)]
+impl HelperPool {
+    /// The threads that run its helpers.
+    pub(super) fn thread_ids(&self) -> Vec<std::thread::ThreadId> {
+        let pool = self.pool.as_ref().expect("running");
+        pool.broadcast(|_| std::thread::current().id())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +251,7 @@ mod tests {
 
     #[test]
     fn the_last_holder_joins_the_kept_threads() {
+        let _alone = HOLDING_IN_TESTS.lock();
         let first = HelperThreads::hold();
         let second = HelperThreads::hold();
         let pool = kept().expect("kept while held");

@@ -928,7 +928,7 @@ impl Folded {
 /// The address book laid out, before it is given its rows (see `FoldedBook::lay_out`).
 pub struct Layout {
     /// The row at each place in the book: its index in the rows `index` takes.
-    rows: Vec<u32>,
+    order: Vec<u32>,
     contact_start: Box<[u32]>,
     contact_rows: Box<[u32]>,
     words: SortedWords,
@@ -938,10 +938,10 @@ pub struct Layout {
 impl Layout {
     /// The index of `rows` (row `i` where the layout placed it), and each entry's rank.
     pub fn index(self, rows: Vec<Row>) -> (NameIndex, Vec<u32>) {
-        assert_eq!(rows.len(), self.rows.len(), "the rows the layout placed");
+        assert_eq!(rows.len(), self.order.len(), "the rows the layout placed");
         let index = NameIndex {
             rows: rows.into_boxed_slice(),
-            order: self.rows.into_boxed_slice(),
+            order: self.order.into_boxed_slice(),
             contact_start: self.contact_start,
             contact_rows: self.contact_rows,
             words: self.words,
@@ -1084,7 +1084,7 @@ impl FoldedBook {
             })
             .collect();
         Layout {
-            rows,
+            order: rows,
             contact_start: contact_start.into_boxed_slice(),
             contact_rows: contact_rows.into_boxed_slice(),
             words,
@@ -1132,13 +1132,11 @@ impl NameIndex {
             Query::Text { words, digits } if words.is_empty() => {
                 let mut total = 0;
                 let mut first = Vec::new();
-                for (position, &row) in self.order.iter().enumerate() {
-                    if row_has_digits(&self.rows[row as usize], digits)
-                        && !hidden.hides_row(position as u32)
-                    {
+                for position in 0..self.order.len() as u32 {
+                    if row_has_digits(self.row(position), digits) && !hidden.hides_row(position) {
                         total += 1;
                         if first.len() < need {
-                            first.push(position as u32);
+                            first.push(position);
                         }
                     }
                 }
