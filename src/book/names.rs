@@ -353,6 +353,18 @@ fn key_bytes(text: &[u8], start: usize) -> [u8; WORD_KEY_BYTES] {
         .expect("the text is padded")
 }
 
+/// The first `keep` bytes (at most `WORD_KEY_BYTES`) of the `len` bytes of folded text at
+/// `start`, as one big-endian integer with zeros after them: such integers order as the
+/// texts' first bytes do, since no folded text holds a zero byte. Read in one load: the text
+/// is padded.
+fn head_key(text: &[u8], start: usize, len: usize, keep: usize) -> u128 {
+    let kept = len.min(keep);
+    if kept == 0 {
+        return 0;
+    }
+    u128::from_be_bytes(key_bytes(text, start)) & (u128::MAX << (8 * (WORD_KEY_BYTES - kept)))
+}
+
 impl WordNumbering {
     fn with_capacity(contacts: usize) -> WordNumbering {
         let mut numbering = WordNumbering::default();
@@ -721,15 +733,13 @@ impl Folded {
             .iter()
             .enumerate()
             .map(|(id, &(from, to))| {
-                // 16 bytes read at once (the text is padded), the word's own kept.
-                let head = u128::from_be_bytes(key_bytes(&self.text, from as usize));
-                let kept = ((to - from) as usize).min(WORD_KEY_BYTES);
-                let mask = if kept == 0 {
-                    0
-                } else {
-                    u128::MAX << (8 * (WORD_KEY_BYTES - kept))
-                };
-                (head & mask, id as u32)
+                let key = head_key(
+                    &self.text,
+                    from as usize,
+                    (to - from) as usize,
+                    WORD_KEY_BYTES,
+                );
+                (key, id as u32)
             })
             .collect();
         keyed.sort_unstable();
@@ -881,15 +891,8 @@ impl Folded {
                 let contact = packing.contact(packed);
                 let at = &self.at[contact as usize];
                 let (start, len) = (at[0] as usize, (at[1] - at[0]) as usize);
-                // 16 bytes read at once (the text is padded), the name's first 12 kept.
-                let head = u128::from_be_bytes(key_bytes(&self.text, start));
-                let kept = len.min(12);
-                let mask = if kept == 0 {
-                    0
-                } else {
-                    u128::MAX << (8 * (16 - kept))
-                };
-                (head & mask) | u128::from(contact)
+                // The name's first 12 bytes, above the contact's 4.
+                head_key(&self.text, start, len, 12) | u128::from(contact)
             })
             .collect();
         by_head.sort_unstable();
