@@ -20,9 +20,9 @@
 //! thread waited for its core 1.3 ms on average at each of its 98 switches; with one, 43 and
 //! 0.05 ms at 16. In the slowest tenth of the builds the helper that did the work started
 //! 0.53 ms after the build began (median; 90th percentile 3.0 ms, at most 5.0), with one
-//! helper 0.045 (0.054, at most 0.8 over all builds). Criterion's benchmark, back to back:
-//! the build's mean 1.75 of the build without its address book with two helpers, 1.53 with
-//! one.
+//! helper 0.045 (0.054; at most 0.8 ms in 1,500 builds, 3.5 in another run of 3,000, a
+//! noisier spell). Criterion's benchmark, back to back: the build's mean 1.75 of the build
+//! without its address book with two helpers, 1.53 with one.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
