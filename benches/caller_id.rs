@@ -425,15 +425,7 @@ fn build_ratio_interleaved(contacts: &[Contact]) {
 /// than in the median. Printed for the README, beside criterion's rows.
 fn build_times_back_to_back(contacts: &[Contact]) {
     let times = |build: &dyn Fn() -> AccountIndex| {
-        let mut times: Vec<f64> = (0..600)
-            .map(|_| {
-                let started = std::time::Instant::now();
-                let built = build();
-                let took = started.elapsed().as_secs_f64();
-                drop(black_box(built));
-                took
-            })
-            .collect();
+        let mut times: Vec<f64> = (0..600).map(|_| time_build(build)).collect();
         let mean = times.iter().sum::<f64>() / times.len() as f64;
         times.sort_by(f64::total_cmp);
         (times[times.len() / 2], mean, times[times.len() * 9 / 10])
@@ -452,31 +444,33 @@ fn build_times_back_to_back(contacts: &[Contact]) {
     );
 }
 
+/// Seconds one build takes, its index dropped after the clock stops.
+fn time_build(build: &dyn Fn() -> AccountIndex) -> f64 {
+    let started = std::time::Instant::now();
+    let built = build();
+    let took = started.elapsed().as_secs_f64();
+    drop(black_box(built));
+    took
+}
+
 /// The median ratio of 201 interleaved rounds with its quartiles, and the median time of
 /// the build without the address book, in seconds.
 fn ratios_interleaved(contacts: &[Contact]) -> ([f64; 3], f64) {
-    let time = |build: &dyn Fn() -> AccountIndex| {
-        let started = std::time::Instant::now();
-        let built = build();
-        let took = started.elapsed().as_secs_f64();
-        drop(black_box(built));
-        took
-    };
     let with = || AccountIndex::build(black_box(contacts));
     let without = || AccountIndex::build_caller_id_only(black_box(contacts));
     for _ in 0..5 {
-        time(&with);
-        time(&without);
+        time_build(&with);
+        time_build(&without);
     }
     let mut alone = Vec::with_capacity(201);
     let mut ratios: Vec<f64> = (0..201)
         .map(|round| {
             let (a, b) = if round % 2 == 0 {
-                let a = time(&with);
-                (a, time(&without))
+                let a = time_build(&with);
+                (a, time_build(&without))
             } else {
-                let b = time(&without);
-                (time(&with), b)
+                let b = time_build(&without);
+                (time_build(&with), b)
             };
             alone.push(b);
             a / b

@@ -212,7 +212,8 @@ impl Schedule {
 /// Builds a large book's parts on two threads (see the module's doc): `fold` folds the
 /// contacts at the positions it is given (of `count`), `buffers` makes what the caller-ID
 /// part is built in (on this thread, whose allocator is warm: on a new thread fresh memory
-/// costs page faults) and `caller_id` builds it. The other thread is a kept helper when one
+/// costs page faults; made on a kept helper instead, the build took 1.05 of its time with
+/// glibc's default thresholds, alternating in one process) and `caller_id` builds it. The other thread is a kept helper when one
 /// is free (see `helpers`). None when no thread can be had.
 pub(super) fn build_beside<B: Send, P: Send>(
     count: usize,

@@ -1029,7 +1029,7 @@ impl FoldedBook {
         // Every row, contact by contact in that order. Contacts with the same name and company
         // mix their rows by number (as text); each contact is ranked by its first row, so that
         // a set of contacts walked in ascending order is walked in the address book's order.
-        let mut rows: Vec<u32> = Vec::with_capacity(e164s.len());
+        let mut order: Vec<u32> = Vec::with_capacity(e164s.len());
         let mut contact_start: Vec<u32> = Vec::with_capacity(contacts + 1);
         let mut contact_rows: Vec<u32> = Vec::with_capacity(e164s.len());
         let mut placed: Vec<(u32, u32)> = Vec::new();
@@ -1054,20 +1054,20 @@ impl FoldedBook {
                 let r = by_rank.len() as u32;
                 rank[contact] = r;
                 by_rank.push(contact as u32);
-                let first = rows.len();
-                rows.extend(folded.rows(contact).map(|row| row as u32));
-                match rows.len() - first {
+                let first = order.len();
+                order.extend(folded.rows(contact).map(|row| row as u32));
+                match order.len() - first {
                     0 | 1 => {}
                     2 => {
                         if second_first.contains(contact as u32) {
-                            rows.swap(first, first + 1);
+                            order.swap(first, first + 1);
                         }
                     }
-                    _ => rows[first..].sort_unstable_by_key(|&row| order_key(row)),
+                    _ => order[first..].sort_unstable_by_key(|&row| order_key(row)),
                 }
                 // Its rows are the ones just placed, in order.
                 contact_start.push(contact_rows.len() as u32);
-                contact_rows.extend(first as u32..rows.len() as u32);
+                contact_rows.extend(first as u32..order.len() as u32);
                 continue;
             }
             same.clear();
@@ -1087,8 +1087,8 @@ impl FoldedBook {
                     *r = by_rank.len() as u32;
                     by_rank.push(contact);
                 }
-                placed.push((*r, rows.len() as u32));
-                rows.push(row);
+                placed.push((*r, order.len() as u32));
+                order.push(row);
             }
             placed.sort_unstable();
             for of_contact in placed.chunk_by(|a, b| a.0 == b.0) {
@@ -1113,7 +1113,7 @@ impl FoldedBook {
             })
             .collect();
         Layout {
-            order: rows,
+            order,
             contact_start: contact_start.into_boxed_slice(),
             contact_rows: contact_rows.into_boxed_slice(),
             words,
