@@ -435,6 +435,9 @@ fn build_ratio_interleaved(contacts: &[Contact]) {
 /// build's slow tail on a shared VM (the host slowing a vCPU for a while) weighs in it more
 /// than in the median. Printed for the README, beside criterion's rows.
 fn build_times_back_to_back(contacts: &[Contact]) {
+    // Pinned here, not left from the interleaved rounds, so that the label holds whatever
+    // order those run in.
+    let state = pin_allocator(true);
     let times = |build: &dyn Fn() -> AccountIndex| {
         let mut times: Vec<f64> = (0..600).map(|_| time_build(build)).collect();
         let mean = times.iter().sum::<f64>() / times.len() as f64;
@@ -444,7 +447,7 @@ fn build_times_back_to_back(contacts: &[Contact]) {
     let with = times(&|| AccountIndex::build(black_box(contacts)));
     let without = times(&|| AccountIndex::build_caller_id_only(black_box(contacts)));
     println!(
-        "index build of 25,000 contacts, 600 back to back each, freed memory kept: with its address book median {:.2} ms (mean {:.2}, p90 {:.2}), without median {:.2} ms (mean {:.2}): adds {:+.0}% by the medians, {:+.0}% by the means",
+        "index build of 25,000 contacts, 600 back to back each, {state}: with its address book median {:.2} ms (mean {:.2}, p90 {:.2}), without median {:.2} ms (mean {:.2}): adds {:+.0}% by the medians, {:+.0}% by the means",
         with.0 * 1e3,
         with.1 * 1e3,
         with.2 * 1e3,

@@ -211,10 +211,12 @@ impl Schedule {
 
 /// Builds a large book's parts on two threads (see the module's doc): `fold` folds the
 /// contacts at the positions it is given (of `count`), `buffers` makes what the caller-ID
-/// part is built in (on this thread, whose allocator is warm: on a new thread fresh memory
-/// costs page faults; made on a kept helper instead, the build took 1.05 of its time with
-/// glibc's default thresholds, alternating in one process) and `caller_id` builds it. The other thread is a kept helper when one
+/// part is built in and `caller_id` builds it. The other thread is a kept helper when one
 /// is free (see `helpers`). None when no thread can be had.
+///
+/// The buffers are made on this thread, whose allocator is warm: on a new thread fresh
+/// memory costs page faults, and made on a kept helper the build took 1.05 times as long
+/// under glibc's default thresholds (alternating with this, in one process).
 pub(super) fn build_beside<B: Send, P: Send>(
     count: usize,
     fold: impl Fn(Claimed<'_>) -> Fold + Sync,
