@@ -15,8 +15,10 @@ use phonenumber::country::{Id, Source};
 use phonenumber::metadata::DATABASE;
 use phonenumber::{Metadata, Type};
 
-/// Digits the stack buffer holds: an E.164 number (15) behind a two-digit international prefix.
-const MAX_DIGITS: usize = 17;
+/// Digits the stack buffer holds: an E.164 number (15) behind the longest international prefix
+/// the reader knows (Australia's 0011). Seventeen, room for "00" only, refused every 15-digit
+/// number dialled with 0011, 011, 010 or 810 (Tajikistan's "810 91 1861 123 456 789").
+const MAX_DIGITS: usize = E164_MAX_DIGITS + OTHER_INTERNATIONAL_PREFIXES[0].len();
 /// The shortest E.164 numbers in use have 7 digits (Saint Helena's +290 XXXX, for one).
 const E164_MIN_DIGITS: usize = 7;
 /// E.164 allows at most 15 digits, country code included.
@@ -25,8 +27,11 @@ const E164_MAX_DIGITS: usize = 15;
 /// International prefixes other than 00 that this reader knows: 0011 (Australia), 011 (NANP),
 /// 010 (Japan), 810 (Russia, Kazakhstan). Each counts only in the regions whose metadata says it
 /// is theirs: in Great Britain "0113 496 0000" is Leeds, in Italy "011 ..." is Turin, and in
-/// India "011 ..." is Delhi. Longest first, so "0011" is not taken for "00" followed by "11".
+/// India "011 ..." is Delhi. Longest first, so "0011" is not taken for "00" followed by "11"
+/// (and [`MAX_DIGITS`] makes room for the first).
 const OTHER_INTERNATIONAL_PREFIXES: [&str; 4] = ["0011", "011", "010", "810"];
+// `decimal` of 20 digits could overflow a u64.
+const _: () = assert!(MAX_DIGITS <= 19);
 
 /// The contract names 00 as an international prefix everywhere, whatever the region's metadata.
 const EVERYWHERE_INTERNATIONAL_PREFIX: &str = "00";
@@ -92,7 +97,8 @@ impl E164 {
 pub struct NationalKey(pub u64);
 
 impl NationalKey {
-    /// `digits` are ASCII digits, at most [`MAX_DIGITS`] of them, so the key fits a u64.
+    /// `digits` are ASCII digits of a national significant number: at most 14 of them (E.164's 15
+    /// less a country code), so the key fits a u64 (18 would too, 19 would not).
     fn from_digits(digits: &[u8]) -> NationalKey {
         NationalKey(10u64.pow(digits.len() as u32) + decimal(digits))
     }
@@ -788,6 +794,13 @@ mod tests {
         // Other international prefixes, where the metadata has them.
         ("JP", "010 44 20 7946 0958", Some("+442079460958"), None),
         ("RU", "8 10 44 20 7946 0958", Some("+442079460958"), None),
+        // 15-digit E.164 numbers behind three- and four-digit international prefixes: 18 and 19
+        // digits dialled (India's premium-rate 1861 numbers have 13 national digits).
+        ("TJ", "810 91 1861 123 456 789", Some("+911861123456789"), None),
+        ("AU", "0011 91 1861 123 456 789", Some("+911861123456789"), None),
+        ("US", "011 91 1861 123 456 789", Some("+911861123456789"), None),
+        // One digit more is no E.164 number, whatever the prefix.
+        ("AU", "0011 91 1861 123 456 7890", None, None),
         ("RU", "8 495 123-45-67", Some("+74951234567"), Some("4951234567")),
     ];
 
