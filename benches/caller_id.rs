@@ -352,9 +352,10 @@ fn name_index_build(c: &mut Criterion) {
     build_ratio_interleaved(&contacts);
     // The measure: two rows timed one after the other, on a VM whose speed drifts in
     // spells of seconds. With criterion's default 5 s a row a spell often fell in one row and
-    // not the other (the ratio +28..87% over eighteen runs); 20 s a row spans several (five
-    // runs: +35..54%, median +51%). Flat sampling, as criterion chose for 5 s, so that the
-    // estimator stays the mean of batches.
+    // not the other (the ratio +28..87% over eighteen runs); 20 s a row spans several, most
+    // of the time (ten runs over two sessions: +35..54% in eight, +64 and +81% in two where a
+    // spell lasted the build's whole row; median +50.6%). Flat sampling, as criterion chose
+    // for 5 s, so that the estimator stays the mean of batches.
     let mut group = c.benchmark_group("index_build");
     group
         .sampling_mode(SamplingMode::Flat)
