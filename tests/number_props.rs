@@ -856,7 +856,8 @@ fn longest_examples_behind_the_longest_prefixes() {
             compared += 1;
         }
     }
-    assert!(compared > 100, "only {compared} cases");
+    // 122 regions have such a number today: four tenants each.
+    assert!(compared > 400, "only {compared} cases");
 }
 
 /// Each entry of [`KNOWN_DISAGREEMENTS`] still happens as recorded; once the reader is fixed,

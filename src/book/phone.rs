@@ -16,8 +16,9 @@ use phonenumber::metadata::DATABASE;
 use phonenumber::{Metadata, Type};
 
 /// Digits the stack buffer holds: an E.164 number (15) behind the longest international prefix
-/// the reader knows (Australia's 0011). Seventeen, room for "00" only, refused every 15-digit
-/// number dialled with 0011, 011, 010 or 810 (Tajikistan's "810 91 1861 123 456 789").
+/// the reader knows (Australia's 0011, the list's first). With 17, room for "00" only, every
+/// 15-digit number dialled with 0011, 011, 010 or 810 was refused (Tajikistan's "810 91 1861
+/// 123 456 789").
 const MAX_DIGITS: usize = E164_MAX_DIGITS + OTHER_INTERNATIONAL_PREFIXES[0].len();
 /// The shortest E.164 numbers in use have 7 digits (Saint Helena's +290 XXXX, for one).
 const E164_MIN_DIGITS: usize = 7;
@@ -30,8 +31,18 @@ const E164_MAX_DIGITS: usize = 15;
 /// India "011 ..." is Delhi. Longest first, so "0011" is not taken for "00" followed by "11"
 /// (and [`MAX_DIGITS`] makes room for the first).
 const OTHER_INTERNATIONAL_PREFIXES: [&str; 4] = ["0011", "011", "010", "810"];
-// `decimal` of 20 digits could overflow a u64.
-const _: () = assert!(MAX_DIGITS <= 19);
+// Both rest on the list's order, checked here so that a prefix added out of it fails to
+// compile; and `decimal` of 20 digits could overflow a u64.
+const _: () = {
+    let mut at = 1;
+    while at < OTHER_INTERNATIONAL_PREFIXES.len() {
+        assert!(
+            OTHER_INTERNATIONAL_PREFIXES[at].len() <= OTHER_INTERNATIONAL_PREFIXES[at - 1].len()
+        );
+        at += 1;
+    }
+    assert!(MAX_DIGITS <= 19);
+};
 
 /// The contract names 00 as an international prefix everywhere, whatever the region's metadata.
 const EVERYWHERE_INTERNATIONAL_PREFIX: &str = "00";
