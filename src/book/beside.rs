@@ -212,7 +212,8 @@ impl Schedule {
 /// Builds a large book's parts on two threads (see the module's doc): `fold` folds the
 /// contacts at the positions it is given (of `count`), `buffers` makes what the caller-ID
 /// part is built in and `caller_id` builds it. The other thread is a kept helper when one
-/// is free (see `helpers`). None when no thread can be had.
+/// is free (see `helpers`). None on one core (see `helpers::core_to_spare`), or when no
+/// thread can be had.
 ///
 /// The buffers are made on this thread, whose allocator is warm: on a new thread fresh
 /// memory costs page faults, and made on a kept helper the build took 1.05 times as long
@@ -223,6 +224,9 @@ pub(super) fn build_beside<B: Send, P: Send>(
     buffers: impl Fn() -> B,
     caller_id: impl Fn(B) -> P + Sync,
 ) -> Option<(Layout, P)> {
+    if !helpers::core_to_spare() {
+        return None;
+    }
     let kept = helpers::kept();
     let helper = kept.as_deref().and_then(HelperPool::take);
     build_beside_as(count, SCHEDULE, helper, fold, buffers, caller_id, || ())
@@ -553,6 +557,10 @@ mod tests {
     /// thread is one of them.
     #[test]
     fn a_build_runs_beside_a_kept_helper_while_they_are_held() {
+        if !helpers::core_to_spare() {
+            // Nothing is kept on one core (see the test below).
+            return;
+        }
         let _alone = helpers::HOLDING_IN_TESTS.lock();
         let _held = helpers::HelperThreads::hold();
         let kept = helpers::kept().expect("kept while held");
@@ -590,6 +598,44 @@ mod tests {
             "{other:?} is a kept helper"
         );
         assert!(layout.index(rows(names.len())) == one_pass(&names));
+    }
+
+    /// On a machine (or in a cgroup) of one core no helper is kept and a build stays on the
+    /// calling thread: the other would only take turns with it. Run again pinned to one core
+    /// when the machine has more, as a PBX on one core runs.
+    #[test]
+    fn on_one_core_nothing_is_kept_and_a_build_stays_on_the_calling_thread() {
+        const THIS_TEST: &str =
+            "book::beside::tests::on_one_core_nothing_is_kept_and_a_build_stays_on_the_calling_thread";
+        if helpers::core_to_spare() {
+            let run = std::process::Command::new("taskset")
+                .args(["--cpu-list", "0"])
+                .arg(std::env::current_exe().expect("this test's binary"))
+                .args(["--exact", THIS_TEST, "--test-threads", "1"])
+                .output()
+                .expect("taskset runs this test on one core (Debian: apt-get install util-linux)");
+            let said = String::from_utf8_lossy(&run.stdout);
+            assert!(
+                run.status.success() && said.contains("1 passed"),
+                "on one core: {said}{}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+            return;
+        }
+        let _alone = helpers::HOLDING_IN_TESTS.lock();
+        let _held = helpers::HelperThreads::hold();
+        assert!(helpers::kept().is_none(), "no helper kept on one core");
+        let names = names(400);
+        let built = build_beside(
+            names.len(),
+            |claimed| {
+                let room = claimed.only().map_or(names.len(), |b| b.len());
+                fold(&names, claimed, room)
+            },
+            || 7,
+            |buffers: i32| buffers * 6,
+        );
+        assert!(built.is_none(), "the build stays on the calling thread");
     }
 
     /// When the other thread gets no core, the calling thread folds every contact and
