@@ -10,19 +10,21 @@
 //! of them (its scope waits for the closure before the borrow ends), which std cannot do
 //! without unsafe code. Its threads are started through this module, so that the last holder
 //! of `HelperThreads` (the plugin, on `gi_close`) joins them: none is left running in the
-//! PBX's process. A build that finds every helper busy, or none kept, starts a thread of its
-//! own, as before, rather than wait in line.
+//! PBX's process. A build that finds every helper busy, or none kept (nobody holds them),
+//! starts a thread of its own, as before, rather than wait in line; on one core no build
+//! goes beside.
 //!
-//! On one core, none, and no build goes beside (see `core_to_spare`). Elsewhere one helper a core
-//! but one (the calling thread's): a helper with no work waits for it spinning (rayon yields for a
-//! while before it sleeps), and a helper more than the cores spare spins on the calling thread's
-//! core. 25,000 contacts, 600 builds back to back on two cores (`perf sched`): with two helpers,
-//! the helpers switched 32,161 times and the calling thread waited for its core 1.3 ms on average
-//! at each of its 98 switches; with one, 43 and 0.05 ms at 16. In the slowest tenth of the builds
-//! the helper that did the work started 0.53 ms after the build began (median; 90th percentile 3.0
-//! ms, at most 5.0), with one helper 0.045 (0.054; at most 0.8 ms in 1,500 builds, 3.5 in another
-//! run of 3,000, a noisier spell). Criterion's benchmark, back to back: the build's mean 1.75 of
-//! the build without its address book with two helpers, 1.53 with one.
+//! One helper a core but one (the calling thread's), none on one core (see
+//! `core_to_spare`): a helper with no work waits for it spinning (rayon yields for a while
+//! before it sleeps), and a helper more than the cores spare spins on the calling thread's
+//! core. 25,000 contacts, 600 builds back to back on two cores (`perf sched`): with two
+//! helpers, the helpers switched 32,161 times and the calling thread waited for its core
+//! 1.3 ms on average at each of its 98 switches; with one, 43 and 0.05 ms at 16. In the
+//! slowest tenth of the builds the helper that did the work started 0.53 ms after the build
+//! began (median; 90th percentile 3.0 ms, at most 5.0), with one helper 0.045 (0.054; at
+//! most 0.8 ms in 1,500 builds, 3.5 in another run of 3,000, a noisier spell). Criterion's
+//! benchmark, back to back: the build's mean 1.75 of the build without its address book
+//! with two helpers, 1.53 with one.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
