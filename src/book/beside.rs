@@ -602,14 +602,25 @@ mod tests {
 
     /// On a machine (or in a cgroup) of one core no helper is kept and a build stays on the
     /// calling thread: the other would only take turns with it. Run again pinned to one core
-    /// when the machine has more, as a PBX on one core runs.
+    /// when the machine has more, as a PBX on one core runs (with `taskset`: Linux).
+    #[cfg(target_os = "linux")]
     #[test]
     fn on_one_core_nothing_is_kept_and_a_build_stays_on_the_calling_thread() {
         const THIS_TEST: &str =
             "book::beside::tests::on_one_core_nothing_is_kept_and_a_build_stays_on_the_calling_thread";
         if helpers::core_to_spare() {
+            // The first core this process may run on (not always core 0 in a container).
+            let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+            let first_core: String = status
+                .lines()
+                .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+                .expect("the cores this process may run on")
+                .trim()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
             let run = std::process::Command::new("taskset")
-                .args(["--cpu-list", "0"])
+                .args(["--cpu-list", &first_core])
                 .arg(std::env::current_exe().expect("this test's binary"))
                 .args(["--exact", THIS_TEST, "--test-threads", "1"])
                 .output()
