@@ -46,7 +46,10 @@ pub(super) struct Schedule {
 
 /// The schedule every build uses. Its costs were measured on 25,000 contacts, a fifth with
 /// two numbers (the benchmark's address book), on one thread: fold 2.2 ms, layout 0.82,
-/// caller-ID part with the book's rows 1.9.
+/// caller-ID part with the book's rows 1.9. On two threads the other folds more slowly than
+/// alone and the caller-ID part is 0.65-0.8 of its own fold's pace, not 0.86; those shares,
+/// with its last block sized to even the threads out, took 0.99-1.00 of the time in one
+/// process (see the README), so these stay.
 pub(super) const SCHEDULE: Schedule = Schedule {
     front_block: 512,
     least_back_block: 512,
