@@ -357,7 +357,8 @@ fn name_index_build(c: &mut Criterion) {
     // spell lasted the build's whole row; median +50.6%; three in a third session +56.3,
     // +57.7, +49.8%, the build's row 3-8% above its own back-to-back mean printed above, the
     // baseline's within 1.5%: the build, on two vCPUs, meets spells of the second one being
-    // slow that the baseline does not). Flat sampling, as criterion chose for 5 s, so that
+    // slow that the baseline does not; three in a fourth +53.5, +46.6, +44.7%: sixteen in
+    // all, median +50.6%). Flat sampling, as criterion chose for 5 s, so that
     // the estimator stays the mean of batches.
     let mut group = c.benchmark_group("index_build");
     group
