@@ -353,13 +353,12 @@ fn name_index_build(c: &mut Criterion) {
     // The measure: two rows timed one after the other, on a VM whose speed drifts in
     // spells of seconds. With criterion's default 5 s a row a spell often fell in one row and
     // not the other (the ratio +28..87% over eighteen runs); 20 s a row spans several, most
-    // of the time (ten runs over two sessions: +35..54% in eight, +64 and +81% in two where a
-    // spell lasted the build's whole row; median +50.6%; three in a third session +56.3,
-    // +57.7, +49.8%, the build's row 3-8% above its own back-to-back mean printed above, the
-    // baseline's within 1.5%: the build, on two vCPUs, meets spells of the second one being
-    // slow that the baseline does not; three in a fourth +53.5, +46.6, +44.7%: sixteen in
-    // all, median +50.6%). Flat sampling, as criterion chose for 5 s, so that
-    // the estimator stays the mean of batches.
+    // of the time (sixteen runs over four sessions: +35..58% in fourteen, +64 and +81% in two
+    // where a spell lasted the build's whole row; median +50.6%). The build's row sits 3-11%
+    // above its own back-to-back mean printed above, the baseline's within 2%: the build, on
+    // two vCPUs, meets spells of the host not running both at once that the baseline, on one,
+    // does not. Flat sampling, as criterion chose for 5 s, so that the estimator stays the
+    // mean of batches.
     let mut group = c.benchmark_group("index_build");
     group
         .sampling_mode(SamplingMode::Flat)
