@@ -2,8 +2,9 @@
 //! Google's replies are untrusted input (contract, "Sync"): every request has an overall
 //! deadline of 60 s, every body a cap of 32 MiB, a sync stops after 1,000 pages or at a page
 //! token that repeats, a person listed twice counts once (the last listing wins), a malformed
-//! person is skipped, `Retry-After` may be an HTTP date, the granted scopes are read from the
-//! token reply, and no message carries a sync token or a page token.
+//! person is skipped, `Retry-After` may be an HTTP date (and is read as an hour at most), the
+//! granted scopes are read from the token reply, and no message carries a sync token or a
+//! page token.
 //!
 //! Some of these tests take a while by nature (the 60 s deadline is waited out once). Every
 //! wait is bounded, and a call that could hang runs on its own thread so that a hang fails the
@@ -803,6 +804,68 @@ fn long_retry_afters_count_as_retries_and_the_fourth_turns_the_account_yellow() 
         wait_until(PATIENCE, || plugin.status_value(ACCOUNT)["status"]
             == "connected"),
         "{status}"
+    );
+}
+
+#[test]
+fn a_retry_after_past_the_end_of_the_clock_defers_the_sync_and_every_worker_lives_on() {
+    const ACCOUNT: &str = "deferred-forever.example";
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, three_people());
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    // u64::MAX seconds: read as is, the account's next run is past what the clock can
+    // hold, and the sync worker that computed it panicked and was gone. The plugin has four.
+    h.fake.set_sticky_fault(
+        Endpoint::People,
+        Some(Fault::Raw {
+            status: 429,
+            headers: vec![("Retry-After".into(), u64::MAX.to_string())],
+            body: json!({"error": {
+                "code": 429,
+                "message": "Quota exceeded for quota metric 'Read requests'.",
+                "status": "RESOURCE_EXHAUSTED",
+            }})
+            .to_string(),
+        }),
+    );
+    for attempt in 1..=6 {
+        let before = people_requests(&h);
+        plugin.sync_now(ACCOUNT).unwrap();
+        let people = || people_requests(&h);
+        assert!(
+            wait_until(PATIENCE, || people() > before),
+            "attempt {attempt}: Sync now made no request (no sync worker left to run it)"
+        );
+        wait_for_people_requests(&h, &plugin, ACCOUNT, before, 1);
+    }
+    let status = plugin.status_value(ACCOUNT);
+    assert_eq!(status["status"], "issue", "past three retries: {status}");
+    assert!(
+        status["next_sync"].is_string(),
+        "the account stays on the schedule: {status}"
+    );
+
+    h.fake.set_sticky_fault(Endpoint::People, None);
+    h.fake.set_contacts(
+        ALICE,
+        three_people()
+            .into_iter()
+            .chain([
+                Person::new("people/c200", "Later", "Person").with_phone_canonical(
+                    "(415) 555-0200",
+                    "+14155550200",
+                    "mobile",
+                ),
+            ])
+            .collect(),
+    );
+    sync_and_wait(&h, &plugin, ACCOUNT);
+    wait_for_green(&plugin, ACCOUNT);
+    assert_eq!(
+        name(&plugin, ACCOUNT, "+14155550200").as_deref(),
+        Some("Later Person"),
+        "syncs run again once Google answers"
     );
 }
 

@@ -138,15 +138,26 @@ pub fn send(
     ))
 }
 
+/// The longest wait a `Retry-After` is taken for. Google asks for seconds, or a minute; a
+/// longer ask (a header written by something between the PBX and Google, or a date years
+/// ahead) is read as an hour, so that it cannot park an account's syncs for good while it
+/// looks green, nor overflow the schedule's clock: `Retry-After: 18446744073709551615` put
+/// the account's next run an `Instant` past the clock's end, and the sync worker that
+/// computed it panicked and was gone (four such replies, and no account synced again).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// `Retry-After` as Google may send it: a number of seconds, or an HTTP date (a date in the
-/// past means at once).
+/// past means at once); at most `MAX_RETRY_AFTER`.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    let wait = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = httpdate::parse_http_date(value).ok()?;
+            at.duration_since(now).unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 /// Google's JSON error: `{"error":{"code","message","status","details":[{"reason"}]}}`, and
@@ -294,6 +305,28 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn a_retry_after_longer_than_an_hour_is_read_as_an_hour() {
+        let now = httpdate::parse_http_date("Sun, 29 Nov 2026 12:00:00 GMT").unwrap();
+        assert_eq!(parse_retry_after("3600", now), Some(MAX_RETRY_AFTER));
+        for endless in [
+            "3601",
+            "18446744073709551615",
+            "Mon, 30 Nov 2026 12:00:00 GMT",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            assert_eq!(
+                parse_retry_after(endless, now),
+                Some(MAX_RETRY_AFTER),
+                "{endless}"
+            );
+        }
+        // What the schedule does with it: no overflow.
+        assert!(std::time::Instant::now()
+            .checked_add(parse_retry_after("18446744073709551615", now).unwrap())
+            .is_some());
     }
     #[test]
     fn a_directory_outside_workspace_says_so_and_a_missing_scope_names_the_source() {
