@@ -1,10 +1,10 @@
 //! Google as a hostile server: replies that trickle, never end, repeat, lie, or list nonsense.
 //! Google's replies are untrusted input (contract, "Sync"): every request has an overall
-//! deadline of 60 s, every body a cap of 32 MiB, a sync stops after 1,000 pages or at a page
-//! token that repeats, a person listed twice counts once (the last listing wins), a malformed
-//! person is skipped, `Retry-After` may be an HTTP date (and is read as an hour at most), the
-//! granted scopes are read from the token reply, and no message carries a sync token or a
-//! page token.
+//! deadline of 60 s, every body a cap of 32 MiB, a sync stops after 1,000 pages (100 of
+//! contact groups) or at a page token that repeats, a person listed twice counts once (the
+//! last listing wins), a malformed person is skipped, `Retry-After` may be an HTTP date (and is
+//! read as an hour at most), the granted scopes are read from the token reply, and no message
+//! carries a sync token or a page token.
 //!
 //! Some of these tests take a while by nature (the 60 s deadline is waited out once). Every
 //! wait is bounded, and a call that could hang runs on its own thread so that a hang fails the
@@ -414,6 +414,103 @@ fn a_repeated_page_token_stops_the_sync_and_changes_nothing() {
         "the looping page's person must not have landed"
     );
     assert_known_people_answer(&plugin, ACCOUNT, "after a looping page token");
+}
+
+/// The known people, each in the contact group "Customers", on an account that keeps only
+/// that group's contacts: a sync that lost the group's name would drop them all.
+fn customers_account(h: &Harness, account: &str) -> Plugin<'static> {
+    h.fake.set_contacts(
+        ALICE,
+        three_people()
+            .into_iter()
+            .map(|p| p.with_group("Customers"))
+            .collect(),
+    );
+    let mut config = h.config();
+    config["contact_groups"] = json!(["Customers"]);
+    let plugin = h.open_with(&config);
+    h.connect_and_sync(&plugin, account, ALICE);
+    assert_known_people_answer(&plugin, account, "after the first sync");
+    plugin
+}
+
+fn groups_of(plugin: &Plugin<'_>, account: &str) -> String {
+    plugin
+        .lookup(account, &known_number(0))
+        .unwrap()
+        .map(|c| c.groups)
+        .unwrap_or_default()
+}
+
+#[test]
+fn contact_group_pages_that_repeat_a_token_stop_the_sync_and_keep_the_groups() {
+    const ACCOUNT: &str = "group-loop.example";
+    let h = Harness::new();
+    let plugin = customers_account(&h, ACCOUNT);
+    assert_eq!(groups_of(&plugin, ACCOUNT), "Customers");
+
+    // Every page of groups (none of them "Customers") says the next one is "same".
+    h.fake.set_sticky_fault(
+        Endpoint::ContactGroups,
+        Some(page(json!({
+            "contactGroups": [{
+                "resourceName": "contactGroups/loop",
+                "name": "Loop",
+                "groupType": "USER_CONTACT_GROUP",
+            }],
+            "nextPageToken": "same",
+        }))),
+    );
+    let groups_before = h.fake.requests_to(Endpoint::ContactGroups).len();
+    plugin.sync_now(ACCOUNT).unwrap();
+    let status = wait_for_issue(&plugin, ACCOUNT, PATIENCE);
+    h.fake.set_sticky_fault(Endpoint::ContactGroups, None);
+
+    assert!(
+        reason(&status).contains("contact-groups page token"),
+        "the reason must name the groups' repeated page token: {status}"
+    );
+    assert_eq!(
+        h.fake.requests_to(Endpoint::ContactGroups).len() - groups_before,
+        2,
+        "the second page repeats the token the first gave: the sync stops there"
+    );
+    // Taking the pages so far as all the groups lost "Customers", and with it, through the
+    // account's contact_groups, every contact.
+    assert_known_people_answer(&plugin, ACCOUNT, "after looping pages of contact groups");
+    assert_eq!(groups_of(&plugin, ACCOUNT), "Customers", "nothing changed");
+    assert_eq!(status["contacts"], 3, "nothing changed: {status}");
+
+    // Google answers properly again: green, with the groups as they are.
+    sync_and_wait(&h, &plugin, ACCOUNT);
+    wait_for_green(&plugin, ACCOUNT);
+    assert_known_people_answer(&plugin, ACCOUNT, "after a good sync");
+}
+
+#[test]
+fn contact_group_pages_that_never_end_stop_the_sync_after_100_pages() {
+    const ACCOUNT: &str = "group-endless.example";
+    let h = Harness::new();
+    let plugin = customers_account(&h, ACCOUNT);
+
+    h.fake
+        .set_sticky_fault(Endpoint::ContactGroups, Some(Fault::EndlessPages));
+    let groups_before = h.fake.requests_to(Endpoint::ContactGroups).len();
+    plugin.sync_now(ACCOUNT).unwrap();
+    let status = wait_for_issue(&plugin, ACCOUNT, PATIENCE);
+    h.fake.set_sticky_fault(Endpoint::ContactGroups, None);
+
+    assert!(
+        reason(&status).contains("100 pages of contact groups"),
+        "the reason must name the limit: {status}"
+    );
+    assert_eq!(
+        h.fake.requests_to(Endpoint::ContactGroups).len() - groups_before,
+        100,
+        "the sync stops after 100 pages of groups, not before"
+    );
+    assert_known_people_answer(&plugin, ACCOUNT, "after endless pages of contact groups");
+    assert_eq!(groups_of(&plugin, ACCOUNT), "Customers", "nothing changed");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -228,13 +228,27 @@ pub fn fetch_group_names(
                 }
             }
         }
-        match page.next_page_token.filter(|t| !t.is_empty()) {
-            // A token seen before would lead in circles: what came so far is all there is.
-            Some(next) if seen.len() < MAX_GROUP_PAGES && seen.insert(next.clone()) => {
-                page_token = Some(next)
-            }
-            _ => return Ok(names),
+        // Pages that lead in circles or never end are not Google's. Stopping there and
+        // taking what came as all the groups, as this did, landed a partial list: every
+        // group past the cut lost its name, and with `contact_groups` set its contacts
+        // dropped out of lookups, while the account looked green. So the sync stops and
+        // changes nothing, as it does for the contacts' own pages.
+        let Some(next) = page.next_page_token.filter(|t| !t.is_empty()) else {
+            return Ok(names);
+        };
+        if seen.len() + 1 >= MAX_GROUP_PAGES {
+            return Err(ApiError::Refused(format!(
+                "the People API sent more than {MAX_GROUP_PAGES} pages of contact groups (over {} groups, more than Google lets a user make); the sync stopped and nothing was changed. Press Sync now to retry; if it persists, something between the PBX and Google alters the replies",
+                MAX_GROUP_PAGES * PAGE_SIZE as usize
+            )));
         }
+        if !seen.insert(next.clone()) {
+            return Err(ApiError::Refused(format!(
+                "the People API sent a contact-groups page token it had sent before, so its pages never end; the sync stopped after {} pages of groups and nothing was changed. Press Sync now to retry; if it persists, something between the PBX and Google alters the replies",
+                seen.len() + 1
+            )));
+        }
+        page_token = Some(next);
     }
 }
 
