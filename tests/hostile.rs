@@ -627,6 +627,7 @@ fn within_an_incremental_sync_the_last_change_of_a_person_wins() {
 #[test]
 fn malformed_people_are_skipped_and_the_good_ones_land() {
     const ACCOUNT: &str = "malformed.example";
+    capture_logs();
     let h = Harness::new();
     h.fake.inject(
         Endpoint::People,
@@ -640,6 +641,8 @@ fn malformed_people_are_skipped_and_the_good_ones_land() {
                 "a string",
                 null,
                 {"resourceName": "people/y", "phoneNumbers": {"value": "+12125550178"}},
+                {"resourceName": "people/z", "names": "Private Person"},
+                {"resourceName": "people/w", "phoneNumbers": [{"value": 12125550179_u64}]},
                 person_json("people/c2", "Good Two", "+12125550102"),
             ],
             "nextSyncToken": "t1",
@@ -670,6 +673,18 @@ fn malformed_people_are_skipped_and_the_good_ones_land() {
         status["contacts"], 2,
         "only the two well-formed people count: {status}"
     );
+    // What is logged of a malformed person says where it is wrong, not what it holds.
+    let lines = logged_lines();
+    assert!(
+        lines.iter().any(|l| l.contains("malformed person")),
+        "the skipped people are logged: {lines:#?}"
+    );
+    for private in ["Private Person", "12125550179", "oops"] {
+        assert!(
+            !lines.iter().any(|l| l.contains(private)),
+            "a malformed person's data ({private}) reached the log: {lines:#?}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -138,6 +138,20 @@ pub fn send(
     ))
 }
 
+/// Where and how a reply from Google is not the JSON expected, without what it holds there:
+/// serde's own message quotes the value it did not expect (`invalid type: string "Jürgen
+/// Müller"`, `integer 4155550100`), someone's contact data, and these messages go to the log
+/// and to the status the PBX's page shows.
+pub fn json_fault(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Data => "a field of the wrong type or value",
+        Category::Eof => "cut short",
+        Category::Syntax | Category::Io => "not JSON",
+    };
+    format!("{what} at line {}, column {}", e.line(), e.column())
+}
+
 /// The longest wait a `Retry-After` is taken for. Google asks for seconds, or a minute; a
 /// longer ask (a header written by something between the PBX and Google, or a date years
 /// ahead) is read as an hour, so that it cannot park an account's syncs for good while it
@@ -305,6 +319,24 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn a_json_fault_says_where_not_what() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Person {
+            names: Vec<String>,
+        }
+        let fault = |body: &str| json_fault(&serde_json::from_str::<Person>(body).unwrap_err());
+        let wrong = fault(r#"{"names": "Jürgen Müller"}"#);
+        assert_eq!(
+            wrong,
+            "a field of the wrong type or value at line 1, column 27"
+        );
+        assert!(!fault(r#"{"names": [4155550100]}"#).contains("4155550100"));
+        assert_eq!(fault(r#"{"names": ["#), "cut short at line 1, column 11");
+        assert_eq!(fault("<html>"), "not JSON at line 1, column 1");
     }
 
     #[test]

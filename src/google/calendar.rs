@@ -138,7 +138,7 @@ pub fn parse_busy(body: &[u8], from: i64, until: i64) -> Result<Vec<(i64, i64)>,
     }
     };
     let reply: FreeBusyReply =
-        serde_json::from_slice(body).map_err(|e| malformed(e.to_string()))?;
+        serde_json::from_slice(body).map_err(|e| malformed(api::json_fault(&e)))?;
     let primary = reply
         .calendars
         .get("primary")

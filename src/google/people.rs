@@ -216,7 +216,8 @@ pub fn fetch_group_names(
         let page: GroupsPage =
             serde_json::from_slice(&body).map_err(|e| ApiError::Transient {
                 message: format!(
-                    "the People API sent contact groups that are not the expected JSON ({e}); nothing was changed"
+                    "the People API sent contact groups that are not the expected JSON ({}); nothing was changed",
+                    api::json_fault(&e)
                 ),
                 retry_after: None,
                 quota_exhausted: false,
@@ -345,7 +346,8 @@ pub fn fetch_page(
 pub fn parse_page(source: Source, body: &[u8]) -> Result<Page, ApiError> {
     let raw: RawPage = serde_json::from_slice(body).map_err(|e| ApiError::Transient {
         message: format!(
-            "the People API sent a reply that is not the expected JSON ({e}); nothing was changed"
+            "the People API sent a reply that is not the expected JSON ({}); nothing was changed",
+            api::json_fault(&e)
         ),
         retry_after: None,
         quota_exhausted: false,
@@ -360,11 +362,13 @@ pub fn parse_page(source: Source, body: &[u8]) -> Result<Page, ApiError> {
     for (at, person) in listed.iter().enumerate() {
         match serde_json::from_str::<Person>(person.get()) {
             Ok(person) => people.push(person),
-            // The person's text is not logged: it is someone's contact data.
+            // The person's text is not logged: it is someone's contact data (nor is serde's
+            // message, which quotes it: see `json_fault`).
             Err(e) => log::warn!(
-                "the People API sent a malformed person (#{} of a page of {}: {e}); it is skipped",
+                "the People API sent a malformed person (#{} of a page of {}: {} of its JSON); it is skipped",
                 at + 1,
-                source.noun()
+                source.noun(),
+                api::json_fault(&e)
             ),
         }
     }
