@@ -211,8 +211,7 @@ pub struct Config {
 impl Config {
     /// Parses and checks the configuration, and creates `data_dir` (mode 0700) if needed.
     pub fn parse(json: &str) -> Result<Config> {
-        let raw: RawConfig =
-            serde_json::from_str(json).map_err(|e| Error::config(format!("configuration: {e}")))?;
+        let raw = read_raw(json)?;
 
         let google = GoogleEndpoints {
             auth_url: parse_endpoint("google.auth_url", &raw.google.auth_url)?,
@@ -511,6 +510,24 @@ fn parse_store(store: &str) -> Result<StoreKind> {
     Err(Error::config(
         "configuration: store: give \"sqlite\" (the default) or a PostgreSQL URL, postgresql://USER@HOST:PORT/DBNAME",
     ))
+}
+
+/// The configuration's JSON as written, or an error naming the field that is not of its type
+/// (`sync_interval_secs: invalid value: integer `-1`, expected u64`): serde's message alone
+/// gives only a line and column.
+fn read_raw(json: &str) -> Result<RawConfig> {
+    let mut reader = serde_json::Deserializer::from_str(json);
+    let raw: RawConfig = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        let path = e.path().to_string();
+        match path.as_str() {
+            "." => Error::config(format!("configuration: {}", e.inner())),
+            _ => Error::config(format!("configuration: {path}: {}", e.inner())),
+        }
+    })?;
+    reader
+        .end()
+        .map_err(|e| Error::config(format!("configuration: {e}")))?;
+    Ok(raw)
 }
 
 fn within(field: &str, value: u64, bounds: RangeInclusive<u64>, default: &str) -> Result<()> {

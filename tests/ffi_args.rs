@@ -347,11 +347,32 @@ fn bad_configuration_fails_naming_the_field() {
         ("google_requests_per_minute", json!(0)),
         ("google_requests_per_minute", json!(100001)),
         ("retry_base_ms", json!(0)),
+        // Outside the bounds too, though not of the field's type: serde's message alone named
+        // no field ("invalid value: integer `-1`, expected u64 at line 1 column 80").
+        ("sync_interval_secs", json!(-1)),
+        ("sync_interval_secs", json!("600")),
+        ("presence_interval_secs", json!(1.5)),
+        ("google_requests_per_minute", json!(-600)),
+        ("retry_base_ms", json!(1e30)),
+        ("calendar", json!("yes")),
+        ("contact_groups", json!("Customers")),
     ] {
         let mut config = base.clone();
         config[field] = value.clone();
         let message = open_error(config);
         assert!(message.contains(field), "{field} = {value}: {message}");
+    }
+    let mut config = base.clone();
+    config["domains"] = json!({"acme.de": {"calendar": "yes"}});
+    let message = open_error(config);
+    assert!(message.contains("domains.acme.de.calendar"), "{message}");
+    assert!(
+        open_error(json!({"client_id": 1})).contains("client_id"),
+        "a required field of the wrong type"
+    );
+    match Plugin::open(api(), &format!("{} trailing", base)) {
+        Ok(_) => panic!("accepted JSON followed by more"),
+        Err(e) => assert!(e.message.contains("configuration"), "{}", e.message),
     }
     let mut config = base.clone();
     config["sources"] = json!(["contacts", "calendar"]);
