@@ -92,16 +92,59 @@ pub fn set(callback: Option<LogCallback>, user: *mut c_void) {
         let _ = log::set_logger(&HOST_LOGGER);
     });
     let registered = callback.map(|cb| (cb, user as usize));
-    if IN_CALLBACK.with(Cell::get) {
-        *REPLACEMENT.lock() = Some(registered);
-    } else {
-        let mut current = CALLBACK.write();
-        *current = registered;
-        *REPLACEMENT.lock() = None;
-    }
-    log::set_max_level(if callback.is_some() {
+    let level = if callback.is_some() {
         log::LevelFilter::Trace
     } else {
         log::LevelFilter::Off
-    });
+    };
+    // The level is set while REPLACEMENT is held, which every setter takes: set after it was
+    // let go, a `set(None)` racing a `set(Some(..))` could leave the callback registered and
+    // the level Off, so that it never heard a thing again.
+    if IN_CALLBACK.with(Cell::get) {
+        let mut replacement = REPLACEMENT.lock();
+        *replacement = Some(registered);
+        log::set_max_level(level);
+    } else {
+        let mut current = CALLBACK.write();
+        *current = registered;
+        let mut replacement = REPLACEMENT.lock();
+        *replacement = None;
+        log::set_max_level(level);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    unsafe extern "C" fn quiet(_level: c_int, _message: *const c_char, _user: *mut c_void) {}
+
+    /// Two threads setting the callback at once: whichever set it last, the level filter is
+    /// that one's (a callback with the records switched off would never hear a thing).
+    #[test]
+    fn racing_setters_leave_the_level_that_goes_with_the_callback() {
+        let mut mismatched = 0;
+        for _ in 0..20000 {
+            let start = std::sync::Barrier::new(2);
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    start.wait();
+                    set(Some(quiet), std::ptr::null_mut())
+                });
+                s.spawn(|| {
+                    start.wait();
+                    set(None, std::ptr::null_mut())
+                });
+            });
+            let registered = CALLBACK.read().is_some();
+            if registered != (log::max_level() != log::LevelFilter::Off) {
+                mismatched += 1;
+            }
+        }
+        set(None, std::ptr::null_mut());
+        assert_eq!(
+            mismatched, 0,
+            "rounds that left the level at odds with the callback"
+        );
+    }
 }
