@@ -3,6 +3,7 @@
 //! function; tests and benchmarks may also call it directly.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -576,49 +577,89 @@ fn build_indexes(
     let builders = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
     let (loaded, to_build) = std::sync::mpsc::sync_channel::<Loaded>(builders * 2);
     let to_build = parking_lot::Mutex::new(to_build);
+    let failed = |account: &str| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("building the caller-ID index of account {account} failed (a bug in the plugin); please report it with the plugin's log"),
+        )
+    };
     std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..builders)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut built = Vec::new();
-                    loop {
-                        let next = to_build.lock().recv();
-                        let Ok((account, source, loaded, group_names)) = next else {
-                            return built;
-                        };
-                        // `contact_groups` filters the contacts source only.
-                        let only_groups = match source {
-                            Source::Contacts => {
-                                config.settings_for(&account).contact_groups.as_deref()
+        let threads = (0..builders)
+            .map(|n| {
+                // Named as the plugin's own, so that a panic on it goes to the plugin's log
+                // (the panic hook), not the PBX's stderr.
+                std::thread::Builder::new()
+                    .name(format!("gi-open-build-{n}"))
+                    .spawn_scoped(scope, || {
+                        let mut built = Vec::new();
+                        let mut broken = None;
+                        loop {
+                            let next = to_build.lock().recv();
+                            let Ok((account, source, loaded, group_names)) = next else {
+                                return broken.map_or(Ok(built), Err);
+                            };
+                            if broken.is_some() {
+                                continue; // drained, so that the store's reader never waits
                             }
-                            _ => None,
-                        };
-                        let index = AccountIndex::build_stored(
-                            &loaded.contacts,
-                            &loaded.ids,
-                            &group_names,
-                            only_groups,
-                        );
-                        built.push((account, source, index));
-                    }
-                })
+                            // `contact_groups` filters the contacts source only.
+                            let only_groups = match source {
+                                Source::Contacts => {
+                                    config.settings_for(&account).contact_groups.as_deref()
+                                }
+                                _ => None,
+                            };
+                            // A panic must not end the thread: the reader, with every builder
+                            // gone, would wait for ever on a full channel, and gi_open with it.
+                            let index = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                                #[cfg(debug_assertions)]
+                                debug_panic_in_open(&account);
+                                AccountIndex::build_stored(
+                                    &loaded.contacts,
+                                    &loaded.ids,
+                                    &group_names,
+                                    only_groups,
+                                )
+                            }));
+                            match index {
+                                Ok(index) => built.push((account, source, index)),
+                                Err(_) => broken = Some(failed(&account)),
+                            }
+                        }
+                    })
+                    .map_err(|e| {
+                        Error::new(
+                            ErrorKind::Internal,
+                            format!("cannot start a thread to build the caller-ID indexes ({e})"),
+                        )
+                    })
             })
-            .collect();
+            .collect::<Result<Vec<_>>>();
+        let threads = match threads {
+            Ok(threads) => threads,
+            Err(e) => {
+                drop(loaded); // the builders started end, and the scope with them
+                return Err(e);
+            }
+        };
         let read = store.for_each_book(&mut |account, source, contacts, group_names| {
             let _ = loaded.send((account, source, contacts, group_names));
         });
         drop(loaded);
         let mut all = Vec::new();
         for thread in threads {
-            all.extend(thread.join().map_err(|_| {
-                Error::new(
-                    ErrorKind::Internal,
-                    "building the caller-ID index failed (a bug in the plugin); please report it with the plugin's log",
-                )
-            })?);
+            all.extend(thread.join().map_err(|_| failed("(unknown)"))??);
         }
         read.map(|()| all)
     })
+}
+
+/// Debug builds only: lets a test make an open's index build panic, to show that gi_open
+/// then fails, neither hanging nor writing to stderr. Release builds have no hook.
+#[cfg(debug_assertions)]
+fn debug_panic_in_open(account: &str) {
+    if std::env::var("GI_DEBUG_PANIC_IN_OPEN").is_ok_and(|a| a == "*" || a == account) {
+        panic!("a panic injected by GI_DEBUG_PANIC_IN_OPEN");
+    }
 }
 
 /// 256 random bits, URL-safe: unguessable, and carrying nothing but chance.
