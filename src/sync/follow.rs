@@ -39,6 +39,8 @@ pub(super) fn follow(shared: &Shared, changes: &Receiver<Change>) {
                 Err(RecvTimeoutError::Disconnected) => return,
             },
         };
+        #[cfg(debug_assertions)]
+        debug_follow_delay();
         let started = Instant::now();
         match apply(shared, &change, &mut marks) {
             Ok(()) => log::debug!(
@@ -53,14 +55,36 @@ pub(super) fn follow(shared: &Shared, changes: &Receiver<Change>) {
     }
 }
 
+/// Debug builds only: lets a test hold each change back a while, as a follower busy with a
+/// large book would, so that changes made meanwhile are read together. Release builds have no
+/// hook.
+#[cfg(debug_assertions)]
+fn debug_follow_delay() {
+    if let Some(ms) = std::env::var("GI_DEBUG_FOLLOW_DELAY_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+}
+
 fn apply(shared: &Shared, change: &Change, marks: &mut Marks) -> Result<()> {
     let core = &shared.core;
     match change {
         Change::Account(account) => {
-            reload_account(shared, account)?;
+            let reloaded = reload_account(shared, account)?;
             // A disabled account's marks go with it (each keeps a little of its old books).
             if !core.accounts.read().contains_key(account.as_str()) {
                 marks.retain(|(marked, _), _| marked != account);
+            } else if let Some(Reloaded::Connected { .. }) = reloaded {
+                // A connection new to this node: whatever this node holds of the account is an
+                // older connection's (when the disable and the connect were read together,
+                // the disable was never seen as such), perhaps another Google user's, and the
+                // new connection's first sync sends no notice of a source it leaves empty. So
+                // every book is what the store has now.
+                for source in Source::ALL {
+                    rebuild_book(core, account, source, marks)?;
+                }
             }
             Ok(())
         }
@@ -87,7 +111,7 @@ fn apply(shared: &Shared, change: &Change, marks: &mut Marks) -> Result<()> {
 /// The account's connection and status as the store has them now; a connection new to this
 /// node goes on its schedule (the node that connected it syncs it first), one gone is erased
 /// from memory.
-fn reload_account(shared: &Shared, account: &str) -> Result<()> {
+fn reload_account(shared: &Shared, account: &str) -> Result<Option<Reloaded>> {
     let core = &shared.core;
     let read = || -> Result<Option<AccountState>> {
         let Some(stored) = core.store.account(account)? else {
@@ -119,7 +143,7 @@ fn reload_account(shared: &Shared, account: &str) -> Result<()> {
         accounts.insert(account.to_owned(), state);
         new_connection.then_some(Reloaded::Connected { fetch_calendar })
     })?;
-    match outcome {
+    match &outcome {
         Some(Reloaded::Gone) => {
             shared.forget(account, Job::Contacts);
             shared.forget(account, Job::Presence);
@@ -132,7 +156,7 @@ fn reload_account(shared: &Shared, account: &str) -> Result<()> {
             // them with the connect).
             core.presence.remove(account);
             shared.schedule(account, Job::Contacts);
-            if fetch_calendar {
+            if *fetch_calendar {
                 shared.schedule(account, Job::Presence);
             } else {
                 shared.forget(account, Job::Presence);
@@ -141,7 +165,7 @@ fn reload_account(shared: &Shared, account: &str) -> Result<()> {
         }
         None => {}
     }
-    Ok(())
+    Ok(outcome)
 }
 
 /// What a reload of an account changed beyond its state.
