@@ -117,6 +117,55 @@ fn syncs_disables_and_status_changes_reach_every_node() {
     }
 }
 
+/// A disable while a sync of the same account lands (played here by a transaction that locks
+/// as a landing does: the claim FOR SHARE, then the account's row) waits for it, and then
+/// erases everything: it took the rows in the other order, and PostgreSQL aborted it as a
+/// deadlock.
+#[test]
+fn a_disable_while_a_sync_lands_waits_for_it_instead_of_deadlocking() {
+    let h = Harness::on_postgres();
+    alice_contacts(&h);
+    let a = h.open_with(&h.node_config("a"));
+    h.connect_and_sync(&a, ACCOUNT, ALICE);
+    let pg = h.pg.as_ref().unwrap();
+    let mut db = pg.server.client(&pg.url);
+    let mut landing = db.transaction().unwrap();
+    let claimed = landing
+        .query(
+            "SELECT node FROM claims WHERE account = $1 FOR SHARE",
+            &[&ACCOUNT],
+        )
+        .unwrap();
+    assert!(!claimed.is_empty(), "the sync left its claim");
+
+    std::thread::scope(|s| {
+        let disable = s.spawn(|| a.disable(ACCOUNT));
+        // Until the disable waits for the landing's lock.
+        std::thread::sleep(Duration::from_millis(500));
+        landing
+            .execute(
+                "UPDATE accounts SET last_sync = last_sync WHERE account = $1",
+                &[&ACCOUNT],
+            )
+            .expect("the landing goes on");
+        landing.commit().unwrap();
+        let outcome = disable.join().unwrap();
+        assert!(
+            outcome.is_ok(),
+            "gi_disable: {:?}",
+            outcome.err().map(|e| e.message)
+        );
+    });
+    assert_eq!(a.status(ACCOUNT), GiStatus::GI_STATUS_DISCONNECTED);
+    for table in ["accounts", "contacts", "sources", "claims"] {
+        let left: i64 = db
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 0, "{table} keeps rows of the disabled account");
+    }
+}
+
 #[test]
 fn calendar_presence_fetched_on_one_node_answers_on_every_node() {
     let h = Harness::on_postgres();

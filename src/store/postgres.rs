@@ -695,6 +695,12 @@ impl Store for PgStore {
     fn delete_account(&self, account: &str, connection_id: i64) -> Result<bool> {
         self.with(|conn| {
             let mut tx = conn.transaction()?;
+            // The claims first, as a sync's landing takes them (FOR SHARE, then the account's
+            // row): taken after the account's row, a disable and a landing of the same account
+            // each held what the other waited for, and PostgreSQL aborted one, the disable
+            // among them ("deadlock detected"). Should the account turn out to be another
+            // connection's, the rollback puts them back.
+            tx.execute("DELETE FROM claims WHERE account = $1", &[&account])?;
             let removed = tx.execute(
                 "DELETE FROM accounts WHERE account = $1 AND connection_id = $2",
                 &[&account, &connection_id],
@@ -708,7 +714,6 @@ impl Store for PgStore {
                 "sources",
                 "pending_auth",
                 "presence",
-                "claims",
                 "book_changes",
             ] {
                 tx.execute(
