@@ -165,9 +165,11 @@ pub struct RegionRules {
     country_code: u16,
     /// The country code as ASCII digits, to spot it at the head of a number dialled without '+'.
     country_code_digits: Box<[u8]>,
-    /// The trunk (national) prefix as ASCII digits: "0" in most of Europe, "1" in NANP, "8" in
-    /// Russia, "06" in Hungary; None where there is none (Italy).
-    trunk_prefix: Option<Box<[u8]>>,
+    /// The trunk (national) prefixes as ASCII digits, longest first: "0" in most of Europe,
+    /// "1" in NANP, "8" in Russia, "06" in Hungary; none where there is none (Italy). More
+    /// than one where the metadata reads national numbers with any of a few: "0" and "8" in
+    /// Lithuania (see `trunk_prefixes`).
+    trunk_prefixes: Vec<Box<[u8]>>,
     /// Argentina only: the area codes after which a mobile number dialled nationally carries
     /// the token "15" ("011 15-2345-6789" is +54 9 11 2345 6789), read off the metadata.
     mobile_token_areas: Option<&'static AreaCodes>,
@@ -191,10 +193,7 @@ impl RegionRules {
         let meta = DATABASE.by_id(region.as_str())?;
         let country_code = meta.country_code();
 
-        let trunk_prefix = meta
-            .national_prefix()
-            .filter(|prefix| !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_digit()))
-            .map(|prefix| prefix.as_bytes().into());
+        let trunk_prefixes = trunk_prefixes(meta);
 
         // The metadata's international prefix is a regex; test it here, once, against the few
         // prefixes the reader knows, so that a lookup only compares bytes.
@@ -221,7 +220,7 @@ impl RegionRules {
             id,
             country_code,
             country_code_digits: country_code.to_string().into_bytes().into(),
-            trunk_prefix,
+            trunk_prefixes,
             international_prefixes,
             possible_lengths,
             subscriber_lengths: if subscriber_lengths.is_empty() {
@@ -311,7 +310,7 @@ impl RegionRules {
         }
         // "020 7946 0958", "1 212 555 1234": the trunk prefix, when what follows it has a length
         // a number here can have. NANP's "1" is thus taken only from 11-digit numbers.
-        if let Some(trunk) = &self.trunk_prefix {
+        for trunk in &self.trunk_prefixes {
             if let Some(rest) = digits.strip_prefix(&trunk[..]) {
                 if self.possible_lengths.contains(rest.len()) {
                     return self.national_number(rest);
@@ -412,6 +411,40 @@ impl RegionRules {
             national: NationalKey::from_digits(nsn.as_bytes()),
         })
     }
+}
+
+/// The region's trunk prefixes, longest first: its national prefix, and where the metadata's
+/// pattern for taking it off a national number is a plain choice of digit strings, each of
+/// them. Lithuania moved from 8 to 0 in 2025 and reads both ("[08]": address books are full of
+/// "8 612 34567", which with 0 alone was read as the Chinese +86 1234567); Belarus writes
+/// "8 0AA ..." ("0|80?": with 8 alone, the 0 stayed inside the number). Patterns that capture a
+/// carrier code (Korea's 08x, Bolivia's 01x, Colombia's 0x) or rewrite the number (Brazil,
+/// Argentina) are not plain choices and are left out, as the reader leaves carrier codes out.
+fn trunk_prefixes(meta: &phonenumber::Metadata) -> Vec<Box<[u8]>> {
+    let mut prefixes: Vec<Box<[u8]>> = meta
+        .national_prefix()
+        .filter(|prefix| !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_digit()))
+        .map(|prefix| prefix.as_bytes().into())
+        .into_iter()
+        .collect();
+    let plain_choice = meta.national_prefix_for_parsing().filter(|pattern| {
+        meta.national_prefix_transform_rule().is_none() && !pattern.as_str().contains('(')
+    });
+    if let Some(pattern) = plain_choice {
+        for len in 1..=3u32 {
+            for n in 0..10u32.pow(len) {
+                let candidate = format!("{n:0width$}", width = len as usize);
+                let whole = pattern
+                    .find(&candidate)
+                    .is_some_and(|found| found.start() == 0 && found.end() == candidate.len());
+                if whole && !prefixes.iter().any(|p| **p == *candidate.as_bytes()) {
+                    prefixes.push(candidate.as_bytes().into());
+                }
+            }
+        }
+    }
+    prefixes.sort_by_key(|prefix| std::cmp::Reverse(prefix.len()));
+    prefixes
 }
 
 /// Stored text with a country code that the byte reader declines for a trunk prefix in
@@ -813,6 +846,16 @@ mod tests {
         // One digit more is no E.164 number, whatever the prefix.
         ("AU", "0011 91 1861 123 456 7890", None, None),
         ("RU", "8 495 123-45-67", Some("+74951234567"), Some("4951234567")),
+        // Lithuania moved its trunk prefix from 8 to 0 in 2025 and reads both; with 0 alone,
+        // "8 612 34567" was read as the Chinese +86 1234567.
+        ("LT", "8 612 34567", Some("+37061234567"), Some("61234567")),
+        ("LT", "0 612 34567", Some("+37061234567"), Some("61234567")),
+        ("LT", "8 5 212 3456", Some("+37052123456"), Some("52123456")),
+        ("LT", "8 800 12345", Some("+37080012345"), Some("80012345")),
+        // Belarus: "8 0AA ..." (the 0 is not part of the number), and "0AA ..." too.
+        ("BY", "8 0152 45-09-11", Some("+375152450911"), Some("152450911")),
+        ("BY", "8 029 123-45-67", Some("+375291234567"), Some("291234567")),
+        ("BY", "029 123-45-67", Some("+375291234567"), Some("291234567")),
     ];
 
     #[test]
@@ -957,7 +1000,7 @@ mod tests {
         let us = rules("us");
         assert_eq!((us.region(), us.country_code()), ("US", 1));
         assert_eq!(rules("Gb").country_code(), 44);
-        assert_eq!(rules("IT").trunk_prefix, None);
+        assert!(rules("IT").trunk_prefixes.is_empty());
         assert_eq!(rules("GB").international_prefixes, ["00"]);
         assert_eq!(rules("US").international_prefixes, ["011", "00"]);
         assert_eq!(rules("AU").international_prefixes, ["0011", "00"]);
