@@ -876,10 +876,18 @@ fn long_retry_afters_count_as_retries_and_the_fourth_turns_the_account_yellow() 
     h.fake.set_contacts(ALICE, three_people());
     let plugin = h.open();
     h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    // A 503 asking for an hour (a 429 would pause the whole OAuth client: see tests/scale.rs).
     h.fake.set_sticky_fault(
         Endpoint::People,
-        Some(Fault::RateLimited {
-            retry_after_secs: 3600,
+        Some(Fault::Raw {
+            status: 503,
+            headers: vec![("Retry-After".into(), "3600".into())],
+            body: json!({"error": {
+                "code": 503,
+                "message": "The service is currently unavailable.",
+                "status": "UNAVAILABLE",
+            }})
+            .to_string(),
         }),
     );
     // The first attempt and three retries (Sync now stands in for the hour Google asked).
@@ -928,15 +936,17 @@ fn a_retry_after_past_the_end_of_the_clock_defers_the_sync_and_every_worker_live
     h.connect_and_sync(&plugin, ACCOUNT, ALICE);
     // u64::MAX seconds: read as is, the account's next run is past what the clock can
     // hold, and the sync worker that computed it panicked and was gone. The plugin has four.
+    // (A 503: a 429 would pause the whole OAuth client, and the attempts after the first
+    // would be deferred without a request.)
     h.fake.set_sticky_fault(
         Endpoint::People,
         Some(Fault::Raw {
-            status: 429,
+            status: 503,
             headers: vec![("Retry-After".into(), u64::MAX.to_string())],
             body: json!({"error": {
-                "code": 429,
-                "message": "Quota exceeded for quota metric 'Read requests'.",
-                "status": "RESOURCE_EXHAUSTED",
+                "code": 503,
+                "message": "The service is currently unavailable.",
+                "status": "UNAVAILABLE",
             }})
             .to_string(),
         }),

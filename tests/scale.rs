@@ -196,6 +196,67 @@ fn a_429_pauses_every_account_of_the_oauth_client() {
     }
 }
 
+/// Google asks the OAuth client to wait an hour: every account of it waits (its run deferred,
+/// green, without a request: a worker does not sit out the hour, nor does each account spend a
+/// request to meet the same 429), and calendar fetches, whose quota is the Calendar API's, go on.
+#[test]
+fn a_429_asking_for_an_hour_defers_every_account_of_the_client_without_a_request() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, vec![]);
+    h.fake.set_contacts(BOB, vec![]);
+    let mut config = h.config();
+    config["calendar"] = json!(true);
+    let plugin = h.open_with(&config);
+    h.connect_and_sync(&plugin, "quota.example", ALICE);
+    h.connect_and_sync(&plugin, "quota.example/41", BOB);
+
+    h.fake.inject(
+        Endpoint::People,
+        Fault::RateLimited {
+            retry_after_secs: 3600,
+        },
+    );
+    let before = h.fake.requests_to(Endpoint::People).len();
+    plugin.sync_now("quota.example").unwrap();
+    assert!(wait_until(PATIENCE, || h
+        .fake
+        .requests_to(Endpoint::People)
+        .len()
+        > before));
+    assert!(wait_until(PATIENCE, || plugin
+        .status_value("quota.example")["syncing"]
+        == false));
+    let calendar_before = h.fake.requests_to(Endpoint::Calendar).len();
+    plugin.sync_now("quota.example/41").unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let people: Vec<u16> = h.fake.requests_to(Endpoint::People)[before..]
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        people,
+        [429],
+        "after Google asked the client to wait an hour, only the 429 itself reached the People API"
+    );
+    for account in ["quota.example", "quota.example/41"] {
+        let status = plugin.status_value(account);
+        assert_eq!(
+            status["status"], "connected",
+            "one deferral is no issue: {status}"
+        );
+        assert_eq!(
+            status["syncing"], false,
+            "deferred, not waiting in a worker: {status}"
+        );
+    }
+    // Sync now fetches the calendar too: its quota is another API's.
+    assert!(
+        wait_until(PATIENCE, || h.fake.requests_to(Endpoint::Calendar).len()
+            > calendar_before),
+        "the People API's spent quota paused the calendar fetches"
+    );
+}
+
 fn common_now() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)

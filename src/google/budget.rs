@@ -77,6 +77,11 @@ impl Budget {
         }
     }
 
+    /// How long `client` stays paused from now, if it is.
+    pub fn client_pause_left(&self, client: &str) -> Option<Duration> {
+        self.pause_left(client, Instant::now())
+    }
+
     /// How long `client` stays paused after `now`, if it is.
     fn pause_left(&self, client: &str, now: Instant) -> Option<Duration> {
         let until = self.state.lock().paused.get(client).copied()?;

@@ -92,8 +92,25 @@ impl<'a> Session<'a> {
             if self.shared.stopping.load(Ordering::SeqCst) {
                 return Err(SyncFailure::Abandoned);
             }
-            // After a 429 for this OAuth client (met by any of its accounts), wait it out.
-            if !core.http.wait_for_client(&self.settings.client_id) {
+            // After a 429 for this OAuth client (met by any of its accounts), wait it out; a
+            // pause longer than a run waits defers the run instead, without a request (a
+            // worker would sit idle for it, and the request would meet the 429 again).
+            let client = self.quota();
+            if let Some(left) = core
+                .http
+                .budget()
+                .client_pause_left(&client)
+                .filter(|left| *left > MAX_PAUSE)
+            {
+                return Err(SyncFailure::Deferred {
+                    wait: left,
+                    reason: format!(
+                        "Google's quota for the OAuth client is spent (429): every account of that client waits {} s more, as Google asked",
+                        left.as_secs()
+                    ),
+                });
+            }
+            if !core.http.wait_for_client(&client) {
                 return Err(SyncFailure::Abandoned);
             }
             let outcome = match self.access_token(false) {
@@ -129,21 +146,21 @@ impl<'a> Session<'a> {
                     quota_exhausted,
                 }) => {
                     if quota_exhausted {
-                        // The quota is the OAuth client's: every account of it pauses, as
-                        // long as Google asked when that is within a run's wait; a longer
-                        // ask defers this account's run (below), and the others only back
-                        // off, so that Sync now is not stuck behind an hour's pause.
+                        // The quota is the OAuth client's: every account of it pauses as long
+                        // as Google asked (the contract). A pause longer than a run waits
+                        // defers this account's run (below), and every other account's at its
+                        // next request (above), without a request: no worker sits out an
+                        // hour, and no account spends a request to meet the same 429. (Only
+                        // the backoff, for the others, used to be paused: each then sent its
+                        // own request into the spent quota.)
                         let pause = retry_after
-                            .filter(|asked| *asked <= MAX_PAUSE)
                             .unwrap_or_else(|| backoff(core.config.retry_base, retries, None));
                         log::warn!(
                             "account {}: Google's quota for the OAuth client is spent (429); every account of that client pauses {} ms",
                             self.account,
                             pause.as_millis()
                         );
-                        core.http
-                            .budget()
-                            .pause_client(&self.settings.client_id, pause);
+                        core.http.budget().pause_client(&self.quota(), pause);
                     }
                     (message, retry_after)
                 }
@@ -178,6 +195,14 @@ impl<'a> Session<'a> {
             }
             retries += 1;
         }
+    }
+
+    /// What a 429 `RESOURCE_EXHAUSTED` pauses: the OAuth client's quota of the API this job
+    /// asks (a contacts sync the People API's, a calendar fetch the Calendar API's). Google
+    /// keeps a project's quotas per API, so a spent People API quota pauses no calendar fetch,
+    /// whose answer would go stale meanwhile.
+    fn quota(&self) -> String {
+        format!("{} {}", self.settings.client_id, self.job.claim_name())
     }
 
     pub(super) fn failure(&self, error: ApiError) -> SyncFailure {
