@@ -796,3 +796,66 @@ fn an_incremental_sync_resending_an_unchanged_contact_counts_it_once() {
     let plugin = h.open();
     assert_eq!(plugin.status_value(ACCOUNT)["contacts"], 5);
 }
+
+/// Google gives a contact a new resource name when it links it to a profile, and lists it in
+/// the next incremental sync under the new name with the old one in
+/// `metadata.previousResourceNames` (no tombstone under the old name is documented). The old
+/// row goes: it stayed, answering its old number and showing twice in the address book, until
+/// the next full sync (a week later, when the sync token expired).
+#[test]
+fn a_contact_listed_under_a_new_resource_name_replaces_its_old_row() {
+    let h = Harness::new();
+    h.fake.set_contacts(
+        ALICE,
+        vec![Person::new("people/c1", "Carol", "Customer").with_phone("+1 212 555 0101", "work")],
+    );
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, "example.com", ALICE);
+    assert!(plugin
+        .lookup("example.com", "+12125550101")
+        .unwrap()
+        .is_some());
+
+    h.fake.inject(
+        Endpoint::People,
+        Fault::Raw {
+            status: 200,
+            headers: vec![],
+            body: serde_json::json!({
+                "connections": [{
+                    "resourceName": "people/c99",
+                    "metadata": {"previousResourceNames": ["people/c1"]},
+                    "names": [{"displayName": "Carol Customer"}],
+                    "phoneNumbers": [{"value": "+1 212 555 0109", "canonicalForm": "+12125550109", "type": "work"}],
+                }],
+                "nextSyncToken": "after-the-link",
+            })
+            .to_string(),
+        },
+    );
+    let before = h.fake.requests_to(Endpoint::People).len();
+    plugin.sync_now("example.com").unwrap();
+    wait_for_people_requests(&h, &plugin, "example.com", before, 1);
+    assert!(wait_until(PATIENCE, || plugin
+        .lookup("example.com", "+12125550109")
+        .unwrap()
+        .is_some()));
+    assert_eq!(
+        plugin
+            .lookup("example.com", "+12125550101")
+            .unwrap()
+            .map(|c| c.name),
+        None,
+        "the old resource name's number still answers"
+    );
+    let (rows, total) = plugin
+        .search("example.com", "carol", GiSearchMode::GI_SEARCH_TEXT, 0, 10)
+        .unwrap();
+    assert_eq!(
+        total,
+        1,
+        "Carol once, not under both names: {:?}",
+        rows.iter().map(|r| &r.number).collect::<Vec<_>>()
+    );
+    assert_eq!(plugin.status_value("example.com")["contacts"], 1);
+}

@@ -84,9 +84,15 @@ struct ContactGroupMembership {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
 struct PersonMetadata {
     #[serde(default)]
     deleted: bool,
+    /// The names the person had before, in an incremental sync: Google gives a contact a new
+    /// resource name when it links it to a profile (a verified email or phone number), and
+    /// documents no tombstone under the old one.
+    #[serde(default)]
+    previous_resource_names: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -126,6 +132,17 @@ pub enum Change {
 }
 
 impl Person {
+    /// The resource names this person had before (see `PersonMetadata`): each is gone, as if
+    /// deleted, or the contact would be stored twice, once under each name, and the old copy
+    /// would answer lookups until the next full sync.
+    pub fn previous_resource_names(&self) -> &[String] {
+        &self.metadata.previous_resource_names
+    }
+
+    pub fn resource_name(&self) -> &str {
+        &self.resource_name
+    }
+
     /// The change this person makes, with every number normalised in `region` (Google's
     /// `canonicalForm` first). Numbers that are not numbers at all are dropped.
     pub fn into_change(self, region: &RegionRules) -> Change {

@@ -239,11 +239,18 @@ impl SourceSync<'_, '_> {
         let mut seen_tokens: HashSet<String> = HashSet::new();
         for _ in 0..MAX_PAGES {
             let page = self.fetch_page(sync_token, page_token.as_deref())?;
-            changes.extend(
-                page.people
-                    .into_iter()
-                    .map(|person| person.into_change(&self.session.settings.region)),
-            );
+            for person in page.people {
+                // A person's former names go before it, as deletions: a later listing of one
+                // of them (as a person of its own) still wins, in page order.
+                changes.extend(
+                    person
+                        .previous_resource_names()
+                        .iter()
+                        .filter(|previous| **previous != person.resource_name())
+                        .map(|previous| Change::Delete(previous.clone())),
+                );
+                changes.push(person.into_change(&self.session.settings.region));
+            }
             match page.next_page_token {
                 Some(next) => {
                     if !seen_tokens.insert(next.clone()) {
