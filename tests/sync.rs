@@ -523,6 +523,14 @@ fn accounts_sync_on_their_interval_without_being_asked() {
         "periodic syncs: {} People requests",
         people_requests(&h).len()
     );
+    // Once a second, not back to back: half of a 1 s interval once rounded to no wait at all.
+    let before = people_requests(&h).len();
+    std::thread::sleep(Duration::from_secs(4));
+    let syncs = people_requests(&h).len() - before;
+    assert!(
+        (2..=6).contains(&syncs),
+        "{syncs} syncs in 4 s at an interval of 1 s"
+    );
 }
 
 #[test]

@@ -60,7 +60,10 @@ impl Job {
             Job::Contacts => {
                 let interval = config.sync_interval.as_secs();
                 let now = unix_now();
-                let at = next_slot(account, interval, now + (interval / 2) as i64);
+                // At least a second on: with an interval of 1 s, half of it was nothing, the
+                // next run was due at once, and the account synced back to back while the
+                // idle workers spun.
+                let at = next_slot(account, interval, now + (interval / 2).max(1) as i64);
                 Duration::from_secs((at - now).max(0) as u64)
             }
             Job::Presence => config.presence_interval,
