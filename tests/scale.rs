@@ -196,6 +196,58 @@ fn a_429_pauses_every_account_of_the_oauth_client() {
     }
 }
 
+/// An account waiting in line for a worker, or running, says its next sync is now: its due
+/// time had already moved on to the run after, and `next_sync` showed that, half an interval
+/// or more away.
+#[test]
+fn accounts_waiting_in_line_say_their_next_sync_is_now() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, vec![]);
+    let plugin = h.open();
+    connect_all(&h, &plugin);
+    drop(plugin);
+    // One request a minute: the first Sync now takes the budget's only token, and the rest
+    // wait, four of them in workers and the others in line.
+    let mut config = h.config();
+    config["google_requests_per_minute"] = json!(1);
+    let plugin = h.open_with(&config);
+    for i in 0..ACCOUNTS {
+        plugin.sync_now(&account(i)).unwrap();
+    }
+    let now = common_now();
+    for (i, at) in next_syncs(&plugin).into_iter().enumerate() {
+        assert!(
+            at <= now + 2,
+            "{} waits for its sync, yet says it is due {} s from now",
+            account(i),
+            at - now
+        );
+    }
+}
+
+/// A last sync written while the clock was wrong (years ahead) does not hold the account's
+/// syncs back until then after a restart.
+#[test]
+fn a_last_sync_in_the_future_does_not_hold_the_schedule_back() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, vec![]);
+    let plugin = h.open();
+    connect_all(&h, &plugin);
+    drop(plugin);
+    read_db(&h, |db| {
+        db.execute(
+            "UPDATE accounts SET last_sync = last_sync + 10 * 365 * 86400",
+            [],
+        )
+        .unwrap()
+    });
+    let plugin = h.open(); // sync_interval_secs 3600
+    let now = common_now();
+    for at in next_syncs(&plugin) {
+        assert!(at <= now + 5400, "next sync {} s from now", at - now);
+    }
+}
+
 /// Google asks the OAuth client to wait an hour: every account of it waits (its run deferred,
 /// green, without a request: a worker does not sit out the hour, nor does each account spend a
 /// request to meet the same 429), and calendar fetches, whose quota is the Calendar API's, go on.

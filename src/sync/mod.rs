@@ -36,7 +36,7 @@ const ASK_AGAIN_AFTER: Duration = Duration::from_secs(2);
 const MAX_RETRIES: u32 = 3;
 
 /// What a worker does for an account.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Job {
     /// Sync its contacts, every `sync_interval_secs`.
     Contacts,
@@ -169,6 +169,10 @@ impl SyncWorker {
         let mut queue = Queue::default();
         for (account, last_sync) in accounts {
             let wait = last_sync.map_or(0, |at| {
+                // A last sync in the future (written while the clock was wrong, kept since
+                // as the store never lets it step back) counts as now: taken as it is, it held
+                // the account's syncs back until then at every restart.
+                let at = at.min(unix);
                 let not_before = unix.max(at + (interval / 2) as i64);
                 next_slot(&account, interval, not_before) - unix
             });
@@ -229,7 +233,12 @@ impl SyncWorker {
     /// waits in line or runs.
     pub fn next_due(&self, account: &str) -> Option<i64> {
         let queue = self.shared.queue.lock();
-        let due = *queue.due.get(&(account.to_owned(), Job::Contacts))?;
+        let task = (account.to_owned(), Job::Contacts);
+        let due = *queue.due.get(&task)?;
+        // Queued, the task's due time is already the run after this one's.
+        if queue.queued.contains(&task) || queue.running.contains(&task) {
+            return Some(unix_now());
+        }
         let wait = due.saturating_duration_since(Instant::now());
         Some(unix_now() + wait.as_secs() as i64)
     }

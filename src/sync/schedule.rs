@@ -39,13 +39,16 @@ impl Queue {
     /// Queues every task that is due by `now`, and puts it on the schedule again `next`
     /// from now (its job's next regular run; the run itself sets it again when it ends).
     pub fn promote_due(&mut self, now: Instant, next: impl Fn(&Task) -> Duration) {
-        let due: Vec<Task> = self
+        let mut due: Vec<(Instant, Task)> = self
             .due
             .iter()
             .filter(|(_, at)| **at <= now)
-            .map(|(task, _)| task.clone())
+            .map(|(task, at)| (*at, task.clone()))
             .collect();
-        for task in due {
+        // In the order they fell due (the contract: due syncs wait in line in that order),
+        // not the map's; the same moment by account, so that the line is the same every time.
+        due.sort();
+        for (_, task) in due {
             self.due.insert(task.clone(), now + next(&task));
             self.push(&task);
         }
@@ -64,5 +67,28 @@ impl Queue {
 
     pub fn next_deadline(&self) -> Option<Instant> {
         self.due.values().min().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_due_together_line_up_in_the_order_they_fell_due() {
+        let now = Instant::now();
+        let mut queue = Queue::default();
+        // Fell due 1..=10 s ago, inserted in another order.
+        for late in [3u64, 9, 1, 7, 5, 10, 2, 8, 6, 4] {
+            let task = (format!("account{late:02}"), Job::Contacts);
+            queue.due.insert(task, now - Duration::from_secs(late));
+        }
+        queue.promote_due(now, |_| Duration::from_secs(600));
+        let line: Vec<&str> = queue.ready.iter().map(|(a, _)| a.as_str()).collect();
+        let expected: Vec<String> = (1..=10)
+            .rev()
+            .map(|late| format!("account{late:02}"))
+            .collect();
+        assert_eq!(line, expected, "the longest overdue first");
     }
 }
