@@ -16,36 +16,138 @@ use phonenumber::metadata::DATABASE;
 use phonenumber::{Metadata, Type};
 
 /// Digits the stack buffer holds: an E.164 number (15) behind the longest international prefix
-/// the reader knows (Australia's 0011, the list's first). With 17, room for "00" only, every
-/// 15-digit number dialled with 0011, 011, 010 or 810 was refused (Tajikistan's "810 91 1861
-/// 123 456 789").
-const MAX_DIGITS: usize = E164_MAX_DIGITS + OTHER_INTERNATIONAL_PREFIXES[0].len();
+/// the reader knows (four digits: Australia's 0011, Chile's 1100). With 17, room for "00"
+/// only, every 15-digit number dialled with 0011, 011, 010 or 810 was refused (Tajikistan's
+/// "810 91 1861 123 456 789").
+const MAX_DIGITS: usize = E164_MAX_DIGITS + LONGEST_INTERNATIONAL_PREFIX;
 /// The shortest E.164 numbers in use have 7 digits (Saint Helena's +290 XXXX, for one).
 const E164_MIN_DIGITS: usize = 7;
 /// E.164 allows at most 15 digits, country code included.
 const E164_MAX_DIGITS: usize = 15;
-
-/// International prefixes other than 00 that this reader knows: 0011 (Australia), 011 (NANP),
-/// 010 (Japan), 810 (Russia, Kazakhstan). Each counts only in the regions whose metadata says it
-/// is theirs: in Great Britain "0113 496 0000" is Leeds, in Italy "011 ..." is Turin, and in
-/// India "011 ..." is Delhi. Longest first, so "0011" is not taken for "00" followed by "11"
-/// (and [`MAX_DIGITS`] makes room for the first).
-const OTHER_INTERNATIONAL_PREFIXES: [&str; 4] = ["0011", "011", "010", "810"];
-// Both rest on the list's order, checked here so that a prefix added out of it fails to
-// compile; and `decimal` of 20 digits could overflow a u64.
-const _: () = {
-    let mut at = 1;
-    while at < OTHER_INTERNATIONAL_PREFIXES.len() {
-        assert!(
-            OTHER_INTERNATIONAL_PREFIXES[at].len() <= OTHER_INTERNATIONAL_PREFIXES[at - 1].len()
-        );
-        at += 1;
-    }
-    assert!(MAX_DIGITS <= 19);
-};
+/// The longest international prefix read: four digits. The metadata's four-digit prefixes
+/// (0011, 0014, 0030, 0161, 1001, 1022, 1100, 1401, ...) all start with 0 or 1; longer ones
+/// (Australia's 14880011, a carrier's code before 0011) are not read.
+const LONGEST_INTERNATIONAL_PREFIX: usize = 4;
+// `decimal` of 20 digits could overflow a u64.
+const _: () = assert!(MAX_DIGITS <= 19);
 
 /// The contract names 00 as an international prefix everywhere, whatever the region's metadata.
 const EVERYWHERE_INTERNATIONAL_PREFIX: &str = "00";
+/// The one prefix starting with 00 that is read beside it (see `InternationalPrefixes`), in
+/// Australia and its territories, as this reader always did.
+const AUSTRALIAN_INTERNATIONAL_PREFIX: &str = "0011";
+
+/// The international prefixes of a region, read off its metadata's pattern once, when the
+/// plugin opens: every digit string of up to `LONGEST_INTERNATIONAL_PREFIX` digits the pattern
+/// takes whole (011 in NANP, 010 in Japan, 810 in Russia, 1100 in Chile, 012-019 in Israel,
+/// 16 in Chad), and 00 everywhere. Each counts only in the regions whose metadata says it is
+/// theirs: in Great Britain "0113 496 0000" is Leeds, in Italy "011 ..." is Turin, and in India
+/// "011 ..." is Delhi. Kept as one bit per digit string of each length, so that a lookup tests
+/// four bits however many prefixes a region has (Uruguay has 70 besides 00).
+///
+/// Prefixes that start with 00 are left out, but for Australia's 0011: 00 is everyone's (the
+/// contract), and after it a country code, so Korea's 008, Thailand's 001-009 or Brazil's
+/// 0055 make "00 82 2-212-3456" in Korea, "00 66 2 123 4567" in Thailand and "00 55 11
+/// 96123-4567" in Brazil ambiguous: the property tests found each read both ways, and no rule
+/// of plausible lengths told them apart. Which should win is the contract's to say (see the
+/// note of the session that tried).
+#[derive(Clone, Debug)]
+struct InternationalPrefixes {
+    /// Bit `start(len) + value` for the `len`-digit string of `value`.
+    bits: Box<[u64]>,
+    /// Bit `d` when a prefix starts with digit `d`, and bit `len` of `lengths` when one has
+    /// `len` digits: most numbers (those not starting with 0 or 1) and most lengths are
+    /// ruled out at once, so that a lookup costs what comparing two prefixes did.
+    first_digits: u16,
+    lengths: u8,
+}
+
+impl InternationalPrefixes {
+    /// Where the bits of `len`-digit strings start: after the 10 + 100 + ... shorter ones.
+    const fn start(len: usize) -> usize {
+        let mut start = 0;
+        let mut shorter = 1;
+        while shorter < len {
+            start += 10usize.pow(shorter as u32);
+            shorter += 1;
+        }
+        start
+    }
+
+    fn of(meta: &Metadata) -> InternationalPrefixes {
+        let total = Self::start(LONGEST_INTERNATIONAL_PREFIX + 1);
+        let mut prefixes = InternationalPrefixes {
+            bits: vec![0; total.div_ceil(64)].into_boxed_slice(),
+            first_digits: 0,
+            lengths: 0,
+        };
+        prefixes.insert(EVERYWHERE_INTERNATIONAL_PREFIX.as_bytes());
+        let Some(pattern) = meta.international_prefix() else {
+            return prefixes;
+        };
+        for len in 1..=LONGEST_INTERNATIONAL_PREFIX {
+            // Four digits only from 0 and 1 (see LONGEST_INTERNATIONAL_PREFIX): a regex run
+            // is about a microsecond in a debug build, and every region's rules are made in
+            // the tests.
+            let count = if len == 4 {
+                2000
+            } else {
+                10usize.pow(len as u32)
+            };
+            for value in 0..count {
+                let candidate = format!("{value:0len$}");
+                let whole = pattern
+                    .find(&candidate)
+                    .is_some_and(|found| found.start() == 0 && found.end() == len);
+                let beside_everywhere = !candidate.starts_with(EVERYWHERE_INTERNATIONAL_PREFIX)
+                    || candidate == AUSTRALIAN_INTERNATIONAL_PREFIX;
+                if whole && beside_everywhere {
+                    prefixes.insert(candidate.as_bytes());
+                }
+            }
+        }
+        prefixes
+    }
+
+    fn bit(digits: &[u8]) -> usize {
+        Self::start(digits.len()) + decimal(digits) as usize
+    }
+
+    fn insert(&mut self, digits: &[u8]) {
+        let bit = Self::bit(digits);
+        self.bits[bit / 64] |= 1 << (bit % 64);
+        self.first_digits |= 1 << (digits[0] - b'0');
+        self.lengths |= 1 << digits.len();
+    }
+
+    /// The length of the longest prefix of `digits` that is one of these.
+    fn longest_at_head(&self, digits: &[u8]) -> Option<usize> {
+        let first = *digits.first()?;
+        if self.first_digits & (1 << (first - b'0')) == 0 {
+            return None;
+        }
+        (1..=LONGEST_INTERNATIONAL_PREFIX.min(digits.len()))
+            .rev()
+            .filter(|&len| self.lengths & (1 << len) != 0)
+            .find(|&len| {
+                let bit = Self::bit(&digits[..len]);
+                self.bits[bit / 64] & (1 << (bit % 64)) != 0
+            })
+    }
+
+    /// Every prefix, longest first (for tests and messages).
+    #[cfg(test)]
+    fn listed(&self) -> Vec<String> {
+        (1..=LONGEST_INTERNATIONAL_PREFIX)
+            .rev()
+            .flat_map(|len| {
+                (0..10usize.pow(len as u32))
+                    .map(move |value| format!("{value:0len$}"))
+                    .filter(|text| self.longest_at_head(text.as_bytes()) == Some(text.len()))
+            })
+            .collect()
+    }
+}
 
 /// The kinds of number someone may call from (fixed lines and mobiles): how long a national
 /// significant number of these is decides whether leading digits that spell the country code
@@ -173,8 +275,8 @@ pub struct RegionRules {
     /// Argentina only: the area codes after which a mobile number dialled nationally carries
     /// the token "15" ("011 15-2345-6789" is +54 9 11 2345 6789), read off the metadata.
     mobile_token_areas: Option<&'static AreaCodes>,
-    /// The international prefixes of this region, longest first; "00" is always among them.
-    international_prefixes: Vec<&'static str>,
+    /// The international prefixes of this region; "00" is always among them.
+    international_prefixes: InternationalPrefixes,
     /// Lengths a national significant number of any reachable kind may have here.
     possible_lengths: Lengths,
     /// Lengths a fixed-line or mobile national significant number may have here.
@@ -195,19 +297,9 @@ impl RegionRules {
 
         let trunk_prefixes = trunk_prefixes(meta);
 
-        // The metadata's international prefix is a regex; test it here, once, against the few
-        // prefixes the reader knows, so that a lookup only compares bytes.
-        let mut international_prefixes: Vec<&'static str> = OTHER_INTERNATIONAL_PREFIXES
-            .into_iter()
-            .filter(|prefix| {
-                meta.international_prefix().is_some_and(|regex| {
-                    regex
-                        .find(prefix)
-                        .is_some_and(|found| found.start() == 0 && found.end() == prefix.len())
-                })
-            })
-            .collect();
-        international_prefixes.push(EVERYWHERE_INTERNATIONAL_PREFIX);
+        // The metadata's international prefix is a regex: read here, once, so that a lookup
+        // only tests bits.
+        let international_prefixes = InternationalPrefixes::of(meta);
 
         // Built here, at open, so that no lookup pays for it.
         std::sync::LazyLock::force(&COUNTRY_LENGTHS);
@@ -273,8 +365,8 @@ impl RegionRules {
         }
         let after_prefix = self
             .international_prefixes
-            .iter()
-            .find_map(|prefix| digits.strip_prefix(prefix.as_bytes()));
+            .longest_at_head(digits)
+            .map(|len| &digits[len..]);
         if let Some(rest) = after_prefix {
             // As in libphonenumber: no country code starts with 0, so "00 0..." is not an
             // international number, and what it is depends on the national rules below.
@@ -838,6 +930,12 @@ mod tests {
         // Other international prefixes, where the metadata has them.
         ("JP", "010 44 20 7946 0958", Some("+442079460958"), None),
         ("RU", "8 10 44 20 7946 0958", Some("+442079460958"), None),
+        // Every region's own prefixes, as its metadata has them (the contract: "the region's
+        // own"), but for those that start with 00: Chile's 1100, Israel's 014, Chad's 16.
+        ("CL", "1100 44 20 7946 0958", Some("+442079460958"), None),
+        ("IL", "014 44 20 7946 0958", Some("+442079460958"), None),
+        ("TD", "16 49 7121 234", Some("+497121234"), None),
+        ("UY", "0150 44 20 7946 0958", Some("+442079460958"), None),
         // 15-digit E.164 numbers behind three- and four-digit international prefixes: 18 and 19
         // digits dialled (India's premium-rate 1861 numbers have 13 national digits).
         ("TJ", "810 91 1861 123 456 789", Some("+911861123456789"), None),
@@ -1001,9 +1099,12 @@ mod tests {
         assert_eq!((us.region(), us.country_code()), ("US", 1));
         assert_eq!(rules("Gb").country_code(), 44);
         assert!(rules("IT").trunk_prefixes.is_empty());
-        assert_eq!(rules("GB").international_prefixes, ["00"]);
-        assert_eq!(rules("US").international_prefixes, ["011", "00"]);
-        assert_eq!(rules("AU").international_prefixes, ["0011", "00"]);
+        assert_eq!(rules("GB").international_prefixes.listed(), ["00"]);
+        assert_eq!(rules("US").international_prefixes.listed(), ["011", "00"]);
+        assert_eq!(rules("AU").international_prefixes.listed(), ["0011", "00"]);
+        assert_eq!(rules("TD").international_prefixes.listed(), ["00", "16"]);
+        assert_eq!(rules("KR").international_prefixes.listed(), ["00"]);
+        assert_eq!(rules("UY").international_prefixes.listed().len(), 71);
         for bad in ["", "U", "USA", "XX", "001", "1A", "ÜS"] {
             assert!(RegionRules::new(bad).is_none(), "{bad:?}");
         }
