@@ -84,6 +84,21 @@ fn page(body: Value) -> Fault {
     }
 }
 
+/// A 503 `UNAVAILABLE` with `Retry-After: {retry_after}`: a wait this account alone honours
+/// (a 429 would pause every account of the OAuth client).
+fn unavailable_for(retry_after: &str) -> Fault {
+    Fault::Raw {
+        status: 503,
+        headers: vec![("Retry-After".into(), retry_after.into())],
+        body: json!({"error": {
+            "code": 503,
+            "message": "The service is currently unavailable.",
+            "status": "UNAVAILABLE",
+        }})
+        .to_string(),
+    }
+}
+
 fn people_requests(h: &Harness) -> usize {
     h.fake.requests_to(Endpoint::People).len()
 }
@@ -877,19 +892,8 @@ fn long_retry_afters_count_as_retries_and_the_fourth_turns_the_account_yellow() 
     let plugin = h.open();
     h.connect_and_sync(&plugin, ACCOUNT, ALICE);
     // A 503 asking for an hour (a 429 would pause the whole OAuth client: see tests/scale.rs).
-    h.fake.set_sticky_fault(
-        Endpoint::People,
-        Some(Fault::Raw {
-            status: 503,
-            headers: vec![("Retry-After".into(), "3600".into())],
-            body: json!({"error": {
-                "code": 503,
-                "message": "The service is currently unavailable.",
-                "status": "UNAVAILABLE",
-            }})
-            .to_string(),
-        }),
-    );
+    h.fake
+        .set_sticky_fault(Endpoint::People, Some(unavailable_for("3600")));
     // The first attempt and three retries (Sync now stands in for the hour Google asked).
     for attempt in 1..=4 {
         let before = people_requests(&h);
@@ -940,16 +944,7 @@ fn a_retry_after_past_the_end_of_the_clock_defers_the_sync_and_every_worker_live
     // would be deferred without a request.)
     h.fake.set_sticky_fault(
         Endpoint::People,
-        Some(Fault::Raw {
-            status: 503,
-            headers: vec![("Retry-After".into(), u64::MAX.to_string())],
-            body: json!({"error": {
-                "code": 503,
-                "message": "The service is currently unavailable.",
-                "status": "UNAVAILABLE",
-            }})
-            .to_string(),
-        }),
+        Some(unavailable_for(&u64::MAX.to_string())),
     );
     for attempt in 1..=6 {
         let before = people_requests(&h);

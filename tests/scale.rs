@@ -140,24 +140,38 @@ fn every_request_to_google_waits_for_the_budget_and_nobody_turns_yellow() {
     }
 }
 
+/// `domain` and `domain`/41, both of the configuration's one OAuth client, connected and
+/// synced. (Each test its own domain: the captured log is the test binary's, and a test
+/// waiting for a line must not find another's.)
+fn two_accounts_of_one_client(
+    h: &Harness,
+    config: serde_json::Value,
+    domain: &str,
+) -> Plugin<'static> {
+    h.fake.set_contacts(ALICE, vec![]);
+    h.fake.set_contacts(BOB, vec![]);
+    let plugin = h.open_with(&config);
+    h.connect_and_sync(&plugin, domain, ALICE);
+    h.connect_and_sync(&plugin, &format!("{domain}/41"), BOB);
+    plugin
+}
+
+/// The next People request answers 429 asking for `retry_after_secs`; Sync now on `account`
+/// meets it. Returns how many People requests there were before.
+fn meet_a_429(h: &Harness, plugin: &Plugin<'_>, account: &str, retry_after_secs: u64) -> usize {
+    h.fake
+        .inject(Endpoint::People, Fault::RateLimited { retry_after_secs });
+    let before = h.fake.requests_to(Endpoint::People).len();
+    plugin.sync_now(account).unwrap();
+    before
+}
+
 #[test]
 fn a_429_pauses_every_account_of_the_oauth_client() {
     capture_logs();
     let h = Harness::new();
-    h.fake.set_contacts(ALICE, vec![]);
-    h.fake.set_contacts(BOB, vec![]);
-    let plugin = h.open();
-    h.connect_and_sync(&plugin, "quota.example", ALICE);
-    h.connect_and_sync(&plugin, "quota.example/41", BOB);
-
-    h.fake.inject(
-        Endpoint::People,
-        Fault::RateLimited {
-            retry_after_secs: 3,
-        },
-    );
-    let before = h.fake.requests_to(Endpoint::People).len();
-    plugin.sync_now("quota.example").unwrap();
+    let plugin = two_accounts_of_one_client(&h, h.config(), "quota.example");
+    let before = meet_a_429(&h, &plugin, "quota.example", 3);
     assert!(
         wait_until(PATIENCE, || logged_lines()
             .iter()
@@ -254,32 +268,20 @@ fn a_last_sync_in_the_future_does_not_hold_the_schedule_back() {
 #[test]
 fn a_429_asking_for_an_hour_defers_every_account_of_the_client_without_a_request() {
     let h = Harness::new();
-    h.fake.set_contacts(ALICE, vec![]);
-    h.fake.set_contacts(BOB, vec![]);
     let mut config = h.config();
     config["calendar"] = json!(true);
-    let plugin = h.open_with(&config);
-    h.connect_and_sync(&plugin, "quota.example", ALICE);
-    h.connect_and_sync(&plugin, "quota.example/41", BOB);
-
-    h.fake.inject(
-        Endpoint::People,
-        Fault::RateLimited {
-            retry_after_secs: 3600,
-        },
-    );
-    let before = h.fake.requests_to(Endpoint::People).len();
-    plugin.sync_now("quota.example").unwrap();
+    let plugin = two_accounts_of_one_client(&h, config, "hour.example");
+    let before = meet_a_429(&h, &plugin, "hour.example", 3600);
     assert!(wait_until(PATIENCE, || h
         .fake
         .requests_to(Endpoint::People)
         .len()
         > before));
-    assert!(wait_until(PATIENCE, || plugin
-        .status_value("quota.example")["syncing"]
+    assert!(wait_until(PATIENCE, || plugin.status_value("hour.example")
+        ["syncing"]
         == false));
     let calendar_before = h.fake.requests_to(Endpoint::Calendar).len();
-    plugin.sync_now("quota.example/41").unwrap();
+    plugin.sync_now("hour.example/41").unwrap();
     std::thread::sleep(Duration::from_secs(2));
     let people: Vec<u16> = h.fake.requests_to(Endpoint::People)[before..]
         .iter()
@@ -290,7 +292,7 @@ fn a_429_asking_for_an_hour_defers_every_account_of_the_client_without_a_request
         [429],
         "after Google asked the client to wait an hour, only the 429 itself reached the People API"
     );
-    for account in ["quota.example", "quota.example/41"] {
+    for account in ["hour.example", "hour.example/41"] {
         let status = plugin.status_value(account);
         assert_eq!(
             status["status"], "connected",
