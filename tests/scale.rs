@@ -76,18 +76,24 @@ fn syncs_are_spread_over_the_interval_and_keep_their_place_across_restarts() {
     }
 }
 
+/// Every account connected and synced, the plugin closed, and each last sync moved by
+/// `seconds` in the store, as a restart finds it.
+fn synced_then_last_sync_moved(h: &Harness, seconds: i64) {
+    h.fake.set_contacts(ALICE, vec![]);
+    let plugin = h.open();
+    connect_all(h, &plugin);
+    drop(plugin);
+    read_db(h, |db| {
+        db.execute("UPDATE accounts SET last_sync = last_sync + ?1", [seconds])
+            .unwrap()
+    });
+}
+
 #[test]
 fn a_restart_after_a_long_stop_does_not_sync_every_account_at_once() {
     let h = Harness::new();
-    h.fake.set_contacts(ALICE, vec![]);
-    let plugin = h.open();
-    connect_all(&h, &plugin);
-    drop(plugin);
     // The PBX was down for a day: every account is overdue.
-    read_db(&h, |db| {
-        db.execute("UPDATE accounts SET last_sync = last_sync - 86400", [])
-            .unwrap()
-    });
+    synced_then_last_sync_moved(&h, -86400);
     let before = h.fake.requests_to(Endpoint::People).len();
     let plugin = h.open();
     std::thread::sleep(Duration::from_secs(3));
@@ -244,17 +250,7 @@ fn accounts_waiting_in_line_say_their_next_sync_is_now() {
 #[test]
 fn a_last_sync_in_the_future_does_not_hold_the_schedule_back() {
     let h = Harness::new();
-    h.fake.set_contacts(ALICE, vec![]);
-    let plugin = h.open();
-    connect_all(&h, &plugin);
-    drop(plugin);
-    read_db(&h, |db| {
-        db.execute(
-            "UPDATE accounts SET last_sync = last_sync + 10 * 365 * 86400",
-            [],
-        )
-        .unwrap()
-    });
+    synced_then_last_sync_moved(&h, 10 * 365 * 86400);
     let plugin = h.open(); // sync_interval_secs 3600
     let now = common_now();
     for at in next_syncs(&plugin) {
