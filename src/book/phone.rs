@@ -343,10 +343,16 @@ impl RegionRules {
         if let Some(stored) = canonical.and_then(stored_from_canonical) {
             return Some(stored);
         }
-        let read = Dialled::lex(value)
-            .and_then(|dialled| self.read(&dialled))
-            .and_then(StoredNumber::from_reading);
-        read.or_else(|| read_international_text(value))
+        // Text with a country code is read with its country's lengths first, so that a trunk
+        // prefix written after the code is dropped (see `read_international_text`); what that
+        // declines, the byte reader reads as dialled, as a lookup would.
+        let read = || {
+            Dialled::lex(value)
+                .and_then(|dialled| self.read(&dialled))
+                .and_then(StoredNumber::from_reading)
+        };
+        read_international_text(value)
+            .or_else(read)
             .or_else(|| self.parse_with_metadata(value))
     }
 
@@ -581,10 +587,46 @@ fn read_international_text(value: &str) -> Option<StoredNumber> {
     // A length the country's numbers have, or it is no number (the parser is asked instead).
     let code_len = digits.len() - national.digits_len();
     let code = decimal(&digits.as_bytes()[..code_len]) as u16;
+    // "+44 020 7946 0958": the country's trunk prefix written after its code, which dialling
+    // does not take. Read as written it is +44 0 20..., a number no call ever comes from; as
+    // libphonenumber (and so Google's canonicalForm) reads it, without the 0, when the number
+    // is valid only without it. Italy's 0 is part of its numbers: it has no trunk prefix.
+    if let Some(without_trunk) = without_trunk_prefix(&digits, code_len, code) {
+        return Some(without_trunk);
+    }
     if !lengths_of_country_code(code).contains(digits.len() - code_len) {
         return None;
     }
     Some(StoredNumber { e164, national })
+}
+
+/// `digits` (E.164 digits whose country code has `code_len` digits) without the 0 after the
+/// code, when that is the country's trunk prefix and the metadata's pattern of its national
+/// numbers takes the number without the 0 and not with it (as libphonenumber decides). Runs
+/// the metadata's patterns: only stored text comes here.
+fn without_trunk_prefix(digits: &str, code_len: usize, code: u16) -> Option<StoredNumber> {
+    let (country, after_code) = digits.split_at(code_len);
+    let rest = after_code.strip_prefix('0')?;
+    let regions = DATABASE.by_code(&code)?;
+    let trunk_is_zero = regions
+        .iter()
+        .any(|meta| meta.national_prefix() == Some("0"));
+    // As the parser weighs a national number: one of the lengths, and the pattern from its
+    // first digit.
+    let national = |nsn: &str| {
+        regions
+            .iter()
+            .any(|meta| meta.descriptors().general().is_match(nsn))
+    };
+    if !trunk_is_zero || national(after_code) || !national(rest) {
+        return None;
+    }
+    let without = format!("{country}{rest}");
+    let e164 = international(without.as_bytes())?.e164;
+    Some(StoredNumber {
+        e164,
+        national: national_key_of(e164)?,
+    })
 }
 
 /// Google's `canonicalForm`: "+" and the E.164 digits, nothing else.
@@ -1075,6 +1117,13 @@ mod tests {
             // The parser took "39" for the country code; this module's rule puts it back.
             ("IT", "393 123 4567 ext 2", Some(("+393931234567", "3931234567"))),
             ("IT", "+39 06 1234 5678", Some(("+390612345678", "0612345678"))),
+            // The trunk prefix written after the country code: dropped where it is one (GB,
+            // DE, FR), kept where the 0 is part of the number (Italy).
+            ("US", "+44 020 7946 0958", Some(("+442079460958", "2079460958"))),
+            ("US", "+44 07700 900123", Some(("+447700900123", "7700900123"))),
+            ("US", "+49 030 12345678", Some(("+493012345678", "3012345678"))),
+            ("DE", "+33 06 12 34 56 78", Some(("+33612345678", "612345678"))),
+            ("US", "+39 06 1234 5678", Some(("+390612345678", "0612345678"))),
             // The parser reads letters as a keypad ("cell" is 2355): too long, so refused.
             ("US", "212-555-0199 (cell)", None),
             // 00 is not the US prefix for the parser: +1 0044..., no such length, so refused.
