@@ -518,7 +518,7 @@ impl RegionRules {
 /// "8 0AA ..." ("0|80?": with 8 alone, the 0 stayed inside the number). Patterns that capture a
 /// carrier code (Korea's 08x, Bolivia's 01x, Colombia's 0x) or rewrite the number (Brazil,
 /// Argentina) are not plain choices and are left out, as the reader leaves carrier codes out.
-fn trunk_prefixes(meta: &phonenumber::Metadata) -> Vec<Box<[u8]>> {
+fn trunk_prefixes(meta: &Metadata) -> Vec<Box<[u8]>> {
     let mut prefixes: Vec<Box<[u8]>> = meta
         .national_prefix()
         .filter(|prefix| !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_digit()))
@@ -573,11 +573,7 @@ fn read_international_text(value: &str) -> Option<StoredNumber> {
         Some((code, rest)) => {
             let code_digits = digits_of(code)?;
             let code: u16 = code_digits.parse().ok()?;
-            let regions = DATABASE.by_code(&code)?;
-            let trunk_is_zero = regions
-                .iter()
-                .any(|meta| meta.national_prefix() == Some("0"));
-            let zero = if trunk_is_zero { "" } else { "0" };
+            let zero = if trunk_is_zero(code)? { "" } else { "0" };
             format!("{code_digits}{zero}{}", digits_of(rest)?)
         }
         None => digits_of(main)?,
@@ -607,18 +603,16 @@ fn read_international_text(value: &str) -> Option<StoredNumber> {
 fn without_trunk_prefix(digits: &str, code_len: usize, code: u16) -> Option<StoredNumber> {
     let (country, after_code) = digits.split_at(code_len);
     let rest = after_code.strip_prefix('0')?;
-    let regions = DATABASE.by_code(&code)?;
-    let trunk_is_zero = regions
-        .iter()
-        .any(|meta| meta.national_prefix() == Some("0"));
     // As the parser weighs a national number: one of the lengths, and the pattern from its
     // first digit.
     let national = |nsn: &str| {
-        regions
-            .iter()
-            .any(|meta| meta.descriptors().general().is_match(nsn))
+        DATABASE.by_code(&code).is_some_and(|regions| {
+            regions
+                .iter()
+                .any(|meta| meta.descriptors().general().is_match(nsn))
+        })
     };
-    if !trunk_is_zero || national(after_code) || !national(rest) {
+    if !trunk_is_zero(code)? || national(after_code) || !national(rest) {
         return None;
     }
     let without = format!("{country}{rest}");
@@ -627,6 +621,17 @@ fn without_trunk_prefix(digits: &str, code_len: usize, code: u16) -> Option<Stor
         e164,
         national: national_key_of(e164)?,
     })
+}
+
+/// Whether the trunk prefix of country code `code` is 0 (in one of its regions: GB, DE, FR,
+/// but not Italy, which has none, nor NANP's 1); None for a code the metadata does not know.
+fn trunk_is_zero(code: u16) -> Option<bool> {
+    let regions = DATABASE.by_code(&code)?;
+    Some(
+        regions
+            .iter()
+            .any(|meta| meta.national_prefix() == Some("0")),
+    )
 }
 
 /// Google's `canonicalForm`: "+" and the E.164 digits, nothing else.

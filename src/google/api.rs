@@ -158,7 +158,7 @@ pub fn json_fault(e: &serde_json::Error) -> String {
 /// looks green, nor overflow the schedule's clock: `Retry-After: 18446744073709551615` put
 /// the account's next run an `Instant` past the clock's end, and the sync worker that
 /// computed it panicked and was gone (four such replies, and no account synced again).
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// `Retry-After` as Google may send it: a number of seconds, or an HTTP date (a date in the
 /// past means at once); at most `MAX_RETRY_AFTER`.

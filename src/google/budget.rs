@@ -2,8 +2,9 @@
 //! token from one bucket that refills at `google_requests_per_minute`, so the node stays
 //! under its Google project's quota however many accounts it serves. A request waits for
 //! its turn (an account waiting is slow, not failing). When Google answers 429
-//! `RESOURCE_EXHAUSTED`, the quota is the OAuth client's (its project's), so every account
-//! of that client pauses for a while, not just the one that met it.
+//! `RESOURCE_EXHAUSTED`, the quota is the OAuth client's (its project's, for that API), so
+//! every account of that client pauses its requests to that API for a while, not just the one
+//! that met it. A paused quota is named by the caller (see `Session::quota` in `sync`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -23,7 +24,7 @@ pub struct Budget {
 struct State {
     tokens: f64,
     refilled: Instant,
-    /// OAuth clients paused after a 429, until when.
+    /// Quotas (an OAuth client's, for one API) paused after a 429, until when.
     paused: HashMap<String, Instant>,
 }
 
@@ -52,10 +53,10 @@ impl Budget {
         wait(closing, |now| self.try_take(now))
     }
 
-    /// Waits while `client`'s quota is paused after a 429 (no token is taken: `take` does
-    /// that for each request).
-    pub fn wait_for_client(&self, client: &str, closing: impl Fn() -> bool) -> Result<(), Closing> {
-        wait(closing, |now| match self.pause_left(client, now) {
+    /// Waits while `quota` is paused after a 429 (no token is taken: `take` does that for
+    /// each request).
+    pub fn wait_for_quota(&self, quota: &str, closing: impl Fn() -> bool) -> Result<(), Closing> {
+        wait(closing, |now| match self.pause_left(quota, now) {
             Some(left) => Err(left),
             None => Ok(()),
         })
@@ -77,22 +78,22 @@ impl Budget {
         }
     }
 
-    /// How long `client` stays paused from now, if it is.
-    pub fn client_pause_left(&self, client: &str) -> Option<Duration> {
-        self.pause_left(client, Instant::now())
+    /// How long `quota` stays paused from now, if it is.
+    pub fn quota_pause_left(&self, quota: &str) -> Option<Duration> {
+        self.pause_left(quota, Instant::now())
     }
 
-    /// How long `client` stays paused after `now`, if it is.
-    fn pause_left(&self, client: &str, now: Instant) -> Option<Duration> {
-        let until = self.state.lock().paused.get(client).copied()?;
+    /// How long `quota` stays paused after `now`, if it is.
+    fn pause_left(&self, quota: &str, now: Instant) -> Option<Duration> {
+        let until = self.state.lock().paused.get(quota).copied()?;
         (until > now).then(|| until - now)
     }
 
-    /// Pauses every request of `client` for `pause` (Google said its quota is spent).
-    pub fn pause_client(&self, client: &str, pause: Duration) {
+    /// Pauses every request on `quota` for `pause` (Google said it is spent).
+    pub fn pause_quota(&self, quota: &str, pause: Duration) {
         let until = Instant::now() + pause;
         let mut state = self.state.lock();
-        let entry = state.paused.entry(client.to_owned()).or_insert(until);
+        let entry = state.paused.entry(quota.to_owned()).or_insert(until);
         *entry = (*entry).max(until);
     }
 }
@@ -137,13 +138,13 @@ mod tests {
     #[test]
     fn a_paused_client_waits_and_others_do_not() {
         let budget = Budget::new(6000);
-        budget.pause_client("a", Duration::from_secs(30));
+        budget.pause_quota("a", Duration::from_secs(30));
         let now = Instant::now();
         let left = budget.pause_left("a", now).expect("paused");
         assert!(left > Duration::from_secs(29) && left <= Duration::from_secs(30));
         assert_eq!(budget.pause_left("b", now), None);
         assert_eq!(budget.pause_left("a", now + Duration::from_secs(31)), None);
-        assert_eq!(budget.wait_for_client("b", || false), Ok(()));
+        assert_eq!(budget.wait_for_quota("b", || false), Ok(()));
     }
 
     #[test]
@@ -151,7 +152,7 @@ mod tests {
         let budget = Budget::new(1);
         budget.take(|| false).unwrap();
         assert_eq!(budget.take(|| true), Err(Closing));
-        budget.pause_client("a", Duration::from_secs(30));
-        assert_eq!(budget.wait_for_client("a", || true), Err(Closing));
+        budget.pause_quota("a", Duration::from_secs(30));
+        assert_eq!(budget.wait_for_quota("a", || true), Err(Closing));
     }
 }

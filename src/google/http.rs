@@ -131,15 +131,15 @@ impl HttpClient {
         })
     }
 
-    /// The request budget every request takes from (and a 429 pauses a client of).
+    /// The request budget every request takes from (and a 429 pauses a quota of).
     pub fn budget(&self) -> &Budget {
         &self.budget
     }
 
-    /// Waits while `client`'s quota is paused after a 429; false when the plugin closes.
-    pub fn wait_for_client(&self, client: &str) -> bool {
+    /// Waits while `quota` is paused after a 429; false when the plugin closes.
+    pub fn wait_for_quota(&self, quota: &str) -> bool {
         self.budget
-            .wait_for_client(client, || self.closing.load(Ordering::SeqCst))
+            .wait_for_quota(quota, || self.closing.load(Ordering::SeqCst))
             .is_ok()
     }
 

@@ -95,11 +95,11 @@ impl<'a> Session<'a> {
             // After a 429 for this OAuth client (met by any of its accounts), wait it out; a
             // pause longer than a run waits defers the run instead, without a request (a
             // worker would sit idle for it, and the request would meet the 429 again).
-            let client = self.quota();
+            let quota = self.quota();
             if let Some(left) = core
                 .http
                 .budget()
-                .client_pause_left(&client)
+                .quota_pause_left(&quota)
                 .filter(|left| *left > MAX_PAUSE)
             {
                 return Err(SyncFailure::Deferred {
@@ -110,7 +110,7 @@ impl<'a> Session<'a> {
                     ),
                 });
             }
-            if !core.http.wait_for_client(&client) {
+            if !core.http.wait_for_quota(&quota) {
                 return Err(SyncFailure::Abandoned);
             }
             let outcome = match self.access_token(false) {
@@ -160,7 +160,7 @@ impl<'a> Session<'a> {
                             self.account,
                             pause.as_millis()
                         );
-                        core.http.budget().pause_client(&self.quota(), pause);
+                        core.http.budget().pause_quota(&self.quota(), pause);
                     }
                     (message, retry_after)
                 }
