@@ -34,6 +34,11 @@ pub const STATE_LIFETIME_SECS: i64 = 600;
 pub struct Plugin {
     core: Arc<Core>,
     worker: SyncWorker,
+    /// Held from storing a new connection until memory holds it too: two connects of one
+    /// account at once (two consent popups finished together) must land in memory in the
+    /// order they landed in the store, or memory keeps the replaced connection, under which
+    /// syncs find no tokens and `disable` finds nothing to erase.
+    connecting: parking_lot::Mutex<()>,
     /// Threads that build large indexes beside the thread that asks (see `book::helpers`);
     /// dropped after the workers stop, joining them if no other plugin in the process holds
     /// them.
@@ -141,6 +146,7 @@ impl Plugin {
         Ok(Plugin {
             core,
             worker,
+            connecting: parking_lot::Mutex::new(()),
             _helpers: helpers,
         })
     }
@@ -260,6 +266,7 @@ impl Plugin {
                     .map(str::to_owned)
                     .collect(),
             });
+        let connecting = self.connecting.lock();
         let stored = self.core.store.connect_account(
             &account,
             &Tokens {
@@ -286,7 +293,10 @@ impl Plugin {
         }
         state.presence_issue = missing_calendar_scope(&self.core.config, &account, &state);
         let fetch_calendar = calendar_fetched(&self.core.config, &account, &state);
+        #[cfg(debug_assertions)]
+        debug_connect_delay(&account);
         self.core.accounts.write().insert(account.clone(), state);
+        drop(connecting);
         log::info!("account {account}: connected to Google");
         self.worker.request(&account, Job::Contacts);
         if fetch_calendar {
@@ -659,6 +669,24 @@ fn build_indexes(
 fn debug_panic_in_open(account: &str) {
     if std::env::var("GI_DEBUG_PANIC_IN_OPEN").is_ok_and(|a| a == "*" || a == account) {
         panic!("a panic injected by GI_DEBUG_PANIC_IN_OPEN");
+    }
+}
+
+/// Debug builds only: lets a test hold the first connect of this process between storing the
+/// connection and memory holding it, as a slow thread would, so that a second connect of the
+/// same account lands meanwhile. Release builds have no hook.
+#[cfg(debug_assertions)]
+fn debug_connect_delay(account: &str) {
+    static HELD_ONCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let Some(ms) = std::env::var("GI_DEBUG_CONNECT_DELAY_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+    else {
+        return;
+    };
+    if !HELD_ONCE.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        log::warn!("account {account}: GI_DEBUG_CONNECT_DELAY_MS holds this connect {ms} ms");
+        std::thread::sleep(std::time::Duration::from_millis(ms));
     }
 }
 
