@@ -431,6 +431,112 @@ fn after_disable_and_close_no_byte_of_a_token_is_left_under_data_dir() {
     }
 }
 
+/// Set in the reader's process: the database it reads.
+const READER_OF: &str = "GI_TEST_READER_OF";
+
+/// The reader: opens `db`, reads in a transaction, says how many accounts it saw, keeps that
+/// snapshot until a line comes on its standard input, ends it, and keeps its connection until
+/// its standard input closes.
+fn hold_a_snapshot_of(db: &str) {
+    let reader = rusqlite::Connection::open(db).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let seen: i64 = reader
+        .query_row("SELECT count(*) FROM accounts", [], |r| r.get(0))
+        .unwrap();
+    println!("holding {seen}");
+    std::io::stdin().read_line(&mut String::new()).unwrap();
+    reader.execute_batch("COMMIT").unwrap();
+    println!("released");
+    // Still connected, as a monitoring tool stays: closing the last connection of a process
+    // checkpoints the file itself, which no long-lived reader does.
+    std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new()).unwrap();
+}
+
+/// A backup tool (or `sqlite3`) reading the database while an account is disabled keeps the
+/// erasure's checkpoint from emptying the write-ahead log: the erased token's old page stays in
+/// the files. The plugin says so, and empties the log at a later sync once the reader is gone,
+/// while it stays open (a PBX runs for months between closes).
+#[test]
+fn a_disable_while_another_reader_holds_the_database_erases_every_copy_once_it_lets_go() {
+    if let Ok(db) = std::env::var(READER_OF) {
+        return hold_a_snapshot_of(&db);
+    }
+    let h = Harness::new();
+    if !h.on_sqlite() {
+        return; // PostgreSQL keeps no file of the plugin's
+    }
+    capture_logs();
+    const ERASED: &str = "reader.example/40";
+    const SYNCING: &str = "reader.example/41";
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, ERASED, ALICE);
+    drop(plugin);
+    let (refresh, access) = stored_tokens(&h);
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, SYNCING, BOB);
+
+    // A reader holds a snapshot from before the disable: in a process of its own, as a backup
+    // tool is (SQLite's locks do not keep apart two copies of SQLite in one process).
+    let mut reader = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_disable_while_another_reader_holds_the_database_erases_every_copy_once_it_lets_go",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            READER_OF,
+            h.data_dir().join("data/google-integration.sqlite3"),
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut from_reader = std::io::BufReader::new(reader.stdout.take().unwrap());
+    let mut wait_for_reader = |what: &str| {
+        let mut said = String::new();
+        while !said.contains(what) {
+            said.clear();
+            let read = std::io::BufRead::read_line(&mut from_reader, &mut said).unwrap();
+            assert!(read > 0, "the reader ended before it said {what:?}");
+        }
+    };
+    wait_for_reader("holding 2");
+    plugin.disable(ERASED).unwrap();
+    assert_eq!(plugin.status(ERASED), GiStatus::GI_STATUS_DISCONNECTED);
+    assert!(
+        logged_lines()
+            .iter()
+            .any(|l| l.contains("could not be emptied") && l.contains("tries again")),
+        "the administrator is told: {:#?}",
+        logged_lines()
+    );
+    let holding = || {
+        files_under(&h.data_dir().join("data"))
+            .into_iter()
+            .filter(|(_, bytes)| contains(bytes, &refresh) || contains(bytes, &access))
+            .map(|(path, _)| path.display().to_string())
+            .collect::<Vec<_>>()
+    };
+    // The check below can fail: the reader's snapshot still needs the erased page.
+    assert!(!holding().is_empty());
+    let mut to_reader = reader.stdin.take().unwrap();
+    std::io::Write::write_all(&mut to_reader, b"done\n").unwrap();
+    wait_for_reader("released");
+
+    // The reader's snapshot is gone (its connection stays). The next sync of any account
+    // empties the log; the plugin stays open.
+    plugin.sync_now(SYNCING).unwrap();
+    assert!(
+        wait_until(PATIENCE, || holding().is_empty()),
+        "{:?} still hold the erased account's token with the plugin open",
+        holding()
+    );
+    assert_eq!(plugin.status(SYNCING), GiStatus::GI_STATUS_CONNECTED);
+    drop(to_reader);
+    assert!(reader.wait().unwrap().success());
+}
+
 #[test]
 fn tokens_are_sealed_at_rest_and_a_copy_without_the_key_reveals_none() {
     let h = Harness::new();

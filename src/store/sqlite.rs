@@ -127,6 +127,10 @@ pub struct SqliteStore {
     /// The database file, for backups (made on a connection of their own).
     path: std::path::PathBuf,
     sealer: Sealer,
+    /// An erasure's checkpoint could not empty the WAL (a reader held an older snapshot past
+    /// the busy timeout), so the erased rows' old bytes may still be in the files: each sync's
+    /// commit tries again, without waiting, until one succeeds.
+    checkpoint_owed: std::sync::atomic::AtomicBool,
     /// Held (an OS lock on `data_dir/.lock`) while the store is open: one plugin per
     /// data_dir, in this process or another; the OS releases it if the process dies.
     _data_dir_lock: std::fs::File,
@@ -151,7 +155,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "secure_delete", "ON")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         migrate(&mut conn)?;
         restrict_permissions(data_dir);
         seal_plain_tokens(&mut conn, &sealer)?;
@@ -159,8 +163,56 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             path,
             sealer,
+            checkpoint_owed: Default::default(),
             _data_dir_lock: data_dir_lock,
         })
+    }
+}
+
+impl SqliteStore {
+    /// After rows were erased: checkpoints the WAL into the database file and empties it, so
+    /// that no copy of an erased row (a token, a contact) stays in either file. If a reader
+    /// holds an older snapshot past the busy timeout, says so and owes the checkpoint.
+    fn erase_copies(&self, conn: &Connection) -> Result<()> {
+        if !checkpoint(conn)? {
+            self.checkpoint_owed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            log::warn!("{}", self.copies_left());
+        }
+        Ok(())
+    }
+
+    /// Tries an owed checkpoint again, without waiting for a reader: a backup may hold its
+    /// snapshot for minutes, and the store must not stall the syncs meanwhile.
+    fn settle_owed_checkpoint(&self, conn: &Connection) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.checkpoint_owed.load(Relaxed) {
+            return;
+        }
+        let tried = (|| -> Result<bool> {
+            conn.busy_timeout(std::time::Duration::ZERO)?;
+            let done = checkpoint(conn);
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            done
+        })();
+        match tried {
+            Ok(true) => {
+                self.checkpoint_owed.store(false, Relaxed);
+                log::info!(
+                    "{}: the write-ahead log is emptied, and no copy of erased data is left",
+                    self.path.display()
+                );
+            }
+            Ok(false) => {}
+            Err(e) => log::warn!("{} ({e})", self.copies_left()),
+        }
+    }
+
+    fn copies_left(&self) -> String {
+        format!(
+            "another reader of {} (a backup or sqlite3?) held it open, so the write-ahead log could not be emptied: copies of data just erased stay in its files until it is; the plugin tries again at each sync, and at close",
+            self.path.display()
+        )
     }
 }
 
@@ -392,7 +444,7 @@ impl Store for SqliteStore {
         tx.execute("DELETE FROM pending_auth WHERE account = ?1", [account])?;
         tx.execute("DELETE FROM presence WHERE account = ?1", [account])?;
         tx.commit()?;
-        checkpoint(&conn)?;
+        self.erase_copies(&conn)?;
         Ok(true)
     }
 
@@ -545,7 +597,7 @@ impl Store for SqliteStore {
         }
         let erased = delete_source_contacts(&tx, account, source)?;
         tx.commit()?;
-        checkpoint(&conn)?;
+        self.erase_copies(&conn)?;
         Ok(erased > 0)
     }
 
@@ -611,7 +663,7 @@ impl Store for SqliteStore {
             }
         }
         tx.commit()?;
-        checkpoint(&conn)?;
+        self.erase_copies(&conn)?;
         Ok(dropped)
     }
 
@@ -791,6 +843,7 @@ impl Store for SqliteStore {
             upsert_ids,
         };
         after_commit(&SqliteRead(&conn), &committed)?;
+        self.settle_owed_checkpoint(&conn);
         Ok(true)
     }
 
@@ -887,7 +940,14 @@ impl Store for SqliteStore {
 
     /// Checkpoints the WAL into the database file and empties it. Called on close too.
     fn checkpoint(&self) -> Result<()> {
-        checkpoint(&self.conn.lock())
+        let conn = self.conn.lock();
+        if !checkpoint(&conn)? {
+            log::warn!("{}", self.copies_left());
+        } else {
+            self.checkpoint_owed
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// One node: nobody else runs a job, so every claim is granted.
@@ -1073,8 +1133,10 @@ fn seal_plain_tokens(conn: &mut Connection, sealer: &Sealer) -> Result<()> {
         }
     }
     tx.commit()?;
+    if sealed_now > 0 && !checkpoint(conn)? {
+        log::warn!("another reader of the database held it open, so the plain-text tokens just sealed may still be in its write-ahead log; close that reader");
+    }
     if sealed_now > 0 {
-        checkpoint(conn)?;
         log::info!("sealed {sealed_now} token(s) that an older release stored in plain text");
     }
     Ok(())
@@ -1242,9 +1304,15 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-fn checkpoint(conn: &Connection) -> Result<()> {
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-    Ok(())
+/// How long a statement waits for another connection to the file (a backup's) to let go.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Checkpoints the WAL into the database file and truncates it. False when a reader of an
+/// older snapshot kept it from finishing (SQLite's `busy` column): the WAL, and pages of the
+/// database file it did not reach, may still hold what was erased.
+fn checkpoint(conn: &Connection) -> Result<bool> {
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+    Ok(busy == 0)
 }
 
 /// Tokens live in these files: only the PBX user may read them.
