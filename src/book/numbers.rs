@@ -227,10 +227,10 @@ impl CallerIdPart {
             text.push_str(&shown_groups);
             for number in &contact.numbers {
                 let label_text = cut(&number.label, MAX_LABEL_BYTES);
-                let label = *label_ids.entry(label_text).or_insert_with(|| {
-                    labels.push(label_text.into());
-                    (labels.len() - 1).min(u16::MAX as usize) as u16
-                });
+                let label = match label_ids.get(label_text) {
+                    Some(&id) => id,
+                    None => new_label(label_text, &mut labels, &mut label_ids),
+                };
                 let row = Row {
                     e164: number.e164.0,
                     text: text_start,
@@ -288,6 +288,27 @@ impl CallerIdPart {
             book_rows,
         }
     }
+}
+
+/// The id of a label the account's table does not have yet. A row keeps its label's id in 16
+/// bits: past 65,535 distinct labels (only hostile input has them: Google's types are a
+/// dozen, custom ones are typed by hand) a number shows no label rather than another one's,
+/// under the last id, kept for "".
+fn new_label<'c>(
+    label: &'c str,
+    labels: &mut Vec<Box<str>>,
+    ids: &mut HashMap<&'c str, u16>,
+) -> u16 {
+    let (label, id) = if labels.len() < usize::from(u16::MAX) {
+        (label, labels.len() as u16)
+    } else if let Some(&id) = ids.get("") {
+        return id;
+    } else {
+        ("", u16::MAX)
+    };
+    labels.push(label.into());
+    ids.insert(label, id);
+    id
 }
 
 /// The caller-ID part's big buffers, made before it is built: on the thread that starts the
@@ -1322,6 +1343,37 @@ mod tests {
         assert_eq!(found.name, "a".repeat(126));
         assert_eq!(found.company, "🦀".repeat(31));
         assert_eq!(found.label.len(), 31);
+    }
+
+    /// A row holds its label's id in 16 bits: an account with more distinct labels than that
+    /// (hostile input) shows no label on the numbers past them, never another number's.
+    #[test]
+    fn labels_past_what_a_row_can_number_show_none_rather_than_another() {
+        let count = usize::from(u16::MAX) + 3;
+        let contacts: Vec<Contact> = (0..count)
+            .map(|i| Contact {
+                resource_name: format!("people/c{i}"),
+                name: "Someone".into(),
+                company: String::new(),
+                numbers: vec![ContactNumber {
+                    e164: E164(12_000_000_000 + i as u64),
+                    national: crate::book::phone::NationalKey(2_000_000_000 + i as u64),
+                    label: format!("label {i}"),
+                }],
+                groups: Vec::new(),
+            })
+            .collect();
+        let index = AccountIndex::build_caller_id_only(&contacts);
+        let label_of = |i: usize| {
+            let slot = index.exact(E164(12_000_000_000 + i as u64)).unwrap();
+            index.found(slot, "a", Source::Contacts).label.to_owned()
+        };
+        for i in [0, 1, count / 2, usize::from(u16::MAX) - 1] {
+            assert_eq!(label_of(i), format!("label {i}"));
+        }
+        for i in usize::from(u16::MAX)..count {
+            assert_eq!(label_of(i), "", "number {i}");
+        }
     }
 
     /// Contacts without a number (email-only ones) are counted, but keep no text: no row
