@@ -157,9 +157,20 @@ fn the_state_survives_a_restart() {
         plugin.auth_url(ACCOUNT).unwrap()
     };
     let callback = h.fake.approve(&url, ALICE).unwrap();
+    // Stored sealed as the tokens are: with the code in the redirect and the client secret,
+    // the PKCE verifier redeems the account's tokens.
+    // (host-sim asks gi_auth_url for its size first: each call stores a state of its own.)
+    let stored = store_query(&h, "SELECT pkce_verifier FROM pending_auth");
+    assert!(!stored.is_empty());
+    for row in &stored {
+        assert!(row[0].starts_with("sealed:v1:"), "{stored:?}");
+    }
     let plugin = h.open();
     assert_eq!(plugin.complete(&callback).unwrap(), ACCOUNT);
     assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_CONNECTED);
+    let exchange = h.fake.requests_to(Endpoint::Token);
+    let verifier = exchange[0].form_param("code_verifier").unwrap();
+    assert!(stored.iter().all(|row| !row[0].contains(verifier)));
 }
 
 #[test]

@@ -355,3 +355,33 @@ pub struct PendingAuth {
     pub pkce_verifier: String,
     pub created_at: i64,
 }
+
+/// The PKCE verifier's column, named as the sealing binds it.
+const PKCE_VERIFIER: &str = "pkce_verifier";
+
+impl PendingAuth {
+    /// The verifier as stored: sealed like the tokens, since with the code in Google's
+    /// redirect and the client secret it redeems the account's tokens.
+    pub(super) fn sealed_verifier(&self, sealer: &Sealer) -> String {
+        sealer.seal(&self.account, PKCE_VERIFIER, &self.pkce_verifier)
+    }
+
+    /// A pending authorization from its stored (account, verifier, created_at), the verifier
+    /// opened. One an older release stored in plain text (at most ten minutes before, or it
+    /// has expired) is taken as it is.
+    pub(super) fn open_stored(
+        sealer: &Sealer,
+        (account, verifier, created_at): (String, String, i64),
+    ) -> Result<PendingAuth> {
+        let pkce_verifier = if Sealer::is_sealed(&verifier) {
+            sealer.open(&account, PKCE_VERIFIER, &verifier)?
+        } else {
+            verifier
+        };
+        Ok(PendingAuth {
+            account,
+            pkce_verifier,
+            created_at,
+        })
+    }
+}

@@ -520,7 +520,12 @@ impl Store for PgStore {
             )?;
             tx.execute(
                 "INSERT INTO pending_auth (state_hash, account, pkce_verifier, created_at) VALUES ($1, $2, $3, $4)",
-                &[&state_hash, &pending.account, &pending.pkce_verifier, &pending.created_at],
+                &[
+                    &state_hash,
+                    &pending.account,
+                    &pending.sealed_verifier(&self.sealer),
+                    &pending.created_at,
+                ],
             )?;
             // An account keeps its newest few authorizations (see SQLite's).
             tx.execute(
@@ -544,17 +549,15 @@ impl Store for PgStore {
                      RETURNING account, pkce_verifier, created_at",
                     &[&state_hash],
                 )?
-                .map(|row| PendingAuth {
-                    account: row.get(0),
-                    pkce_verifier: row.get(1),
-                    created_at: row.get(2),
-                });
+                .map(|row| (row.get(0), row.get(1), row.get(2)));
             tx.execute(
                 "DELETE FROM pending_auth WHERE created_at < $1",
                 &[&expired_before],
             )?;
             tx.commit()?;
-            Ok(pending)
+            pending
+                .map(|stored| PendingAuth::open_stored(&self.sealer, stored))
+                .transpose()
         })
     }
 

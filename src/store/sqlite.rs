@@ -235,7 +235,12 @@ impl Store for SqliteStore {
         )?;
         tx.execute(
             "INSERT INTO pending_auth (state_hash, account, pkce_verifier, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![state_hash, pending.account, pending.pkce_verifier, pending.created_at],
+            params![
+                state_hash,
+                pending.account,
+                pending.sealed_verifier(&self.sealer),
+                pending.created_at
+            ],
         )?;
         // A page reloaded in a loop (or a script) must not grow the table without bound:
         // an account keeps its newest few authorizations; older ones are refused as unknown.
@@ -258,13 +263,7 @@ impl Store for SqliteStore {
             .query_row(
                 "SELECT account, pkce_verifier, created_at FROM pending_auth WHERE state_hash = ?1",
                 [state_hash],
-                |row| {
-                    Ok(PendingAuth {
-                        account: row.get(0)?,
-                        pkce_verifier: row.get(1)?,
-                        created_at: row.get(2)?,
-                    })
-                },
+                |row| Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?)),
             )
             .optional()?;
         tx.execute(
@@ -276,7 +275,9 @@ impl Store for SqliteStore {
             [expired_before],
         )?;
         tx.commit()?;
-        Ok(pending)
+        pending
+            .map(|stored| PendingAuth::open_stored(&self.sealer, stored))
+            .transpose()
     }
 
     // ---- accounts and tokens ----------------------------------------------------------
