@@ -167,7 +167,7 @@ void gi_close(GiPlugin *plugin);
 size_t gi_last_error(char *buf, size_t cap);
 
 /**
- * The plugin's version, a static string such as "0.1.0".
+ * The plugin's version, a static string such as "0.2.0".
  */
 const char *gi_version(void);
 
@@ -213,6 +213,7 @@ GiResult gi_sync_now(GiPlugin *plugin, const char *account);
 /**
  * Who is calling `account` from `number`. Answers from memory, never waiting for the
  * network, a sync or the database. GI_NOT_FOUND leaves `*out` zeroed and sets no error.
+ * `account` and `number` may be fields of `*out` (an earlier answer re-resolved).
  */
 GiResult gi_lookup_contact(GiPlugin *plugin,
                            const char *account,
@@ -225,6 +226,7 @@ GiResult gi_lookup_contact(GiPlugin *plugin,
  * Skips `offset` rows, writes up to `cap` rows to `out`, the number written to `*count_out`
  * and the number that match in all to `*total_out` (both may be NULL; `out` may be NULL when
  * `cap` is 0, to count). Answers from memory, never waiting for a sync or the network.
+ * `account` and `query` may be fields of the rows at `out`.
  */
 GiResult gi_search_contacts(GiPlugin *plugin,
                             const char *account,

@@ -7,7 +7,8 @@ use std::ffi::{c_char, CString};
 use std::ptr;
 
 use common::*;
-use host_sim::plugin::{GiContact, GiResult, GiStatus, Plugin};
+use host_sim::fake_google::Person;
+use host_sim::plugin::{Caller, GiContact, GiResult, GiSearchMode, GiStatus, Plugin};
 use serde_json::json;
 
 fn cstr(s: &str) -> CString {
@@ -247,6 +248,96 @@ fn the_buffer_protocol_reports_the_length_and_writes_nothing_when_short() {
         assert_eq!(buf[len], 0);
         let text: Vec<u8> = buf[..len].iter().map(|&b| b as u8).collect();
         serde_json::from_slice::<serde_json::Value>(&text).expect("a whole JSON object");
+
+        // len_out is not optional: without it a host learns nothing (and an auth URL asked
+        // for so would store a state no one can use).
+        for call in [api.gi_status_json, api.gi_auth_url] {
+            assert_eq!(
+                call(
+                    plugin.raw(),
+                    account.as_ptr(),
+                    buf.as_mut_ptr(),
+                    len + 1,
+                    ptr::null_mut()
+                ),
+                GiResult::GI_ERR_INVALID_ARGUMENT
+            );
+            assert!(
+                api.last_error().contains("len_out is NULL"),
+                "{}",
+                api.last_error()
+            );
+        }
+    }
+    drop(plugin);
+    let pending = store_query(&h, "SELECT count(*) FROM pending_auth");
+    assert_eq!(pending, [["0"]], "no state was stored for the refused call");
+}
+
+/// A call may be handed fields of the very struct it fills: legal C (the prototypes have no
+/// `restrict`), as when a PBX re-resolves an earlier answer. The plugin zeroes and fills the
+/// struct; it must read its arguments first.
+#[test]
+fn a_lookup_or_search_may_be_handed_fields_of_the_contacts_it_fills() {
+    let h = Harness::new();
+    h.fake.set_contacts(
+        ALICE,
+        vec![
+            Person::new("people/c1", "Ada", "Lovelace").with_phone("+1 212 555 0100", "mobile"),
+            Person::new("people/c2", "Bob", "Builder").with_phone("+1 212 555 0101", "work"),
+        ],
+    );
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, "example.com/40", ALICE);
+    let api = api();
+    let account = cstr("example.com/40");
+    let number = cstr("+12125550100");
+    let mut answer = GiContact::default();
+    unsafe {
+        assert_eq!(
+            (api.gi_lookup_contact)(plugin.raw(), account.as_ptr(), number.as_ptr(), &mut answer),
+            GiResult::GI_OK
+        );
+        let first = Caller::from(&answer);
+        assert_eq!(first.name, "Ada Lovelace");
+        // Again, with the answer's own account and number.
+        let out: *mut GiContact = &mut answer;
+        assert_eq!(
+            (api.gi_lookup_contact)(
+                plugin.raw(),
+                ptr::addr_of!((*out).account).cast(),
+                ptr::addr_of!((*out).number).cast(),
+                out
+            ),
+            GiResult::GI_OK,
+            "{}",
+            api.last_error()
+        );
+        assert_eq!(Caller::from(&answer), first);
+
+        // A search for the first row's name, into the rows.
+        let mut rows = [GiContact::default(); 4];
+        let (mut count, mut total) = (0usize, 0usize);
+        rows[0] = answer;
+        let out = rows.as_mut_ptr();
+        assert_eq!(
+            (api.gi_search_contacts)(
+                plugin.raw(),
+                ptr::addr_of!((*out).account).cast(),
+                ptr::addr_of!((*out).name).cast(),
+                GiSearchMode::GI_SEARCH_TEXT,
+                0,
+                out,
+                4,
+                &mut count,
+                &mut total
+            ),
+            GiResult::GI_OK,
+            "{}",
+            api.last_error()
+        );
+        assert_eq!((count, total), (1, 1), "only Ada Lovelace's row");
+        assert_eq!(Caller::from(&rows[0]), first);
     }
 }
 

@@ -386,9 +386,45 @@ pub fn account_string(
     len_out: *mut usize,
     produce: impl FnOnce(&Plugin, &str) -> Result<String, Error>,
 ) -> GiResult {
+    if len_out.is_null() {
+        // Checked before anything is made: a URL asked for with nowhere to put its length
+        // would store a state no one can use.
+        return fail(&Error::invalid_argument(
+            "len_out is NULL; pass a size_t for the length the buffer needs",
+        ));
+    }
     with_account(plugin, account, |plugin, account| {
         write_string(&produce(plugin, account)?, buf, cap, len_out)
     })
+}
+
+/// A string from the host held apart from the `GiContact`s the call fills. Legal C may hand
+/// a call a field of the very struct it fills (`gi_lookup_contact(p, c.account, c.number,
+/// &c)`, re-resolving an earlier answer; a search for `rows[0].name` into `rows`), and the
+/// call zeroes and fills them before it is done reading its arguments: such a string is
+/// copied first. One that starts elsewhere is used in place (the only cost: two compares).
+pub struct Apart {
+    copy: Option<std::ffi::CString>,
+    given: *const c_char,
+}
+
+impl Apart {
+    /// Checks `s` against the `count` contacts at `out`, before anything writes to them.
+    pub fn from(s: *const c_char, out: *const GiContact, count: usize) -> Apart {
+        let start = out as usize;
+        let end = start.saturating_add(count.saturating_mul(std::mem::size_of::<GiContact>()));
+        let inside = !s.is_null() && (start..end).contains(&(s as usize));
+        Apart {
+            // SAFETY: a non-NULL string from the host is NUL-terminated and lives for the call.
+            copy: inside.then(|| unsafe { CStr::from_ptr(s) }.to_owned()),
+            given: s,
+        }
+    }
+
+    /// The string to read: the copy, or the host's own.
+    pub fn ptr(&self) -> *const c_char {
+        self.copy.as_ref().map_or(self.given, |copy| copy.as_ptr())
+    }
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ pub extern "C" fn gi_last_error(buf: *mut c_char, cap: usize) -> usize {
     })
 }
 
-/// The plugin's version, a static string such as "0.1.0".
+/// The plugin's version, a static string such as "0.2.0".
 #[no_mangle]
 pub extern "C" fn gi_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
@@ -160,6 +160,7 @@ pub extern "C" fn gi_sync_now(plugin: *mut GiPlugin, account: *const c_char) -> 
 
 /// Who is calling `account` from `number`. Answers from memory, never waiting for the
 /// network, a sync or the database. GI_NOT_FOUND leaves `*out` zeroed and sets no error.
+/// `account` and `number` may be fields of `*out` (an earlier answer re-resolved).
 #[no_mangle]
 pub extern "C" fn gi_lookup_contact(
     plugin: *mut GiPlugin,
@@ -168,6 +169,11 @@ pub extern "C" fn gi_lookup_contact(
     out: *mut GiContact,
 ) -> GiResult {
     ffi_boundary!("gi_lookup_contact", {
+        let (account, number) = (
+            boundary::Apart::from(account, out, 1),
+            boundary::Apart::from(number, out, 1),
+        );
+        let (account, number) = (account.ptr(), number.ptr());
         // SAFETY: a non-NULL out points to a GiContact the host owns for the call.
         let Some(out) = (unsafe { out.as_mut() }) else {
             return boundary::fail(&Error::invalid_argument(
@@ -199,6 +205,7 @@ pub extern "C" fn gi_lookup_contact(
 /// Skips `offset` rows, writes up to `cap` rows to `out`, the number written to `*count_out`
 /// and the number that match in all to `*total_out` (both may be NULL; `out` may be NULL when
 /// `cap` is 0, to count). Answers from memory, never waiting for a sync or the network.
+/// `account` and `query` may be fields of the rows at `out`.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub extern "C" fn gi_search_contacts(
@@ -215,9 +222,13 @@ pub extern "C" fn gi_search_contacts(
     ffi_boundary!("gi_search_contacts", {
         boundary::put(count_out, 0);
         boundary::put(total_out, 0);
+        let (account, query) = (
+            boundary::Apart::from(account, out, cap),
+            boundary::Apart::from(query, out, cap),
+        );
         let plugin = try_ffi!(boundary::plugin(plugin));
-        let account = try_ffi!(boundary::account(account));
-        let query = try_ffi!(boundary::string(query, "query"));
+        let account = try_ffi!(boundary::account(account.ptr()));
+        let query = try_ffi!(boundary::string(query.ptr(), "query"));
         let keypad = try_ffi!(boundary::search_mode(mode));
         let rows = try_ffi!(boundary::contacts_out(out, cap));
         let mut written = 0;
