@@ -124,6 +124,42 @@ fn an_incremental_sync_applies_changes_and_deletions_only() {
     assert_eq!(status["contacts"], 5, "{status}");
 }
 
+/// Google serves a sync token only with the request that earned it, and people unchanged since
+/// keep what they were fetched with. A token earned asking for other fields (an older
+/// release's: 0.1 asked for no memberships or email addresses) is not sent: the source syncs
+/// in full once, then incrementally again.
+#[test]
+fn a_sync_token_earned_asking_for_other_fields_is_not_sent_and_the_source_syncs_in_full_once() {
+    let h = Harness::new();
+    h.fake.set_contacts(ALICE, people("Fields", 3));
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    drop(plugin);
+    // As an upgrade from 0.1 leaves the store: the token kept, what it was asked with unknown.
+    store_query(&h, "UPDATE sources SET sync_asked = NULL");
+    let plugin = h.open();
+    let before = people_requests(&h).len();
+    plugin.sync_now(ACCOUNT).unwrap();
+    let status = wait_for_people_requests(&h, &plugin, ACCOUNT, before, 1);
+    assert_eq!(
+        people_requests(&h)[before].query_param("syncToken"),
+        None,
+        "a full sync"
+    );
+    assert_eq!(status["last_error"], serde_json::Value::Null, "{status}");
+    assert_eq!(status["contacts"], 3, "{status}");
+
+    let before = people_requests(&h).len();
+    plugin.sync_now(ACCOUNT).unwrap();
+    wait_for_people_requests(&h, &plugin, ACCOUNT, before, 1);
+    assert!(
+        people_requests(&h)[before]
+            .query_param("syncToken")
+            .is_some(),
+        "incremental again"
+    );
+}
+
 #[test]
 fn an_incremental_sync_that_brings_nothing_writes_only_its_token_and_keeps_the_index() {
     capture_logs();

@@ -26,6 +26,22 @@ pub const DIRECTORY_SOURCES: [&str; 2] = [
     "DIRECTORY_SOURCE_TYPE_DOMAIN_PROFILE",
     "DIRECTORY_SOURCE_TYPE_DOMAIN_CONTACT",
 ];
+/// What a sync of `source` asks Google for besides paging: the fields (and the directory's
+/// halves). Google serves a sync token only to the request that earned it ("all other request
+/// parameters must match the first call"), and people that did not change since keep what
+/// they were fetched with; so a token earned asking for other fields (an older release's:
+/// 0.1 asked for no memberships or email addresses) is not used, and the source syncs in full.
+pub fn asked_of(source: Source) -> String {
+    match source {
+        Source::Contacts => format!("personFields={PERSON_FIELDS}"),
+        Source::OtherContacts => format!("readMask={OTHER_CONTACTS_MASK}"),
+        Source::Directory => format!(
+            "readMask={DIRECTORY_MASK}&sources={}",
+            DIRECTORY_SOURCES.join(",")
+        ),
+    }
+}
+
 /// The largest page the API serves.
 pub const PAGE_SIZE: u32 = 1000;
 

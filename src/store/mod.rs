@@ -103,7 +103,7 @@ pub trait Store: Send + Sync {
         account: &str,
         connection_id: i64,
         source: Source,
-    ) -> Result<Option<String>>;
+    ) -> Result<Option<StoredSyncToken>>;
     fn set_source_error(
         &self,
         account: &str,
@@ -324,6 +324,20 @@ impl StoredPresence {
 /// The token columns, named as the sealing binds them.
 pub(super) const REFRESH: &str = "refresh_token";
 pub(super) const ACCESS: &str = "access_token";
+
+/// A source's sync token as stored, with what the sync that earned it asked Google for
+/// (`None`: a release that did not record it). Never printed: no `Debug`.
+pub struct StoredSyncToken {
+    pub token: String,
+    pub asked: Option<String>,
+}
+
+impl StoredSyncToken {
+    /// From the (sync_token, sync_asked) columns; none without a token.
+    pub(super) fn from_columns((token, asked): (Option<String>, Option<String>)) -> Option<Self> {
+        token.map(|token| StoredSyncToken { token, asked })
+    }
+}
 
 /// The OAuth tokens of one account. No `Debug`: they must never be printed.
 pub struct Tokens {

@@ -30,7 +30,8 @@ use super::sqlite::{lock_data_dir, MAX_PENDING_PER_ACCOUNT};
 use super::stored_rows::{split_groups, Runs};
 use super::{
     CalendarOutcome, Change, Claim, Committed, Landing, Loaded, PendingAuth, Store, StoreRead,
-    StoredAccount, StoredPresence, StoredSource, Tokens, ACCESS, CONTACTS_JOB, REFRESH,
+    StoredAccount, StoredPresence, StoredSource, StoredSyncToken, Tokens, ACCESS, CONTACTS_JOB,
+    REFRESH,
 };
 use crate::book::contact::{Contact, Source};
 use crate::book::numbers::GroupNames;
@@ -150,6 +151,10 @@ const MIGRATIONS: &[&str] = &[
                            || convert_to(n.label, 'UTF8'), ''::BYTEA ORDER BY n.position)
          FROM numbers n WHERE n.contact_id = c.id),
         ''::BYTEA);"#,
+    // 4: what the sync that earned a source's sync token asked Google for (as SQLite's
+    // migration 7). NULL: a token from before this, or from a node of an older version during
+    // a rolling upgrade; the next sync of that source is a full one.
+    r#"ALTER TABLE sources ADD COLUMN sync_asked TEXT;"#,
 ];
 
 pub struct PgStore {
@@ -829,14 +834,14 @@ impl Store for PgStore {
         account: &str,
         connection_id: i64,
         source: Source,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<StoredSyncToken>> {
         self.with(|conn| {
             let row = conn.query_opt(
-                "SELECT s.sync_token FROM sources s JOIN accounts a ON a.account = s.account
+                "SELECT s.sync_token, s.sync_asked FROM sources s JOIN accounts a ON a.account = s.account
                  WHERE s.account = $1 AND a.connection_id = $2 AND s.source = $3",
                 &[&account, &connection_id, &source.name()],
             )?;
-            Ok(row.and_then(|row| row.get(0)))
+            Ok(row.and_then(|row| StoredSyncToken::from_columns((row.get(0), row.get(1)))))
         })
     }
 
@@ -1139,6 +1144,7 @@ impl PgStore {
             upserts,
             deletions,
             sync_token,
+            sync_asked,
             group_names,
         } = *landing;
         // The claim this sync ran under must still be this node's. Should its connection have
@@ -1167,12 +1173,12 @@ impl PgStore {
             return Ok(None);
         }
         tx.execute(
-            "INSERT INTO sources (account, source, connection_id, sync_token, last_sync, last_error)
-                VALUES ($1, $2, $3, $4, $5, NULL)
+            "INSERT INTO sources (account, source, connection_id, sync_token, sync_asked, last_sync, last_error)
+                VALUES ($1, $2, $3, $4, $5, $6, NULL)
              ON CONFLICT (account, source) DO UPDATE SET
                 connection_id = excluded.connection_id, sync_token = excluded.sync_token,
-                last_sync = excluded.last_sync, last_error = NULL",
-            &[&account, &source.name(), &connection_id, &sync_token, &now],
+                sync_asked = excluded.sync_asked, last_sync = excluded.last_sync, last_error = NULL",
+            &[&account, &source.name(), &connection_id, &sync_token, &sync_asked, &now],
         )?;
         // The stored versions of everyone this sync touches: every contact of the source for a
         // full sync, else those named by resource name.

@@ -12,7 +12,7 @@ use super::seal::Sealer;
 use super::stored_rows::{split_groups, Runs};
 use super::{
     BookChange, CalendarOutcome, Change, Claim, Followed, PendingAuth, Store, StoreRead,
-    StoredAccount, StoredPresence, StoredSource, Tokens, ACCESS, REFRESH,
+    StoredAccount, StoredPresence, StoredSource, StoredSyncToken, Tokens, ACCESS, REFRESH,
 };
 use std::collections::HashMap;
 
@@ -120,6 +120,10 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO sources (account, source, connection_id, sync_token, last_sync)
         SELECT account, 'contacts', connection_id, sync_token, last_sync FROM accounts;
      ALTER TABLE accounts DROP COLUMN sync_token;",
+    // 7: what the sync that earned a source's sync token asked Google for (its fields, see
+    // `people::asked_of`): Google serves a token only with the request that made it, so a
+    // release that asks for more syncs in full once. NULL: a token from before this.
+    "ALTER TABLE sources ADD COLUMN sync_asked TEXT;",
 ];
 
 pub struct SqliteStore {
@@ -544,17 +548,17 @@ impl Store for SqliteStore {
         account: &str,
         connection_id: i64,
         source: Source,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<StoredSyncToken>> {
         let conn = self.conn.lock();
-        let token = conn
+        let stored = conn
             .query_row(
-                "SELECT s.sync_token FROM sources s JOIN accounts a ON a.account = s.account
+                "SELECT s.sync_token, s.sync_asked FROM sources s JOIN accounts a ON a.account = s.account
                  WHERE s.account = ?1 AND a.connection_id = ?2 AND s.source = ?3",
                 params![account, connection_id, source.name()],
-                |row| row.get::<_, Option<String>>(0),
+                |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()?;
-        Ok(token.flatten())
+        Ok(stored.and_then(StoredSyncToken::from_columns))
     }
 
     /// Records how a source's last sync ended (`error`: None when it landed).
@@ -690,6 +694,7 @@ impl Store for SqliteStore {
             upserts,
             deletions,
             sync_token,
+            sync_asked,
             group_names,
         } = *landing;
         let mut conn = self.conn.lock();
@@ -706,12 +711,12 @@ impl Store for SqliteStore {
             return Ok(false); // dropped with the transaction: nothing changes
         }
         tx.execute(
-            "INSERT INTO sources (account, source, connection_id, sync_token, last_sync, last_error)
-                VALUES (?1, ?2, ?3, ?4, ?5, NULL)
+            "INSERT INTO sources (account, source, connection_id, sync_token, sync_asked, last_sync, last_error)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)
              ON CONFLICT (account, source) DO UPDATE SET
                 connection_id = excluded.connection_id, sync_token = excluded.sync_token,
-                last_sync = excluded.last_sync, last_error = NULL",
-            params![account, source.name(), connection_id, sync_token, now],
+                sync_asked = excluded.sync_asked, last_sync = excluded.last_sync, last_error = NULL",
+            params![account, source.name(), connection_id, sync_token, sync_asked, now],
         )?;
         // A full sync writes only what differs from the store: a contact it brings unchanged
         // keeps its row (and id), a changed one is replaced, and one it no longer brings is
@@ -1072,6 +1077,8 @@ pub struct Landing<'a> {
     pub upserts: &'a [Contact],
     pub deletions: &'a [String],
     pub sync_token: Option<&'a str>,
+    /// What the sync asked Google for (see `people::asked_of`), kept with its token.
+    pub sync_asked: &'a str,
     pub group_names: &'a GroupNames,
 }
 
@@ -1389,13 +1396,13 @@ mod tests {
             tx.commit().unwrap();
         }
         let store = open_store(dir.path()).unwrap();
-        assert_eq!(
-            store
-                .sync_token("example.com", 7, Source::Contacts)
-                .unwrap()
-                .as_deref(),
-            Some("SYNCTOKEN5")
-        );
+        let token = store
+            .sync_token("example.com", 7, Source::Contacts)
+            .unwrap()
+            .unwrap();
+        assert_eq!(token.token, "SYNCTOKEN5");
+        // Kept, but not what it was asked with: the first sync of this release is a full one.
+        assert_eq!(token.asked, None);
         let states = store.source_states(None).unwrap();
         assert_eq!(states.len(), 1);
         assert_eq!(
@@ -1603,6 +1610,7 @@ mod tests {
             upserts: &[contact],
             deletions: &[],
             sync_token: Some("t"),
+            sync_asked: "personFields=names",
             group_names: &GroupNames::new(),
         };
         let landed = store

@@ -15,7 +15,7 @@ use crate::book::patch::Change as IndexChange;
 use crate::core::{unix_now, Core};
 use crate::google::oauth;
 use crate::google::people::{self, Change};
-use crate::store::Landing;
+use crate::store::{Landing, StoredSyncToken};
 
 /// The most pages one sync follows (the contract's 1,000: a million contacts at Google's
 /// page size). A reply that keeps sending page tokens past it is not Google's.
@@ -208,7 +208,19 @@ impl SourceSync<'_, '_> {
             self.session.connection_id,
             self.source,
         )?;
-        if let Some(token) = stored_token {
+        let asked = people::asked_of(self.source);
+        let stored_token = stored_token.filter(|stored| {
+            let same = stored.asked.as_deref() == Some(asked.as_str());
+            if !same {
+                log::info!(
+                    "account {}: the last sync of {} asked Google for other fields than this release does; running one full sync of them, so that every contact has all it needs",
+                    self.session.account,
+                    self.source.noun()
+                );
+            }
+            same
+        });
+        if let Some(StoredSyncToken { token, .. }) = stored_token {
             match self.fetch_all(Some(&token)) {
                 Ok((changes, next)) => {
                     let groups = self.fetch_group_names()?;
@@ -320,12 +332,14 @@ impl SourceSync<'_, '_> {
         let core = &self.session.shared.core;
         let account = self.session.account;
         let source = self.source;
+        let asked = people::asked_of(source);
         let landing = Landing {
             source,
             replace_all: full,
             upserts: &upserts,
             deletions: &deletions,
             sync_token: next_sync_token.as_deref(),
+            sync_asked: &asked,
             group_names: &group_names,
         };
         // `contact_groups` filters the contacts source only: the others have no groups.

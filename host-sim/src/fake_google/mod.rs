@@ -583,6 +583,9 @@ struct SyncToken {
     expired: bool,
     /// The list that issued it: a token is good for that list only, as Google's are.
     kind: ListKind,
+    /// The fields the request that earned it asked for (`personFields` or `readMask`):
+    /// Google serves a token only with the parameters of the call that earned it.
+    fields: Vec<String>,
 }
 
 /// The lists that issue sync tokens.
@@ -873,18 +876,24 @@ impl State {
         self.grants.get(&at.grant).filter(|g| g.alive)
     }
 
-    fn new_sync_token(&mut self, email: &str, seq: u64) -> String {
-        self.new_sync_token_for(ListKind::Connections, email, seq)
+    fn new_sync_token(&mut self, email: &str, seq: u64, fields: Vec<String>) -> String {
+        self.new_sync_token_for(ListKind::Connections, email, seq, fields)
     }
 
     fn new_groups_sync_token(&mut self, email: &str, seq: u64) -> String {
-        self.new_sync_token_for(ListKind::Groups, email, seq)
+        self.new_sync_token_for(ListKind::Groups, email, seq, Vec::new())
     }
 
     /// A sync token of that list for the user, seeing changes after `seq`. The shapes differ
     /// per list only to help a human reading logs; the lists tell their tokens apart by
     /// `kind`, not by shape.
-    fn new_sync_token_for(&mut self, kind: ListKind, email: &str, seq: u64) -> String {
+    fn new_sync_token_for(
+        &mut self,
+        kind: ListKind,
+        email: &str,
+        seq: u64,
+        fields: Vec<String>,
+    ) -> String {
         let token = match kind {
             ListKind::Connections => format!("EAEY{}", random_token(40)),
             ListKind::Groups => format!("EJ{}", random_token(12)),
@@ -898,6 +907,7 @@ impl State {
                 seq,
                 expired: false,
                 kind,
+                fields,
             },
         );
         token

@@ -141,6 +141,13 @@ pub(super) fn people_disabled() -> Reply {
     api_error(403, "PERMISSION_DENIED", &message, details)
 }
 
+/// A sync token sent with other fields than the call that earned it asked for. Google's
+/// documentation: "When the pageToken or syncToken is specified, all other request
+/// parameters must match the first call"; its exact reply is not documented, so the fake
+/// answers as it does for a page token's.
+pub(super) const MUST_MATCH_THE_SYNC_TOKENS_CALL: &str =
+    "Parameters other than page_size and page_token must match the call that returned the sync token.";
+
 pub(super) fn expired_sync_token() -> Reply {
     expired_sync_token_at(Endpoint::People)
 }
@@ -426,6 +433,9 @@ pub(super) fn people_endpoint(st: &mut State, rq: &Request) -> Reply {
             if info.expired {
                 return expired_sync_token();
             }
+            if info.fields != person_fields {
+                return invalid_argument(MUST_MATCH_THE_SYNC_TOKENS_CALL);
+            }
             let since = info.seq;
             let mut v: Vec<_> = user
                 .contacts
@@ -487,7 +497,7 @@ pub(super) fn people_endpoint(st: &mut State, rq: &Request) -> Reply {
             .insert(pt.clone(), (Arc::clone(&snapshot), end));
         body.insert("nextPageToken".into(), json!(pt));
     } else if snapshot.request_sync {
-        let t = st.new_sync_token(&email, snapshot.seq);
+        let t = st.new_sync_token(&email, snapshot.seq, snapshot.person_fields.clone());
         body.insert("nextSyncToken".into(), json!(t));
     }
     body.insert("totalPeople".into(), json!(snapshot.items.len()));

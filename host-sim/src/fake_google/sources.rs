@@ -297,6 +297,9 @@ fn source_endpoint(st: &mut State, rq: &Request, list: &SourceList) -> Reply {
                 if info.expired {
                     return expired_sync_token_at(list.endpoint);
                 }
+                if info.fields != q.read_mask {
+                    return invalid_argument(MUST_MATCH_THE_SYNC_TOKENS_CALL);
+                }
                 Some(info.seq)
             }
         };
@@ -357,7 +360,7 @@ fn source_endpoint(st: &mut State, rq: &Request, list: &SourceList) -> Reply {
             .insert(pt.clone(), (Arc::clone(&snapshot), end));
         body.insert("nextPageToken".into(), json!(pt));
     } else if snapshot.request_sync {
-        let t = st.new_sync_token_for(list.kind, &email, snapshot.seq);
+        let t = st.new_sync_token_for(list.kind, &email, snapshot.seq, snapshot.read_mask.clone());
         body.insert("nextSyncToken".into(), json!(t));
     }
     if list.kind == ListKind::OtherContacts {
