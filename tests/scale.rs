@@ -307,6 +307,47 @@ fn a_429_asking_for_an_hour_defers_every_account_of_the_client_without_a_request
     );
 }
 
+/// A spent Calendar API quota that keeps an account's calendar fetches deferred turns it
+/// yellow naming the Calendar API, as the contract asks of a calendar problem: not a bare
+/// "quota", which an administrator would look for among the People API's.
+#[test]
+fn calendar_fetches_deferred_by_a_spent_quota_turn_yellow_naming_the_calendar_api() {
+    let h = Harness::new();
+    let mut config = h.config();
+    config["calendar"] = json!(true);
+    let plugin = two_accounts_of_one_client(&h, config, "calquota.example");
+    let other = "calquota.example/41";
+    let before = h.fake.requests_to(Endpoint::Calendar).len();
+    h.fake.inject(
+        Endpoint::Calendar,
+        Fault::RateLimited {
+            retry_after_secs: 3600,
+        },
+    );
+    plugin.sync_now("calquota.example").unwrap();
+    assert!(wait_until(PATIENCE, || h
+        .fake
+        .requests_to(Endpoint::Calendar)[before..]
+        .iter()
+        .any(|r| r.status == 429)));
+    let reason = || {
+        plugin.status_value(other)["reason"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let yellow = wait_until(PATIENCE, || {
+        if reason().is_none() {
+            plugin.sync_now(other).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        reason().is_some()
+    });
+    assert!(yellow, "{}", plugin.status_value(other));
+    let reason = reason().unwrap();
+    assert!(reason.contains("Calendar API"), "{reason}");
+    assert!(reason.contains("quota"), "{reason}");
+}
+
 fn common_now() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)

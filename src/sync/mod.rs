@@ -90,6 +90,14 @@ impl Job {
         }
     }
 
+    /// The Google API the job calls, whose quota it spends, in messages to an administrator.
+    fn api(self) -> &'static str {
+        match self {
+            Job::Contacts => "People API",
+            Job::Presence => "Calendar API",
+        }
+    }
+
     /// The job's name in messages to an administrator.
     fn noun(self) -> &'static str {
         match self {

@@ -105,7 +105,8 @@ impl<'a> Session<'a> {
                 return Err(SyncFailure::Deferred {
                     wait: left,
                     reason: format!(
-                        "Google's quota for the OAuth client is spent (429): every account of that client waits {} s more, as Google asked",
+                        "Google's {} quota for the OAuth client is spent: every account of that client waits {} s more, as Google asked",
+                        self.job.api(),
                         left.as_secs()
                     ),
                 });
@@ -156,8 +157,9 @@ impl<'a> Session<'a> {
                         let pause = retry_after
                             .unwrap_or_else(|| backoff(core.config.retry_base, retries, None));
                         log::warn!(
-                            "account {}: Google's quota for the OAuth client is spent (429); every account of that client pauses {} ms",
+                            "account {}: Google's {} quota for the OAuth client is spent; every account of that client pauses {} ms",
                             self.account,
+                            self.job.api(),
                             pause.as_millis()
                         );
                         core.http.budget().pause_quota(&self.quota(), pause);
