@@ -84,7 +84,10 @@ fn settle_replacement() {
 }
 
 /// Sets (or, with None, removes) the host's callback. Returns once no call of the previous
-/// callback runs (except one on this very thread, when called from inside the callback).
+/// callback runs. Called from inside a callback, it cannot wait (this thread holds the lock a
+/// setter waits for, and waiting for other threads' calls could deadlock on whatever the
+/// host's callback waits for): calls that begin after it use the new callback, but one that
+/// another thread began just before may still reach the previous one.
 pub fn set(callback: Option<LogCallback>, user: *mut c_void) {
     INSTALL.call_once(|| {
         // Fails only if the host process installed another `log` logger; then that one gets
