@@ -46,7 +46,13 @@ fn compile(name: &str, work: &Path) -> PathBuf {
 }
 
 fn run_clean(name: &str, command: &mut Command) {
+    // The library the program was linked against, found by its rpath: cargo runs tests with
+    // LD_LIBRARY_PATH naming target/debug before target/debug/deps, and that path wins over
+    // the rpath, so the program loaded whatever library the last `cargo build` left there,
+    // an older one after `cargo test` alone rebuilt the plugin.
+    let lib = host_sim::plugin::default_library_path();
     let ran = command
+        .env("LD_LIBRARY_PATH", lib.parent().expect("library directory"))
         .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
         .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         .output()

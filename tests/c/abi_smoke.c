@@ -83,6 +83,7 @@ int main(int argc, char **argv) {
 
     /* Bad arguments. */
     CHECK(gi_auth_url(NULL, "a", json, sizeof json, &len) == GI_ERR_INVALID_ARGUMENT);
+    CHECK(gi_status_json(p, "example.com/40", json, sizeof json, NULL) == GI_ERR_INVALID_ARGUMENT);
     CHECK(gi_auth_url(p, NULL, json, sizeof json, &len) == GI_ERR_INVALID_ARGUMENT);
     CHECK(gi_auth_url(p, "bad\xff", json, sizeof json, &len) == GI_ERR_INVALID_ARGUMENT);
     CHECK(gi_auth_url(p, "tab\there", json, sizeof json, &len) == GI_ERR_INVALID_ARGUMENT);
@@ -102,6 +103,11 @@ int main(int argc, char **argv) {
     CHECK(contact.name[0] == 0 && contact.account[0] == 0 && contact.number[0] == 0);
     CHECK(gi_lookup_contact(p, "example.com/40", "+12125550199", NULL) == GI_ERR_INVALID_ARGUMENT);
     CHECK(gi_lookup_contact(p, "example.com/40", "\xc3\x28", &contact) == GI_ERR_INVALID_ARGUMENT);
+    /* Legal C: the arguments may be fields of the struct the call fills (an earlier answer
+       re-resolved); they are read before it is zeroed. */
+    strcpy(contact.account, "example.com/40");
+    strcpy(contact.number, "+12125550199");
+    CHECK(gi_lookup_contact(p, contact.account, contact.number, &contact) == GI_NOT_FOUND);
 
     /* The address book: count with out NULL and cap 0; bad input is named. */
     size_t count = 99, total = 99;
@@ -112,6 +118,10 @@ int main(int argc, char **argv) {
     CHECK(gi_search_contacts(p, "example.com/40", "m\xc3\xbcl", GI_SEARCH_TEXT, 0, rows, 4, &count, NULL) == GI_OK);
     CHECK(count == 0 && rows[0].name[0] == 0);
     CHECK(gi_search_contacts(p, "example.com/40", "6855", GI_SEARCH_KEYPAD, 0, rows, 4, NULL, NULL) == GI_OK);
+    strcpy(rows[1].account, "example.com/40");
+    strcpy(rows[1].name, "m\xc3\xbcl");
+    CHECK(gi_search_contacts(p, rows[1].account, rows[1].name, GI_SEARCH_TEXT, 0, rows, 4, &count, &total) == GI_OK);
+    CHECK(count == 0 && total == 0);
     CHECK(gi_search_contacts(p, "example.com/40", "68a", GI_SEARCH_KEYPAD, 0, rows, 4, &count, &total) == GI_ERR_INVALID_ARGUMENT);
     gi_last_error(err, sizeof err);
     CHECK(strstr(err, "keypad") != NULL);
