@@ -97,7 +97,7 @@ pub fn run(plugin_path: &Path, args: DemoArgs) -> Result<(), String> {
         }
     };
     let config = sim::fake_config(&fake, &secret, &redirect_uri, &data_dir, &args.region);
-    let plugin = sim::open(api, &config)?;
+    let plugin = sim::open_remembering(api, &config)?;
     println!(
         "\n3. Opened the plugin: data_dir {}{}",
         data_dir.display(),

@@ -94,7 +94,7 @@ pub fn run(plugin_path: &Path, args: ServeArgs) -> Result<(), String> {
                 .unwrap_or_else(|| listener.callback_uri());
             let config =
                 sim::google_config(&client_id, &secret, &redirect_uri, &data_dir, &args.region);
-            let plugin = sim::open(api, &config)?;
+            let plugin = sim::open_remembering(api, &config)?;
             println!("  Google: the real one, client {client_id}");
             println!("  redirect URI (must be listed for the client at Google): {redirect_uri}");
             (plugin, None, Mode::Google, redirect_uri)
@@ -104,7 +104,7 @@ pub fn run(plugin_path: &Path, args: ServeArgs) -> Result<(), String> {
             let (started, secret) = sim::start_fake(&redirect_uri);
             fake = started;
             let config = sim::fake_config(&fake, &secret, &redirect_uri, &data_dir, &args.region);
-            let plugin = sim::open(api, &config)?;
+            let plugin = sim::open_remembering(api, &config)?;
             let users: Vec<&str> = seed::USERS.iter().map(|u| u.email).collect();
             println!(
                 "  fake Google: {} (users {})",

@@ -148,13 +148,64 @@ pub fn google_config(
     })
 }
 
+/// Where `demo` and `serve` leave the settings they opened the plugin with, for `call` and
+/// `search` (see `offline_config`). No secret: only what the plugin keeps or erases by.
+const SETTINGS_FILE: &str = "host-sim-settings.json";
+
+/// The settings that decide what the plugin keeps of a data_dir at `gi_open`: the sources
+/// it syncs (a source left out is erased), calendar presence (off, the busy times are
+/// erased) and the domains' own settings (acme.de's region).
+const KEPT_BY: [&str; 4] = ["sources", "calendar", "presence_interval_secs", "domains"];
+
+/// Opens the plugin, and leaves beside its data the settings that `call` and `search` must
+/// open it with again so as to erase nothing.
+pub fn open_remembering(api: &'static Api, config: &Value) -> Result<Plugin<'static>, String> {
+    let plugin = open(api, config)?;
+    let data_dir = Path::new(config["data_dir"].as_str().unwrap_or_default());
+    let kept: serde_json::Map<String, Value> = KEPT_BY
+        .iter()
+        .filter_map(|key| Some((key.to_string(), config.get(*key)?.clone())))
+        .collect();
+    let path = data_dir.join(SETTINGS_FILE);
+    let text = serde_json::to_string_pretty(&kept).expect("JSON values serialize");
+    if let Err(e) = std::fs::write(&path, text) {
+        eprintln!(
+            "warning: cannot write {} ({e}): `host-sim call` and `search` on this data_dir would open it with the default sources and erase the others",
+            path.display()
+        );
+    }
+    Ok(plugin)
+}
+
 /// A configuration whose Google endpoints are a loopback port nobody listens on: lookups are
 /// answered from the stored contacts, and any sync fails at once without leaving the machine.
 /// The longest interval (7 days) keeps recently synced accounts from syncing while `call` runs.
+/// The sources, calendar and domains are those `demo` or `serve` left in the data_dir (see
+/// `open_remembering`): opened with the defaults instead, the plugin would erase the
+/// directory, the other contacts and the busy times a demo synced.
 pub fn offline_config(data_dir: &Path, region: &str) -> Result<Value, String> {
-    let dead = dead_port()?;
+    let mut config = offline_endpoints(data_dir, region, dead_port()?);
+    let path = data_dir.join(SETTINGS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let kept: serde_json::Map<String, Value> = serde_json::from_str(&text)
+                .map_err(|e| format!("{} is not host-sim's settings ({e}): remove it, or run `host-sim serve` on this data_dir once", path.display()))?;
+            for (key, value) in kept {
+                if KEPT_BY.contains(&key.as_str()) {
+                    config[key] = value;
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    }
+    Ok(config)
+}
+
+/// The plugin's settings with every Google endpoint at `dead`.
+fn offline_endpoints(data_dir: &Path, region: &str, dead: SocketAddr) -> Value {
     let base = format!("http://{dead}");
-    Ok(json!({
+    json!({
         "client_id": "host-sim-offline.apps.googleusercontent.com",
         "client_secret": "offline",
         "redirect_uri": format!("http://{dead}/google/callback"),
@@ -167,7 +218,7 @@ pub fn offline_config(data_dir: &Path, region: &str) -> Result<Value, String> {
             "revoke_url": format!("{base}/revoke"),
             "people_url": base,
         },
-    }))
+    })
 }
 
 /// A loopback port that was free a moment ago and is closed now.

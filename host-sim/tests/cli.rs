@@ -113,6 +113,21 @@ fn demo_once_connects_syncs_and_names_callers_then_call_works_offline() {
         "{}",
         text(&out.stdout)
     );
+    // Opened offline twice by now, the data_dir still holds what the demo synced from every
+    // source: `call` opens it with the demo's sources (a source left out would be erased).
+    let out = host_sim(&[
+        "call",
+        "example.com/40",
+        "303 555 0152",
+        "--data-dir",
+        data_arg,
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains("Dana Whitfield"),
+        "the directory's colleague is gone: {stdout}"
+    );
 }
 
 /// The demo's lines from `header` up to the next blank line.
@@ -288,11 +303,18 @@ fn search_finds_by_text_keypad_and_group_and_pages_offline() {
     let out = search(&["example.com/40", "", "--limit", "1000"]);
     let all = rows(&text(&out.stdout));
     assert_eq!(all.len(), total);
-    let own = all
-        .iter()
-        .filter(|r| r.ends_with(" example.com/40"))
-        .count();
-    let domain = all.iter().filter(|r| r.ends_with(" example.com")).count();
+    // A row's account, then its source unless it is the account's own contacts
+    // ("example.com/40 (directory)"): every source the demo synced is still there.
+    let of = |account: &str| {
+        all.iter()
+            .filter(|r| r.ends_with(&format!(" {account}")) || r.contains(&format!(" {account} (")))
+            .count()
+    };
+    let (own, domain) = (of("example.com/40"), of("example.com"));
+    assert!(
+        all.iter().any(|r| r.ends_with("(directory)")),
+        "the directory is searched too"
+    );
     assert!(
         own > 0 && domain > 0 && own + domain == total,
         "{own} + {domain}"
