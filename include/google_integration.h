@@ -154,9 +154,11 @@ extern "C" {
 GiPlugin *gi_open(const char *config_json);
 
 /**
- * Waits for calls in flight on other threads to return, then stops the sync workers and
- * closes the database. NULL is a no-op. Afterwards every call with this pointer (a second
- * gi_close too) fails with GI_ERR_INVALID_ARGUMENT and never crashes.
+ * Waits for calls in flight on other threads to return (abandoning replies being read from
+ * Google), then stops the sync workers and closes the database. NULL is a no-op. Afterwards
+ * every call with this pointer fails and never crashes: GI_ERR_INVALID_ARGUMENT
+ * (gi_status: GI_STATUS_DISCONNECTED, gi_presence: GI_PRESENCE_UNKNOWN; a second gi_close
+ * returns nothing), gi_last_error saying it is closed.
  */
 void gi_close(GiPlugin *plugin);
 

@@ -37,6 +37,18 @@ pub fn now_window() -> (i64, i64) {
     (now, now)
 }
 
+/// Unix seconds as RFC 3339 in UTC ("2026-12-05T09:30:00Z"), as the status and Google's
+/// APIs write times; "" for a time out of range.
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -237,14 +237,4 @@ pub fn missing_calendar_scope(
     })
 }
 
-pub use crate::clock::unix_now;
-
-pub fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
+pub use crate::clock::{rfc3339, unix_now};

@@ -7,10 +7,11 @@
 //! - `sync`: the background workers that keep every account's contacts and calendar current;
 //! - `core`: the state the façade and the workers share;
 //! - `google`: the bounded HTTP client, OAuth 2.0, the People and Calendar APIs;
-//! - `store`: what is persisted (SQLite), tokens sealed;
+//! - `store`: what is persisted (SQLite, or PostgreSQL for a cluster), tokens sealed;
+//! - `config`: the configuration, checked (with `book`'s sources and region rules);
 //! - `book`: numbers, contacts and the in-memory caller-ID index lookups read;
 //! - `presence`: each account's busy times from its calendar, in memory;
-//! - `account`, `clock`, `config`, `error`: the words everything else uses.
+//! - `account`, `clock`, `error`: the words everything else uses.
 
 pub mod account;
 pub mod book;

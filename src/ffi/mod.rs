@@ -43,9 +43,11 @@ pub extern "C" fn gi_open(config_json: *const c_char) -> *mut GiPlugin {
     })
 }
 
-/// Waits for calls in flight on other threads to return, then stops the sync workers and
-/// closes the database. NULL is a no-op. Afterwards every call with this pointer (a second
-/// gi_close too) fails with GI_ERR_INVALID_ARGUMENT and never crashes.
+/// Waits for calls in flight on other threads to return (abandoning replies being read from
+/// Google), then stops the sync workers and closes the database. NULL is a no-op. Afterwards
+/// every call with this pointer fails and never crashes: GI_ERR_INVALID_ARGUMENT
+/// (gi_status: GI_STATUS_DISCONNECTED, gi_presence: GI_PRESENCE_UNKNOWN; a second gi_close
+/// returns nothing), gi_last_error saying it is closed.
 #[no_mangle]
 pub extern "C" fn gi_close(plugin: *mut GiPlugin) {
     ffi_boundary!("gi_close", {

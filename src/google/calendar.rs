@@ -44,8 +44,8 @@ pub fn fetch_busy(
     ));
     let until = from + WINDOW_SECS;
     let body = json!({
-        "timeMin": crate::core::rfc3339(from),
-        "timeMax": crate::core::rfc3339(until),
+        "timeMin": crate::clock::rfc3339(from),
+        "timeMax": crate::clock::rfc3339(until),
         "items": [{ "id": "primary" }],
     });
     let request = http
