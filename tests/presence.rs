@@ -607,6 +607,38 @@ fn disabling_or_turning_calendar_off_erases_the_busy_times() {
     assert!(rows(&h).is_empty());
 }
 
+/// A reconnect (perhaps as another Google user) erases the previous connection's busy times,
+/// and no copy of them stays in the database's files, the write-ahead log included, while
+/// the plugin runs on.
+#[test]
+fn a_reconnect_leaves_no_copy_of_the_previous_connections_busy_times_in_the_files() {
+    let h = Harness::new();
+    if !h.on_sqlite() {
+        return; // PostgreSQL keeps no file of the plugin's
+    }
+    let meeting = (now() + 600, now() + 4207);
+    h.fake.set_busy(ALICE, vec![meeting]);
+    let plugin = h.open_with(&calendar_config(&h));
+    h.connect(&plugin, ACCOUNT, ALICE);
+    assert_eq!(wait_for_presence(&plugin, ACCOUNT), (FREE, meeting.0));
+    let stored = format!("{} {}", meeting.0, meeting.1);
+    let holding = || {
+        files_under(&h.data_dir().join("data"))
+            .into_iter()
+            .filter(|(_, bytes)| contains(bytes, &stored))
+            .map(|(path, _)| path.display().to_string())
+            .collect::<Vec<_>>()
+    };
+    // The check below can fail: the busy times are in the files now.
+    assert!(!holding().is_empty());
+    h.connect(&plugin, ACCOUNT, BOB);
+    assert!(
+        holding().is_empty(),
+        "{:?} still hold the previous connection's busy times",
+        holding()
+    );
+}
+
 #[test]
 fn bad_input_is_unknown_and_says_why() {
     let h = Harness::new();

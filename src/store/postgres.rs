@@ -879,9 +879,11 @@ impl Store for PgStore {
     ) -> Result<bool> {
         self.with(|conn| {
             let mut tx = conn.transaction()?;
+            // As SQLite's: a source no connection landed holds nothing to erase (deleting its
+            // row sent every follower a notice to rebuild an empty book at each failed sync).
             let older = tx.execute(
                 "DELETE FROM sources WHERE account = $1 AND source = $2
-                    AND connection_id IS DISTINCT FROM $3
+                    AND connection_id IS NOT NULL AND connection_id <> $3
                     AND EXISTS (SELECT 1 FROM accounts WHERE account = $1 AND connection_id = $3)",
                 &[&account, &source.name(), &connection_id],
             )?;

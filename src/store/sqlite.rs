@@ -177,13 +177,19 @@ impl SqliteStore {
     /// After rows were erased: checkpoints the WAL into the database file and empties it, so
     /// that no copy of an erased row (a token, a contact) stays in either file. If a reader
     /// holds an older snapshot past the busy timeout, says so and owes the checkpoint.
-    fn erase_copies(&self, conn: &Connection) -> Result<()> {
-        if !checkpoint(conn)? {
+    ///
+    /// Never fails: the erasure has committed by now, and a caller told it failed would keep
+    /// in memory what the store no longer has (a disable retried would find nothing to erase).
+    fn erase_copies(&self, conn: &Connection) {
+        let emptied = checkpoint(conn).unwrap_or_else(|e| {
+            log::warn!("{}: {e}", self.path.display());
+            false
+        });
+        if !emptied {
             self.checkpoint_owed
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             log::warn!("{}", self.copies_left());
         }
-        Ok(())
     }
 
     /// Tries an owed checkpoint again, without waiting for a reader: a backup may hold its
@@ -332,6 +338,8 @@ impl Store for SqliteStore {
             [account],
         )?;
         tx.commit()?;
+        // The older connection's busy times and sync tokens leave no copy in the files.
+        self.erase_copies(&conn);
         drop(conn);
         self.account(account)?
             .ok_or_else(|| Error::storage("the account vanished while it was being stored"))
@@ -449,7 +457,7 @@ impl Store for SqliteStore {
         tx.execute("DELETE FROM pending_auth WHERE account = ?1", [account])?;
         tx.execute("DELETE FROM presence WHERE account = ?1", [account])?;
         tx.commit()?;
-        self.erase_copies(&conn)?;
+        self.erase_copies(&conn);
         Ok(true)
     }
 
@@ -534,9 +542,10 @@ impl Store for SqliteStore {
 
     /// Erases what the store knows of the account's calendar (presence was turned off).
     fn delete_presence(&self, account: &str) -> Result<()> {
-        self.conn
-            .lock()
-            .execute("DELETE FROM presence WHERE account = ?1", [account])?;
+        let conn = self.conn.lock();
+        if conn.execute("DELETE FROM presence WHERE account = ?1", [account])? > 0 {
+            self.erase_copies(&conn);
+        }
         Ok(())
     }
 
@@ -591,9 +600,12 @@ impl Store for SqliteStore {
     ) -> Result<bool> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
+        // A source no connection ever landed (NULL: only its last error is stored) holds
+        // nothing to erase: deleting its row only to have it written again cost a truncating
+        // checkpoint at each failed sync (a consumer account with the directory configured).
         let older = tx.execute(
             "DELETE FROM sources WHERE account = ?1 AND source = ?2
-                AND connection_id IS NOT ?3
+                AND connection_id IS NOT NULL AND connection_id IS NOT ?3
                 AND EXISTS (SELECT 1 FROM accounts WHERE account = ?1 AND connection_id = ?3)",
             params![account, source.name(), connection_id],
         )?;
@@ -602,7 +614,7 @@ impl Store for SqliteStore {
         }
         let erased = delete_source_contacts(&tx, account, source)?;
         tx.commit()?;
-        self.erase_copies(&conn)?;
+        self.erase_copies(&conn);
         Ok(erased > 0)
     }
 
@@ -668,7 +680,7 @@ impl Store for SqliteStore {
             }
         }
         tx.commit()?;
-        self.erase_copies(&conn)?;
+        self.erase_copies(&conn);
         Ok(dropped)
     }
 
@@ -1471,6 +1483,40 @@ mod tests {
             .pragma_query_value(None, "secure_delete", |r| r.get(0))
             .unwrap();
         assert_eq!((mode.as_str(), secure), ("wal", 1));
+    }
+
+    /// A source that never landed (a consumer account's directory, failing at every sync)
+    /// has only its last error stored: there is nothing of an older connection to erase, and
+    /// its row stays (it was deleted and written again at each failure, each time with a
+    /// truncating checkpoint, and on PostgreSQL a notice that made every follower rebuild).
+    #[test]
+    fn a_source_no_connection_landed_has_nothing_older_to_forget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path()).unwrap();
+        let tokens = Tokens {
+            refresh_token: "r".into(),
+            access_token: None,
+            access_expires_at: None,
+        };
+        let id = store
+            .connect_account("example.com", &tokens, &[], 1)
+            .unwrap()
+            .connection_id;
+        store
+            .set_source_error("example.com", id, Source::Directory, Some("not Workspace"))
+            .unwrap();
+        let changes_before = store.conn.lock().total_changes();
+        assert!(!store
+            .forget_older_source("example.com", id, Source::Directory)
+            .unwrap());
+        assert_eq!(
+            store.conn.lock().total_changes(),
+            changes_before,
+            "nothing written"
+        );
+        let states = store.source_states(Some("example.com")).unwrap();
+        assert_eq!(states.len(), 1);
+        assert_eq!(states[0].2.last_error.as_deref(), Some("not Workspace"));
     }
 
     #[test]
