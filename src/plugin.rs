@@ -424,10 +424,15 @@ impl Plugin {
         // Only the connection read above is erased: one made meanwhile (a connect racing this
         // disable) is the administrator's newer wish and stays.
         if !self.core.store.delete_account(account, connection_id)? {
-            log::info!(
-                "account {account}: connected again while being disabled; the new connection stays"
-            );
-            return Ok(());
+            // Connected again meanwhile (the administrator's newer wish), or already erased
+            // from the store: by an earlier disable whose end failed, or another node's. Only
+            // in the first case does memory keep the account.
+            if self.core.store.account(account)?.is_some() {
+                log::info!(
+                    "account {account}: connected again while being disabled; the new connection stays"
+                );
+                return Ok(());
+            }
         }
         {
             let mut accounts = self.core.accounts.write();

@@ -411,6 +411,31 @@ fn disable_erases_even_when_google_is_down() {
     assert_eq!(left, [["0"]]);
 }
 
+/// An account the store no longer has (erased by another node of a cluster whose notice
+/// this node has not read yet, or by an earlier disable whose last step failed) is erased
+/// from memory by a disable too: it answered calls, "connected", after a disable that
+/// returned GI_OK.
+#[test]
+fn disabling_an_account_the_store_no_longer_has_erases_it_from_memory() {
+    let h = Harness::new();
+    h.fake.set_contacts(
+        ALICE,
+        vec![
+            host_sim::fake_google::Person::new("people/c1", "Ada", "Lovelace")
+                .with_phone("+1 212 555 0100", "mobile"),
+        ],
+    );
+    let plugin = h.open();
+    const GONE: &str = "gone.example/40";
+    h.connect_and_sync(&plugin, GONE, ALICE);
+    assert!(plugin.lookup(GONE, "+12125550100").unwrap().is_some());
+    // Erased from the store behind this plugin's back.
+    store_query(&h, "DELETE FROM accounts WHERE account = 'gone.example/40'");
+    plugin.disable(GONE).unwrap();
+    assert_eq!(plugin.status(GONE), GiStatus::GI_STATUS_DISCONNECTED);
+    assert_eq!(plugin.lookup(GONE, "+12125550100").unwrap(), None);
+}
+
 #[test]
 fn after_disable_and_close_no_byte_of_a_token_is_left_under_data_dir() {
     let h = Harness::new();
