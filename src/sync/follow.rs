@@ -275,14 +275,62 @@ fn follow_book(core: &Core, account: &str, source: Source, marks: &mut Marks) ->
     rebuild_book(core, account, source, marks)
 }
 
+/// How many times a rebuild reads the store again when this node's own sync swaps in another
+/// book meanwhile.
+const REBUILD_ATTEMPTS: usize = 3;
+
 /// One source's contacts of the account, rebuilt from the store.
+///
+/// Should this node's own sync swap in another book while the store is read, the rebuild is
+/// made again from a fresh read: that sync may have patched a book that lacked the very change
+/// this rebuild is for (another node's, not yet followed here), and since this node does not
+/// hear its own contacts' notices, nothing else would set it right. A read made after the
+/// sync's commit holds both changes. (It kept the sync's book instead: a contact another node
+/// added did not answer here until some later change of that book.)
 fn rebuild_book(core: &Core, account: &str, source: Source, marks: &mut Marks) -> Result<()> {
+    for _ in 0..REBUILD_ATTEMPTS {
+        if rebuild_book_once(core, account, source, marks)? {
+            return Ok(());
+        }
+        log::debug!(
+            "account {account}: this node synced its {} while it was read from the store; reading it again",
+            source.noun()
+        );
+    }
+    log::warn!(
+        "account {account}: its {} kept changing on this node while it was rebuilt from the store; the next change rebuilds it",
+        source.noun()
+    );
+    Ok(())
+}
+
+/// Debug builds only: lets a test hold a rebuild between noting the book it replaces and
+/// reading the store, so that this node's own sync lands meanwhile. Release builds have no
+/// hook.
+#[cfg(debug_assertions)]
+fn debug_rebuild_delay() {
+    if let Some(ms) = std::env::var("GI_DEBUG_REBUILD_DELAY_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+    {
+        log::warn!("GI_DEBUG_REBUILD_DELAY_MS holds a rebuild {ms} ms");
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+}
+
+/// One attempt of `rebuild_book`: false when this node's own sync swapped in another book
+/// while the store was read (nothing is replaced then).
+fn rebuild_book_once(
+    core: &Core,
+    account: &str,
+    source: Source,
+    marks: &mut Marks,
+) -> Result<bool> {
     let key = (account.to_owned(), source);
     marks.remove(&key);
-    // Which book the index has before the store is read: should this node's own sync swap in
-    // another meanwhile, that one is at least as new as what the read saw, and stands. (This
-    // node does not hear its own contacts' notices, so nothing would set it right again.)
     let before = core.index.book(account, source).map(|book| book.identity());
+    #[cfg(debug_assertions)]
+    debug_rebuild_delay();
     let (loaded, group_names, seq) = core.store.book(account, source)?;
     let book = (!loaded.contacts.is_empty()).then(|| {
         AccountBook::new(AccountIndex::build_stored(
@@ -298,17 +346,13 @@ fn rebuild_book(core: &Core, account: &str, source: Source, marks: &mut Marks) -
     // erase it from memory: a disable on this node after the read must not be undone.
     let accounts = core.accounts.read();
     if !accounts.contains_key(account) {
-        return Ok(());
+        return Ok(true);
     }
     if !core
         .index
         .replace_book_if(account, source, before.as_ref(), book)
     {
-        log::debug!(
-            "account {account}: this node synced its {} while it was read from the store; this node's copy stands",
-            source.noun()
-        );
-        return Ok(());
+        return Ok(false);
     }
     log::debug!(
         "account {account}: its {} reloaded from the store in full ({} contacts)",
@@ -324,7 +368,7 @@ fn rebuild_book(core: &Core, account: &str, source: Source, marks: &mut Marks) -
             },
         );
     }
-    Ok(())
+    Ok(true)
 }
 
 /// `contact_groups` filters the contacts source only: the others have no groups.
