@@ -966,6 +966,8 @@ impl Store for PgStore {
                 return Ok(false);
             };
             tx.commit()?;
+            #[cfg(debug_assertions)]
+            debug_lose_commit_reply(account)?;
             after_commit(&PgRead(RefCell::new(conn)), &committed)?;
             Ok(true)
         })
@@ -1350,6 +1352,23 @@ impl<C: GenericClient> StoreRead for PgRead<'_, C> {
 }
 
 /// A claim's advisory lock key: the account and job, hashed into the 64 bits PostgreSQL takes.
+/// Debug builds only: lets a test lose the reply to a sync's COMMIT (the connection breaking
+/// just then) for the account named by GI_DEBUG_LOSE_COMMIT_REPLY, at its second sync's
+/// commit (the first gives it a book to fall behind): committed, yet an error to the caller.
+/// Release builds have no hook.
+#[cfg(debug_assertions)]
+fn debug_lose_commit_reply(account: &str) -> Result<()> {
+    static COMMITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    if std::env::var("GI_DEBUG_LOSE_COMMIT_REPLY").is_ok_and(|a| a == account)
+        && COMMITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 1
+    {
+        return Err(Error::storage(
+            "the reply to COMMIT was lost (GI_DEBUG_LOSE_COMMIT_REPLY)",
+        ));
+    }
+    Ok(())
+}
+
 fn claim_key(account: &str, job: &str) -> i64 {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(format!("google-integration claim {job} {account}"));

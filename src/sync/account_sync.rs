@@ -360,7 +360,7 @@ impl SourceSync<'_, '_> {
         let started = Instant::now();
         let mut landed = None;
         let now = unix_now();
-        core.store.commit_sync(
+        let committed = core.store.commit_sync(
             account,
             self.session.connection_id,
             &landing,
@@ -433,7 +433,17 @@ impl SourceSync<'_, '_> {
                 landed = Some((counts, how, [written, started.elapsed()]));
                 Ok(())
             },
-        )?;
+        );
+        if committed.is_err() && landed.is_none() {
+            // The store may have committed all the same (PostgreSQL: the reply to COMMIT lost
+            // with the connection), with the next sync token, while the book in memory did
+            // not follow: the next sync, incremental from that token, must rebuild it from the
+            // store, not patch it. (A node hears no notice of its own syncs.)
+            if let Some(book) = core.index.book(account, source) {
+                book.mark_rebuild_due();
+            }
+        }
+        committed?;
         let Some(((contacts, numbers), landed, [written, indexed])) = landed else {
             return Err(SyncFailure::Abandoned);
         };
