@@ -39,8 +39,10 @@ pub(super) fn follow(shared: &Shared, changes: &Receiver<Change>) {
                 Err(RecvTimeoutError::Disconnected) => return,
             },
         };
+        // Debug builds only: lets a test hold each change back a while, as a follower busy
+        // with a large book would, so that changes made meanwhile are read together.
         #[cfg(debug_assertions)]
-        debug_follow_delay();
+        debug_delay("GI_DEBUG_FOLLOW_DELAY_MS");
         let started = Instant::now();
         match apply(shared, &change, &mut marks) {
             Ok(()) => log::debug!(
@@ -55,15 +57,12 @@ pub(super) fn follow(shared: &Shared, changes: &Receiver<Change>) {
     }
 }
 
-/// Debug builds only: lets a test hold each change back a while, as a follower busy with a
-/// large book would, so that changes made meanwhile are read together. Release builds have no
-/// hook.
+/// Debug builds only: sleeps as many milliseconds as the environment variable `var` says, for
+/// a test that needs the follower held at that point. Release builds have no hook.
 #[cfg(debug_assertions)]
-fn debug_follow_delay() {
-    if let Some(ms) = std::env::var("GI_DEBUG_FOLLOW_DELAY_MS")
-        .ok()
-        .and_then(|ms| ms.parse().ok())
-    {
+fn debug_delay(var: &str) {
+    if let Some(ms) = std::env::var(var).ok().and_then(|ms| ms.parse().ok()) {
+        log::warn!("{var} holds the follower {ms} ms");
         std::thread::sleep(Duration::from_millis(ms));
     }
 }
@@ -304,20 +303,6 @@ fn rebuild_book(core: &Core, account: &str, source: Source, marks: &mut Marks) -
     Ok(())
 }
 
-/// Debug builds only: lets a test hold a rebuild between noting the book it replaces and
-/// reading the store, so that this node's own sync lands meanwhile. Release builds have no
-/// hook.
-#[cfg(debug_assertions)]
-fn debug_rebuild_delay() {
-    if let Some(ms) = std::env::var("GI_DEBUG_REBUILD_DELAY_MS")
-        .ok()
-        .and_then(|ms| ms.parse().ok())
-    {
-        log::warn!("GI_DEBUG_REBUILD_DELAY_MS holds a rebuild {ms} ms");
-        std::thread::sleep(Duration::from_millis(ms));
-    }
-}
-
 /// One attempt of `rebuild_book`: false when this node's own sync swapped in another book
 /// while the store was read (nothing is replaced then).
 fn rebuild_book_once(
@@ -329,8 +314,10 @@ fn rebuild_book_once(
     let key = (account.to_owned(), source);
     marks.remove(&key);
     let before = core.index.book(account, source).map(|book| book.identity());
+    // Debug builds only: lets a test hold a rebuild between noting the book it replaces and
+    // reading the store, so that this node's own sync lands meanwhile.
     #[cfg(debug_assertions)]
-    debug_rebuild_delay();
+    debug_delay("GI_DEBUG_REBUILD_DELAY_MS");
     let (loaded, group_names, seq) = core.store.book(account, source)?;
     let book = (!loaded.contacts.is_empty()).then(|| {
         AccountBook::new(AccountIndex::build_stored(
