@@ -22,6 +22,7 @@
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::net::{SocketAddr, TcpListener};
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use host_sim::fake_google::{parse_rfc3339_ms, rfc3339_utc, Endpoint, FakeGoogle, Fault};
@@ -107,7 +108,16 @@ impl Listener {
                             return;
                         }
                         match self.server.recv_timeout(Duration::from_millis(200)) {
-                            Ok(Some(rq)) => app.handle(rq, self.addr),
+                            Ok(Some(rq)) => {
+                                // A bug in one request's handling must not take this worker
+                                // with it: four such requests would leave no one to answer.
+                                let handled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                                    app.handle(rq, self.addr)
+                                }));
+                                if handled.is_err() {
+                                    eprintln!("web: a request's handling panicked; its connection is closed");
+                                }
+                            }
                             Ok(None) => {}
                             Err(e) => {
                                 eprintln!("web: {e}");
@@ -214,8 +224,14 @@ impl<'a> App<'a> {
             let method = rq.method().clone();
             let url = rq.url().to_string();
             let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
-            if method == Method::Post {
+            if holds_nul(query) {
+                // No account, number or query holds one, and a C string cannot carry it.
+                Reply::error(400, "a query parameter holds a NUL byte (%00)")
+            } else if method == Method::Post {
                 match read_json(&mut rq) {
+                    Ok(body) if holds_nul_json(&body) => {
+                        Reply::error(400, "a value of the request holds a NUL byte (\\u0000)")
+                    }
                     Ok(body) => self.post(path, &body),
                     Err(reply) => reply,
                 }
@@ -768,6 +784,23 @@ fn read_json(rq: &mut Request) -> Result<Value, Reply> {
         return Ok(json!({}));
     }
     serde_json::from_str(&body).map_err(|e| Reply::error(400, format!("the body is not JSON: {e}")))
+}
+
+/// Whether a decoded parameter of `query` holds a NUL byte.
+fn holds_nul(query: &str) -> bool {
+    url::form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k.contains('\0') || v.contains('\0'))
+}
+
+/// Whether a string anywhere in a JSON value holds a NUL byte.
+fn holds_nul_json(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul_json),
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| k.contains('\0') || holds_nul_json(v)),
+        _ => false,
+    }
 }
 
 fn query_param(query: &str, name: &str) -> Option<String> {

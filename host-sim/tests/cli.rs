@@ -601,3 +601,61 @@ fn cluster_shows_a_connect_on_one_node_answering_on_the_other_and_the_takeover()
     );
     assert!(!stdout.contains(host_sim::pg::PASSWORD) && !stderr.contains(host_sim::pg::PASSWORD));
 }
+
+/// `host-sim serve` survives hostile requests: a NUL byte in a parameter (which a C string
+/// cannot carry) is refused with a 400, and not one of the page's four workers dies of it.
+/// Four such requests used to leave no one to answer, from any web page's image tags.
+#[test]
+fn serve_answers_a_nul_in_a_parameter_with_400_and_keeps_answering() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path().join("data"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start host-sim serve");
+    let stdout = child.stdout.take().unwrap();
+    let url = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.strip_prefix("Google Integration page: ")
+                .map(|u| u.trim().to_owned())
+        })
+        .expect("serve printed its URL");
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let get = |path: &str| -> String {
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut reply = String::new();
+        let _ = stream.read_to_string(&mut reply);
+        reply
+    };
+    for _ in 0..6 {
+        let reply = get("/api/status?account=%00");
+        assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+        assert!(reply.contains("NUL"), "{reply}");
+    }
+    let reply = get("/api/status?account=example.com");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        reply.starts_with("HTTP/1.1 200"),
+        "still answering: {reply}"
+    );
+}
