@@ -130,17 +130,19 @@ fn an_incremental_sync_applies_changes_and_deletions_only() {
 /// in full once, then incrementally again.
 #[test]
 fn a_sync_token_earned_asking_for_other_fields_is_not_sent_and_the_source_syncs_in_full_once() {
+    // An account of its own: other tests of this binary wait for log lines naming theirs.
+    const FIELDS_ACCOUNT: &str = "fields.example/40";
     let h = Harness::new();
     h.fake.set_contacts(ALICE, people("Fields", 3));
     let plugin = h.open();
-    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    h.connect_and_sync(&plugin, FIELDS_ACCOUNT, ALICE);
     drop(plugin);
     // As an upgrade from 0.1 leaves the store: the token kept, what it was asked with unknown.
     store_query(&h, "UPDATE sources SET sync_asked = NULL");
     let plugin = h.open();
     let before = people_requests(&h).len();
-    plugin.sync_now(ACCOUNT).unwrap();
-    let status = wait_for_people_requests(&h, &plugin, ACCOUNT, before, 1);
+    plugin.sync_now(FIELDS_ACCOUNT).unwrap();
+    let status = wait_for_people_requests(&h, &plugin, FIELDS_ACCOUNT, before, 1);
     assert_eq!(
         people_requests(&h)[before].query_param("syncToken"),
         None,
@@ -150,8 +152,8 @@ fn a_sync_token_earned_asking_for_other_fields_is_not_sent_and_the_source_syncs_
     assert_eq!(status["contacts"], 3, "{status}");
 
     let before = people_requests(&h).len();
-    plugin.sync_now(ACCOUNT).unwrap();
-    wait_for_people_requests(&h, &plugin, ACCOUNT, before, 1);
+    plugin.sync_now(FIELDS_ACCOUNT).unwrap();
+    wait_for_people_requests(&h, &plugin, FIELDS_ACCOUNT, before, 1);
     assert!(
         people_requests(&h)[before]
             .query_param("syncToken")
