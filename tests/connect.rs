@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use host_sim::fake_google::{Client, Endpoint, Fault};
+use host_sim::fake_google::{Client, Endpoint, Fault, Person};
 use host_sim::plugin::{GiResult, GiStatus, Plugin};
 
 const ACCOUNT: &str = "example.com/40";
@@ -343,10 +343,7 @@ fn a_disable_racing_a_connect_erases_only_the_connection_it_meant() {
     let h = Harness::new();
     h.fake.set_contacts(
         BOB,
-        vec![
-            host_sim::fake_google::Person::new("people/b1", "Bob", "Contact")
-                .with_phone("+1 212 555 0177", "work"),
-        ],
+        vec![Person::new("people/b1", "Bob", "Contact").with_phone("+1 212 555 0177", "work")],
     );
     let plugin = h.open();
     h.connect_and_sync(&plugin, ACCOUNT, ALICE);
@@ -420,10 +417,7 @@ fn disabling_an_account_the_store_no_longer_has_erases_it_from_memory() {
     let h = Harness::new();
     h.fake.set_contacts(
         ALICE,
-        vec![
-            host_sim::fake_google::Person::new("people/c1", "Ada", "Lovelace")
-                .with_phone("+1 212 555 0100", "mobile"),
-        ],
+        vec![Person::new("people/c1", "Ada", "Lovelace").with_phone("+1 212 555 0100", "mobile")],
     );
     let plugin = h.open();
     const GONE: &str = "gone.example/40";
@@ -682,10 +676,7 @@ fn accounts_are_canonical_in_their_domain_part_and_bidi_controls_are_refused() {
     let h = Harness::new();
     h.fake.set_contacts(
         ALICE,
-        vec![
-            host_sim::fake_google::Person::new("people/c1", "Ada", "Lovelace")
-                .with_phone("+1 212 555 0100", "mobile"),
-        ],
+        vec![Person::new("people/c1", "Ada", "Lovelace").with_phone("+1 212 555 0100", "mobile")],
     );
     let plugin = h.open();
     let connected = h.connect(&plugin, "Example.COM./40", ALICE);

@@ -1493,15 +1493,7 @@ mod tests {
     fn a_source_no_connection_landed_has_nothing_older_to_forget() {
         let dir = tempfile::tempdir().unwrap();
         let store = open_store(dir.path()).unwrap();
-        let tokens = Tokens {
-            refresh_token: "r".into(),
-            access_token: None,
-            access_expires_at: None,
-        };
-        let id = store
-            .connect_account("example.com", &tokens, &[], 1)
-            .unwrap()
-            .connection_id;
+        let id = connect(&store, "example.com", 1);
         store
             .set_source_error("example.com", id, Source::Directory, Some("not Workspace"))
             .unwrap();
@@ -1628,15 +1620,23 @@ mod tests {
     /// current one's.
     fn reconnected(dir: &Path, account: &str) -> (SqliteStore, i64, i64) {
         let store = open_store(dir).unwrap();
+        let old = connect(&store, account, 1);
+        let new = connect(&store, account, 2);
+        assert_ne!(old, new);
+        (store, old, new)
+    }
+
+    /// Connects `account` (a refresh token only) at `now`; returns the connection's id.
+    fn connect(store: &SqliteStore, account: &str, now: i64) -> i64 {
         let tokens = Tokens {
             refresh_token: "r".into(),
             access_token: None,
             access_expires_at: None,
         };
-        let old = store.connect_account(account, &tokens, &[], 1).unwrap();
-        let new = store.connect_account(account, &tokens, &[], 2).unwrap();
-        assert_ne!(old.connection_id, new.connection_id);
-        (store, old.connection_id, new.connection_id)
+        store
+            .connect_account(account, &tokens, &[], now)
+            .unwrap()
+            .connection_id
     }
 
     #[test]
