@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::*;
 use host_sim::fake_google::{Endpoint, Fault, Person};
-use host_sim::plugin::{GiSearchMode, GiStatus};
+use host_sim::plugin::{GiSearchMode, GiStatus, Plugin};
+use serde_json::json;
 
 const ACCOUNT: &str = "example.com";
 
@@ -159,6 +160,82 @@ fn a_sync_token_earned_asking_for_other_fields_is_not_sent_and_the_source_syncs_
             .query_param("syncToken")
             .is_some(),
         "incremental again"
+    );
+}
+
+/// A number Google gave no `canonicalForm` is read in the account's region when it is synced,
+/// and only its reading is stored. After the administrator corrects the region, an
+/// incremental sync brings only changed people: the others would keep the old country's
+/// reading for good, answering that country's calls and not the ones they make. The region is
+/// kept with the sync token, and a change of it syncs the source in full once.
+#[test]
+fn a_changed_region_reads_every_stored_number_again_with_one_full_sync() {
+    // An account of its own: other tests of this binary wait for log lines naming theirs.
+    const REGION_ACCOUNT: &str = "region.example/40";
+    let h = Harness::new();
+    h.fake.set_contacts(
+        ALICE,
+        vec![Person::new("people/c1", "Sherlock", "Holmes").with_phone("2079460958", "home")],
+    );
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, REGION_ACCOUNT, ALICE);
+    let name_of = |plugin: &Plugin<'_>, number: &str| {
+        plugin
+            .lookup(REGION_ACCOUNT, number)
+            .unwrap()
+            .map(|c| c.name)
+    };
+    // Read in the US (the configuration's mistake), 2079460958 is a number in Maine.
+    assert_eq!(
+        name_of(&plugin, "+12079460958").as_deref(),
+        Some("Sherlock Holmes")
+    );
+    assert_eq!(name_of(&plugin, "+442079460958"), None);
+    drop(plugin);
+
+    let mut config = h.config();
+    config["default_region"] = json!("GB");
+    let plugin = h.open_with(&config);
+    let before = people_requests(&h).len();
+    plugin.sync_now(REGION_ACCOUNT).unwrap();
+    let status = wait_for_people_requests(&h, &plugin, REGION_ACCOUNT, before, 1);
+    assert_eq!(
+        people_requests(&h)[before].query_param("syncToken"),
+        None,
+        "a full sync after the region changed"
+    );
+    assert_eq!(status["last_error"], serde_json::Value::Null, "{status}");
+    assert_eq!(
+        name_of(&plugin, "+442079460958").as_deref(),
+        Some("Sherlock Holmes"),
+        "read in GB now"
+    );
+    assert_eq!(
+        name_of(&plugin, "020 7946 0958").as_deref(),
+        Some("Sherlock Holmes")
+    );
+    assert_eq!(
+        name_of(&plugin, "+12079460958"),
+        None,
+        "Maine is not London"
+    );
+
+    // The same region again: incremental, as before.
+    let before = people_requests(&h).len();
+    plugin.sync_now(REGION_ACCOUNT).unwrap();
+    wait_for_people_requests(&h, &plugin, REGION_ACCOUNT, before, 1);
+    assert!(
+        people_requests(&h)[before]
+            .query_param("syncToken")
+            .is_some(),
+        "incremental again"
+    );
+    drop(plugin);
+    // And after a restart with it: still read in GB, from the store.
+    let plugin = h.open_with(&config);
+    assert_eq!(
+        name_of(&plugin, "+442079460958").as_deref(),
+        Some("Sherlock Holmes")
     );
 }
 

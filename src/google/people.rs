@@ -26,20 +26,35 @@ pub const DIRECTORY_SOURCES: [&str; 2] = [
     "DIRECTORY_SOURCE_TYPE_DOMAIN_PROFILE",
     "DIRECTORY_SOURCE_TYPE_DOMAIN_CONTACT",
 ];
-/// What a sync of `source` asks Google for besides paging: the fields (and the directory's
-/// halves). Google serves a sync token only to the request that earned it ("all other request
-/// parameters must match the first call"), and people that did not change since keep what
-/// they were fetched with; so a token earned asking for other fields (an older release's:
-/// 0.1 asked for no memberships or email addresses) is not used, and the source syncs in full.
-pub fn asked_of(source: Source) -> String {
-    match source {
+/// What a sync of `source` asks Google for besides paging (the fields, and the directory's
+/// halves), and the region its numbers without Google's `canonicalForm` are read in: the two
+/// things a stored sync token's contacts depend on. Google serves a sync token only to the
+/// request that earned it ("all other request parameters must match the first call"), and
+/// people that did not change since keep what they were fetched with; so a token earned
+/// asking for other fields (an older release's: 0.1 asked for no memberships or email
+/// addresses) is not used, and the source syncs in full. So too after the region changes
+/// (`default_region`, a domain's `region`): the stored numbers were read in the old one,
+/// and an incremental sync would keep them so for good, the contacts that did not change
+/// answering to the wrong country's calls.
+pub fn asked_of(source: Source, region: &RegionRules) -> String {
+    let request = match source {
         Source::Contacts => format!("personFields={PERSON_FIELDS}"),
         Source::OtherContacts => format!("readMask={OTHER_CONTACTS_MASK}"),
         Source::Directory => format!(
             "readMask={DIRECTORY_MASK}&sources={}",
             DIRECTORY_SOURCES.join(",")
         ),
-    }
+    };
+    format!("{request}{REGION_MARK}{}", region.region())
+}
+
+/// Where `asked_of` names the region.
+const REGION_MARK: &str = "&region=";
+
+/// The region a stored `asked_of` read numbers in: None for one that names none (stored
+/// before the region was part of it).
+pub fn region_of_asked(asked: &str) -> Option<&str> {
+    asked.rsplit_once(REGION_MARK).map(|(_, region)| region)
 }
 
 /// The largest page the API serves.

@@ -208,17 +208,27 @@ impl SourceSync<'_, '_> {
             self.session.connection_id,
             self.source,
         )?;
-        let asked = people::asked_of(self.source);
+        let region = &self.session.settings.region;
+        let asked = people::asked_of(self.source, region);
         let stored_token = stored_token.filter(|stored| {
-            let same = stored.asked.as_deref() == Some(asked.as_str());
-            if !same {
-                log::info!(
+            let Some(stored_asked) = stored.asked.as_deref().filter(|&a| a != asked) else {
+                return stored.asked.is_some();
+            };
+            match people::region_of_asked(stored_asked).filter(|&r| r != region.region()) {
+                Some(before) => log::info!(
+                    "account {}: the numbers of {} were read in region {before}, and the configuration now says {}; running one full sync of them, so that every number is read in {}",
+                    self.session.account,
+                    self.source.noun(),
+                    region.region(),
+                    region.region()
+                ),
+                None => log::info!(
                     "account {}: the last sync of {} asked Google for other fields than this release does; running one full sync of them, so that every contact has all it needs",
                     self.session.account,
                     self.source.noun()
-                );
+                ),
             }
-            same
+            false
         });
         if let Some(StoredSyncToken { token, .. }) = stored_token {
             match self.fetch_all(Some(&token)) {
@@ -332,7 +342,7 @@ impl SourceSync<'_, '_> {
         let core = &self.session.shared.core;
         let account = self.session.account;
         let source = self.source;
-        let asked = people::asked_of(source);
+        let asked = people::asked_of(source, &self.session.settings.region);
         let landing = Landing {
             source,
             replace_all: full,
