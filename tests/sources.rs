@@ -800,6 +800,58 @@ fn a_reconnect_that_cannot_sync_a_source_erases_what_the_previous_connection_syn
     }
 }
 
+/// The other side of the test above: a reconnect (the documented way out of `invalid_grant`,
+/// which a consent screen in Testing brings every 7 days) whose first sync of a source fails
+/// for a while (Google's 5xx, a malformed reply) must not erase that source's contacts: the
+/// grant can read them, and a failed sync changes nothing. They erased every colleague's
+/// number until the next good sync, up to an interval later.
+#[test]
+fn a_reconnect_whose_source_fails_for_a_while_keeps_that_sources_contacts() {
+    let (h, plugin) = connected_with_all_sources();
+    h.fake
+        .set_sticky_fault(Src::Directory.endpoint(), Some(Fault::Status(503)));
+    h.fake
+        .set_sticky_fault(Src::Other.endpoint(), Some(Fault::WrongType));
+    let url = plugin.auth_url(ACCOUNT).expect("gi_auth_url");
+    let query = h.fake.approve(&url, ALICE).expect("consent");
+    plugin.complete(&query).expect("gi_complete");
+    let mut status = Value::Null;
+    assert!(
+        wait_until(PATIENCE, || {
+            status = plugin.status_value(ACCOUNT);
+            status["status"] == "issue" && status["syncing"] == false
+        }),
+        "the new connection's sync of two sources fails: {status}"
+    );
+    for src in [Src::Directory, Src::Other] {
+        assert!(
+            status["sources"][src.name()]["last_error"].is_string(),
+            "{status}"
+        );
+        assert_eq!(status["sources"][src.name()]["contacts"], 5, "{status}");
+    }
+    assert_landed(&plugin, "A", 5);
+    drop(plugin);
+    for src in [Src::Directory, Src::Other] {
+        let kept = store_number(
+            &h,
+            &format!(
+                "SELECT count(*) FROM contacts WHERE source = '{}'",
+                src.name()
+            ),
+        );
+        assert_eq!(kept, 5, "{src:?}: kept in the store");
+    }
+    // Google back: the next sync lands every source under the new connection.
+    h.fake.set_sticky_fault(Src::Directory.endpoint(), None);
+    h.fake.set_sticky_fault(Src::Other.endpoint(), None);
+    let plugin = h.open_with(&all_sources(&h));
+    assert_landed(&plugin, "A", 5);
+    let status = sync_now_and_wait(&h, &plugin);
+    assert_eq!(status["status"], "connected", "{status}");
+    assert_landed(&plugin, "A", 5);
+}
+
 #[test]
 fn gi_open_refuses_an_unknown_or_empty_list_of_sources_naming_the_field() {
     let h = Harness::new();

@@ -81,17 +81,20 @@ fn record_outcome(
     let mut latest_landing: Option<i64> = None;
     let mut deferred: Option<SyncEnd> = None;
     for (source, result) in results {
-        let problem = match result {
+        // Whether the failure says this connection cannot read the source at all.
+        let (problem, unreadable) = match result {
             Ok(synced) => {
                 latest_landing = latest_landing.max(Some(synced.at));
                 core.source_synced(account, connection_id, source, synced.at);
                 continue;
             }
-            Err(SyncFailure::Issue(reason) | SyncFailure::NotGranted(reason)) => reason,
-            Err(SyncFailure::ExpiredSyncToken) => {
+            Err(SyncFailure::Issue(reason)) => (reason, false),
+            Err(SyncFailure::NotGranted(reason) | SyncFailure::Denied(reason)) => (reason, true),
+            Err(SyncFailure::ExpiredSyncToken) => (
                 "Google expired the sync token again during a full sync; press Sync now to retry"
-                    .into()
-            }
+                    .into(),
+                false,
+            ),
             Err(SyncFailure::Abandoned) => {
                 log::debug!("account {account}: sync abandoned (closing, disabled or reconnected)");
                 return SyncEnd::Done;
@@ -110,8 +113,13 @@ fn record_outcome(
             }
         };
         // One source failing leaves the others current: its own last error, and the account
-        // yellow with the reason (the source named when it is not the contacts).
-        if source != Source::Contacts {
+        // yellow with the reason (the source named when it is not the contacts). A source
+        // the connection cannot read (its scope not granted, the directory of an account
+        // outside Workspace) no longer shows what an older connection, perhaps another
+        // Google user, fetched of it; one failing for now (5xx, a broken reply) keeps its
+        // contacts, as any failed sync does: a reconnect, the way out of `invalid_grant`,
+        // is no reason to erase a grant's colleagues while Google has a bad hour.
+        if unreadable && source != Source::Contacts {
             core.forget_older_source(account, connection_id, source);
         }
         core.source_failed(account, connection_id, source, &problem);
@@ -164,7 +172,7 @@ fn sync_source(
         .get(account)
         .is_none_or(|s| s.scopes.is_empty() || s.scopes.iter().any(|s| s == scope));
     if !granted {
-        return Err(SyncFailure::Issue(
+        return Err(SyncFailure::NotGranted(
             people::api_of(source).scope_fix().to_owned(),
         ));
     }

@@ -44,7 +44,7 @@ pub(super) fn run_presence(shared: &Shared, account: &str) -> SyncEnd {
                 started.elapsed().as_millis()
             );
         }
-        Err(SyncFailure::Issue(reason)) => {
+        Err(SyncFailure::Issue(reason) | SyncFailure::Denied(reason)) => {
             core.record_presence_issue(account, connection_id, &reason)
         }
         // A grant cut down at Google after a good answer: presence is unknown at once, as

@@ -37,6 +37,10 @@ pub(super) enum SyncFailure {
     /// Google says the grant does not cover the API (yellow !, the reason says to grant
     /// it): what was fetched under it is no longer the account's to tell.
     NotGranted(String),
+    /// Google refuses this connection the API for good (403: the API disabled, the user
+    /// denied; the directory asked by an account outside Workspace): an administrator must
+    /// act (yellow !), and what an older connection fetched is not this one's to show.
+    Denied(String),
     /// The sync token expired: the caller runs one full sync instead.
     ExpiredSyncToken,
     /// The plugin is closing, or the account was disabled or reconnected meanwhile.
@@ -213,6 +217,7 @@ impl<'a> Session<'a> {
             ApiError::NotGranted(reason) => {
                 SyncFailure::NotGranted(self.job.naming_its_api(reason))
             }
+            ApiError::Forbidden(reason) => SyncFailure::Denied(self.job.naming_its_api(reason)),
             other => SyncFailure::Issue(self.job.naming_its_api(other.message())),
         }
     }
