@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use host_sim::fake_google::{Endpoint, Fault, Person};
 use host_sim::plugin::{GiSearchMode, GiStatus, Plugin};
@@ -850,6 +852,53 @@ fn a_reconnect_whose_source_fails_for_a_while_keeps_that_sources_contacts() {
     let status = sync_now_and_wait(&h, &plugin);
     assert_eq!(status["status"], "connected", "{status}");
     assert_landed(&plugin, "A", 5);
+}
+
+/// The sources land one by one, and the account's status is summed up when they all ended.
+/// A landing turned the stored status green while another source was still failing: a
+/// restart then (or another node of a cluster, which reloads the account at every landing)
+/// showed the account green, the yellow ! and its reason gone while the fault persisted.
+#[test]
+fn a_source_landing_beside_a_failing_one_leaves_the_stored_status_yellow() {
+    let (h, plugin) = connected_with_all_sources();
+    h.fake
+        .set_sticky_fault(Src::Directory.endpoint(), Some(Fault::Status(500)));
+    let status = sync_now_and_wait(&h, &plugin);
+    assert_eq!(status["status"], "issue", "{status}");
+    // The next sync: the contacts land while the directory's reply is still on its way
+    // (long enough for this test to see them land and close; gi_close waits for the reply's
+    // headers, and then abandons it).
+    h.fake.set_sticky_fault(
+        Src::Directory.endpoint(),
+        Some(Fault::Delay(Duration::from_secs(10))),
+    );
+    Src::Contacts.upsert(&h, Src::Contacts.person(0, "B"));
+    plugin.sync_now(ACCOUNT).expect("gi_sync_now");
+    assert!(
+        wait_until(PATIENCE, || shown(
+            &plugin,
+            ACCOUNT,
+            &Src::Contacts.number(0)
+        )
+        .is_some_and(|(name, _)| name.starts_with('B'))),
+        "the contacts landed"
+    );
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_ISSUE);
+    // Closed before the directory answers (gi_close abandons the reply): what the store
+    // holds is what a restart shows.
+    drop(plugin);
+    h.fake.set_sticky_fault(Src::Directory.endpoint(), None);
+    let plugin = h.open_with(&all_sources(&h));
+    let status = plugin.status_value(ACCOUNT);
+    assert_eq!(status["status"], "issue", "{status}");
+    let reason = status["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("directory"), "{status}");
+    // And a sync in which every source lands turns it green.
+    let status = sync_now_and_wait(&h, &plugin);
+    assert_eq!(status["status"], "connected", "{status}");
+    drop(plugin);
+    let plugin = h.open_with(&all_sources(&h));
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_CONNECTED);
 }
 
 #[test]
