@@ -45,11 +45,32 @@ pub struct AccountState {
 /// How an account's contact source last synced, for the status.
 pub type SourceState = StoredSource;
 
+/// A source's failure as the account's reason words it: named, unless it is the contacts'.
+pub fn source_problem(source: Source, error: &str) -> String {
+    match source {
+        Source::Contacts => error.to_owned(),
+        other => format!("{}: {error}", other.noun()),
+    }
+}
+
 impl AccountState {
     /// Changes the state on this node's behalf, counting the change (see `revision`).
     pub fn update(&mut self, f: impl FnOnce(&mut AccountState)) {
         f(self);
         self.revision = self.revision.wrapping_add(1);
+    }
+
+    /// The sync's problem as its sources' last errors make it (see `source_problem`), in
+    /// lookup order; None when none failed.
+    pub fn sources_problem(&self) -> Option<String> {
+        let problems: Vec<String> = Source::ALL
+            .into_iter()
+            .filter_map(|source| {
+                let error = self.sources[source as usize].last_error.as_deref()?;
+                Some(source_problem(source, error))
+            })
+            .collect();
+        (!problems.is_empty()).then(|| problems.join("; "))
     }
 
     /// Why the account is yellow, if it is: the sync's problem, the calendar's, or both.

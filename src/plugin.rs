@@ -97,9 +97,9 @@ impl Plugin {
 
         // A source dropped from the configuration leaves nothing behind (and added back, it
         // starts with a full sync).
-        for (account, source) in
-            store.forget_sources(&|account| config.settings_for(account).sources.clone())?
-        {
+        let dropped =
+            store.forget_sources(&|account| config.settings_for(account).sources.clone())?;
+        for (account, source) in &dropped {
             log::info!(
                 "account {account}: {} are no longer among its sources; what was synced of them is erased",
                 source.noun()
@@ -113,6 +113,14 @@ impl Plugin {
         for (account, source, state) in store.source_states(None)? {
             if let Some(account) = accounts.get_mut(&account) {
                 account.sources[source as usize] = state;
+            }
+        }
+        // An account yellow because a source failed is yellow now only for the sources it
+        // keeps: removing `directory` is the fix the reason of an account outside Workspace
+        // names, and the reason must not go on asking for it until the next sync.
+        for (account, _) in &dropped {
+            if let Some(state) = accounts.get_mut(account) {
+                restate_issue(&*store, account, state);
             }
         }
         let presence = load_presence(&*store, &config, &mut accounts)?;
@@ -579,6 +587,40 @@ fn load_presence(
         }
     }
     Ok(book)
+}
+
+/// Words an account's sync problem anew from the sources it keeps (after some were dropped
+/// from the configuration), in memory and in the store; green when none of them failed.
+/// The account's problem is its sources' when it has one (a refused token fails every
+/// source); one with none (a run that panicked, a quota deferred past its retries) is
+/// cleared too, and comes back at the next sync if it persists.
+fn restate_issue(store: &dyn Store, account: &str, state: &mut AccountState) {
+    if state.issue.is_none() {
+        return;
+    }
+    let problem = state.sources_problem();
+    if problem == state.issue {
+        return;
+    }
+    match store.set_health(
+        account,
+        state.connection_id,
+        problem.as_deref(),
+        problem.as_deref(),
+    ) {
+        Ok(()) => {
+            log::info!(
+                "account {account}: {}",
+                match &problem {
+                    None => "no source it keeps failed its last sync: green again".to_owned(),
+                    Some(problem) => format!("yellow for the sources it keeps: {problem}"),
+                }
+            );
+            state.issue = problem.clone();
+            state.last_error = problem;
+        }
+        Err(e) => log::error!("account {account}: cannot store its status: {e}"),
+    }
 }
 
 /// Every stored account's index, built while the store is still being read: the store is

@@ -572,6 +572,54 @@ fn a_consumer_account_with_the_directory_configured_is_yellow_and_its_other_sour
     assert!(shown(&plugin, ACCOUNT, &Src::Other.number(0)).is_some());
 }
 
+/// The reason above names the fix: remove "directory" from the domain's sources. Done, and
+/// the PBX restarted, the account is green at once: it said "remove directory" until its
+/// next sync, up to an interval later, while `sources` no longer even listed it.
+#[test]
+fn removing_the_failing_source_from_the_configuration_turns_the_account_green_at_the_next_open() {
+    let h = Harness::new();
+    let carol = "carol@gmail.com";
+    h.fake.add_user(carol, "Carol Consumer");
+    h.fake
+        .set_contacts(carol, vec![Src::Contacts.person(0, "A")]);
+    let plugin = h.open_with(&all_sources(&h));
+    h.connect(&plugin, ACCOUNT, carol);
+    let status = wait_for_sync(&plugin, ACCOUNT, 1);
+    assert_eq!(status["status"], "issue", "{status}");
+    drop(plugin);
+
+    // Still failing elsewhere: yellow, for what still fails only.
+    h.fake
+        .set_sticky_fault(Src::Other.endpoint(), Some(Fault::Status(500)));
+    let plugin = h.open_with(&all_sources(&h));
+    let status = sync_and_wait_for(&h, &plugin, Src::Other, 1);
+    assert_eq!(status["status"], "issue", "{status}");
+    drop(plugin);
+    let mut config = h.config();
+    config["sources"] = json!(["contacts", "other_contacts"]);
+    let plugin = h.open_with(&config);
+    let status = plugin.status_value(ACCOUNT);
+    assert_eq!(status["status"], "issue", "{status}");
+    let reason = status["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("the other contacts:") && !reason.contains("directory"),
+        "{status}"
+    );
+    drop(plugin);
+
+    config["sources"] = json!(["contacts"]);
+    let plugin = h.open_with(&config);
+    let status = plugin.status_value(ACCOUNT);
+    assert_eq!(status["status"], "connected", "{status}");
+    assert_eq!(status["reason"], Value::Null, "{status}");
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_CONNECTED);
+    drop(plugin);
+    // Stored so: the next open says the same.
+    let plugin = h.open_with(&config);
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_CONNECTED);
+    assert!(shown(&plugin, ACCOUNT, &Src::Contacts.number(0)).is_some());
+}
+
 #[test]
 fn a_source_scope_unticked_at_consent_is_yellow_saying_get_auth_code_and_google_is_not_asked() {
     for (src, scope, words) in [

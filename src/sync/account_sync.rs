@@ -12,7 +12,7 @@ use super::{Job, Shared};
 use crate::book::contact::{Contact, Source};
 use crate::book::numbers::{AccountIndex, GroupNames};
 use crate::book::patch::Change as IndexChange;
-use crate::core::{unix_now, Core};
+use crate::core::{source_problem, unix_now, Core};
 use crate::google::oauth;
 use crate::google::people::{self, Change};
 use crate::store::{Landing, StoredSyncToken};
@@ -123,10 +123,7 @@ fn record_outcome(
             core.forget_older_source(account, connection_id, source);
         }
         core.source_failed(account, connection_id, source, &problem);
-        let problem = match source {
-            Source::Contacts => problem,
-            other => format!("{}: {problem}", other.noun()),
-        };
+        let problem = source_problem(source, &problem);
         if !problems.contains(&problem) {
             problems.push(problem);
         }
