@@ -239,6 +239,42 @@ fn a_changed_region_reads_every_stored_number_again_with_one_full_sync() {
     );
 }
 
+/// A NUL in any text Google sends (JSON's `\u0000`: a hostile or broken reply). PostgreSQL's
+/// text refuses it, so every commit of the account's sync failed, each time; SQLite kept it,
+/// and the PBX's C strings ended there ("Ann" for "Ann\0a Lee"). It is read as U+FFFD.
+#[test]
+fn a_nul_in_the_text_google_sends_is_read_as_a_replacement_character() {
+    // An account of its own: other tests of this binary wait for log lines naming theirs.
+    const NUL_ACCOUNT: &str = "nul.example/40";
+    let h = Harness::new();
+    h.fake.set_contacts(
+        ALICE,
+        vec![
+            Person::new("people/c1", "Ann\u{0}a", "Lee")
+                .with_company("Acme\u{0}Corp")
+                .with_phone("+1 212 555 0111", "mo\u{0}bile")
+                .with_group("Cust\u{0}omers"),
+            Person::new("people/c2", "Bob", "Two").with_phone("+1 212 555 0122", "work"),
+        ],
+    );
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, NUL_ACCOUNT, ALICE);
+    let check = |plugin: &Plugin<'_>| {
+        let status = plugin.status_value(NUL_ACCOUNT);
+        assert_eq!(status["last_error"], serde_json::Value::Null, "{status}");
+        assert_eq!(status["contacts"], 2, "{status}");
+        let caller = plugin.lookup(NUL_ACCOUNT, "+12125550111").unwrap().unwrap();
+        assert_eq!(caller.name, "Ann\u{fffd}a Lee");
+        assert_eq!(caller.company, "Acme\u{fffd}Corp");
+        assert_eq!(caller.label, "mo\u{fffd}bile");
+        assert_eq!(caller.groups, "Cust\u{fffd}omers");
+    };
+    check(&plugin);
+    drop(plugin);
+    let plugin = h.open();
+    check(&plugin);
+}
+
 #[test]
 fn an_incremental_sync_that_brings_nothing_writes_only_its_token_and_keeps_the_index() {
     capture_logs();

@@ -207,6 +207,22 @@ const RATE_LIMIT_REASONS: [&str; 3] = [
     "RATE_LIMIT_EXCEEDED",
 ];
 
+/// At most `max` characters of `text`, without control or bidirectional-text characters: for
+/// text from a reply or a redirect that a message quotes.
+pub(super) fn printable(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .filter(|c| {
+            !c.is_control() && !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        })
+        .take(max)
+        .collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
 fn classify_failure(api: Api, status: u16, body: &str, retry_after: Option<Duration>) -> ApiError {
     let parsed: GoogleErrorBody = serde_json::from_str(body).unwrap_or_default();
     let error = parsed.error;
@@ -218,10 +234,17 @@ fn classify_failure(api: Api, status: u16, body: &str, retry_after: Option<Durat
         .collect();
     // A 403 that says "slow down" (the Calendar API's usage limits): retried like a 429.
     let rate_limited = RATE_LIMIT_REASONS.iter().any(|r| reasons.contains(r));
+    // Google's own words go into the reason, the log and the store: from a hostile reply they
+    // could be 64 KiB long, or carry control characters (a NUL, which PostgreSQL's text
+    // refuses, or terminal escapes), so they are cut and cleaned.
     let google_says = if error.message.is_empty() {
         format!("HTTP {status}")
     } else {
-        format!("HTTP {status} {}: {}", error.status, error.message)
+        format!(
+            "HTTP {status} {}: {}",
+            printable(&error.status, 40),
+            printable(&error.message, 300)
+        )
     };
     let name = api.name();
     match status {
@@ -263,6 +286,17 @@ fn classify_failure(api: Api, status: u16, body: &str, retry_after: Option<Durat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn googles_words_in_a_failure_are_cut_and_cleaned() {
+        let message = format!("bad\u{0}\u{1b}[31m{}", "x".repeat(60_000));
+        let body = serde_json::json!({"error": {"code": 500, "message": message, "status": "INTERNAL\u{0}"}})
+            .to_string();
+        let error = classify_failure(Api::People, 500, &body, None).message();
+        assert!(!error.chars().any(|c| c.is_control()), "{error:?}");
+        assert!(error.len() < 1_000, "{} bytes", error.len());
+        assert!(error.contains("HTTP 500 INTERNAL: bad[31mxxx"), "{error}");
+    }
 
     #[test]
     fn an_expired_sync_token_is_recognised_by_its_reason() {

@@ -215,6 +215,7 @@ impl HttpClient {
             }
             body.extend_from_slice(&chunk[..read]);
         }
+        replace_nul_escapes(&mut body);
         Ok(Reply {
             status,
             headers,
@@ -255,6 +256,27 @@ impl HttpClient {
                     format!("the reply is not valid HTTP ({e})"),
                 )
             })
+        }
+    }
+}
+
+/// Replaces every JSON escape of U+0000 (`\u0000`) in a reply with one of U+FFFD, in place
+/// (both are six bytes). PostgreSQL's text refuses U+0000, so one such character in a name, a
+/// label or a token from Google failed every commit of the account's sync, each time; and a
+/// C string ends there, so the PBX showed a name cut short. Every reply is JSON (the People
+/// and Calendar APIs, the token endpoint), where a NUL can only come escaped: serde_json
+/// refuses a raw one. An escape is told from an escaped backslash followed by `u0000` text
+/// by the backslashes before it: an odd run escapes the `u`.
+fn replace_nul_escapes(body: &mut [u8]) {
+    let found: Vec<usize> = memchr::memmem::find_iter(body, b"\\u0000").collect();
+    for at in found {
+        let backslashes = body[..=at]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count();
+        if backslashes % 2 == 1 {
+            body[at + 1..at + 6].copy_from_slice(b"ufffd");
         }
     }
 }
@@ -332,6 +354,25 @@ mod tests {
     use super::*;
     use std::io::Write;
     use std::net::TcpListener;
+
+    #[test]
+    fn a_nul_escape_becomes_a_replacement_character_and_nothing_else_changes() {
+        for (reply, read) in [
+            (r#"{"n":"A\u0000B"}"#, "A\u{fffd}B"),
+            // An escaped backslash, then the text u0000: not a NUL.
+            (r#"{"n":"A\\u0000B"}"#, "A\\u0000B"),
+            // An escaped backslash, then a NUL.
+            (r#"{"n":"A\\\u0000B"}"#, "A\\\u{fffd}B"),
+            (r#"{"n":"\u0000\u0000"}"#, "\u{fffd}\u{fffd}"),
+            (r#"{"n":"\u00001"}"#, "\u{fffd}1"),
+            (r#"{"n":"\u0001"}"#, "\u{1}"),
+        ] {
+            let mut body = reply.as_bytes().to_vec();
+            replace_nul_escapes(&mut body);
+            let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(parsed["n"], read, "{reply}");
+        }
+    }
 
     #[test]
     fn urls_lose_their_query_in_error_text() {

@@ -9,6 +9,7 @@ use oauth2::{
     Scope, TokenResponse, TokenUrl,
 };
 
+use super::api::printable;
 use super::http::{HttpClient, HttpError};
 use crate::book::contact::Source;
 use crate::config::{DomainSettings, GoogleEndpoints};
@@ -321,21 +322,6 @@ fn token_error(
             first_line(&text)
         )),
     }
-}
-
-/// At most `max` characters of `text`, without control or bidirectional-text characters.
-fn printable(text: &str, max: usize) -> String {
-    let mut out: String = text
-        .chars()
-        .filter(|c| {
-            !c.is_control() && !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        })
-        .take(max)
-        .collect();
-    if text.chars().count() > max {
-        out.push('…');
-    }
-    out
 }
 
 fn first_line(text: &str) -> &str {
