@@ -381,13 +381,13 @@ impl PgUrl {
                 postgres::config::Host::Unix(path) => format!("{}:{port}", path.display()),
             })
             .collect();
-        // An unescaped "@" in the password splits the URL at the wrong place, and the rest of
-        // the password would be shown as the host.
-        if settings
-            .get_hosts()
-            .iter()
-            .any(|host| matches!(host, postgres::config::Host::Tcp(name) if name.contains('@')))
-        {
+        // An unescaped "@" in the password splits the URL at the wrong place (the first "@"
+        // ends the password), and the rest of the password would be shown as the host or,
+        // when a "/" follows in it, as the host and the database: `pbx:ab@cd/ef@db/pbx` is
+        // host "cd" and database "ef@db/pbx". A URL's user, password and database name carry
+        // an "@" percent-encoded, so more than one before the query is that mistake.
+        let before_query = url.split('?').next().unwrap_or_default();
+        if before_query.matches('@').count() > 1 {
             return Err(Error::config(
                 "configuration: store: the PostgreSQL URL has an \"@\" in the wrong place; percent-encode \"@\" in the user or password as %40",
             ));
@@ -710,5 +710,29 @@ mod tests {
         assert_eq!(url.to_string(), "gi@db:5433/pbx");
         let err = PgUrl::parse("postgresql://gi:secret@db/pbx?sslrootcert=ca.pem").unwrap_err();
         assert!(err.message().contains("absolute path"), "{}", err.message());
+    }
+
+    #[test]
+    fn an_unescaped_at_in_the_password_is_refused_without_showing_any_of_it() {
+        for url in [
+            "postgresql://pbx:ab@cd@db.example.com/pbx",
+            // The rest of the password would have been the host "cd" and the database
+            // "ef@db.example.com/pbx", shown in every error and log line naming the store.
+            "postgresql://pbx:ab@cd/ef@db.example.com/pbx",
+            "postgresql://pbx:ab@cd/ef@db.example.com/pbx?sslmode=require",
+        ] {
+            let err = PgUrl::parse(url).unwrap_err();
+            let message = err.message();
+            assert!(message.contains("%40"), "{url}: {message}");
+            assert!(
+                !message.contains("ab") && !message.contains("cd") && !message.contains("ef"),
+                "{url}: {message}"
+            );
+        }
+        // Encoded, it is the password's, and the URL parses.
+        let url = PgUrl::parse("postgresql://pbx:ab%40cd%2Fef@db.example.com/pbx").unwrap();
+        assert_eq!(url.to_string(), "pbx@db.example.com:5432/pbx");
+        // An "@" in the query (an option's value) is not the authority's.
+        PgUrl::parse("postgresql://pbx@db.example.com/pbx?application_name=a@b").unwrap();
     }
 }
