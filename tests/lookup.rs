@@ -324,6 +324,60 @@ fn a_domain_region_reads_national_numbers_and_the_unique_national_match() {
     );
 }
 
+/// "A match on its national number counts only when exactly one contact fits": over all the
+/// lookup sees, not book by book. The first book (own before domain, contacts before other
+/// contacts) with one answered, though another book held a second contact with that
+/// national number: a confident guess between countries, the very thing the rule refuses.
+#[test]
+fn the_national_match_needs_exactly_one_contact_over_every_source_and_the_domain() {
+    let h = Harness::new();
+    h.fake.set_contacts(
+        ALICE,
+        vec![Person::new("people/c1", "US", "Client").with_phone("+1 207 946 0958", "work")],
+    );
+    h.fake.set_other_contacts(
+        ALICE,
+        vec![
+            Person::new("otherContacts/c1", "London", "Office")
+                .with_phone("+44 20 7946 0958", "work"),
+            Person::new("otherContacts/c2", "New York", "Office")
+                .with_phone("+1 212 555 0142", "work"),
+        ],
+    );
+    h.fake.set_contacts(
+        BOB,
+        vec![Person::new("people/c9", "Bobs", "Londoner").with_phone("+44 20 7946 0958", "home")],
+    );
+    let mut config = h.config();
+    config["domains"] =
+        json!({"acme.de": {"region": "DE", "sources": ["contacts", "other_contacts"]}});
+    let plugin = h.open_with(&config);
+    h.connect_and_sync(&plugin, "acme.de", ALICE);
+    let name =
+        |account: &str, number: &str| plugin.lookup(account, number).unwrap().map(|c| c.name);
+    // Read in DE, 2079460958 is nobody's; nationally it is the US client's and the London
+    // office's: two contacts, in two sources.
+    assert_eq!(name("acme.de", "2079460958"), None);
+    // One contact, in the other contacts: it answers.
+    assert_eq!(
+        name("acme.de", "2125550142").as_deref(),
+        Some("New York Office")
+    );
+
+    // A user's own contact and its domain's: two as well.
+    h.connect_and_sync(&plugin, "acme.de/40", BOB);
+    assert_eq!(
+        name("acme.de/40", "+442079460958").as_deref(),
+        Some("Bobs Londoner"),
+        "exactly: the user's own first"
+    );
+    assert_eq!(name("acme.de/40", "2079460958"), None);
+    assert_eq!(
+        name("acme.de/40", "2125550142").as_deref(),
+        Some("New York Office")
+    );
+}
+
 #[test]
 fn long_fields_are_cut_at_a_character_boundary() {
     let h = Harness::new();

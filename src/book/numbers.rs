@@ -757,13 +757,23 @@ impl ContactIndex {
                 return Some(copy_out(found));
             }
         }
+        // "Exactly one contact fits" over all the lookup sees: one in the account's contacts
+        // and another in its directory, other contacts or its domain's are two, and the
+        // national number a guess between countries that is not made.
         if let Some(national) = number.national {
+            let mut only = None;
             for (name, source, book) in books() {
                 match book.national(national.0, name, source) {
-                    Err(()) => break, // several fit: no national match
-                    Ok(Some(found)) => return Some(copy_out(found)),
-                    Ok(None) => {}
+                    Ok(None) => continue,
+                    Ok(Some(found)) if only.is_none() => only = Some(found),
+                    Ok(Some(_)) | Err(()) => {
+                        only = None; // several fit: no national match
+                        break;
+                    }
                 }
+            }
+            if let Some(found) = only {
+                return Some(copy_out(found));
             }
         }
         // The digits read as E.164 without their '+', when no national reading matched.
