@@ -228,7 +228,8 @@ GiResult gi_lookup_contact(GiPlugin *plugin,
  * Skips `offset` rows, writes up to `cap` rows to `out`, the number written to `*count_out`
  * and the number that match in all to `*total_out` (both may be NULL; `out` may be NULL when
  * `cap` is 0, to count). Answers from memory, never waiting for a sync or the network.
- * `account` and `query` may be fields of the rows at `out`.
+ * `account` and `query` may be fields of the rows at `out`. A query longer than 256 bytes
+ * (white space around it aside) is GI_ERR_INVALID_ARGUMENT.
  */
 GiResult gi_search_contacts(GiPlugin *plugin,
                             const char *account,

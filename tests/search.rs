@@ -215,6 +215,34 @@ fn the_keypad_spells_the_start_of_a_name_or_company_word() {
     }
 }
 
+/// Each word of a query costs a pass over the contacts it starts, each digit word a look at
+/// every candidate row: a megabyte of "491 " held the caller's thread (and gi_close, which
+/// waits for it) for tens of seconds. A query is at most 256 bytes; past that the search is
+/// refused, saying so, and a word given twice is searched once.
+#[test]
+fn a_query_past_256_bytes_is_refused_saying_so() {
+    let h = Harness::new();
+    let plugin = connected(&h);
+    let account = "example.com/40";
+    for (query, mode) in [
+        ("491 ".repeat(250_000), TEXT),
+        ("a ".repeat(129), TEXT),
+        ("6".repeat(257), KEYPAD),
+    ] {
+        let err = plugin.search(account, &query, mode, 0, 10).unwrap_err();
+        assert_eq!(err.code, GiResult::GI_ERR_INVALID_ARGUMENT);
+        assert!(err.message.contains("at most 256"), "{}", err.message);
+    }
+    // At the limit, and with white space around it, it searches.
+    let at_limit = format!("  {}mül  ", "mül ".repeat(50));
+    assert_eq!(at_limit.trim().len(), 254);
+    assert_eq!(
+        names(&plugin, account, &at_limit, TEXT),
+        names(&plugin, account, "mül", TEXT)
+    );
+    assert!(!names(&plugin, account, "mül", TEXT).is_empty());
+}
+
 #[test]
 fn groups_show_on_lookups_and_rows_are_searched_and_follow_a_rename() {
     let h = Harness::new();

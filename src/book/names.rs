@@ -119,12 +119,24 @@ pub enum Query {
     Keypad(String),
 }
 
+/// The longest query searched, in bytes (white space around it aside). Each word costs a
+/// pass over the contacts it starts, and each digit word a look at every candidate row: a
+/// query of a megabyte held the caller's thread (and `gi_close`, which waits for it) for
+/// seconds to minutes. A search box needs far less; the words it matches are cut at 127 bytes.
+pub const MAX_QUERY_BYTES: usize = 256;
+
 impl Query {
     /// Reads a query as `gi_search_contacts` gets it. Keypad mode takes digits 2-9 only.
     pub fn parse(text: &str, keypad: bool) -> Result<Query, String> {
         let text = text.trim();
         if text.is_empty() {
             return Ok(Query::All);
+        }
+        if text.len() > MAX_QUERY_BYTES {
+            return Err(format!(
+                "the query is {} bytes long; a search takes at most {MAX_QUERY_BYTES} (a few words of a name, a company, a group or a number)",
+                text.len()
+            ));
         }
         if keypad {
             if let Some(bad) = text.chars().find(|c| !matches!(c, '2'..='9')) {
@@ -146,6 +158,11 @@ impl Query {
         if words.is_empty() && digits.is_empty() {
             return Ok(Query::All); // punctuation only
         }
+        // A word given twice matches what it matches once, and is searched once.
+        words.sort_unstable();
+        words.dedup();
+        digits.sort_unstable();
+        digits.dedup();
         Ok(Query::Text { words, digits })
     }
 }
