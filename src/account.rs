@@ -19,7 +19,8 @@ pub fn validate(account: &str) -> Result<()> {
     let printable_ascii = bytes
         .iter()
         .fold(true, |ok, &b| ok & (b.wrapping_sub(0x20) < 0x5f));
-    let has_domain = !matches!(bytes, [] | [b'/', ..] | [b'.'] | [b'.', b'/', ..]);
+    // An account that starts with a dot may have no domain but dots: looked at closely.
+    let has_domain = !matches!(bytes, [] | [b'/', ..] | [b'.', ..]);
     if printable_ascii && has_domain && bytes.len() <= MAX_ACCOUNT_BYTES {
         return Ok(());
     }
@@ -45,10 +46,8 @@ fn validate_closely(account: &str) -> Result<()> {
             "the account contains a control character (or a bidirectional-text control); accounts are plain text like \"example.com/40\"",
         ));
     }
-    // The domain is empty ("/40") or only its trailing dot (".", "./40"): checked on the first
-    // bytes, without looking for the '/' (this runs on every lookup).
-    let bytes = account.as_bytes();
-    if bytes[0] == b'/' || (bytes[0] == b'.' && bytes.get(1).is_none_or(|&b| b == b'/')) {
+    // The domain is empty ("/40") or only trailing dots (".", "./40", "../40").
+    if domain_of(account).trim_end_matches('.').is_empty() {
         return Err(Error::invalid_argument(
             "the account has no domain before its '/'; pass \"example.com/40\"",
         ));
@@ -89,7 +88,10 @@ pub fn canonical_in<'a>(account: &'a str, buf: &'a mut [u8; MAX_ACCOUNT_BYTES]) 
     }
     let domain = domain_of(account);
     let rest = &account[domain.len()..];
-    let domain = domain.strip_suffix('.').unwrap_or(domain);
+    // Every trailing dot: with one left ("acme.de.." made "acme.de."), the canonical form
+    // was not canonical itself, and the account the plugin reported (`account_buf`,
+    // `GiContact.account`) named another account when the host passed it back.
+    let domain = domain.trim_end_matches('.');
     let len = domain.len() + rest.len();
     buf[..domain.len()].copy_from_slice(domain.as_bytes());
     buf[..domain.len()].make_ascii_lowercase();
@@ -169,6 +171,10 @@ mod tests {
         }
         assert!(validate("example.com/\u{202e}04").is_err());
         assert!(validate("/40").is_err() && validate(".").is_err());
+        for no_domain in ["./40", "../40", "..", "...", "../"] {
+            assert!(validate(no_domain).is_err(), "{no_domain}");
+        }
+        assert!(validate(".acme.de/40").is_ok() && validate("..x").is_ok());
     }
 
     #[test]
@@ -186,6 +192,13 @@ mod tests {
             "mÜller.de/1",
             "only ASCII case folds"
         );
+        // Canonical once is canonical: what the plugin reports names the same account.
+        for account in ["ACME.de../40", "acme.de...", "A.b../1", "x..", ".y./2"] {
+            let once = canonical(account).into_owned();
+            assert!(is_canonical(&once), "{account} -> {once}");
+            assert_eq!(canonical(&once), once, "{account}");
+        }
+        assert_eq!(canonical("ACME.de../40"), "acme.de/40");
         let mut buf = [0u8; MAX_ACCOUNT_BYTES];
         let long = format!("{}./x", "A".repeat(250));
         assert_eq!(
