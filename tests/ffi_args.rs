@@ -341,6 +341,68 @@ fn a_lookup_or_search_may_be_handed_fields_of_the_contacts_it_fills() {
     }
 }
 
+/// Set in the child process of the test below.
+const CALL_AT_THREAD_EXIT: &str = "GI_TEST_CALL_AT_THREAD_EXIT";
+
+/// A host may call the plugin as a thread ends (from a C++ `thread_local`'s destructor or a
+/// pthread key's), after the plugin's own thread-locals are gone. A failing call then panicked
+/// where it records its message, and the panic boundary's own record of it panicked again
+/// outside the boundary: the PBX process aborted. The message is dropped instead; the call
+/// answers as it would.
+#[test]
+fn a_failing_call_as_a_thread_ends_does_not_abort_the_process() {
+    if std::env::var_os(CALL_AT_THREAD_EXIT).is_some() {
+        struct CallsAtExit;
+        impl Drop for CallsAtExit {
+            fn drop(&mut self) {
+                let account = cstr("example.com");
+                // SAFETY: a NULL plugin and a valid string, as the contract allows.
+                let status = unsafe { (api().gi_status)(ptr::null_mut(), account.as_ptr()) };
+                let mut buf = [0 as c_char; 16];
+                // SAFETY: a buffer of 16 bytes.
+                let len = unsafe { (api().gi_last_error)(buf.as_mut_ptr(), buf.len()) };
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stdout(),
+                    "called as the thread ended: {status:?} {len}"
+                );
+            }
+        }
+        thread_local! { static AT_EXIT: CallsAtExit = const { CallsAtExit }; }
+        std::thread::spawn(|| {
+            // Registered before the plugin's thread-local message: destroyed after it.
+            AT_EXIT.with(|_| {});
+            let account = cstr("example.com");
+            // SAFETY: as above.
+            unsafe { (api().gi_status)(ptr::null_mut(), account.as_ptr()) };
+        })
+        .join()
+        .unwrap();
+        return;
+    }
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_failing_call_as_a_thread_ends_does_not_abort_the_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CALL_AT_THREAD_EXIT, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    assert!(
+        child.status.success(),
+        "{:?}\n{stdout}\n{}",
+        child.status,
+        String::from_utf8_lossy(&child.stderr)
+    );
+    assert!(
+        stdout.contains("called as the thread ended: GI_STATUS_DISCONNECTED 0"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn gi_complete_cuts_the_account_to_fit_and_last_error_is_per_thread() {
     let h = Harness::new();

@@ -21,16 +21,25 @@ thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
+/// Records this thread's last failure. As a thread ends (a host calling from a C++
+/// `thread_local`'s destructor or a pthread key's), the slot may be gone already: the message
+/// is dropped then. `with` would panic there, and the boundary's own record of that panic
+/// would panic again outside it, aborting the PBX.
 pub fn set_last_error(message: &str) {
-    LAST_ERROR.with(|last| {
+    let _ = LAST_ERROR.try_with(|last| {
         let mut last = last.borrow_mut();
         last.clear();
         last.push_str(message);
     });
 }
 
+/// This thread's last failure; "" once its slot is gone (see `set_last_error`).
 pub fn with_last_error<R>(f: impl FnOnce(&str) -> R) -> R {
-    LAST_ERROR.with(|last| f(&last.borrow()))
+    let mut f = Some(f);
+    match LAST_ERROR.try_with(|last| (f.take().expect("called once"))(&last.borrow())) {
+        Ok(value) => value,
+        Err(_) => (f.take().expect("not called"))(""),
+    }
 }
 
 /// Records the error for `gi_last_error` and returns its result code.
