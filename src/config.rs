@@ -660,8 +660,10 @@ fn create_data_dir(dir: &PathBuf) -> Result<()> {
             );
         }
     }
-    // Prove now that the directory is writable, rather than failing on the first token.
-    let probe = dir.join(".write-test");
+    // Prove now that the directory is writable, rather than failing on the first token. A
+    // name of its own: two opens probing one name at once failed the one whose removal found
+    // the file gone ("not writable"), where one of them should have found data_dir in use.
+    let probe = dir.join(format!(".write-test.{:016x}", rand::random::<u64>()));
     fs::write(&probe, b"")
         .and_then(|()| fs::remove_file(&probe))
         .map_err(|e| {

@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use host_sim::fake_google::{Client, Endpoint, Fault, Person};
 use host_sim::plugin::{GiResult, GiStatus, Plugin};
+use serde_json::json;
 
 const ACCOUNT: &str = "example.com/40";
 
@@ -393,6 +394,33 @@ fn a_second_plugin_on_the_same_data_dir_is_refused_until_the_first_closes() {
     let _second = h.open();
 }
 
+/// Two opens at once on a new data_dir: one gets it, the other is told it is in use. Both
+/// probed one file to prove data_dir writable, and the one whose removal found it gone failed
+/// with "not writable" (GI_ERR_CONFIG), sometimes the first opener; both made the token key,
+/// and one could read it empty.
+#[test]
+fn two_opens_at_once_on_a_new_data_dir_one_gets_it_and_the_other_hears_it_is_in_use() {
+    let h = Harness::new();
+    for round in 0..20 {
+        let mut config = h.config();
+        config["data_dir"] = json!(h.data_dir().join(format!("race{round}")));
+        let config = config.to_string();
+        let opened: Vec<Result<Plugin<'static>, String>> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..2)
+                .map(|_| scope.spawn(|| Plugin::open(api(), &config).map_err(|e| e.message)))
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let refused: Vec<&String> = opened.iter().filter_map(|o| o.as_ref().err()).collect();
+        assert_eq!(refused.len(), 1, "round {round}: {refused:?}");
+        assert!(
+            refused[0].contains("in use"),
+            "round {round}: {}",
+            refused[0]
+        );
+    }
+}
+
 #[test]
 fn disable_erases_even_when_google_is_down() {
     let h = Harness::new();
@@ -599,6 +627,7 @@ fn tokens_are_sealed_at_rest_and_a_copy_without_the_key_reveals_none() {
 
     // The database copied without its key: the plugin refuses it, naming the key, rather
     // than sending Google garbage.
+    let kept = std::fs::read(&key).unwrap();
     std::fs::remove_file(&key).unwrap();
     let err = Plugin::open(api(), &h.config().to_string())
         .err()
@@ -606,6 +635,22 @@ fn tokens_are_sealed_at_rest_and_a_copy_without_the_key_reveals_none() {
     assert_eq!(err.code, GiResult::GI_ERR_CONFIG);
     let key_name = key.file_name().unwrap().to_str().unwrap();
     assert!(err.message.contains(key_name), "{}", err.message);
+    if h.on_sqlite() {
+        // A way out an administrator can take: with no plugin open, nothing can be disabled
+        // (the message said to), so it names the old key's place, or the database to move.
+        assert!(
+            err.message.contains("in place of this one")
+                && err.message.contains("google-integration.sqlite3")
+                && !err.message.contains("disable"),
+            "{}",
+            err.message
+        );
+    }
+    // The old key put back (over the one made meanwhile): all is there again.
+    std::fs::write(&key, kept).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let plugin = h.open();
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_CONNECTED);
 }
 
 #[test]

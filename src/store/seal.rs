@@ -109,7 +109,7 @@ impl Sealer {
     pub fn open(&self, account: &str, field: &str, stored: &str) -> Result<String> {
         let refused = || {
             Error::config(format!(
-                "the token key {} does not open the tokens stored for {account}: the database was sealed with another key. Put back the key file it was sealed with (or set token_key_file to it); otherwise disable the account and connect it again",
+                "the token key {} does not open the tokens stored for {account}: they were sealed with another key. Put back the key file they were sealed with, in place of this one (or set token_key_file to it). Without it they are lost: to start over, move the database aside (data_dir/google-integration.sqlite3; with PostgreSQL, the plugin's database) and connect every account again",
                 self.key_path.display()
             ))
         };
@@ -148,26 +148,44 @@ fn associated_data(account: &str, field: &str) -> Vec<u8> {
     aad
 }
 
-/// A new key file, 0600 from its first byte (created exclusively, so two plugins starting at
-/// once cannot both write one).
+/// A new key file, 0600 from its first byte, that appears whole: written under a name of its
+/// own, then linked to `path`, which fails when the file is there already. Created at `path`
+/// and written there, as it was, a second open starting at that moment read it empty ("holds
+/// 0 bytes"), and a process killed between the two left a short key that failed every open
+/// after it. Of two opens at once, one key wins and both read it.
 fn create_key(path: &Path) -> Result<()> {
+    let failed = |e: std::io::Error| {
+        Error::config(format!(
+            "configuration: cannot create the token key {} ({e}); check that data_dir is writable",
+            path.display()
+        ))
+    };
     let key: [u8; KEY_BYTES] = rand::random();
+    let suffix: u64 = rand::random();
+    let draft = path.with_file_name(format!(".{KEY_FILE}.{suffix:016x}.new"));
     let written = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
+        .open(&draft)
         .and_then(|mut file| {
             file.write_all(&key)?;
             file.sync_all()
         });
-    match written {
-        Ok(()) => Ok(()),
+    let linked = written.and_then(|()| fs::hard_link(&draft, path));
+    let _ = fs::remove_file(&draft);
+    match linked {
+        Ok(()) => {
+            // The new name lasts once its directory entry does.
+            if let Some(dir) = path.parent() {
+                fs::File::open(dir)
+                    .and_then(|dir| dir.sync_all())
+                    .map_err(failed)?;
+            }
+            Ok(())
+        }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(Error::config(format!(
-            "configuration: cannot create the token key {} ({e}); check that data_dir is writable",
-            path.display()
-        ))),
+        Err(e) => Err(failed(e)),
     }
 }
 
@@ -206,6 +224,27 @@ mod tests {
     }
 
     #[test]
+    fn opens_racing_on_a_new_data_dir_all_read_the_one_whole_key() {
+        for _ in 0..50 {
+            let dir = tempfile::tempdir().unwrap();
+            let loaded: Vec<Result<Sealer>> = std::thread::scope(|scope| {
+                let racers: Vec<_> = (0..4)
+                    .map(|_| scope.spawn(|| Sealer::load(None, dir.path())))
+                    .collect();
+                racers.into_iter().map(|r| r.join().unwrap()).collect()
+            });
+            let sealed = loaded[0]
+                .as_ref()
+                .unwrap_or_else(|e| panic!("{e}"))
+                .seal("a", "f", "t");
+            for sealer in &loaded {
+                let sealer = sealer.as_ref().unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(sealer.open("a", "f", &sealed).unwrap(), "t", "one key");
+            }
+        }
+    }
+
+    #[test]
     fn the_key_file_is_created_private_and_checked() {
         let dir = tempfile::tempdir().unwrap();
         sealer(dir.path());
@@ -221,6 +260,13 @@ mod tests {
         fs::write(&path, [7u8; 31]).unwrap();
         let err = Sealer::load(None, dir.path()).err().unwrap();
         assert!(err.message().contains("31 bytes"), "{err}");
+
+        // Nothing but the key is left in data_dir.
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [KEY_FILE], "{names:?}");
 
         let missing = dir.path().join("no-such.key");
         let err = Sealer::load(Some(&missing), dir.path()).err().unwrap();
