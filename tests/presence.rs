@@ -91,6 +91,49 @@ fn connect_without_calendar(h: &Harness, plugin: &Plugin<'_>, account: &str, ema
     plugin.complete(&query).expect("gi_complete");
 }
 
+/// Contacts syncs and calendar fetches share four workers. With the People API slow (each
+/// request up to its 60 s deadline, retried: minutes a sync), syncs due in a row held all
+/// four, and calendar fetches waited behind them until presence went unknown, though the
+/// Calendar API answered at once. A job takes at most three workers: here four syncs stuck
+/// on a slow People API leave a worker to a calendar fetch.
+#[test]
+fn contacts_syncs_stuck_on_a_slow_people_api_leave_a_worker_to_calendar_fetches() {
+    let h = Harness::new();
+    let mut config = h.config();
+    config["domains"] = json!({"cal.example": {"calendar": true}});
+    let plugin = h.open_with(&config);
+    let stuck: Vec<String> = (1..=4).map(|n| format!("slow.example/{n}")).collect();
+    for account in &stuck {
+        h.connect_and_sync(&plugin, account, ALICE);
+    }
+    h.connect_and_sync(&plugin, "cal.example", BOB);
+    wait_for_presence(&plugin, "cal.example");
+
+    h.fake.set_sticky_fault(
+        Endpoint::People,
+        Some(Fault::Delay(Duration::from_secs(15))),
+    );
+    for account in &stuck {
+        plugin.sync_now(account).unwrap();
+    }
+    let syncing = || {
+        stuck
+            .iter()
+            .filter(|a| plugin.status_value(a)["syncing"] == true)
+            .count()
+    };
+    assert!(wait_until(PATIENCE, || syncing() >= 3), "the syncs started");
+    let before = calendar_requests(&h);
+    plugin.sync_now("cal.example").unwrap();
+    // Well within the People API's delay: the fetch does not wait for a sync to end.
+    assert!(
+        wait_until(Duration::from_secs(10), || calendar_requests(&h) > before),
+        "no calendar fetch while {} contacts syncs were stuck",
+        syncing()
+    );
+    h.fake.set_sticky_fault(Endpoint::People, None);
+}
+
 #[test]
 fn calendar_asks_for_the_free_busy_scope_only_where_it_is_on() {
     let h = Harness::new();

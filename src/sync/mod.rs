@@ -29,6 +29,11 @@ use session::SyncEnd;
 
 /// Accounts synced at the same time. More only adds load on Google and the disk.
 const WORKERS: usize = 4;
+/// The most workers one job takes at once: the other job always has one (see
+/// `Queue::take_ready`). With all four, contacts syncs stuck on a slow People API (minutes
+/// each, with a thousand accounts due) held every worker, and every account's presence went
+/// unknown after three intervals while the Calendar API answered at once.
+const WORKERS_PER_JOB: usize = WORKERS - 1;
 /// How soon a run asked for tries again when another node runs it or the store is away.
 const ASK_AGAIN_AFTER: Duration = Duration::from_secs(2);
 /// Retries of one request after a 429, a 5xx or a network failure, before the status turns
@@ -306,9 +311,7 @@ fn worker_loop(shared: &Shared) {
                 queue.promote_due(Instant::now(), |(account, job)| {
                     job.next_wait(config, account)
                 });
-                if let Some(task) = queue.ready.pop_front() {
-                    queue.queued.remove(&task);
-                    queue.running.insert(task.clone());
+                if let Some(task) = queue.take_ready(WORKERS_PER_JOB) {
                     let asked = queue.asked.remove(&task);
                     break (task, asked);
                 }

@@ -36,6 +36,24 @@ impl Queue {
         }
     }
 
+    /// Takes the first ready task whose job runs on fewer than `per_job` workers, and marks it
+    /// running: so a job that holds its workers long (contacts syncs while the People API is
+    /// slow, each request up to its 60 s deadline, retried) leaves one to the other (calendar
+    /// fetches, whose answers go stale in three intervals), and the other way round.
+    pub fn take_ready(&mut self, per_job: usize) -> Option<Task> {
+        let running_of = |job: Job| self.running.iter().filter(|(_, j)| *j == job).count();
+        let free = [Job::Contacts, Job::Presence].map(|job| running_of(job) < per_job);
+        let can_run = |job: Job| match job {
+            Job::Contacts => free[0],
+            Job::Presence => free[1],
+        };
+        let at = self.ready.iter().position(|(_, job)| can_run(*job))?;
+        let task = self.ready.remove(at)?;
+        self.queued.remove(&task);
+        self.running.insert(task.clone());
+        Some(task)
+    }
+
     /// Queues every task that is due by `now`, and puts it on the schedule again `next`
     /// from now (its job's next regular run; the run itself sets it again when it ends).
     pub fn promote_due(&mut self, now: Instant, next: impl Fn(&Task) -> Duration) {
@@ -73,6 +91,30 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_on_all_its_workers_leaves_the_next_ready_task_of_the_other_job_to_run() {
+        let mut queue = Queue::default();
+        for n in 0..5 {
+            queue.push(&(format!("a{n}"), Job::Contacts));
+        }
+        queue.push(&("a0".to_owned(), Job::Presence));
+        let took: Vec<Task> = std::iter::from_fn(|| queue.take_ready(3)).collect();
+        let names: Vec<(&str, Job)> = took.iter().map(|(a, j)| (a.as_str(), *j)).collect();
+        assert_eq!(
+            names,
+            [
+                ("a0", Job::Contacts),
+                ("a1", Job::Contacts),
+                ("a2", Job::Contacts),
+                ("a0", Job::Presence)
+            ]
+        );
+        // A contacts sync ends: the next in line runs.
+        queue.running.remove(&took[0]);
+        assert_eq!(queue.take_ready(3), Some(("a3".to_owned(), Job::Contacts)));
+        assert_eq!(queue.ready.len(), 1);
+    }
 
     #[test]
     fn tasks_due_together_line_up_in_the_order_they_fell_due() {
