@@ -440,6 +440,61 @@ fn disable_erases_even_when_google_is_down() {
 /// this node has not read yet, or by an earlier disable whose last step failed) is erased
 /// from memory by a disable too: it answered calls, "connected", after a disable that
 /// returned GI_OK.
+/// 0.1 kept accounts as the host wrote them; 0.2 makes every account it is handed canonical.
+/// An account 0.1 stored as `Upper.example/40` was out of reach after the upgrade: red, its
+/// numbers not found, a disable erasing nothing, while it synced on in the background. The
+/// open renames it.
+#[test]
+fn an_account_an_older_release_stored_as_the_host_wrote_it_is_reached_after_the_upgrade() {
+    let h = Harness::new();
+    if !h.on_sqlite() {
+        return; // PostgreSQL stores came with 0.2, canonical from the start
+    }
+    const WRITTEN: &str = "Upper.example/40";
+    h.fake.set_contacts(
+        ALICE,
+        vec![Person::new("people/c1", "Ada", "Lovelace").with_phone("+1 212 555 0100", "mobile")],
+    );
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, "upper.example/40", ALICE);
+    drop(plugin);
+    // As 0.1 left it: the account as the host wrote it, its tokens in plain text.
+    for table in [
+        "accounts",
+        "contacts",
+        "sources",
+        "contact_groups",
+        "presence",
+    ] {
+        store_query(
+            &h,
+            &format!("UPDATE {table} SET account = '{WRITTEN}' WHERE account = 'upper.example/40'"),
+        );
+    }
+    store_query(
+        &h,
+        "UPDATE accounts SET refresh_token = '1//plain', access_token = NULL",
+    );
+    let plugin = h.open();
+    for asked in [WRITTEN, "upper.example/40"] {
+        assert_eq!(
+            plugin.status(asked),
+            GiStatus::GI_STATUS_CONNECTED,
+            "{asked}"
+        );
+        let caller = plugin.lookup(asked, "+12125550100").unwrap().unwrap();
+        assert_eq!(
+            (caller.name.as_str(), caller.account.as_str()),
+            ("Ada Lovelace", "upper.example/40")
+        );
+    }
+    plugin.disable(WRITTEN).unwrap();
+    assert_eq!(plugin.lookup(WRITTEN, "+12125550100").unwrap(), None);
+    drop(plugin);
+    assert_eq!(store_number(&h, "SELECT count(*) FROM accounts"), 0);
+    assert_eq!(store_number(&h, "SELECT count(*) FROM contacts"), 0);
+}
+
 #[test]
 fn disabling_an_account_the_store_no_longer_has_erases_it_from_memory() {
     let h = Harness::new();

@@ -162,6 +162,7 @@ impl SqliteStore {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         migrate(&mut conn)?;
         restrict_permissions(data_dir);
+        canonical_account_names(&mut conn, &sealer)?;
         seal_plain_tokens(&mut conn, &sealer)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
@@ -1139,6 +1140,96 @@ pub(super) fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File> {
 /// Seals every token still in plain text (a store from before sealing), and proves that the
 /// key opens the sealed ones, in one transaction; then empties the WAL so that no plain copy
 /// is left in any file.
+/// Gives every stored account its canonical name (see `account::canonical`). 0.1 kept accounts
+/// as the host wrote them (`Example.com/40`); since 0.2 makes every account it is handed
+/// canonical (`example.com/40`), such an account was out of reach after the upgrade: red,
+/// its numbers not found, a disable erasing nothing, while its old row went on syncing in the
+/// background with a grant nobody could revoke through the plugin. Where both names are
+/// stored (the account connected again after the upgrade), the newer connection is kept and
+/// the older one's rows are erased. Tokens are sealed with the account's name bound in:
+/// those a 0.2 sealed under the old name are sealed again under the new one.
+fn canonical_account_names(conn: &mut Connection, sealer: &Sealer) -> Result<()> {
+    let stored: Vec<(String, i64, String, Option<String>)> = {
+        let mut stmt = conn
+            .prepare("SELECT account, connected_at, refresh_token, access_token FROM accounts")?;
+        let rows = stmt.query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let renamed: Vec<_> = stored
+        .into_iter()
+        .filter(|(name, ..)| {
+            crate::account::validate(name).is_ok() && !crate::account::is_canonical(name)
+        })
+        .collect();
+    if renamed.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    let mut erased = false;
+    for (old, connected_at, refresh, access) in renamed {
+        let new = crate::account::canonical(&old).into_owned();
+        let existing: Option<i64> = tx
+            .query_row(
+                "SELECT connected_at FROM accounts WHERE account = ?1",
+                [&new],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let (dropped, kept) = match existing {
+            None => (None, &old),
+            Some(newer) if newer >= connected_at => (Some(&old), &new),
+            Some(_) => (Some(&new), &old),
+        };
+        if let Some(dropped) = dropped {
+            delete_contacts(&tx, dropped)?;
+            for table in ["accounts", "pending_auth", "presence"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE account = ?1"),
+                    [dropped],
+                )?;
+            }
+            erased = true;
+            log::warn!(
+                "account {old} was stored as the host wrote it (by 0.1) and connected again as {new}; the older connection's data is erased. Its grant at Google is not revoked: the Google user can remove it at myaccount.google.com/permissions"
+            );
+        }
+        if kept == &new {
+            continue;
+        }
+        for table in [
+            "accounts",
+            "contacts",
+            "sources",
+            "contact_groups",
+            "pending_auth",
+            "presence",
+        ] {
+            tx.execute(
+                &format!("UPDATE {table} SET account = ?2 WHERE account = ?1"),
+                [&old, &new],
+            )?;
+        }
+        for (field, value) in [(REFRESH, Some(refresh)), (ACCESS, access)] {
+            let Some(sealed) = value.filter(|v| Sealer::is_sealed(v)) else {
+                continue; // plain: sealed under the new name next
+            };
+            let plain = sealer.open(&old, field, &sealed)?;
+            tx.execute(
+                &format!("UPDATE accounts SET {field} = ?2 WHERE account = ?1"),
+                params![new, sealer.seal(&new, field, &plain)],
+            )?;
+        }
+        log::info!("account {old} is stored as {new} now, the name the PBX's calls use");
+    }
+    tx.commit()?;
+    if erased && !checkpoint(conn)? {
+        log::warn!("another reader of the database held it open, so the erased connection's tokens may still be in its write-ahead log; close that reader");
+    }
+    Ok(())
+}
+
 fn seal_plain_tokens(conn: &mut Connection, sealer: &Sealer) -> Result<()> {
     let tx = conn.transaction()?;
     let rows: Vec<(String, String, Option<String>)> = {
@@ -1391,6 +1482,105 @@ mod tests {
             .err()
             .expect("a wrong key is refused");
         assert!(err.message().contains("token.key"), "{err}");
+    }
+
+    #[test]
+    fn accounts_stored_as_the_host_wrote_them_take_their_canonical_name() {
+        let dir = tempfile::tempdir().unwrap();
+        // A 0.1 store (schema 1), which kept accounts as the host wrote them.
+        {
+            let mut conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+            let tx = conn.transaction().unwrap();
+            tx.execute_batch(MIGRATIONS[0]).unwrap();
+            tx.pragma_update(None, "user_version", 1).unwrap();
+            tx.execute_batch(
+                "INSERT INTO accounts (account, connection_id, refresh_token, connected_at, status, last_sync, sync_token)
+                    VALUES ('Example.com/40', 3, '1//PLAIN40', 100, 'connected', 1700000000, 'TOKEN40');
+                 INSERT INTO contacts (id, account, resource_name, name, company)
+                    VALUES (7, 'Example.com/40', 'people/c1', 'Ann', '');
+                 INSERT INTO numbers (contact_id, e164, national, label) VALUES (7, 12125550101, 2125550101, 'work');
+                 INSERT INTO pending_auth (state_hash, account, pkce_verifier, created_at)
+                    VALUES (x'01', 'Example.com/40', 'v', 100);
+                 -- Both names: connected again after an upgrade; the newer connection stays.
+                 INSERT INTO accounts (account, connection_id, refresh_token, connected_at, status)
+                    VALUES ('ACME.de.', 1, '1//OLDER', 100, 'connected');
+                 INSERT INTO contacts (id, account, resource_name, name, company)
+                    VALUES (8, 'ACME.de.', 'people/c1', 'Old', '');
+                 INSERT INTO numbers (contact_id, e164, national, label) VALUES (8, 12125550108, 2125550108, 'work');
+                 INSERT INTO accounts (account, connection_id, refresh_token, connected_at, status)
+                    VALUES ('acme.de', 2, '1//NEWER', 200, 'connected');
+                 INSERT INTO contacts (id, account, resource_name, name, company)
+                    VALUES (9, 'acme.de', 'people/c1', 'New', '');",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = open_store(dir.path()).unwrap();
+        let mut names: Vec<String> = store
+            .accounts()
+            .unwrap()
+            .into_iter()
+            .map(|a| a.account)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["acme.de", "example.com/40"]);
+        let tokens = store.tokens("example.com/40", 3).unwrap().unwrap();
+        assert_eq!(tokens.refresh_token, "1//PLAIN40");
+        assert_eq!(
+            store.tokens("acme.de", 2).unwrap().unwrap().refresh_token,
+            "1//NEWER"
+        );
+        let token = store
+            .sync_token("example.com/40", 3, Source::Contacts)
+            .unwrap()
+            .unwrap();
+        assert_eq!(token.token, "TOKEN40");
+        {
+            let conn = store.conn.lock();
+            let ann = contacts_of(&conn, "example.com/40", Source::Contacts).unwrap();
+            assert_eq!(ann.contacts[0].name, "Ann");
+            assert_eq!(ann.contacts[0].numbers.len(), 1);
+            let acme = contacts_of(&conn, "acme.de", Source::Contacts).unwrap();
+            let acme: Vec<&str> = acme.contacts.iter().map(|c| c.name.as_str()).collect();
+            assert_eq!(acme, ["New"]);
+            for (table, expected) in [
+                ("accounts", 2),
+                ("contacts", 2),
+                ("numbers", 1),
+                ("pending_auth", 1),
+            ] {
+                let count: i64 = conn
+                    .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(count, expected, "{table}");
+            }
+            let pending: String = conn
+                .query_row("SELECT account FROM pending_auth", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(pending, "example.com/40");
+        }
+        drop(store);
+
+        // A 0.2 that opened such a store before sealed its tokens under the old name.
+        let sealer = Sealer::load(None, dir.path()).unwrap();
+        {
+            let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+            conn.execute(
+                "INSERT INTO accounts (account, connection_id, refresh_token, connected_at, status)
+                 VALUES ('Example.org', 4, ?1, 300, 'connected')",
+                [sealer.seal("Example.org", REFRESH, "1//SEALED")],
+            )
+            .unwrap();
+        }
+        let store = open_store(dir.path()).unwrap();
+        assert_eq!(
+            store
+                .tokens("example.org", 4)
+                .unwrap()
+                .unwrap()
+                .refresh_token,
+            "1//SEALED"
+        );
     }
 
     #[test]
