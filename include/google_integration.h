@@ -155,7 +155,8 @@ GiPlugin *gi_open(const char *config_json);
 
 /**
  * Waits for calls in flight on other threads to return (abandoning replies being read from
- * Google), then stops the sync workers and closes the database. NULL is a no-op. Afterwards
+ * Google; a request whose reply has not begun is waited for, up to its 60 s deadline), then
+ * stops the sync workers and closes the database. NULL is a no-op. Afterwards
  * every call with this pointer fails and never crashes: GI_ERR_INVALID_ARGUMENT
  * (gi_status: GI_STATUS_DISCONNECTED, gi_presence: GI_PRESENCE_UNKNOWN; a second gi_close
  * returns nothing), gi_last_error saying it is closed.

@@ -513,7 +513,10 @@ impl Plugin {
     }
 
     /// The first step of closing, taken before the calls in flight are waited for: replies
-    /// being read from Google are abandoned, so those calls return soon.
+    /// being read from Google are abandoned at their next chunk, and no request goes out.
+    /// A request already sent whose reply has not begun is waited for (reqwest's blocking
+    /// client cannot be interrupted there), up to its 60 s deadline: Google answers in well
+    /// under a second, a server that accepted and went silent is the case that waits.
     pub fn begin_close(&self) {
         self.core.http.close();
     }

@@ -204,7 +204,8 @@ pub fn close(p: *mut GiPlugin) -> bool {
         return false;
     };
     CLOSED_HANDLES.lock().push(p as usize);
-    // Replies being read are abandoned, so a call waiting on Google returns soon.
+    // Replies being read are abandoned, so a call reading from Google returns at its next
+    // chunk (one waiting for a reply to begin, at most at its deadline: see `begin_close`).
     open.begin_close();
     // After the swap, every call still holding the plugin holds a counted reference.
     let mut open = open;
