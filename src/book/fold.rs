@@ -126,7 +126,8 @@ fn fold_char_into(text: &str, at: usize, out: &mut Vec<u8>) -> usize {
     next
 }
 
-/// The keypad digit of a folded letter or digit; None for anything else.
+/// The keypad digit of a folded letter; None for anything else (a digit too: the keypad
+/// spells letters, see `keypad_keys`).
 pub fn keypad_digit(c: u8) -> Option<u8> {
     Some(match c {
         b'a'..=b'c' => b'2',
@@ -137,23 +138,24 @@ pub fn keypad_digit(c: u8) -> Option<u8> {
         b'p'..=b's' => b'7',
         b't'..=b'v' => b'8',
         b'w'..=b'z' => b'9',
-        b'0'..=b'9' => c,
         _ => return None,
     })
 }
 
-/// What a keypad digit stands for in a folded word: the digit itself, then its letters, in
-/// the order folded words sort.
+/// The letters a keypad digit stands for in a folded word, in the order folded words sort.
+/// Letters only, as the contract words keypad search ("a word ... starts with letters spelled
+/// by those digits"): a digit typed does not stand for itself, so `2` does not find "24/7
+/// Support" nor `7232` "R2D2".
 pub fn keypad_keys(digit: u8) -> &'static [u8] {
     match digit {
-        b'2' => b"2abc",
-        b'3' => b"3def",
-        b'4' => b"4ghi",
-        b'5' => b"5jkl",
-        b'6' => b"6mno",
-        b'7' => b"7pqrs",
-        b'8' => b"8tuv",
-        b'9' => b"9wxyz",
+        b'2' => b"abc",
+        b'3' => b"def",
+        b'4' => b"ghi",
+        b'5' => b"jkl",
+        b'6' => b"mno",
+        b'7' => b"pqrs",
+        b'8' => b"tuv",
+        b'9' => b"wxyz",
         _ => b"",
     }
 }
@@ -237,6 +239,7 @@ mod tests {
         assert_eq!(spell("muller"), "685537");
         assert_eq!(spell("jurgen"), "587436");
         assert_eq!(spell("wxyz"), "9999");
+        assert_eq!(spell("r2d2"), "73", "digits spell nothing");
         for digit in b'2'..=b'9' {
             for &key in keypad_keys(digit) {
                 assert_eq!(keypad_digit(key), Some(digit));

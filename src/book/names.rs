@@ -1746,6 +1746,22 @@ mod tests {
         assert_eq!(rows(&i, "587", true), [491701234567, 4930123456]);
         assert_eq!(rows(&i, "2662", true), [12125550100, 4940123456], "anna");
         assert!(rows(&i, "2878", true).is_empty(), "groups are not dialled");
+        // Letters only: a digit of a name is not spelled by its own key.
+        let digits = build(vec![
+            ("24/7 Support", "", &[], vec![row(12125550124)]),
+            ("R2D2", "", &[], vec![row(12125550122)]),
+        ])
+        .0;
+        for (typed, found) in [
+            ("2", vec![]),
+            ("247", vec![]),
+            ("7", vec![12125550124, 12125550122]),
+            ("72", vec![]),
+            ("7232", vec![]),
+            ("787", vec![12125550124]),
+        ] {
+            assert_eq!(rows(&digits, typed, true), found, "{typed}");
+        }
         assert!(Query::parse("68a", true).is_err());
         assert!(Query::parse("0", true).is_err());
     }
@@ -1770,9 +1786,11 @@ mod tests {
             all.extend(words_of(
                 &groups.iter().map(String::as_str).collect::<Vec<_>>(),
             ));
+            // The keypad spelling of a word's letters up to its first character that is not
+            // one (a digit): "r2d2" spells "7".
             let spelled = |w: &String| -> String {
                 w.bytes()
-                    .filter_map(fold::keypad_digit)
+                    .map_while(fold::keypad_digit)
                     .map(char::from)
                     .collect()
             };
