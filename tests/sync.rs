@@ -323,7 +323,14 @@ fn an_incremental_sync_that_brings_nothing_writes_only_its_token_and_keeps_the_i
 
 #[test]
 fn an_expired_sync_token_triggers_one_clean_full_sync() {
-    for fault in [None, Some(Fault::Gone)] {
+    // Google's documented message, without the ErrorInfo that names the reason: it was kept
+    // and sent again at every sync, failing each time.
+    let without_reason = Fault::Raw {
+        status: 400,
+        headers: Vec::new(),
+        body: r#"{"error":{"code":400,"message":"Sync token is expired. Clear local cache and retry call without the sync token.","status":"FAILED_PRECONDITION"}}"#.into(),
+    };
+    for fault in [None, Some(Fault::Gone), Some(without_reason)] {
         let h = Harness::new();
         h.fake.set_contacts(ALICE, people("A", 3));
         let plugin = h.open();
@@ -340,7 +347,11 @@ fn an_expired_sync_token_triggers_one_clean_full_sync() {
         assert!(requests[before].query_param("syncToken").is_some());
         assert_eq!(
             requests[before].status,
-            if fault.is_some() { 410 } else { 400 }
+            if matches!(fault, Some(Fault::Gone)) {
+                410
+            } else {
+                400
+            }
         );
         assert_eq!(
             requests[before + 1].query_param("syncToken"),

@@ -223,6 +223,12 @@ pub(super) fn printable(text: &str, max: usize) -> String {
     out
 }
 
+/// Whether Google's message is about the sync token ("sync token", "syncToken").
+fn mentions_sync_token(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("sync token") || message.contains("synctoken")
+}
+
 fn classify_failure(api: Api, status: u16, body: &str, retry_after: Option<Duration>) -> ApiError {
     let parsed: GoogleErrorBody = serde_json::from_str(body).unwrap_or_default();
     let error = parsed.error;
@@ -253,6 +259,13 @@ fn classify_failure(api: Api, status: u16, body: &str, retry_after: Option<Durat
         // yellow naming the API).
         410 if api.takes_sync_tokens() => ApiError::ExpiredSyncToken,
         400 if reasons.contains(&"EXPIRED_SYNC_TOKEN") => ApiError::ExpiredSyncToken,
+        // The same refusal without its ErrorInfo ("Sync token is expired. Clear local cache
+        // and retry call without the sync token."): taken as any other 400, the token was
+        // kept and sent again at every sync, failing each time, the source stale for good
+        // (and on the directory, read as an account outside Workspace).
+        400 if api.takes_sync_tokens() && mentions_sync_token(&error.message) => {
+            ApiError::ExpiredSyncToken
+        }
         // Google's answer to a directory request from an account outside Workspace ("Must be
         // a G Suite domain user."): no retry helps, the configuration must change.
         400 if api == Api::Directory && error.status == "FAILED_PRECONDITION" => {
@@ -286,6 +299,26 @@ fn classify_failure(api: Api, status: u16, body: &str, retry_after: Option<Durat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sync_token_refused_without_its_reason_is_expired_too() {
+        let body = r#"{"error":{"code":400,"message":"Sync token is expired. Clear local cache and retry call without the sync token.","status":"FAILED_PRECONDITION"}}"#;
+        for api in [Api::People, Api::OtherContacts, Api::Directory] {
+            assert!(
+                matches!(
+                    classify_failure(api, 400, body, None),
+                    ApiError::ExpiredSyncToken
+                ),
+                "{api:?}"
+            );
+        }
+        // Outside Workspace, the directory's precondition is still that.
+        let consumer = r#"{"error":{"code":400,"message":"Must be a G Suite domain user.","status":"FAILED_PRECONDITION"}}"#;
+        assert!(matches!(
+            classify_failure(Api::Directory, 400, consumer, None),
+            ApiError::Forbidden(_)
+        ));
+    }
 
     #[test]
     fn googles_words_in_a_failure_are_cut_and_cleaned() {
