@@ -10,9 +10,10 @@ use super::api::{self, Api, ApiError};
 use super::http::HttpClient;
 
 pub const CALENDAR_SCOPE: &str = "https://www.googleapis.com/auth/calendar.freebusy";
-/// Scopes that also answer freeBusy: a grant of a wider calendar scope (from an earlier
-/// consent, kept by `include_granted_scopes`) serves as well.
-const WIDER_SCOPES: [&str; 2] = [
+/// The other scopes freeBusy accepts (Google's reference lists four): a grant of one of them
+/// (from an earlier consent, kept by `include_granted_scopes`) serves as well.
+const WIDER_SCOPES: [&str; 3] = [
+    "https://www.googleapis.com/auth/calendar.events.freebusy",
     "https://www.googleapis.com/auth/calendar.readonly",
     "https://www.googleapis.com/auth/calendar",
 ];
@@ -218,6 +219,21 @@ mod tests {
     use super::*;
 
     const FROM: i64 = 1_795_953_600; // 2026-11-29T12:00:00Z
+
+    #[test]
+    fn every_scope_freebusy_accepts_grants_it() {
+        for scope in [
+            "calendar.freebusy",
+            "calendar.events.freebusy",
+            "calendar.readonly",
+            "calendar",
+        ] {
+            let scopes = vec![format!("https://www.googleapis.com/auth/{scope}")];
+            assert!(grants_free_busy(&scopes), "{scope}");
+        }
+        let others = vec!["https://www.googleapis.com/auth/calendar.events.readonly".to_owned()];
+        assert!(!grants_free_busy(&others));
+    }
 
     #[test]
     fn busy_periods_are_read_and_clipped_to_the_window() {

@@ -6,7 +6,12 @@
 use super::*;
 
 /// The scopes that let `freebusy.query` through: any one of them.
-const CALENDAR_SCOPES: &[&str] = &[CALENDAR_FREEBUSY, CALENDAR_READONLY, CALENDAR_FULL];
+const CALENDAR_SCOPES: &[&str] = &[
+    CALENDAR_FREEBUSY,
+    CALENDAR_EVENTS_FREEBUSY,
+    CALENDAR_READONLY,
+    CALENDAR_FULL,
+];
 
 // ---------------------------------------------------------------------------------------------
 // Error bodies

@@ -54,7 +54,7 @@
 //! clipped to it, sorted by start and never merged (overlapping or adjacent periods come back
 //! as stored, as two events of a real calendar do), so a client's own merging is exercised.
 //! It takes an access token whose grant has a calendar scope ([`CALENDAR_FREEBUSY`],
-//! `calendar.readonly` or `calendar`); [`FakeGoogle::approve_unticking`] grants less than was
+//! `calendar.events.freebusy`, `calendar.readonly` or `calendar`); [`FakeGoogle::approve_unticking`] grants less than was
 //! asked, as a user who unticks a box on Google's consent screen.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -98,6 +98,10 @@ pub const CONTACTS_READONLY: &str = "https://www.googleapis.com/auth/contacts.re
 const CONTACTS_FULL: &str = "https://www.googleapis.com/auth/contacts";
 /// The scope the plugin asks for when `calendar` is on: free/busy times only.
 pub const CALENDAR_FREEBUSY: &str = "https://www.googleapis.com/auth/calendar.freebusy";
+/// Free/busy of events: Google's reference lists it among the four scopes `freebusy.query`
+/// takes.
+pub const CALENDAR_EVENTS_FREEBUSY: &str =
+    "https://www.googleapis.com/auth/calendar.events.freebusy";
 /// A broader scope that also lets `freebusy.query` through.
 pub const CALENDAR_READONLY: &str = "https://www.googleapis.com/auth/calendar.readonly";
 /// The broadest calendar scope; it lets `freebusy.query` through too.
@@ -155,6 +159,7 @@ const SCOPES_KNOWN: &[&str] = &[
     CONTACTS_OTHER_READONLY,
     DIRECTORY_READONLY,
     CALENDAR_FREEBUSY,
+    CALENDAR_EVENTS_FREEBUSY,
     CALENDAR_READONLY,
     CALENDAR_FULL,
     "https://www.googleapis.com/auth/userinfo.email",
