@@ -315,6 +315,47 @@ fn a_domain_uses_its_own_oauth_client() {
     assert_eq!(param(&url, "client_id").as_deref(), Some(CLIENT_ID));
 }
 
+/// A refresh token belongs to the OAuth client that issued it. After the administrator gives
+/// a domain another client, its accounts' refreshes fail with `unauthorized_client`, and the
+/// reason told them to check the client ID and secret, which are right: the way out is to
+/// connect again under the new client, and the reason says so.
+#[test]
+fn an_account_connected_under_another_client_is_told_to_connect_again() {
+    let h = Harness::new();
+    const MOVED: &str = "moved.example/40";
+    let plugin = h.open();
+    h.connect_and_sync(&plugin, MOVED, ALICE);
+    drop(plugin);
+    let redirect = "http://127.0.0.1:8081/moved/callback";
+    h.fake.add_client(Client::new(
+        "moved-client.apps.googleusercontent.com",
+        "moved-secret",
+        &[redirect],
+    ));
+    let mut config = h.config();
+    config["domains"] = json!({
+        "moved.example": { "client_id": "moved-client.apps.googleusercontent.com",
+                           "client_secret": "moved-secret", "redirect_uri": redirect }
+    });
+    // The access token expired meanwhile: the next sync refreshes it.
+    store_query(&h, "UPDATE accounts SET access_expires_at = 0");
+    let plugin = h.open_with(&config);
+    plugin.sync_now(MOVED).unwrap();
+    let mut status = serde_json::Value::Null;
+    assert!(
+        wait_until(PATIENCE, || {
+            status = plugin.status_value(MOVED);
+            status["status"] == "issue" && status["syncing"] == false
+        }),
+        "{status}"
+    );
+    let reason = status["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("client") && reason.contains("Get auth code"),
+        "{reason}"
+    );
+}
+
 #[test]
 fn disable_revokes_at_google_and_disconnects() {
     let h = Harness::new();

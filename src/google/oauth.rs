@@ -293,7 +293,7 @@ fn token_error(
                         .to_string()
                 }
                 "invalid_client" | "unauthorized_client" => format!(
-                    "check the client ID \"{}\" and its client secret in the Google Cloud console (APIs & Services > Credentials)",
+                    "check the client ID \"{}\" and its client secret in the Google Cloud console (APIs & Services > Credentials). A refresh token belongs to the client that issued it: if the account connected under another client (the configuration's client changed since), click \"Get auth code\" to connect it under this one",
                     settings.client_id
                 ),
                 "redirect_uri_mismatch" => format!(
