@@ -536,11 +536,23 @@ fn a_search_covers_every_source_and_names_each_rows_source() {
         .expect("search");
     assert_eq!(total, 5);
     assert!(rows.iter().all(|r| r.source == "directory"), "{rows:?}");
-    // Keypad: "a3" spells 2 3 on a keypad.
-    let (rows, _) = plugin
+    // Keypad: "2" spells the "a" every source's names start with ("A1", "A2", "A3"), and
+    // names each row's source; "23" spells nothing, as the keypad spells letters only.
+    let (rows, total) = plugin
+        .search(ACCOUNT, "2", GiSearchMode::GI_SEARCH_KEYPAD, 0, 100)
+        .expect("keypad");
+    assert_eq!(total, 15);
+    for src in ALL {
+        assert_eq!(
+            rows.iter().filter(|r| r.source == src.name()).count(),
+            5,
+            "{src:?}"
+        );
+    }
+    let (_, total) = plugin
         .search(ACCOUNT, "23", GiSearchMode::GI_SEARCH_KEYPAD, 0, 10)
         .expect("keypad");
-    assert!(rows.iter().all(|r| r.source == "other_contacts") && rows.len() == 5);
+    assert_eq!(total, 0, "the 3 of \"A3\" is a digit");
 }
 
 #[test]
