@@ -130,6 +130,25 @@ impl Core {
         }
     }
 
+    /// Clears the sync's problem (green again, unless the calendar has one), in the store and
+    /// in memory, when there is one: a run of every source ended well. The last error stays,
+    /// for the status.
+    pub fn clear_issue(&self, account: &str, connection_id: i64) {
+        let last_error = match self.accounts.read().get(account) {
+            Some(state) if state.connection_id == connection_id && state.issue.is_some() => {
+                state.last_error.clone()
+            }
+            _ => return,
+        };
+        if let Err(e) = self
+            .store
+            .set_health(account, connection_id, None, last_error.as_deref())
+        {
+            log::error!("account {account}: cannot store its status: {e}");
+        }
+        self.update_state(account, connection_id, |s| s.issue = None);
+    }
+
     /// Records a problem an administrator must act on (the yellow !).
     pub fn record_issue(&self, account: &str, connection_id: i64, reason: &str) {
         log::warn!("account {account}: {reason}");

@@ -961,6 +961,58 @@ fn a_source_landing_beside_a_failing_one_leaves_the_stored_status_yellow() {
     assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_CONNECTED);
 }
 
+/// The same with a source Google keeps deferring (a 503 asking for an hour, counted as a
+/// retry each time): yellow after the fourth, and a landing of the contacts beside the fifth
+/// must not turn the stored status green (a deferral records no error of its source).
+#[test]
+fn a_source_deferred_past_its_retries_stays_yellow_in_the_store_while_another_lands() {
+    let h = Harness::new();
+    seed_all(&h, 5, "A");
+    let mut config = h.config();
+    config["sources"] = json!(["contacts", "other_contacts"]);
+    let plugin = h.open_with(&config);
+    h.connect_and_sync(&plugin, ACCOUNT, ALICE);
+    h.fake.set_sticky_fault(
+        Src::Other.endpoint(),
+        Some(Fault::Raw {
+            status: 503,
+            headers: vec![("Retry-After".into(), "3600".into())],
+            body: json!({"error": {"code": 503, "message": "The service is currently unavailable.", "status": "UNAVAILABLE"}})
+                .to_string(),
+        }),
+    );
+    // The first attempt and three retries (Sync now stands in for the hour Google asked).
+    for _ in 0..4 {
+        sync_and_wait_for(&h, &plugin, Src::Other, 1);
+    }
+    assert!(
+        wait_until(PATIENCE, || plugin.status_value(ACCOUNT)["status"]
+            == "issue"),
+        "yellow after the third retry: {}",
+        plugin.status_value(ACCOUNT)
+    );
+    Src::Contacts.upsert(&h, Src::Contacts.person(0, "B"));
+    sync_and_wait_for(&h, &plugin, Src::Other, 1);
+    assert_eq!(
+        shown(&plugin, ACCOUNT, &Src::Contacts.number(0)).map(|s| s.0),
+        Some("B1 Person000".to_owned()),
+        "the contacts landed"
+    );
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_ISSUE);
+    drop(plugin);
+    let plugin = h.open_with(&config);
+    let status = plugin.status_value(ACCOUNT);
+    assert_eq!(status["status"], "issue", "{status}");
+    // Google answers again: every source lands, green, in the store too.
+    h.fake.set_sticky_fault(Src::Other.endpoint(), None);
+    sync_and_wait_for(&h, &plugin, Src::Other, 1);
+    assert!(wait_until(PATIENCE, || plugin.status(ACCOUNT)
+        == GiStatus::GI_STATUS_CONNECTED));
+    drop(plugin);
+    let plugin = h.open_with(&config);
+    assert_eq!(plugin.status(ACCOUNT), GiStatus::GI_STATUS_CONNECTED);
+}
+
 #[test]
 fn gi_open_refuses_an_unknown_or_empty_list_of_sources_naming_the_field() {
     let h = Harness::new();

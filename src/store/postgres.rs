@@ -1167,15 +1167,11 @@ impl PgStore {
             );
             return Ok(None);
         }
-        // Green again only when no other source's last sync failed (see SQLite's).
+        // The status is left alone until every source has ended (see SQLite's).
         let current = tx.execute(
-            "UPDATE accounts SET last_sync = GREATEST(last_sync, $3),
-                status = CASE WHEN failing THEN status ELSE 'connected' END,
-                reason = CASE WHEN failing THEN reason ELSE NULL END
-             FROM (SELECT EXISTS (SELECT 1 FROM sources WHERE account = $1 AND source <> $4
-                                  AND last_error IS NOT NULL) AS failing) AS others
+            "UPDATE accounts SET last_sync = GREATEST(last_sync, $3)
              WHERE account = $1 AND connection_id = $2",
-            &[&account, &connection_id, &now, &source.name()],
+            &[&account, &connection_id, &now],
         )?;
         if current == 0 {
             return Ok(None);

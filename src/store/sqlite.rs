@@ -714,20 +714,15 @@ impl Store for SqliteStore {
         let tx = conn.transaction()?;
         let mut replaced = Vec::new();
         let mut upsert_ids = Vec::with_capacity(upserts.len());
-        // Green again only when no other source's last sync failed: the sources land one by
-        // one, and the account's status is summed up when they all ended. A landing that
-        // turned it green while another source was still failing showed the yellow ! gone
-        // to whoever read the store meanwhile (a restart, another node) while the fault
-        // persisted. (A token refused or the like fails every source, so a landing clears
-        // it: the grant works again.)
+        // The status is left alone: the sources land one by one, and the account's status is
+        // summed up when they have all ended (`Core::clear_issue`, `Core::record_issue`). A
+        // landing that turned it green while another source was failing, or deferred by
+        // Google, showed the yellow ! gone to whoever read the store meanwhile (a restart,
+        // another node) while the fault persisted.
         let current = tx.execute(
-            "UPDATE accounts SET last_sync = MAX(COALESCE(last_sync, ?3), ?3),
-                status = CASE WHEN failing THEN status ELSE 'connected' END,
-                reason = CASE WHEN failing THEN reason ELSE NULL END
-             FROM (SELECT EXISTS (SELECT 1 FROM sources WHERE account = ?1 AND source <> ?4
-                                  AND last_error IS NOT NULL) AS failing)
+            "UPDATE accounts SET last_sync = MAX(COALESCE(last_sync, ?3), ?3)
              WHERE account = ?1 AND connection_id = ?2",
-            params![account, connection_id, now, source.name()],
+            params![account, connection_id, now],
         )?;
         if current == 0 {
             return Ok(false); // dropped with the transaction: nothing changes

@@ -139,7 +139,7 @@ fn record_outcome(
     if !problems.is_empty() {
         core.record_issue(account, connection_id, &problems.join("; "));
     } else if deferred.is_none() {
-        core.update_state(account, connection_id, |s| s.issue = None);
+        core.clear_issue(account, connection_id);
     }
     // A source Google asked to wait for runs again when it allows, whatever the others did.
     deferred.unwrap_or(SyncEnd::Done)
