@@ -166,6 +166,97 @@ fn a_disable_while_a_sync_lands_waits_for_it_instead_of_deadlocking() {
     }
 }
 
+/// A disable (played by a transaction that locks as `gi_disable` does: the claims, the
+/// account's row, its contacts, then its sources) while a node erases a source the account's
+/// new connection cannot read (a Google account outside Workspace, reconnected where a
+/// Workspace one had synced the directory). The erasure took the sources, then the contacts,
+/// without the account's row: each held what the other waited for, and PostgreSQL aborted one
+/// as a deadlock. It now waits for the account's row, as a landing does.
+#[test]
+fn a_disable_while_a_node_erases_an_unreadable_source_waits_instead_of_deadlocking() {
+    const ACCOUNT: &str = "lockorder.example";
+    let h = Harness::on_postgres();
+    capture_logs();
+    h.fake.set_contacts(
+        ALICE,
+        vec![Person::new("people/c1", "Ann", "Alice").with_phone("+1 212 555 0111", "work")],
+    );
+    h.fake.set_directory(
+        "example.com",
+        vec![Person::new("people/d1", "Dan", "Colleague").with_phone("+1 212 555 0122", "work")],
+    );
+    let carol = "carol@gmail.com";
+    h.fake.add_user(carol, "Carol Consumer");
+    h.fake.set_contacts(
+        carol,
+        vec![Person::new("people/c9", "Cid", "Carol").with_phone("+1 212 555 0199", "work")],
+    );
+    let mut config = h.node_config("a");
+    config["sources"] = json!(["contacts", "directory"]);
+    let a = h.open_with(&config);
+    h.connect_and_sync(&a, ACCOUNT, ALICE);
+    assert!(a.lookup(ACCOUNT, "+12125550122").unwrap().is_some());
+
+    // Reconnected as a consumer account: its directory sync fails, after a while, and the
+    // previous connection's directory is erased then.
+    h.fake.set_sticky_fault(
+        Endpoint::Directory,
+        Some(Fault::Delay(Duration::from_secs(3))),
+    );
+    let url = a.auth_url(ACCOUNT).unwrap();
+    a.complete(&h.fake.approve(&url, carol).unwrap()).unwrap();
+    assert!(
+        wait_until(PATIENCE, || a
+            .lookup(ACCOUNT, "+12125550199")
+            .unwrap()
+            .is_some()),
+        "the new connection's contacts landed"
+    );
+    let pg = h.pg.as_ref().unwrap();
+    let mut db = pg.server.client(&pg.url);
+    let mut watch = pg.server.client(&pg.url);
+    let mut disable = db.transaction().unwrap();
+    for statement in [
+        "DELETE FROM claims WHERE account = $1",
+        "DELETE FROM accounts WHERE account = $1",
+        "DELETE FROM contacts WHERE account = $1",
+    ] {
+        disable.execute(statement, &[&ACCOUNT]).unwrap();
+    }
+    // Until the node's erasure waits for a row the disable holds.
+    let mut waiting = || -> i64 {
+        watch
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+                    AND (query LIKE '%FROM contacts%' OR query LIKE '%FROM accounts%')",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    assert!(
+        wait_until(PATIENCE, || waiting() > 0),
+        "the erasure did not start"
+    );
+    let sources = disable.execute("DELETE FROM sources WHERE account = $1", &[&ACCOUNT]);
+    assert!(
+        sources.is_ok(),
+        "the disable's transaction: {:?}",
+        sources.err()
+    );
+    disable.commit().unwrap();
+    assert!(
+        wait_until(PATIENCE, || a.status_value(ACCOUNT)["syncing"] == false),
+        "the sync ended"
+    );
+    h.fake.set_sticky_fault(Endpoint::Directory, None);
+    let deadlocks: Vec<String> = logged_lines()
+        .into_iter()
+        .filter(|l| l.contains(ACCOUNT) && l.contains("deadlock"))
+        .collect();
+    assert!(deadlocks.is_empty(), "{deadlocks:#?}");
+}
+
 #[test]
 fn calendar_presence_fetched_on_one_node_answers_on_every_node() {
     let h = Harness::on_postgres();

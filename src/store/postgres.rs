@@ -879,12 +879,24 @@ impl Store for PgStore {
     ) -> Result<bool> {
         self.with(|conn| {
             let mut tx = conn.transaction()?;
+            // The account's row first, as a landing and a disable take it before the sources
+            // and contacts: read without a lock, a disable on another node (account row, then
+            // contacts, then sources) and this (sources, then contacts) each held what the
+            // other waited for, and PostgreSQL aborted one, perhaps the disable.
+            let current = tx
+                .query_opt(
+                    "SELECT 1 FROM accounts WHERE account = $1 AND connection_id = $2 FOR UPDATE",
+                    &[&account, &connection_id],
+                )?
+                .is_some();
+            if !current {
+                return Ok(false);
+            }
             // As SQLite's: a source no connection landed holds nothing to erase (deleting its
             // row sent every follower a notice to rebuild an empty book at each failed sync).
             let older = tx.execute(
                 "DELETE FROM sources WHERE account = $1 AND source = $2
-                    AND connection_id IS NOT NULL AND connection_id <> $3
-                    AND EXISTS (SELECT 1 FROM accounts WHERE account = $1 AND connection_id = $3)",
+                    AND connection_id IS NOT NULL AND connection_id <> $3",
                 &[&account, &source.name(), &connection_id],
             )?;
             if older == 0 {
@@ -925,8 +937,13 @@ impl Store for PgStore {
     fn forget_sources(&self, keep: &dyn Fn(&str) -> Vec<Source>) -> Result<Vec<(String, Source)>> {
         self.with(|conn| {
             let mut tx = conn.transaction()?;
+            // In one order on every node, each account's row locked before its sources and
+            // contacts, as a landing and a disable lock them (see `forget_older_source`).
             let dropped: Vec<(String, Source)> = tx
-                .query("SELECT account, source FROM sources", &[])?
+                .query(
+                    "SELECT account, source FROM sources ORDER BY account, source",
+                    &[],
+                )?
                 .iter()
                 .filter_map(|row| {
                     let account: String = row.get(0);
@@ -935,7 +952,11 @@ impl Store for PgStore {
                 })
                 .collect();
             for (account, source) in &dropped {
-                for table in ["contacts", "sources"] {
+                tx.query(
+                    "SELECT 1 FROM accounts WHERE account = $1 FOR UPDATE",
+                    &[account],
+                )?;
+                for table in ["sources", "contacts"] {
                     tx.execute(
                         &format!("DELETE FROM {table} WHERE account = $1 AND source = $2"),
                         &[account, &source.name()],
