@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use host_sim::fake_google::{Endpoint, Fault, Person};
 use host_sim::plugin::{GiSearchMode, GiStatus, Plugin};
-use serde_json::json;
+use serde_json::{json, Value};
 
 const ACCOUNT: &str = "example.com";
 
@@ -141,26 +141,24 @@ fn a_sync_token_earned_asking_for_other_fields_is_not_sent_and_the_source_syncs_
     // As an upgrade from 0.1 leaves the store: the token kept, what it was asked with unknown.
     store_query(&h, "UPDATE sources SET sync_asked = NULL");
     let plugin = h.open();
-    let before = people_requests(&h).len();
-    plugin.sync_now(FIELDS_ACCOUNT).unwrap();
-    let status = wait_for_people_requests(&h, &plugin, FIELDS_ACCOUNT, before, 1);
-    assert_eq!(
-        people_requests(&h)[before].query_param("syncToken"),
-        None,
-        "a full sync"
-    );
+    let (incremental, status) = sync_now_and_see(&h, &plugin, FIELDS_ACCOUNT);
+    assert!(!incremental, "a full sync");
     assert_eq!(status["last_error"], serde_json::Value::Null, "{status}");
     assert_eq!(status["contacts"], 3, "{status}");
+    let (incremental, _) = sync_now_and_see(&h, &plugin, FIELDS_ACCOUNT);
+    assert!(incremental, "incremental again");
+}
 
-    let before = people_requests(&h).len();
-    plugin.sync_now(FIELDS_ACCOUNT).unwrap();
-    wait_for_people_requests(&h, &plugin, FIELDS_ACCOUNT, before, 1);
-    assert!(
-        people_requests(&h)[before]
-            .query_param("syncToken")
-            .is_some(),
-        "incremental again"
-    );
+/// Sync now and wait for its first People request: whether it sent a sync token (an
+/// incremental sync), and the status once the account is idle.
+fn sync_now_and_see(h: &Harness, plugin: &Plugin<'_>, account: &str) -> (bool, Value) {
+    let before = people_requests(h).len();
+    plugin.sync_now(account).unwrap();
+    let status = wait_for_people_requests(h, plugin, account, before, 1);
+    let incremental = people_requests(h)[before]
+        .query_param("syncToken")
+        .is_some();
+    (incremental, status)
 }
 
 /// A number Google gave no `canonicalForm` is read in the account's region when it is synced,
@@ -196,14 +194,8 @@ fn a_changed_region_reads_every_stored_number_again_with_one_full_sync() {
     let mut config = h.config();
     config["default_region"] = json!("GB");
     let plugin = h.open_with(&config);
-    let before = people_requests(&h).len();
-    plugin.sync_now(REGION_ACCOUNT).unwrap();
-    let status = wait_for_people_requests(&h, &plugin, REGION_ACCOUNT, before, 1);
-    assert_eq!(
-        people_requests(&h)[before].query_param("syncToken"),
-        None,
-        "a full sync after the region changed"
-    );
+    let (incremental, status) = sync_now_and_see(&h, &plugin, REGION_ACCOUNT);
+    assert!(!incremental, "a full sync after the region changed");
     assert_eq!(status["last_error"], serde_json::Value::Null, "{status}");
     assert_eq!(
         name_of(&plugin, "+442079460958").as_deref(),
@@ -221,15 +213,8 @@ fn a_changed_region_reads_every_stored_number_again_with_one_full_sync() {
     );
 
     // The same region again: incremental, as before.
-    let before = people_requests(&h).len();
-    plugin.sync_now(REGION_ACCOUNT).unwrap();
-    wait_for_people_requests(&h, &plugin, REGION_ACCOUNT, before, 1);
-    assert!(
-        people_requests(&h)[before]
-            .query_param("syncToken")
-            .is_some(),
-        "incremental again"
-    );
+    let (incremental, _) = sync_now_and_see(&h, &plugin, REGION_ACCOUNT);
+    assert!(incremental, "incremental again");
     drop(plugin);
     // And after a restart with it: still read in GB, from the store.
     let plugin = h.open_with(&config);
