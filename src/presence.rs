@@ -83,7 +83,7 @@ struct Entry {
     /// The answer at the fetch, and when it first changes (`i64::MAX`: never, in the window).
     settled: (Presence, i64),
     changes_at: i64,
-    /// Past this, the answer is stale (unknown).
+    /// Past this, the answer is stale (unknown); and as long before the fetch (see `answer`).
     stale_at: i64,
     busy: BusyTimes,
 }
@@ -111,7 +111,14 @@ impl Entry {
     }
 
     fn answer(&self, now: i64) -> (Presence, i64) {
-        if now > self.stale_at {
+        // An answer is as old as the clock says either way: fetched while the clock ran ahead
+        // (a wrong clock at boot, stepped back later), it was told for hours past three
+        // intervals while every new fetch failed. (From the fetch's time, which the next
+        // branch reads anyway, not a field of its own: the entry's hot part stays as it is.)
+        let fetched_at = self.busy.fetched_at;
+        if now > self.stale_at
+            || now < fetched_at.saturating_sub(self.stale_at.saturating_sub(fetched_at))
+        {
             (Presence::Unknown, 0)
         } else if now >= self.busy.fetched_at && now < self.changes_at {
             self.settled
@@ -255,6 +262,11 @@ mod tests {
         book.set("a", BusyTimes::new(vec![(100, 200)], 0, 1000));
         assert_eq!(book.answer("a", 30), (Presence::Free, 100));
         assert_eq!(book.answer("a", 31), (Presence::Unknown, 0));
+        // Fetched "in the future" (the clock stepped back since): as stale, that far ahead.
+        book.set("a", BusyTimes::new(vec![(100, 200)], 10_000, 20_000));
+        assert_eq!(book.answer("a", 9_970), (Presence::Free, 0));
+        assert_eq!(book.answer("a", 9_969), (Presence::Unknown, 0));
+        assert_eq!(book.answer("a", 100), (Presence::Unknown, 0));
         book.remove("a");
         assert_eq!(book.fetched_at("a"), None);
     }
