@@ -193,10 +193,17 @@ impl Core {
                 );
             }
             Ok(false) => {}
-            Err(e) => log::error!(
-                "account {account}: cannot erase {} of its previous connection: {e}",
-                source.noun()
-            ),
+            // Perhaps erased all the same (PostgreSQL: the reply to COMMIT lost), and then no
+            // later call finds anything to erase: this node would go on answering with what
+            // may be another Google user's contacts. Memory lets them go either way; the
+            // store's copy, if it stayed, is erased at the next sync that fails so.
+            Err(e) => {
+                self.index.remove_source(account, source);
+                log::error!(
+                    "account {account}: cannot erase {} of its previous connection: {e}; this node no longer shows them",
+                    source.noun()
+                )
+            }
         }
     }
 

@@ -908,6 +908,8 @@ impl Store for PgStore {
             )?;
             self.book_changed(&mut tx, account, source, None)?;
             tx.commit()?;
+            #[cfg(debug_assertions)]
+            debug_lose_commit_reply(account)?;
             Ok(erased > 0)
         })
     }
@@ -1372,17 +1374,31 @@ impl<C: GenericClient> StoreRead for PgRead<'_, C> {
     }
 }
 
-/// A claim's advisory lock key: the account and job, hashed into the 64 bits PostgreSQL takes.
-/// Debug builds only: lets a test lose the reply to a sync's COMMIT (the connection breaking
-/// just then) for the account named by GI_DEBUG_LOSE_COMMIT_REPLY, at its second sync's
-/// commit (the first gives it a book to fall behind): committed, yet an error to the caller.
-/// Release builds have no hook.
+/// Debug builds only: lets a test lose the reply to a COMMIT (the connection breaking just
+/// then) of a sync's landing or of `forget_older_source`: committed, yet an error to the
+/// caller. GI_DEBUG_LOSE_COMMIT_REPLY lists `ACCOUNT:N` (comma-separated): the account's N-th
+/// such commit in this process loses its reply (N is 2 when left out: the first gives the
+/// account a book to fall behind). Release builds have no hook.
 #[cfg(debug_assertions)]
 fn debug_lose_commit_reply(account: &str) -> Result<()> {
-    static COMMITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    if std::env::var("GI_DEBUG_LOSE_COMMIT_REPLY").is_ok_and(|a| a == account)
-        && COMMITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 1
-    {
+    static COMMITS: parking_lot::Mutex<Option<HashMap<String, usize>>> =
+        parking_lot::Mutex::new(None);
+    let Ok(listed) = std::env::var("GI_DEBUG_LOSE_COMMIT_REPLY") else {
+        return Ok(());
+    };
+    let Some(lost) = listed.split(',').find_map(|entry| {
+        let (named, n) = entry.rsplit_once(':').unwrap_or((entry, "2"));
+        (named == account).then(|| n.parse::<usize>().unwrap_or(2))
+    }) else {
+        return Ok(());
+    };
+    let mut commits = COMMITS.lock();
+    let count = commits
+        .get_or_insert_with(HashMap::new)
+        .entry(account.to_owned())
+        .or_default();
+    *count += 1;
+    if *count == lost {
         return Err(Error::storage(
             "the reply to COMMIT was lost (GI_DEBUG_LOSE_COMMIT_REPLY)",
         ));
@@ -1390,6 +1406,7 @@ fn debug_lose_commit_reply(account: &str) -> Result<()> {
     Ok(())
 }
 
+/// A claim's advisory lock key: the account and job, hashed into the 64 bits PostgreSQL takes.
 fn claim_key(account: &str, job: &str) -> i64 {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(format!("google-integration claim {job} {account}"));

@@ -454,6 +454,16 @@ impl SourceSync<'_, '_> {
             // with the connection), with the next sync token, while the book in memory did
             // not follow: the next sync, incremental from that token, must rebuild it from the
             // store, not patch it. (A node hears no notice of its own syncs.)
+            // With no book yet (the source's first landing, or none at the open), an empty
+            // one stands in, marked: the next sync would otherwise find nothing changed and
+            // keep "the index in memory", which is none, for good.
+            if core.index.book(account, source).is_none() {
+                core.index.replace(
+                    account,
+                    source,
+                    AccountIndex::build_with(&[], &group_names, None),
+                );
+            }
             if let Some(book) = core.index.book(account, source) {
                 book.mark_rebuild_due();
             }
