@@ -217,6 +217,9 @@ fn offline_endpoints(data_dir: &Path, region: &str, dead: SocketAddr) -> Value {
             "token_url": format!("{base}/token"),
             "revoke_url": format!("{base}/revoke"),
             "people_url": base,
+            // Left out, it was Google's: `call` and `search` on a demo's data_dir (calendar
+            // on) fetched presence at open from www.googleapis.com with the stored token.
+            "calendar_url": base,
         },
     })
 }
@@ -427,4 +430,32 @@ pub fn random_hex(bytes: usize) -> String {
     (0..bytes)
         .map(|_| format!("{:02x}", rng.random::<u8>()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `call` and `search` never leave the machine: every endpoint the plugin's `google`
+    /// settings name is the dead loopback port.
+    #[test]
+    fn the_offline_configuration_points_every_google_endpoint_at_loopback() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = offline_config(dir.path(), "US").unwrap();
+        let google = config["google"].as_object().unwrap();
+        for key in [
+            "auth_url",
+            "token_url",
+            "revoke_url",
+            "people_url",
+            "calendar_url",
+        ] {
+            let url = google
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_else(|| panic!("{key} is left to its default: Google's"));
+            assert!(url.starts_with("http://127.0.0.1:"), "{key}: {url}");
+        }
+        assert_eq!(google.len(), 5, "{google:?}");
+    }
 }
