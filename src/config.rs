@@ -299,7 +299,7 @@ impl Config {
                 .is_some()
             {
                 return Err(Error::config(format!(
-                    "configuration: domains: two sections name the domain {canonical} (domains are compared without regard to case and a trailing dot); keep one"
+                    "configuration: domains: two sections name the domain {canonical} (domains are compared without regard to case and trailing dots); keep one"
                 )));
             }
         }

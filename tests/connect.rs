@@ -252,6 +252,39 @@ fn a_wrong_client_secret_names_the_client() {
     );
 }
 
+/// The token endpoint's words reach gi_last_error, the status and the log: a hostile or
+/// broken one's `error_description` (64 KiB, terminal escapes) is cut and cleaned there, as
+/// the APIs' errors are.
+#[test]
+fn the_token_endpoints_own_words_are_cut_and_cleaned() {
+    let h = Harness::new();
+    let plugin = h.open();
+    let url = plugin.auth_url(ACCOUNT).unwrap();
+    let callback = h.fake.approve(&url, ALICE).unwrap();
+    let description = format!("bad\u{1b}[31m\nline{}", "x".repeat(60_000));
+    h.fake.inject(
+        Endpoint::Token,
+        Fault::Raw {
+            status: 400,
+            headers: Vec::new(),
+            body: json!({"error": "invalid_grant", "error_description": description}).to_string(),
+        },
+    );
+    let err = plugin.complete(&callback).unwrap_err();
+    assert_eq!(err.code, GiResult::GI_ERR_GOOGLE, "{}", err.message);
+    assert!(
+        !err.message.chars().any(char::is_control),
+        "{:?}",
+        &err.message[..200]
+    );
+    assert!(err.message.len() < 1_500, "{} bytes", err.message.len());
+    assert!(
+        err.message.contains("invalid_grant: bad[31mlinexxx"),
+        "{}",
+        err.message
+    );
+}
+
 #[test]
 fn google_unreachable_during_the_exchange_is_a_network_error() {
     let h = Harness::new();

@@ -314,7 +314,8 @@ fn wait_for_name(
 
 /// Waits until node A is syncing (so it holds the account's claim) and Google has seen two
 /// requests for contacts since `before` (one page served, the next in flight); returns how
-/// many. A Sync now finding another node's sync in flight is dropped, so it is asked again.
+/// many. Node A is asked to Sync now again while it is not syncing: its run may have ended
+/// before the pages were counted.
 fn wait_for_sync_on_a(
     node_a: &mut NodeA,
     fake: &FakeGoogle,

@@ -277,9 +277,11 @@ fn token_error(
     match e {
         RequestTokenError::ServerResponse(reply) => {
             let code = reply.error().to_string();
+            // Google's words go into gi_last_error, the status and the log: cut and cleaned,
+            // as the APIs' are (see `api::printable`).
             let description = reply
                 .error_description()
-                .map(|d| format!(": {d}"))
+                .map(|d| format!(": {}", printable(d, 300)))
                 .unwrap_or_default();
             if TRANSIENT_TOKEN_ERRORS.contains(&code.as_str()) {
                 // Google's own failure (a 5xx or 429 told as an OAuth error), not a refusal.
@@ -303,7 +305,8 @@ fn token_error(
                 _ => "see Google's message".to_string(),
             };
             Error::google(format!(
-                "Google refused {doing} ({code}{description}); {advice}"
+                "Google refused {doing} ({}{description}); {advice}",
+                printable(&code, 60)
             ))
         }
         RequestTokenError::Request(e) => {
@@ -324,9 +327,8 @@ fn token_error(
     }
 }
 
-fn first_line(text: &str) -> &str {
-    let line = text.lines().next().unwrap_or("");
-    &line[..line.floor_char_boundary(200)]
+fn first_line(text: &str) -> String {
+    printable(text.lines().next().unwrap_or(""), 200)
 }
 
 #[cfg(test)]
