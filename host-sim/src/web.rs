@@ -320,7 +320,8 @@ impl<'a> App<'a> {
                         let micros = took.as_secs_f64() * 1e6;
                         let contact = caller.map(|c| {
                             json!({"name": c.name, "company": c.company, "label": c.label,
-                                   "number": c.number, "account": c.account})
+                                   "number": c.number, "account": c.account,
+                                   "source": c.source, "groups": c.groups})
                         });
                         Reply::json(
                             200,

@@ -333,7 +333,7 @@ function ring(event) {
       if (r.found) {
         const c = r.contact;
         line('name', c.name || c.company, 'call-name');
-        if (c.name && c.company) line('company', c.company, 'call-company');
+        if (c.name && c.company && c.company !== c.name) line('company', c.company, 'call-company');
         line('detail', `${c.label || 'phone'} · ${c.number}`, 'call-number-shown');
         const from = c.source && c.source !== 'contacts'
           ? (SOURCE_NAMES[c.source] || c.source).toLowerCase() : 'contacts';
