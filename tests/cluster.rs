@@ -177,25 +177,12 @@ fn a_disable_while_a_node_erases_an_unreadable_source_waits_instead_of_deadlocki
     const ACCOUNT: &str = "lockorder.example";
     let h = Harness::on_postgres();
     capture_logs();
-    h.fake.set_contacts(
-        ALICE,
-        vec![Person::new("people/c1", "Ann", "Alice").with_phone("+1 212 555 0111", "work")],
-    );
-    h.fake.set_directory(
-        "example.com",
-        vec![Person::new("people/d1", "Dan", "Colleague").with_phone("+1 212 555 0122", "work")],
-    );
-    let carol = "carol@gmail.com";
-    h.fake.add_user(carol, "Carol Consumer");
-    h.fake.set_contacts(
-        carol,
-        vec![Person::new("people/c9", "Cid", "Carol").with_phone("+1 212 555 0199", "work")],
-    );
+    seed_a_colleague_and_a_consumer(&h);
     let mut config = h.node_config("a");
     config["sources"] = json!(["contacts", "directory"]);
     let a = h.open_with(&config);
     h.connect_and_sync(&a, ACCOUNT, ALICE);
-    assert!(a.lookup(ACCOUNT, "+12125550122").unwrap().is_some());
+    assert!(a.lookup(ACCOUNT, COLLEAGUE).unwrap().is_some());
 
     // Reconnected as a consumer account: its directory sync fails, after a while, and the
     // previous connection's directory is erased then.
@@ -204,10 +191,11 @@ fn a_disable_while_a_node_erases_an_unreadable_source_waits_instead_of_deadlocki
         Some(Fault::Delay(Duration::from_secs(3))),
     );
     let url = a.auth_url(ACCOUNT).unwrap();
-    a.complete(&h.fake.approve(&url, carol).unwrap()).unwrap();
+    a.complete(&h.fake.approve(&url, CONSUMER).unwrap())
+        .unwrap();
     assert!(
         wait_until(PATIENCE, || a
-            .lookup(ACCOUNT, "+12125550199")
+            .lookup(ACCOUNT, CONSUMERS_CONTACT)
             .unwrap()
             .is_some()),
         "the new connection's contacts landed"

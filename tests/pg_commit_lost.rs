@@ -136,26 +136,17 @@ fn a_first_landing_whose_commit_reply_was_lost_is_followed_by_a_build() {
 fn an_erasure_whose_commit_reply_was_lost_still_leaves_memory() {
     lose_commit_replies();
     let h = Harness::on_postgres();
-    h.fake.set_contacts(
-        ALICE,
-        vec![Person::new("people/c1", "Ann", "Alice").with_phone("+1 212 555 0121", "work")],
-    );
-    h.fake.set_directory(
-        "example.com",
-        vec![Person::new("people/d1", "Dan", "Colleague").with_phone("+1 212 555 0122", "work")],
-    );
-    let carol = "carol@gmail.com";
-    h.fake.add_user(carol, "Carol Consumer");
+    seed_a_colleague_and_a_consumer(&h);
     let mut config = h.config();
     config["sources"] = json!(["contacts", "directory"]);
     let plugin = h.open_with(&config);
     // Commits 1 and 2: the contacts and the directory.
     h.connect_and_sync(&plugin, FORGET, ALICE);
-    assert!(plugin.lookup(FORGET, "+12125550122").unwrap().is_some());
+    assert!(plugin.lookup(FORGET, COLLEAGUE).unwrap().is_some());
     // Commit 3: Carol's contacts; 4: the erasure of Alice's directory, its reply lost.
     let url = plugin.auth_url(FORGET).unwrap();
     plugin
-        .complete(&h.fake.approve(&url, carol).unwrap())
+        .complete(&h.fake.approve(&url, CONSUMER).unwrap())
         .unwrap();
     assert!(
         wait_until(PATIENCE, || {
@@ -166,10 +157,7 @@ fn an_erasure_whose_commit_reply_was_lost_still_leaves_memory() {
         plugin.status_value(FORGET)
     );
     assert_eq!(
-        plugin
-            .lookup(FORGET, "+12125550122")
-            .unwrap()
-            .map(|c| c.name),
+        plugin.lookup(FORGET, COLLEAGUE).unwrap().map(|c| c.name),
         None,
         "the previous user's colleague"
     );

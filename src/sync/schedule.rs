@@ -41,13 +41,9 @@ impl Queue {
     /// slow, each request up to its 60 s deadline, retried) leaves one to the other (calendar
     /// fetches, whose answers go stale in three intervals), and the other way round.
     pub fn take_ready(&mut self, per_job: usize) -> Option<Task> {
-        let running_of = |job: Job| self.running.iter().filter(|(_, j)| *j == job).count();
-        let free = [Job::Contacts, Job::Presence].map(|job| running_of(job) < per_job);
-        let can_run = |job: Job| match job {
-            Job::Contacts => free[0],
-            Job::Presence => free[1],
-        };
-        let at = self.ready.iter().position(|(_, job)| can_run(*job))?;
+        // At most a few tasks run (the workers): counted for each ready task looked at.
+        let has_room = |job: Job| self.running.iter().filter(|(_, j)| *j == job).count() < per_job;
+        let at = self.ready.iter().position(|(_, job)| has_room(*job))?;
         let task = self.ready.remove(at)?;
         self.queued.remove(&task);
         self.running.insert(task.clone());

@@ -18,6 +18,12 @@ pub const CLIENT_SECRET: &str = "GOCSPX-test-client-secret-0123456789";
 pub const REDIRECT_URI: &str = "http://127.0.0.1:8080/google/callback";
 pub const ALICE: &str = "alice@example.com";
 pub const BOB: &str = "bob@example.com";
+/// A Google account outside Workspace: asked for a directory, Google refuses.
+pub const CONSUMER: &str = "carol@gmail.com";
+/// Alice's colleague in example.com's Workspace directory (see `seed_a_colleague_and_a_consumer`).
+pub const COLLEAGUE: &str = "+12125550122";
+/// The contact of `CONSUMER`.
+pub const CONSUMERS_CONTACT: &str = "+12125550199";
 
 /// The plugin, loaded once per test binary.
 pub fn api() -> &'static Api {
@@ -153,6 +159,26 @@ impl Harness {
         self.connect(plugin, account, email);
         wait_for_sync(plugin, account, 1);
     }
+}
+
+/// For a reconnect whose new grant cannot read the directory: Alice (a Workspace user) has one
+/// contact (+1 212 555 0121) and a colleague in example.com's directory (`COLLEAGUE`);
+/// `CONSUMER`, outside Workspace, has one contact (`CONSUMERS_CONTACT`).
+pub fn seed_a_colleague_and_a_consumer(h: &Harness) {
+    use host_sim::fake_google::Person;
+    h.fake.set_contacts(
+        ALICE,
+        vec![Person::new("people/c1", "Ann", "Alice").with_phone("+1 212 555 0121", "work")],
+    );
+    h.fake.set_directory(
+        "example.com",
+        vec![Person::new("people/d1", "Dan", "Colleague").with_phone(COLLEAGUE, "work")],
+    );
+    h.fake.add_user(CONSUMER, "Carol Consumer");
+    h.fake.set_contacts(
+        CONSUMER,
+        vec![Person::new("people/c9", "Cid", "Carol").with_phone(CONSUMERS_CONTACT, "work")],
+    );
 }
 
 /// Polls `done` until it holds or `timeout` passes; returns whether it held. Waiting on an
