@@ -641,8 +641,8 @@ fn hold_a_snapshot_of(db: &str) {
 
 /// A backup tool (or `sqlite3`) reading the database while an account is disabled keeps the
 /// erasure's checkpoint from emptying the write-ahead log: the erased token's old page stays in
-/// the files. The plugin says so, and empties the log at a later sync once the reader is gone,
-/// while it stays open (a PBX runs for months between closes).
+/// the files. The plugin says so, and empties the log once the reader is gone (its workers try
+/// every few seconds), while it stays open (a PBX runs for months between closes).
 #[test]
 fn a_disable_while_another_reader_holds_the_database_erases_every_copy_once_it_lets_go() {
     if let Ok(db) = std::env::var(READER_OF) {
@@ -711,9 +711,9 @@ fn a_disable_while_another_reader_holds_the_database_erases_every_copy_once_it_l
     std::io::Write::write_all(&mut to_reader, b"done\n").unwrap();
     wait_for_reader("released");
 
-    // The reader's snapshot is gone (its connection stays). The next sync of any account
-    // empties the log; the plugin stays open.
-    plugin.sync_now(SYNCING).unwrap();
+    // The reader's snapshot is gone (its connection stays). The plugin empties the log within
+    // seconds, with no sync to wait for (there may never be one: the last account disabled,
+    // or Google down for all); the plugin stays open.
     assert!(
         wait_until(PATIENCE, || holding().is_empty()),
         "{:?} still hold the erased account's token with the plugin open",

@@ -163,6 +163,10 @@ pub trait Store: Send + Sync {
     /// What other nodes changed in a shared store, as it happens (taken once); None for a
     /// store no other node writes.
     fn changes(&self) -> Option<Receiver<Change>>;
+    /// Finishes erasing what an erasure could not yet (SQLite: a checkpoint a reader held
+    /// back), without waiting; nothing when nothing is owed. The sync workers call it every
+    /// few seconds, so that it does not wait for a sync that may never come.
+    fn settle_owed(&self) {}
 }
 
 /// What `Store::commit_sync` lets its callback read of the state it just committed.

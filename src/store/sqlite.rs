@@ -194,7 +194,8 @@ impl SqliteStore {
     }
 
     /// Tries an owed checkpoint again, without waiting for a reader: a backup may hold its
-    /// snapshot for minutes, and the store must not stall the syncs meanwhile.
+    /// snapshot for minutes, and the store must not stall the syncs meanwhile. At each sync's
+    /// commit, and every few seconds from the workers (`Store::settle_owed`).
     fn settle_owed_checkpoint(&self, conn: &Connection) {
         use std::sync::atomic::Ordering::Relaxed;
         if !self.checkpoint_owed.load(Relaxed) {
@@ -221,7 +222,7 @@ impl SqliteStore {
 
     fn copies_left(&self) -> String {
         format!(
-            "another reader of {} (a backup or sqlite3?) held it open, so the write-ahead log could not be emptied: copies of data just erased stay in its files until it is; the plugin tries again at each sync, and at close",
+            "another reader of {} (a backup or sqlite3?) held it open, so the write-ahead log could not be emptied: copies of data just erased stay in its files until it is; the plugin tries again every few seconds, and at close",
             self.path.display()
         )
     }
@@ -983,6 +984,15 @@ impl Store for SqliteStore {
     /// Nobody else writes this store.
     fn changes(&self) -> Option<std::sync::mpsc::Receiver<Change>> {
         None
+    }
+
+    fn settle_owed(&self) {
+        if self
+            .checkpoint_owed
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.settle_owed_checkpoint(&self.conn.lock());
+        }
     }
 }
 

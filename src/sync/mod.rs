@@ -36,6 +36,8 @@ const WORKERS: usize = 4;
 const WORKERS_PER_JOB: usize = WORKERS - 1;
 /// How soon a run asked for tries again when another node runs it or the store is away.
 const ASK_AGAIN_AFTER: Duration = Duration::from_secs(2);
+/// How often an idle worker wakes to finish what the store owes (see `Store::settle_owed`).
+const SETTLE_EVERY: Duration = Duration::from_secs(5);
 /// Retries of one request after a 429, a 5xx or a network failure, before the status turns
 /// yellow (the contract's "past three retries").
 const MAX_RETRIES: u32 = 3;
@@ -302,6 +304,10 @@ impl Drop for SyncWorker {
 fn worker_loop(shared: &Shared) {
     let config = &shared.core.config;
     loop {
+        // Outside the queue's lock: an erasure a reader held back (a disable's checkpoint) is
+        // finished here too, not only at a later sync, which may never come (the last account
+        // disabled, or Google down for all).
+        shared.core.store.settle_owed();
         let task = {
             let mut queue = shared.queue.lock();
             loop {
@@ -313,17 +319,20 @@ fn worker_loop(shared: &Shared) {
                 });
                 if let Some(task) = queue.take_ready(WORKERS_PER_JOB) {
                     let asked = queue.asked.remove(&task);
-                    break (task, asked);
+                    break Some((task, asked));
                 }
-                match queue.next_deadline() {
-                    Some(at) => {
-                        shared.wake.wait_until(&mut queue, at);
-                    }
-                    None => shared.wake.wait(&mut queue),
+                let settle_at = Instant::now() + SETTLE_EVERY;
+                let at = queue
+                    .next_deadline()
+                    .map_or(settle_at, |due| due.min(settle_at));
+                if shared.wake.wait_until(&mut queue, at).timed_out() && at == settle_at {
+                    break None;
                 }
             }
         };
-        let (task, asked) = task;
+        let Some((task, asked)) = task else {
+            continue;
+        };
         let (account, job) = (&task.0, task.1);
 
         // A panic in one run must not take the worker (or the PBX) down with it, nor leave
