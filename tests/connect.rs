@@ -321,27 +321,35 @@ fn the_connection_survives_a_restart_without_google() {
     assert_eq!(plugin.status_value(ACCOUNT)["status"], "connected");
 }
 
+/// The harness's configuration with `domain` on an OAuth client of its own (known to the fake
+/// Google: `{domain}-client.apps.googleusercontent.com`), and that client's redirect URI.
+fn with_a_client_of_its_own(h: &Harness, domain: &str) -> (serde_json::Value, String) {
+    let client_id = format!("{domain}-client.apps.googleusercontent.com");
+    let redirect = format!("http://127.0.0.1:8081/{domain}/callback");
+    h.fake.add_client(Client::new(
+        &client_id,
+        "domain-secret",
+        &[redirect.as_str()],
+    ));
+    let mut config = h.config();
+    config["domains"] = json!({
+        domain: { "client_id": client_id, "client_secret": "domain-secret",
+                  "redirect_uri": redirect }
+    });
+    (config, redirect)
+}
+
 #[test]
 fn a_domain_uses_its_own_oauth_client() {
     let h = Harness::new();
-    let acme_redirect = "http://127.0.0.1:8081/acme/callback";
-    h.fake.add_client(Client::new(
-        "acme-client.apps.googleusercontent.com",
-        "acme-secret",
-        &[acme_redirect],
-    ));
-    let mut config = h.config();
-    config["domains"] = serde_json::json!({
-        "acme.de": { "client_id": "acme-client.apps.googleusercontent.com",
-                     "client_secret": "acme-secret", "redirect_uri": acme_redirect, "region": "DE" }
-    });
+    let (config, acme_redirect) = with_a_client_of_its_own(&h, "acme.de");
     let plugin = h.open_with(&config);
     let url = plugin.auth_url("acme.de/40").unwrap();
     assert_eq!(
         param(&url, "client_id").as_deref(),
-        Some("acme-client.apps.googleusercontent.com")
+        Some("acme.de-client.apps.googleusercontent.com")
     );
-    assert_eq!(param(&url, "redirect_uri").as_deref(), Some(acme_redirect));
+    assert_eq!(param(&url, "redirect_uri"), Some(acme_redirect));
     assert_eq!(h.connect(&plugin, "acme.de/40", ALICE), "acme.de/40");
     // Other domains keep the top-level client.
     let url = plugin.auth_url("other.com").unwrap();
@@ -359,17 +367,7 @@ fn an_account_connected_under_another_client_is_told_to_connect_again() {
     let plugin = h.open();
     h.connect_and_sync(&plugin, MOVED, ALICE);
     drop(plugin);
-    let redirect = "http://127.0.0.1:8081/moved/callback";
-    h.fake.add_client(Client::new(
-        "moved-client.apps.googleusercontent.com",
-        "moved-secret",
-        &[redirect],
-    ));
-    let mut config = h.config();
-    config["domains"] = json!({
-        "moved.example": { "client_id": "moved-client.apps.googleusercontent.com",
-                           "client_secret": "moved-secret", "redirect_uri": redirect }
-    });
+    let (config, _) = with_a_client_of_its_own(&h, "moved.example");
     // The access token expired meanwhile: the next sync refreshes it.
     store_query(&h, "UPDATE accounts SET access_expires_at = 0");
     let plugin = h.open_with(&config);

@@ -552,7 +552,7 @@ fn a_search_covers_every_source_and_names_each_rows_source() {
 fn a_consumer_account_with_the_directory_configured_is_yellow_and_its_other_sources_sync() {
     let h = Harness::new();
     // No directory for gmail.com: it is not a Workspace domain.
-    let carol = "carol@gmail.com";
+    let carol = CONSUMER;
     h.fake.add_user(carol, "Carol Consumer");
     h.fake
         .set_contacts(carol, vec![Src::Contacts.person(0, "A")]);
@@ -583,7 +583,7 @@ fn a_consumer_account_with_the_directory_configured_is_yellow_and_its_other_sour
 #[test]
 fn removing_the_failing_source_from_the_configuration_turns_the_account_green_at_the_next_open() {
     let h = Harness::new();
-    let carol = "carol@gmail.com";
+    let carol = CONSUMER;
     h.fake.add_user(carol, "Carol Consumer");
     h.fake
         .set_contacts(carol, vec![Src::Contacts.person(0, "A")]);
@@ -820,8 +820,8 @@ fn a_reconnect_that_cannot_sync_a_source_erases_what_the_previous_connection_syn
                 .fake
                 .approve_unticking(&url, ALICE, &["contacts.other.readonly"]),
             _ => {
-                h.fake.add_user("carol@gmail.com", "Carol Consumer");
-                h.fake.approve(&url, "carol@gmail.com")
+                h.fake.add_user(CONSUMER, "Carol Consumer");
+                h.fake.approve(&url, CONSUMER)
             }
         }
         .expect("consent");
